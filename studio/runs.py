@@ -1,0 +1,162 @@
+"""Runs: the object the training thread writes and the page reads, and its folder on disk.
+
+One `Run` is shared between the training thread (the only writer) and any number
+of readers (the page's timer, the CLI's progress bar). Readers take a
+`snapshot()`, a plain dict copied under the lock, so they never see a half-updated
+epoch. Everything a run learns is also written to its folder, so a finished run
+outlives the process:
+
+    runs/<run id>/config.json     what was asked, plus what the studio chose
+    runs/<run id>/status.json     status, timings, best epoch (rewritten atomically)
+    runs/<run id>/metrics.jsonl   one JSON line per finished epoch
+    runs/<run id>/samples.csv     exactly which files trained and validated
+    runs/<run id>/model.safetensors   the best model so far (see modelfile)
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import threading
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+from studio import paths
+
+ACTIVE_STATUSES = ("queued", "preparing", "running")
+MODEL_FILE = "model.safetensors"
+
+
+def write_json_atomic(path: Path, data) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(data, indent=2, default=str))
+    os.replace(partial, path)
+
+
+def new_run_id(backbone: str) -> str:
+    return f"{datetime.now():%Y%m%d-%H%M%S}-{backbone}-{uuid.uuid4().hex[:6]}"
+
+
+class Run:
+    """Live state of one training run (thread-safe)."""
+
+    def __init__(self, directory: Path, config: dict):
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.id = self.dir.name
+        self.stop_event = threading.Event()
+        self._lock = threading.Lock()
+        self._state = {
+            "id": self.id, "run_dir": str(self.dir), "config": config, "status": "queued",
+            "phase": "Waiting to start", "message": "", "error": None,
+            "epoch": 0, "epochs": int(config.get("epochs") or 0), "step": 0, "steps": 0,
+            "progress": 0.0, "eta_seconds": None, "history": [], "classes": [],
+            "confusion": None, "per_class": None, "best_val_accuracy": None, "best_epoch": None,
+            "model_path": None, "started": time.time(), "finished": None, "notes": [],
+        }
+        write_json_atomic(self.dir / "config.json", config)
+        self._write_status()
+
+    # -- reading
+    def snapshot(self) -> dict:
+        with self._lock:
+            return copy.deepcopy(self._state)
+
+    @property
+    def status(self) -> str:
+        with self._lock:
+            return self._state["status"]
+
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    # -- writing (training thread)
+    def update(self, **fields) -> None:
+        with self._lock:
+            self._state.update(fields)
+        if {"status", "best_val_accuracy", "error"} & fields.keys():
+            self._write_status()
+
+    def note(self, text: str) -> None:
+        with self._lock:
+            self._state["notes"].append(text)
+
+    def record_epoch(self, metrics: dict, confusion: list, per_class: list) -> None:
+        with self._lock:
+            self._state["history"].append(metrics)
+            self._state["confusion"] = confusion
+            self._state["per_class"] = per_class
+        with open(self.dir / "metrics.jsonl", "a") as handle:
+            handle.write(json.dumps({**metrics, "confusion_matrix": confusion}) + "\n")
+        self._write_status()
+
+    def finish(self, status: str, error: str | None = None) -> None:
+        self.update(status=status, error=error, finished=time.time(), eta_seconds=0 if status == "finished" else None)
+
+    def _write_status(self) -> None:
+        with self._lock:
+            state = {k: v for k, v in self._state.items() if k not in ("history", "confusion", "per_class", "config")}
+        write_json_atomic(self.dir / "status.json", state)
+
+
+class RunBusyError(RuntimeError):
+    """A second training was asked for while one runs."""
+
+
+class JobManager:
+    """Runs one training at a time in a background thread of this process.
+
+    A second Start while one runs is refused (RunBusyError) with what is running
+    and how long it is expected to take.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.current: Run | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self, config: dict, target: Callable[[Run], None], runs_root: Path | None = None) -> Run:
+        with self._lock:
+            if self.current is not None and self.current.is_active():
+                snap = self.current.snapshot()
+                eta = snap.get("eta_seconds")
+                wait = f" about {int(eta)} s left" if eta else ""
+                raise RunBusyError(f"A training run is already going ({snap['id']}, {snap['phase']}{wait}). "
+                                   "Wait for it to finish or stop it first.")
+            root = Path(runs_root) if runs_root else paths.runs_dir()
+            run = Run(root / new_run_id(config.get("backbone", "model")), config)
+            self.current = run
+            self._thread = threading.Thread(target=target, args=(run,), name=f"train-{run.id}", daemon=True)
+            self._thread.start()
+            return run
+
+    def stop(self) -> bool:
+        run = self.current
+        if run is not None and run.is_active():
+            run.stop_event.set()
+            return True
+        return False
+
+    def wait(self, timeout: float | None = None) -> None:
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
+
+MANAGER = JobManager()
+
+
+def load_history(run_dir: Path) -> list[dict]:
+    """Per-epoch metrics of a run folder (a damaged trailing line is ignored)."""
+    rows = []
+    metrics = Path(run_dir) / "metrics.jsonl"
+    if metrics.is_file():
+        for line in metrics.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+    return rows
