@@ -288,3 +288,27 @@ def describe_depth(frozen_groups: int, total_groups: int) -> str:
             f"as pretrained (they detect edges and textures every image has); the last "
             f"{total_groups - frozen_groups} adapt to your images. A middle ground in speed "
             f"and data needs.")
+
+
+def freeze_choices(name: str) -> dict:
+    """How many layer groups a backbone has and what each freeze depth trains.
+
+    Built on an unweighted copy of the architecture (no download), so the Model
+    step can explain the choice before any weights are loaded.
+    """
+    return _freeze_choices_cached(name)
+
+
+def _freeze_choices_cached(name: str, _cache: dict = {}) -> dict:  # noqa: B006 - a small memo
+    if name not in _cache:
+        try:
+            model = timm.create_model(name, pretrained=False, num_classes=2)
+        except RuntimeError as exc:
+            raise BackboneError(f"'{name}' is not a model timm knows.") from exc
+        groups = layer_groups(model)
+        sizes = [sum(dict(model.named_parameters())[n].numel() for n in group) for group in groups]
+        total = sum(p.numel() for p in model.parameters())
+        head = sum(p.numel() for p in model.get_classifier().parameters())
+        trainable = [head + sum(sizes[depth:]) for depth in range(len(groups) + 1)]
+        _cache[name] = {"total_groups": len(groups), "total_params": total, "trainable_params": trainable}
+    return _cache[name]

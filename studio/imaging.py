@@ -81,4 +81,4 @@ def resize_short_side_center_square(image: Image.Image, size: int) -> Image.Imag
 def decode_square(source, size: int) -> np.ndarray:
     """File to a `size` x `size` x 3 uint8 array (see resize_short_side_center_square)."""
     image = open_rgb(source, draft=size)
-    return np.asarray(resize_short_side_center_square(image, size), dtype=np.uint8)
+    return np.array(resize_short_side_center_square(image, size), dtype=np.uint8)

@@ -28,6 +28,7 @@ from studio import paths
 
 ACTIVE_STATUSES = ("queued", "preparing", "running")
 MODEL_FILE = "model.safetensors"
+RUN_FILES = ("config.json", "status.json", "metrics.jsonl", "samples.csv", MODEL_FILE)
 
 
 def write_json_atomic(path: Path, data) -> None:
@@ -46,6 +47,8 @@ class Run:
     def __init__(self, directory: Path, config: dict):
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
+        for leftover in RUN_FILES:  # a folder reused for a new run starts clean
+            (self.dir / leftover).unlink(missing_ok=True)
         self.id = self.dir.name
         self.stop_event = threading.Event()
         self._lock = threading.Lock()
@@ -118,7 +121,8 @@ class JobManager:
         self.current: Run | None = None
         self._thread: threading.Thread | None = None
 
-    def start(self, config: dict, target: Callable[[Run], None], runs_root: Path | None = None) -> Run:
+    def start(self, config: dict, target: Callable[[Run], None], runs_root: Path | None = None,
+              run_dir: Path | None = None) -> Run:
         with self._lock:
             if self.current is not None and self.current.is_active():
                 snap = self.current.snapshot()
@@ -127,7 +131,7 @@ class JobManager:
                 raise RunBusyError(f"A training run is already going ({snap['id']}, {snap['phase']}{wait}). "
                                    "Wait for it to finish or stop it first.")
             root = Path(runs_root) if runs_root else paths.runs_dir()
-            run = Run(root / new_run_id(config.get("backbone", "model")), config)
+            run = Run(Path(run_dir) if run_dir else root / new_run_id(config.get("backbone", "model")), config)
             self.current = run
             self._thread = threading.Thread(target=target, args=(run,), name=f"train-{run.id}", daemon=True)
             self._thread.start()

@@ -311,9 +311,9 @@ def _is_user_error(exc: Exception) -> bool:
     return isinstance(exc, (DatasetError, backbones.BackboneError, ValueError))
 
 
-def start_training(config: TrainConfig) -> Run:
+def start_training(config: TrainConfig, run_dir: str | Path | None = None) -> Run:
     """Resolve the config and train in a background thread; returns the live Run at once."""
     resolved = config.resolved()
     payload = asdict(resolved)
     return MANAGER.start(payload, lambda run: run_training(resolved, run),
-                         Path(resolved.runs_root) if resolved.runs_root else None)
+                         Path(resolved.runs_root) if resolved.runs_root else None, run_dir)

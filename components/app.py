@@ -1,0 +1,66 @@
+"""Assemble the wizard and launch it.
+
+Offline by default: analytics and the version check are off, there is no share
+link, and the theme's fonts are served by Gradio itself (no CDN).
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import gradio as gr  # noqa: E402
+
+from components import data_step, export_step, model_step, train_step, try_step  # noqa: E402
+from studio import paths  # noqa: E402
+
+STEPS = [("data", "1. Data"), ("model", "2. Model"), ("train", "3. Train"), ("try", "4. Try it"),
+         ("export", "5. Export")]
+
+
+def header_html() -> str:
+    logo = (paths.ASSETS_DIR / "logo.svg").read_text()
+    return (f"<div id='ts-header'>{logo}<div><h1>Transfer Studio</h1>"
+            "<p>Your photos + a pretrained network = your own image classifier, in minutes.</p></div></div>")
+
+
+def build() -> gr.Blocks:
+    with gr.Blocks(title="Transfer Studio", analytics_enabled=False) as demo:
+        gr.HTML(header_html())
+        data_source = gr.State(None)
+        run_dir = gr.State(None)
+        with gr.Tabs(selected="data") as tabs:
+            with gr.Tab(STEPS[0][1], id="data"):
+                data_ui = data_step.render()
+            with gr.Tab(STEPS[1][1], id="model"):
+                model_ui = model_step.render()
+            with gr.Tab(STEPS[2][1], id="train"):
+                train_ui = train_step.render()
+            with gr.Tab(STEPS[3][1], id="try"):
+                try_ui = try_step.render()
+            with gr.Tab(STEPS[4][1], id="export"):
+                export_ui = export_step.render()
+        data_step.bind(data_ui, data_source)
+        model_step.bind(model_ui)
+        train_step.bind(train_ui, data_source, model_ui, run_dir)
+        try_step.bind(try_ui, run_dir)
+        export_step.bind(export_ui, run_dir)
+        for ui, target in ((data_ui, "model"), (model_ui, "train"), (train_ui, "try"), (try_ui, "export")):
+            ui.next.click(lambda t=target: gr.Tabs(selected=t), None, tabs, api_visibility="private")
+    return demo
+
+
+def theme() -> gr.themes.Base:
+    return gr.themes.Default(primary_hue="blue", neutral_hue="slate", text_size="lg")
+
+
+def launch(host: str = "127.0.0.1", port: int = 7860, block: bool = True):
+    """Start the server; returns (demo, url) when block is False (tests)."""
+    demo = build()
+    demo.queue(default_concurrency_limit=4)
+    _, url, _ = demo.launch(server_name=host, server_port=port, share=False, inbrowser=False,
+                            prevent_thread_lock=not block, show_error=False, theme=theme(),
+                            css_paths=[paths.ASSETS_DIR / "studio.css"], allowed_paths=[str(paths.EXAMPLE_DATASET)],
+                            favicon_path=str(paths.ASSETS_DIR / "logo.svg"), quiet=not block)
+    return demo, url

@@ -1,0 +1,100 @@
+"""Step 3, Train: start and stop a run; watch curves and the confusion matrix live.
+
+The run trains in a background thread; this page only polls it (a gr.Timer),
+so reloading the page re-attaches to the run instead of losing it.
+"""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import gradio as gr
+
+from components import views
+from studio import backbones
+from studio.runs import MANAGER, RunBusyError
+from studio.training import TrainConfig, start_training
+
+LR_CHOICES = ["Auto", "0.01", "0.003", "0.001", "0.0003", "0.0001"]
+
+
+def freeze_argument(backbone: str, depth: float) -> str:
+    total = backbones.freeze_choices(backbone)["total_groups"]
+    return "all" if int(depth) >= total else str(int(depth))
+
+
+def start(data_source, backbone, depth, epochs, lr, batch_size):
+    """Start a run; returns (status markdown, run folder)."""
+    if not data_source:
+        return "**Choose data first** (step 1: use the example or upload a .zip).", gr.skip()
+    try:
+        config = TrainConfig(data=data_source, backbone=backbone, freeze=freeze_argument(backbone, depth),
+                             epochs=int(epochs), lr=None if lr in (None, "Auto") else float(lr),
+                             batch_size=int(batch_size))
+        run = start_training(config)
+    except RunBusyError as exc:
+        gr.Warning(str(exc))
+        return f"**Not started.** {exc}", gr.skip()
+    except (ValueError, backbones.BackboneError) as exc:
+        return f"**Not started.** {exc}", gr.skip()
+    return "**Starting…**", run.snapshot()["run_dir"]
+
+
+def stop():
+    if MANAGER.stop():
+        return "**Stopping after the current batch…** The best model so far is kept."
+    return "Nothing is training right now."
+
+
+def poll(seen: dict | None):
+    """Everything the live view shows; plots are only resent when an epoch finished."""
+    run = MANAGER.current
+    snapshot = run.snapshot() if run else None
+    key = None if snapshot is None else [snapshot["id"], len(snapshot["history"]), snapshot["status"]]
+    changed = key != (seen or {}).get("key")
+    status, progress = views.status_line(snapshot), views.progress_html(snapshot)
+    if not changed:
+        return status, progress, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    history = snapshot["history"] if snapshot else []
+    classes = snapshot["classes"] if snapshot else []
+    return (status, progress, views.curves(history, "loss"), views.curves(history, "accuracy"),
+            views.confusion_html(snapshot and snapshot["confusion"], classes),
+            views.per_class_table(snapshot and snapshot["per_class"]), {"key": key})
+
+
+def render() -> SimpleNamespace:
+    gr.Markdown("Training shows the network your photos a number of times (**epochs**), "
+                "and checks it on the held-out validation photos after each one.")
+    with gr.Row():
+        epochs = gr.Slider(1, 50, value=10, step=1, label="Epochs",
+                           info="How many passes over your photos. More is slower; the best epoch is kept.")
+        lr = gr.Dropdown(LR_CHOICES, value="Auto", label="Learning rate",
+                         info="How big each correction is. Auto picks a safe value for the chosen freeze depth.")
+        batch = gr.Dropdown([8, 16, 32, 64], value=32, label="Batch size",
+                            info="Photos per step. Smaller uses less memory.")
+    with gr.Row():
+        start_button = gr.Button("Start training", variant="primary", elem_id="start-training")
+        stop_button = gr.Button("Stop", variant="stop", elem_id="stop-training")
+    status = gr.Markdown(views.status_line(None), elem_id="train-status")
+    progress = gr.HTML("", elem_id="train-progress")
+    with gr.Row():
+        loss_plot = gr.LinePlot(views.curves([], "loss"), x="epoch", y="value", color="series",
+                                title="Loss (lower is better)", height=260, x_title="epoch", y_title="loss")
+        acc_plot = gr.LinePlot(views.curves([], "accuracy"), x="epoch", y="value", color="series",
+                               title="Accuracy (higher is better)", height=260, y_lim=[0, 1],
+                               x_title="epoch", y_title="accuracy")
+    with gr.Row():
+        confusion = gr.HTML(views.confusion_html(None, []), label="Confusion matrix", elem_id="confusion")
+        per_class = gr.Dataframe(views.per_class_table(None), label="Per-class results", interactive=False)
+    next_button = gr.Button("Next: try it →")
+    return SimpleNamespace(epochs=epochs, lr=lr, batch=batch, start=start_button, stop=stop_button,
+                           status=status, progress=progress, loss=loss_plot, accuracy=acc_plot,
+                           confusion=confusion, per_class=per_class, next=next_button,
+                           timer=gr.Timer(1.0), seen=gr.State(None))
+
+
+def bind(ui: SimpleNamespace, data_source: gr.State, model_ui: SimpleNamespace, run_dir: gr.State) -> None:
+    ui.start.click(start, [data_source, model_ui.backbone, model_ui.freeze, ui.epochs, ui.lr, ui.batch],
+                   [ui.status, run_dir], api_name="start_training")
+    ui.stop.click(stop, None, ui.status, api_name="stop_training")
+    ui.timer.tick(poll, ui.seen, [ui.status, ui.progress, ui.loss, ui.accuracy, ui.confusion, ui.per_class,
+                                  ui.seen], api_name="poll_training", show_progress="hidden")

@@ -1,0 +1,64 @@
+"""Step 4, Try it: classify a new photo with the trained model."""
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import gradio as gr
+
+from studio.imaging import ImageDecodeError
+from studio.inference import Predictor
+from studio.modelfile import ModelFileError
+from studio.runs import MANAGER, MODEL_FILE
+
+UNSURE_BELOW = 0.6
+_predictors: dict[tuple[str, float], Predictor] = {}
+
+
+def model_path(run_dir: str | None) -> Path | None:
+    """The model of this session's run, else of the studio's latest run."""
+    for candidate in (run_dir, MANAGER.current and str(MANAGER.current.dir)):
+        if candidate and (Path(candidate) / MODEL_FILE).is_file():
+            return Path(candidate) / MODEL_FILE
+    return None
+
+
+def predictor_for(path: Path) -> Predictor:
+    key = (str(path), path.stat().st_mtime)
+    if key not in _predictors:
+        _predictors.clear()
+        _predictors[key] = Predictor(path)
+    return _predictors[key]
+
+
+def classify(image, run_dir: str | None):
+    """(label dict for gr.Label, advice markdown)."""
+    if image is None:
+        return None, "Upload a photo or take one with the webcam."
+    path = model_path(run_dir)
+    if path is None:
+        return None, "**No trained model yet.** Train one in step 3 first."
+    try:
+        top = predictor_for(path).predict([image], top_k=5)[0]
+    except (ModelFileError, ImageDecodeError) as exc:
+        return None, f"**Could not classify this image:** {exc}"
+    best_class, best_p = top[0]
+    advice = (f"The model says **{best_class}** ({best_p:.0%} sure)." if best_p >= UNSURE_BELOW else
+              f"**The model is unsure** (best guess {best_class}, {best_p:.0%}). The photo may show "
+              "something unlike the training photos.")
+    return {name: p for name, p in top}, advice
+
+
+def render() -> SimpleNamespace:
+    gr.Markdown("Give the model a photo it has never seen.")
+    with gr.Row():
+        image = gr.Image(type="pil", sources=["upload", "webcam", "clipboard"], label="Photo", height=320)
+        with gr.Column():
+            label = gr.Label(num_top_classes=5, label="What the model sees")
+            advice = gr.Markdown("", elem_id="try-advice")
+    next_button = gr.Button("Next: export →")
+    return SimpleNamespace(image=image, label=label, advice=advice, next=next_button)
+
+
+def bind(ui: SimpleNamespace, run_dir: gr.State) -> None:
+    ui.image.change(classify, [ui.image, run_dir], [ui.label, ui.advice], api_name="classify")

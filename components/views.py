@@ -1,0 +1,99 @@
+"""Pure functions that turn engine objects into what the page shows.
+
+Kept apart from the event wiring so they can be tested without a browser, and so
+every step shows the same facts the same way.
+"""
+from __future__ import annotations
+
+import html
+
+import pandas as pd
+
+STATUS_WORDS = {"queued": "Waiting to start", "preparing": "Getting ready", "running": "Training",
+                "finished": "Finished", "stopped": "Stopped", "failed": "Failed"}
+
+
+def curves(history: list[dict], metric: str) -> pd.DataFrame:
+    """Train and validation values of `metric` ('loss' or 'accuracy') per epoch, long format."""
+    rows = []
+    for entry in history:
+        rows.append({"epoch": entry["epoch"], "value": entry[f"train_{metric}"], "series": "train"})
+        rows.append({"epoch": entry["epoch"], "value": entry[f"val_{metric}"], "series": "validation"})
+    return pd.DataFrame(rows, columns=["epoch", "value", "series"])
+
+
+def confusion_html(matrix: list[list[int]] | None, classes: list[str]) -> str:
+    """The confusion matrix as a heatmap table: rows true class, columns predicted class."""
+    if not matrix:
+        return "<div class='ts-empty'>The confusion matrix appears after the first epoch.</div>"
+    head = "".join(f"<th scope='col'>{html.escape(c)}</th>" for c in classes)
+    body = []
+    for i, row in enumerate(matrix):
+        total = sum(row) or 1
+        cells = []
+        for j, count in enumerate(row):
+            share = count / total
+            hue = 145 if i == j else 5
+            style = f"background: hsla({hue}, 65%, 45%, {0.08 + 0.85 * share:.2f});"
+            cells.append(f"<td style='{style}' title='true {html.escape(classes[i])}, predicted "
+                         f"{html.escape(classes[j])}: {count} of {sum(row)}'>{count}</td>")
+        body.append(f"<tr><th scope='row'>{html.escape(classes[i])}</th>{''.join(cells)}</tr>")
+    return ("<table class='ts-confusion'><caption>Rows: true class. Columns: what the model said.</caption>"
+            f"<thead><tr><th></th>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
+
+
+def per_class_table(per_class: list[dict] | None) -> pd.DataFrame:
+    columns = ["class", "precision", "recall", "f1", "support"]
+    return pd.DataFrame(per_class or [], columns=columns)
+
+
+def status_line(snapshot: dict | None) -> str:
+    """One plain-words sentence about where the run stands."""
+    if not snapshot:
+        return "No training yet. Choose data and a model, then press **Start training**."
+    status = snapshot["status"]
+    history = snapshot["history"]
+    if status == "failed":
+        return f"**Training failed:** {html.escape(snapshot.get('error') or 'unknown error')}"
+    if status in ("queued", "preparing") or (status == "running" and not history):
+        return f"**{html.escape(snapshot.get('phase') or STATUS_WORDS[status])}…**"
+    last = history[-1] if history else None
+    best = snapshot.get("best_val_accuracy")
+    text = f"Epoch {last['epoch']} of {snapshot['epochs']}, validation accuracy {last['val_accuracy']:.0%}" if last else ""
+    if status == "running":
+        trend = "still improving" if best is not None and last["val_accuracy"] >= best else f"best so far {best:.0%}"
+        return f"**Training.** {text}, {trend}."
+    if status == "finished":
+        return (f"**Finished.** Best validation accuracy {best:.1%} (epoch {snapshot['best_epoch']}). "
+                "Go on to **Try it** or **Export**.")
+    if status == "stopped":
+        kept = f" The best model so far ({best:.1%}) is kept." if best is not None else ""
+        return f"**Stopped.** {text}.{kept}"
+    return text
+
+
+def progress_html(snapshot: dict | None) -> str:
+    if not snapshot:
+        return ""
+    fraction = max(0.0, min(1.0, snapshot.get("progress") or 0.0))
+    eta = snapshot.get("eta_seconds")
+    active = snapshot["status"] in ("queued", "preparing", "running")
+    eta_text = f" · about {_duration(eta)} left" if eta and active else ""
+    step = ""
+    if active and snapshot.get("steps"):
+        step = f" · {snapshot['step']} / {snapshot['steps']}"
+    phase = html.escape(snapshot.get("phase") or "")
+    return (f"<div class='ts-progress' role='progressbar' aria-valuenow='{fraction * 100:.0f}' aria-valuemin='0' "
+            f"aria-valuemax='100'><div class='ts-progress-fill' style='width:{fraction * 100:.1f}%'></div></div>"
+            f"<div class='ts-progress-text'>{fraction:.0%} · {phase}{step}{eta_text}</div>")
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 60} min {seconds % 60} s" if seconds >= 60 else f"{seconds} s"
+
+
+def counts_frame(counts: pd.DataFrame) -> pd.DataFrame:
+    """Class x split counts in long format for a bar chart."""
+    long = counts.reset_index().melt(id_vars="label", var_name="split", value_name="images")
+    return long.rename(columns={"label": "class"})

@@ -1,0 +1,200 @@
+"""`studio`: the command line over the same engine the page uses.
+
+User mistakes (a missing folder, an unknown backbone, a damaged model file) end
+in one clear line on stderr and a non-zero exit, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+def _fail(message: str, code: int = EXIT_ERROR) -> int:
+    print(f"studio: error: {message}", file=sys.stderr)
+    return code
+
+
+def _bar(snapshot: dict, width: int = 30) -> str:
+    fraction = snapshot.get("progress") or 0.0
+    filled = int(width * fraction)
+    eta = snapshot.get("eta_seconds")
+    eta_text = f" ETA {int(eta)}s" if eta else ""
+    return f"\r[{'#' * filled}{'.' * (width - filled)}] {fraction:4.0%} {snapshot.get('phase', '')[:50]:<50}{eta_text:<10}"
+
+
+def cmd_train(args) -> int:
+    from studio.data import DatasetError, check_trainable, open_dataset
+    from studio.runs import MANAGER
+    from studio.training import TrainConfig, start_training
+
+    try:
+        check_trainable(open_dataset(args.data, args.val_fraction, args.seed))
+    except DatasetError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    config = TrainConfig(data=str(Path(args.data).resolve()), backbone=args.backbone or "", freeze=args.freeze,
+                         epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
+                         val_fraction=args.val_fraction, device=args.device)
+    started = time.perf_counter()
+    run = start_training(config, run_dir=args.out)
+    try:
+        while run.is_active():
+            if not args.quiet:
+                print(_bar(run.snapshot()), end="", file=sys.stderr, flush=True)
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        run.stop_event.set()
+        print("\nstopping after the current batch...", file=sys.stderr)
+    MANAGER.wait()
+    snap = run.snapshot()
+    if not args.quiet:
+        print(_bar(snap), file=sys.stderr)
+    if snap["status"] == "failed":
+        return _fail(snap["error"] or "training failed")
+    result = {
+        "status": snap["status"], "classes": snap["classes"], "best_val_accuracy": snap["best_val_accuracy"],
+        "best_epoch": snap["best_epoch"], "epochs_run": len(snap["history"]),
+        "train_seconds": round(time.perf_counter() - started, 2),
+        "confusion_matrix": snap.get("best_confusion"), "history": snap["history"],
+        "backbone": snap["config"]["backbone"], "freeze": snap.get("freeze"),
+        "choices": snap["config"].get("choices", {}), "skipped": snap.get("dataset", {}).get("skipped", []),
+        "run_dir": snap["run_dir"], "model_path": snap["model_path"],
+    }
+    print(json.dumps(result))
+    return 0
+
+
+def _expand_images(items: list[str]) -> list[Path]:
+    from studio.imaging import is_image_name
+    files: list[Path] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.is_file() and is_image_name(p)))
+        else:
+            files.append(path)
+    return files
+
+
+def cmd_predict(args) -> int:
+    from studio.imaging import ImageDecodeError
+    from studio.inference import Predictor
+    from studio.modelfile import ModelFileError
+
+    try:
+        predictor = Predictor(args.model)
+    except ModelFileError as exc:
+        return _fail(str(exc))
+    status = 0
+    for image in _expand_images(args.images):
+        try:
+            top = predictor.predict([image], args.top_k)[0]
+        except (ImageDecodeError, FileNotFoundError) as exc:
+            print(f"studio: {image}: {exc}", file=sys.stderr)
+            status = EXIT_ERROR
+            continue
+        if args.json:
+            print(json.dumps({"image": str(image), "predictions": [{"class": c, "probability": round(p, 5)} for c, p in top]}))
+        else:
+            print(f"{image}: " + ", ".join(f"{c} {p:.1%}" for c, p in top))
+    return status
+
+
+def cmd_export(args) -> int:
+    import shutil
+
+    from studio import export
+    from studio.modelfile import ModelFileError, read_metadata
+    from studio.runs import MODEL_FILE
+
+    source = Path(args.run)
+    model_path = source / MODEL_FILE if source.is_dir() else source
+    try:
+        read_metadata(model_path)
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        if args.format == "model":
+            target = out / "model.safetensors"
+            shutil.copyfile(model_path, target)
+        else:
+            target = export.export_torchscript(model_path, out / "model.torchscript.pt")
+    except ModelFileError as exc:
+        return _fail(str(exc))
+    print(json.dumps({"format": args.format, "path": str(target), "bytes": target.stat().st_size}))
+    return 0
+
+
+def cmd_backbones(args) -> int:
+    from studio.backbones import catalog
+    rows = catalog()
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    for row in rows:
+        top1 = f"{row['imagenet_top1']:.1f}%" if row["imagenet_top1"] else "  -  "
+        print(f"{row['name']:<24} {row['params_m']:>5.1f}M  top-1 {top1}  {row['status']:<8}  {row['availability']}")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from components.app import launch
+    launch(host=args.host, port=args.port)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="studio", description="Transfer Studio: train an image classifier on your photos.")
+    sub = parser.add_subparsers(dest="command")
+
+    serve = sub.add_parser("serve", help="launch the studio in the browser (the default)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=7860)
+    serve.set_defaults(func=cmd_serve)
+
+    train = sub.add_parser("train", help="train headless; prints one JSON line at the end")
+    train.add_argument("data", help="folder of class folders, or with train/ and val/ folders, or a .zip of either")
+    train.add_argument("--backbone", default="", help="timm model name (default: the first available offline)")
+    train.add_argument("--freeze", default="all", help="'all' (only the new head trains) or a number of leading layer groups to keep frozen (0 = fine-tune everything)")
+    train.add_argument("--epochs", type=int, default=None)
+    train.add_argument("--lr", type=float, default=None, help="learning rate of the new head")
+    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--val-fraction", type=float, default=0.2, help="held out for validation when the data has no val/ folder")
+    train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    train.add_argument("--out", default=None, help="run folder (default: a new folder in the workspace)")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(func=cmd_train)
+
+    predict = sub.add_parser("predict", help="classify images with a trained model file")
+    predict.add_argument("model", help="model.safetensors or an exported TorchScript file")
+    predict.add_argument("images", nargs="+", help="image files or folders")
+    predict.add_argument("--top-k", type=int, default=3)
+    predict.add_argument("--json", action="store_true", help="one JSON line per image")
+    predict.set_defaults(func=cmd_predict)
+
+    export = sub.add_parser("export", help="export a run's model")
+    export.add_argument("run", help="a run folder or its model.safetensors")
+    export.add_argument("--format", choices=["model", "torchscript"], default="model")
+    export.add_argument("--out", required=True)
+    export.set_defaults(func=cmd_export)
+
+    listing = sub.add_parser("backbones", help="list the backbones and whether each can be had now")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=cmd_backbones)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args = parser.parse_args(["serve", *(argv or [])])
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130

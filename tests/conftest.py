@@ -1,0 +1,70 @@
+"""Shared fixtures: a private workspace, small real datasets, one trained run.
+
+Everything here is real: packaged ImageNet weights, real photos (the example
+ants/bees copy in assets/), real files on disk.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+
+import pytest
+
+WORKSPACE = Path(tempfile.mkdtemp(prefix="studio-tests-"))
+os.environ["STUDIO_HOME"] = str(WORKSPACE / "home")
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+
+from studio import paths  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATASETS = REPO.parent / "shared" / "datasets"
+EXAMPLE = paths.EXAMPLE_DATASET
+
+
+def example_files(split: str, label: str, count: int) -> list[Path]:
+    files = sorted((EXAMPLE / split / label).iterdir())
+    return [f for f in files if f.suffix.lower() in (".jpg", ".jpeg")][:count]
+
+
+def make_subset(root: Path, train: int, val: int) -> Path:
+    """A copy of the first images of each example class, in train/ and val/ folders."""
+    for split, count in (("train", train), ("val", val)):
+        for label in ("ants", "bees"):
+            target = root / split / label
+            target.mkdir(parents=True, exist_ok=True)
+            for file in example_files(split, label, count):
+                shutil.copyfile(file, target / file.name)
+    return root
+
+
+@pytest.fixture(scope="session")
+def small_dataset() -> Path:
+    """24 training and 10 validation photos per class: small enough to train in seconds."""
+    return make_subset(WORKSPACE / "small", train=24, val=10)
+
+
+@pytest.fixture(scope="session")
+def trained_run(small_dataset):
+    """One real feature-extraction run on the small dataset (shared by predict/export tests)."""
+    from studio.runs import MANAGER
+    from studio.training import TrainConfig, start_training
+
+    run = start_training(TrainConfig(data=str(small_dataset), backbone="mobilenetv2_100", freeze="all",
+                                     epochs=3, feature_views=2))
+    MANAGER.wait()
+    snapshot = run.snapshot()
+    assert snapshot["status"] == "finished", snapshot["error"]
+    return snapshot
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(WORKSPACE, ignore_errors=True)
