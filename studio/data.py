@@ -103,7 +103,7 @@ def extract_zip(archive: Path, destination: Path | None = None) -> Path:
             parts = [p for p in name.split("/") if p not in ("", ".")]
             mode = member.external_attr >> 16
             if (member.is_dir() or not parts or name.startswith("/") or ".." in parts
-                    or (mode and not stat.S_ISREG(mode))):
+                    or stat.S_IFMT(mode) not in (0, stat.S_IFREG)):  # links, devices, fifos
                 continue
             target = (partial / Path(*parts)).resolve()
             if not str(target).startswith(str(partial.resolve()) + os.sep):
@@ -128,7 +128,8 @@ def _unwrap(folder: Path) -> Path:
     while True:
         dirs = _visible_dirs(folder)
         files = [p for p in folder.iterdir() if p.is_file() and not _is_junk(p.name)]
-        if len(dirs) == 1 and not files and dirs[0].name.lower() not in SPLIT_NAMES:
+        if (len(dirs) == 1 and not files and dirs[0].name.lower() not in SPLIT_NAMES
+                and _visible_dirs(dirs[0])):
             folder = dirs[0]
         else:
             return folder
@@ -237,6 +238,10 @@ def open_dataset(source: str | Path, val_fraction: float = 0.2, seed: int = 0) -
 
 def check_trainable(dataset: Dataset) -> None:
     """Raise DatasetError, in words, if no classifier can be trained on this data."""
+    loose = [s for s in dataset.skipped if s["reason"] == "file outside a class folder" and is_image_name(s["path"])]
+    if len(dataset.samples) == 0 and loose:
+        raise DatasetError(f"Found {len(loose)} images but no class folders. Put the images of each class "
+                           "in a folder named after the class (e.g. cats/, dogs/), then zip the folders.")
     if len(dataset.samples) == 0:
         raise DatasetError("No usable images found. Put images in one folder per class "
                            "(e.g. cats/, dogs/), or in train/ and val/ folders that hold class folders.")

@@ -1,0 +1,121 @@
+"""Reading datasets: layouts, zips, junk and broken files, the split."""
+import os
+import zipfile
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from studio.data import DatasetError, check_trainable, extract_zip, open_dataset, stratified_split
+
+
+def _images(folder: Path, count: int, color=(200, 10, 10), ext=".jpg"):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        Image.new("RGB", (64, 48), color).save(folder / f"img {i}{ext}")
+
+
+def test_class_folders_get_a_stratified_validation_split(tmp_path):
+    _images(tmp_path / "cats", 10)
+    _images(tmp_path / "dogs", 5, ext=".PNG")
+    dataset = open_dataset(tmp_path)
+    assert dataset.classes == ["cats", "dogs"] and dataset.split_source == "auto"
+    counts = dataset.counts()
+    assert counts.loc["cats", "val"] == 2 and counts.loc["dogs", "val"] == 1
+    again = open_dataset(tmp_path)
+    assert again.samples.equals(dataset.samples)
+
+
+@pytest.mark.parametrize("val_name", ["val", "valid", "validation", "test"])
+def test_split_folders_are_recognised(tmp_path, val_name):
+    for cls in ("a", "b"):
+        _images(tmp_path / "train" / cls, 4)
+        _images(tmp_path / val_name / cls, 2)
+    dataset = open_dataset(tmp_path)
+    assert dataset.split_source.startswith("folders")
+    assert len(dataset.split("val")) == 4 and len(dataset.split("train")) == 8
+
+
+def test_junk_never_becomes_a_class_and_bad_files_are_listed(tmp_path):
+    _images(tmp_path / "a", 3)
+    _images(tmp_path / "b", 3)
+    _images(tmp_path / ".ipynb_checkpoints", 2)
+    _images(tmp_path / "__MACOSX" / "a", 1)
+    (tmp_path / "a" / ".DS_Store").write_bytes(b"\0\0")
+    (tmp_path / "a" / "notes.txt").write_text("hello")
+    (tmp_path / "b" / "empty.jpg").write_bytes(b"")
+    (tmp_path / "b" / "broken.jpg").write_bytes(b"\xff\xd8garbage")
+    dataset = open_dataset(tmp_path)
+    assert dataset.classes == ["a", "b"]
+    reasons = {Path(s["path"]).name: s["reason"] for s in dataset.skipped}
+    assert "not an image" in reasons["notes.txt"]
+    assert "empty" in reasons["empty.jpg"]
+    assert "not a readable image" in reasons["broken.jpg"]
+    assert "hidden" in reasons[".DS_Store"] or "system" in reasons[".DS_Store"]
+    assert ".ipynb_checkpoints" in reasons and "__MACOSX" in reasons
+    assert len(dataset.samples) == 6
+
+
+def test_zip_with_wrapping_folder(tmp_path):
+    source = tmp_path / "src"
+    _images(source / "my data" / "red", 3)
+    _images(source / "my data" / "blue", 3, color=(0, 0, 255))
+    archive = tmp_path / "data.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for file in source.rglob("*.jpg"):
+            zf.write(file, file.relative_to(source))
+        zf.writestr("__MACOSX/my data/._x.jpg", b"junk")
+    dataset = open_dataset(archive)
+    assert dataset.classes == ["blue", "red"] and len(dataset.samples) == 6
+
+
+def test_zip_members_cannot_escape_their_folder(tmp_path):
+    archive = tmp_path / "evil.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("../../escaped.txt", "x")
+        zf.writestr("/abs/escaped2.txt", "x")
+        link = zipfile.ZipInfo("a/link")
+        link.external_attr = (0o120777 << 16)
+        zf.writestr(link, "/etc/passwd")
+        zf.writestr("a/ok.txt", "fine")
+    target = tmp_path / "deep" / "out"
+    extract_zip(archive, target)
+    written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert written == ["deep/out/.complete", "deep/out/a/ok.txt", "evil.zip"]
+    assert not os.path.lexists(target / "a" / "link")
+
+
+def test_not_a_zip_and_missing_folder_are_clear_errors(tmp_path):
+    fake = tmp_path / "fake.zip"
+    fake.write_text("nope")
+    with pytest.raises(DatasetError, match="not a readable .zip"):
+        open_dataset(fake)
+    with pytest.raises(DatasetError, match="does not exist"):
+        open_dataset(tmp_path / "missing")
+
+
+def test_one_class_cannot_train(tmp_path):
+    _images(tmp_path / "only", 5)
+    with pytest.raises(DatasetError, match="at least two classes"):
+        check_trainable(open_dataset(tmp_path))
+    with pytest.raises(DatasetError, match="no class folders"):
+        check_trainable(open_dataset(tmp_path / "only"))
+
+
+def test_stratified_split_is_proportional_and_seeded():
+    labels = ["a"] * 50 + ["b"] * 10 + ["c"] * 1
+    split = stratified_split(labels, 0.2, seed=3)
+    val = Counter(label for label, s in zip(labels, split) if s == "val")
+    assert val == {"a": 10, "b": 2}
+    assert split == stratified_split(labels, 0.2, seed=3)
+    assert split != stratified_split(labels, 0.2, seed=4)
+
+
+def test_real_example_dataset_reads_as_the_user_expects():
+    from studio.paths import EXAMPLE_DATASET
+    dataset = open_dataset(EXAMPLE_DATASET)
+    counts = dataset.counts()
+    assert counts.loc["ants", "train"] == 124 and counts.loc["bees", "val"] == 83
+    names = set(Path(p).name for p in dataset.samples.path)
+    assert "formica.jpeg" in names and "imageNotFound.gif" in names

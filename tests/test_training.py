@@ -1,0 +1,108 @@
+"""The trainer on real photos and real weights: it learns, stops, keeps the best, refuses a second run."""
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from studio import backbones, modelfile
+from studio.runs import MANAGER, MODEL_FILE, RunBusyError
+from studio.training import TrainConfig, Trainer, start_training
+
+
+def test_feature_extraction_run_learns_and_writes_its_folder(trained_run):
+    run_dir = Path(trained_run["run_dir"])
+    history = trained_run["history"]
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert trained_run["best_val_accuracy"] >= 0.8, history  # zero-shot chance is 0.5
+    assert trained_run["classes"] == ["ants", "bees"]
+    matrix = trained_run["best_confusion"]
+    assert sum(map(sum, matrix)) == 20
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 3 and "confusion_matrix" in json.loads(lines[0])
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["status"] == "finished"
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["backbone"] == "mobilenetv2_100" and config["freeze"] == "all"
+    model, meta = modelfile.load(run_dir / MODEL_FILE)
+    assert meta["classes"] == ["ants", "bees"] and meta["summary"]["epoch"] == trained_run["best_epoch"]
+
+
+def test_partial_fine_tune_changes_only_unfrozen_layers(small_dataset, tmp_path):
+    from studio.runs import Run
+    config = TrainConfig(data=str(small_dataset), backbone="mobilenetv2_100", freeze="5", epochs=1,
+                         batch_size=16).resolved()
+    run = Run(tmp_path / "run", {"epochs": 1})
+    trainer = Trainer(config, run)
+    trainer.train()
+    model = trainer.model
+    reference = backbones.create_model("mobilenetv2_100", 2)
+    ref_params = dict(reference.named_parameters())
+    ref_buffers = dict(reference.named_buffers())
+    groups = backbones.layer_groups(model)
+    for name, param in model.named_parameters():
+        frozen = any(name in g for g in groups[:5])
+        same = torch.equal(param.detach().cpu(), ref_params[name].detach())
+        assert same == frozen, name
+    # running statistics of frozen BatchNorm layers are untouched
+    assert torch.equal(dict(model.named_buffers())["bn1.running_mean"], ref_buffers["bn1.running_mean"])
+    assert not torch.equal(dict(model.named_buffers())["blocks.6.0.bn1.running_mean"],
+                           ref_buffers["blocks.6.0.bn1.running_mean"])
+    assert run.snapshot()["history"][0]["val_accuracy"] > 0
+
+
+def test_stop_keeps_finished_epochs_and_a_second_start_is_refused(small_dataset):
+    run = start_training(TrainConfig(data=str(small_dataset), backbone="mobilenetv2_100", freeze="4",
+                                     epochs=30, batch_size=8))
+    with pytest.raises(RunBusyError, match="already going"):
+        start_training(TrainConfig(data=str(small_dataset)))
+    deadline = time.time() + 120
+    while not run.snapshot()["history"] and time.time() < deadline:
+        time.sleep(0.2)
+    MANAGER.stop()
+    MANAGER.wait(120)
+    snapshot = run.snapshot()
+    assert snapshot["status"] == "stopped"
+    assert 1 <= len(snapshot["history"]) < 30
+    lines = (run.dir / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == len(snapshot["history"])
+    assert (run.dir / MODEL_FILE).is_file() and not list(run.dir.glob("*.partial"))
+
+
+def test_undecodable_image_is_skipped_and_listed(small_dataset, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(small_dataset, data)
+    bad = data / "train" / "ants" / "looks_fine.jpg"
+    good = next((data / "train" / "bees").iterdir()).read_bytes()
+    bad.write_bytes(good[:400])  # a truncated JPEG: header reads, pixels do not
+    run = start_training(TrainConfig(data=str(data), backbone="mobilenetv2_100", epochs=1, feature_views=1))
+    MANAGER.wait()
+    snapshot = run.snapshot()
+    assert snapshot["status"] == "finished", snapshot["error"]
+    skipped = {Path(s["path"]).name: s["reason"] for s in snapshot["dataset"]["skipped"]}
+    assert "looks_fine.jpg" in skipped
+    used = (run.dir / "samples.csv").read_text()
+    assert "looks_fine.jpg" not in used
+
+
+def test_bad_data_fails_the_run_with_a_message(tmp_path):
+    (tmp_path / "only").mkdir()
+    run = start_training(TrainConfig(data=str(tmp_path), backbone="mobilenetv2_100", epochs=1))
+    MANAGER.wait()
+    snapshot = run.snapshot()
+    assert snapshot["status"] == "failed" and "No usable images" in snapshot["error"]
+    assert "Traceback" not in snapshot["error"]
+
+
+def test_same_seed_same_result_on_cpu(small_dataset, tmp_path):
+    from studio.runs import Run
+    results = []
+    for i in range(2):
+        config = TrainConfig(data=str(small_dataset), backbone="mobilenetv2_100", epochs=2,
+                             feature_views=2, seed=7).resolved()
+        run = Run(tmp_path / f"r{i}", {"epochs": 2})
+        Trainer(config, run).train()
+        results.append([h["val_loss"] for h in run.snapshot()["history"]])
+    assert results[0] == results[1]
