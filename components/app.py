@@ -62,5 +62,6 @@ def launch(host: str = "127.0.0.1", port: int = 7860, block: bool = True):
     _, url, _ = demo.launch(server_name=host, server_port=port, share=False, inbrowser=False,
                             prevent_thread_lock=not block, show_error=False, theme=theme(),
                             css_paths=[paths.ASSETS_DIR / "studio.css"], allowed_paths=[str(paths.EXAMPLE_DATASET)],
-                            favicon_path=str(paths.ASSETS_DIR / "logo.svg"), quiet=not block)
+                            favicon_path=str(paths.ASSETS_DIR / "logo.svg"), quiet=not block,
+                            footer_links=["api"])
     return demo, url

@@ -72,9 +72,11 @@ def use_upload(file) -> tuple:
 def render() -> SimpleNamespace:
     gr.Markdown("Give the studio some labelled photos: one folder per class, zipped. "
                 "No data at hand? The example has photos of **ants and bees**.")
-    with gr.Row(equal_height=True):
-        example = gr.Button("Use the example: ants vs bees", variant="primary", scale=1)
-        upload = gr.File(label="…or upload a .zip of class folders", file_types=[".zip"], scale=2)
+    with gr.Row():
+        with gr.Column(scale=1):
+            example = gr.Button("Use the example: ants vs bees", variant="primary")
+            gr.Markdown("398 photos from ImageNet, already split into train and val.")
+        upload = gr.File(label="…or upload a .zip of class folders", file_types=[".zip"], scale=2, height=140)
     summary = gr.Markdown("No data chosen yet.", elem_id="data-summary")
     with gr.Row():
         chart = gr.BarPlot(None, x="class", y="images", color="split", label="Images per class",

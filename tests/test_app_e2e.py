@@ -1,0 +1,80 @@
+"""The real studio server driven through gradio_client, as the page drives it."""
+import re
+import time
+
+import pytest
+from gradio_client import Client, handle_file
+
+from conftest import example_files, free_port
+
+
+@pytest.fixture(scope="module")
+def server():
+    from components.app import launch
+    demo, url = launch(port=free_port(), block=False)
+    yield url
+    demo.close()
+
+
+def test_wizard_end_to_end(server, tmp_path):
+    from studio.runs import MANAGER
+    MANAGER.wait()  # nothing else may be training
+    client = Client(server, verbose=False)
+    summary = client.predict(api_name="/use_example")[0]
+    assert "2 classes" in summary
+
+    status = client.predict("mobilenetv2_100", 8, 3, "Auto", 32, api_name="/start_training")
+    assert "Starting" in status or "Not started" not in status
+    second = Client(server, verbose=False)
+    second.predict(api_name="/use_example")
+    refused = second.predict("mobilenetv2_100", 8, 3, "Auto", 32, api_name="/start_training")
+    assert "already going" in refused
+
+    seen_epochs, deadline, final = set(), time.time() + 240, None
+    while time.time() < deadline:
+        status, progress, loss, accuracy, confusion, per_class = client.predict(api_name="/poll_training")
+        if isinstance(accuracy, dict) and accuracy.get("data"):
+            seen_epochs.add(len(accuracy["data"]) // 2)
+        if status.startswith("**Finished") or "failed" in status:
+            final = (status, loss, accuracy, confusion, per_class)
+            break
+        time.sleep(1)
+    assert final and final[0].startswith("**Finished"), final
+    status, loss, accuracy, confusion, per_class = final
+    assert len(accuracy["data"]) == 6  # 3 epochs x (train, validation)
+    assert len(loss["data"]) == 6
+    cells = [int(v) for v in re.findall(r"<td[^>]*>(\d+)</td>", confusion)]
+    assert sum(cells) == 153 and "ants" in confusion and "bees" in confusion
+    assert per_class["data"][0][0] == "ants"
+
+    bee = example_files("val", "bees", 40)[-1]
+    label, advice = client.predict(handle_file(str(bee)), api_name="/classify")
+    assert label["label"] == "bees", label
+
+    download, message = client.predict("TorchScript (.pt: runs with PyTorch alone)", api_name="/export_model")
+    from studio.inference import Predictor
+    assert Predictor(download).predict([bee])[0][0][0] == "bees"
+
+
+def test_reloaded_page_reattaches_to_the_running_job(server, small_dataset):
+    """A new browser session (a reload) sees the run another session started."""
+    from studio.runs import MANAGER
+    MANAGER.wait()
+    first = Client(server, verbose=False)
+    first.predict(api_name="/use_example")
+    first.predict("mobilenetv2_100", 4, 30, "Auto", 8, api_name="/start_training")
+    reloaded = Client(server, verbose=False)
+    deadline = time.time() + 180
+    status, curve_lengths = "", []
+    while time.time() < deadline:
+        status, _, _, accuracy, _, _ = reloaded.predict(api_name="/poll_training")
+        if isinstance(accuracy, dict) and accuracy.get("data"):
+            curve_lengths.append(len(accuracy["data"]))
+        if "Epoch 2 of 30" in status:
+            break
+        time.sleep(0.5)
+    assert "Epoch 2 of 30" in status, status
+    assert curve_lengths[-1] == 4 and 2 in curve_lengths  # the curves grew epoch by epoch
+    assert "Stopping" in reloaded.predict(api_name="/stop_training")
+    MANAGER.wait(120)
+    assert reloaded.predict(api_name="/poll_training")[0].startswith("**Stopped")

@@ -1,0 +1,69 @@
+"""UI handlers called as Gradio calls them, without a browser."""
+import zipfile
+
+import pandas as pd
+
+from components import data_step, export_step, model_step, train_step, try_step, views
+from studio import backbones
+
+
+def test_example_data_is_described():
+    source, summary, chart, gallery, skipped = data_step.use_example()
+    assert source and "2 classes" in summary and "398" in summary
+    assert set(chart["class"]) == {"ants", "bees"} and chart.images.sum() == 398
+    assert {caption for _, caption in gallery} == {"ants", "bees"}
+    assert list(skipped.columns) == ["path", "reason"]
+
+
+def test_upload_zip_and_wrong_file(small_dataset, tmp_path):
+    archive = tmp_path / "photos.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for file in small_dataset.rglob("*.jpg"):
+            zf.write(file, "wrapped/" + str(file.relative_to(small_dataset)))
+    source, summary, chart, _, _ = data_step.use_upload(str(archive))
+    assert source and "68 images" in summary
+    source, summary, *_ = data_step.use_upload(str(tmp_path / "notes.txt"))
+    assert source is None and ".zip" in summary
+    source, summary, *_ = data_step.use_upload(None)
+    assert source is None
+
+
+def test_freeze_explanation_follows_the_slider():
+    total = backbones.freeze_choices("mobilenetv2_100")["total_groups"]
+    head_only = model_step.freeze_explanation("mobilenetv2_100", total)
+    everything = model_step.freeze_explanation("mobilenetv2_100", 0)
+    assert "Feature extraction" in head_only and "Full fine-tuning" in everything
+    assert "(100.0%)" in everything
+    details, slider, text = model_step.on_backbone_change("tf_efficientnet_lite0")
+    assert "EfficientNet-Lite0" in details and "Feature extraction" in text
+    labels = dict((value, label) for label, value in model_step.backbone_choices())
+    assert "offline" in labels["mobilenetv2_100"]
+
+
+def test_train_handlers_without_data_or_model():
+    message, _ = train_step.start(None, "mobilenetv2_100", 8, 2, "Auto", 32)
+    assert "Choose data first" in message
+    assert train_step.freeze_argument("mobilenetv2_100", 8) == "all"
+    assert train_step.freeze_argument("mobilenetv2_100", 3) == "3"
+
+
+def test_views_escape_user_text_and_shape_curves():
+    html = views.confusion_html([[3, 1], [0, 4]], ["<script>x</script>", "b"])
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    frame = views.curves([{"epoch": 1, "train_loss": 1.0, "val_loss": 0.8, "train_accuracy": 0.5,
+                           "val_accuracy": 0.6}], "accuracy")
+    assert isinstance(frame, pd.DataFrame) and len(frame) == 2 and set(frame.series) == {"train", "validation"}
+    assert "No training yet" in views.status_line(None)
+
+
+def test_try_and_export_with_a_trained_run(trained_run):
+    from PIL import Image
+    from conftest import example_files
+    image = Image.open(example_files("val", "bees", 30)[-1])
+    label, advice = try_step.classify(image, trained_run["run_dir"])
+    assert set(label) == {"ants", "bees"} and abs(sum(label.values()) - 1) < 1e-4
+    assert "bees" in advice or "unsure" in advice
+    path, message = export_step.export_model(list(export_step.FORMATS)[1], trained_run["run_dir"])
+    assert path.endswith(".pt") and "Ready" in message
+    label, advice = try_step.classify(None, trained_run["run_dir"])
+    assert label is None
