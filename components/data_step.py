@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import html
+from pathlib import Path
 from types import SimpleNamespace
 
 import gradio as gr
@@ -9,19 +10,40 @@ import pandas as pd
 
 from components import views
 from studio import paths
-from studio.data import DatasetError, check_trainable, open_dataset
+import json
+import tempfile
+
+from studio.data import DatasetError, open_dataset
+from studio.doctor import DEFAULT_EXCLUDE, diagnose
 from studio.imaging import ImageDecodeError, open_rgb
 
 SAMPLES_PER_CLASS = 6
+SEVERITY_ICON = {"error": "⛔", "warning": "⚠️", "info": "ℹ️"}
+EXCLUDE_LABELS = {"exact_duplicates": "Extra copies of identical files",
+                  "near_duplicates": "Extra copies of near-identical pictures",
+                  "conflicting_labels": "Pictures that appear in more than one class",
+                  "train_val_leak": "Training copies of validation pictures (leakage)",
+                  "tiny_images": "Images smaller than 32 px"}
 
 
-def describe(source: str) -> tuple:
-    """(dataset root or None, summary markdown, counts for the chart, gallery items, skipped table)."""
+def _empty(message: str) -> tuple:
+    return (None, message, None, [], _skipped(None), "", gr.Dropdown(choices=[], value=None),
+            gr.CheckboxGroup(choices=[], value=[]), None, {})
+
+
+def describe(source: str, progress=None) -> tuple:
+    """Everything the Data step shows about a dataset, in the order of `outputs` in bind():
+
+    (dataset root or None, summary, chart, sample gallery, skipped table, findings markdown,
+    finding picker, leave-out choices, report file, {finding kind: paths}).
+    """
     try:
         dataset = open_dataset(source)
-        check_trainable(dataset)
     except DatasetError as exc:
-        return None, f"### This data can't be used yet\n{html.escape(str(exc))}", None, [], _skipped(None)
+        return _empty(f"### This data can't be used yet\n{html.escape(str(exc))}")
+    report = diagnose(dataset, progress)
+    if not report.trainable:
+        return _empty(f"### This data can't be used yet\n{html.escape(report.reason)}")
     counts = dataset.counts()
     lines = [f"### {len(dataset.classes)} classes, {len(dataset.samples):,} images",
              "| class | " + " | ".join(counts.columns) + " |", "|---|" + "---|" * len(counts.columns)]
@@ -34,7 +56,43 @@ def describe(source: str) -> tuple:
         lines.append(f"\n**{len(dataset.skipped)} file(s) skipped** (listed below, with the reason). "
                      "Your files are not changed.")
     lines.append("\nNext: **2. Model**.")
-    return str(dataset.root), "\n".join(lines), views.counts_frame(counts), _gallery(dataset), _skipped(dataset.skipped)
+    findings = [f for f in report.findings if f.paths or f.severity != "info"]
+    finding_md = _findings_markdown(findings)
+    picker = gr.Dropdown(choices=[(f"{SEVERITY_ICON[f.severity]} {f.kind.replace('_', ' ')} ({len(f.paths)})",
+                                   f.kind) for f in findings if f.paths],
+                         value=next((f.kind for f in findings if f.paths), None))
+    excludable = [k for k in EXCLUDE_LABELS if report.by_kind(k) and report.by_kind(k).exclude]
+    leave_out = gr.CheckboxGroup(choices=[(EXCLUDE_LABELS[k], k) for k in excludable],
+                                 value=[k for k in excludable if k in DEFAULT_EXCLUDE])
+    report_file = Path(tempfile.mkdtemp(prefix="studio-report-")) / "data-report.json"
+    report_file.write_text(json.dumps(report.to_dict(dataset), indent=2))
+    paths_by_kind = {f.kind: f.paths for f in findings if f.paths}
+    return (str(dataset.root), "\n".join(lines), views.counts_frame(counts), _gallery(dataset),
+            _skipped(dataset.skipped), finding_md, picker, leave_out, str(report_file), paths_by_kind)
+
+
+def _findings_markdown(findings) -> str:
+    if not findings:
+        return "### Data check: no problems found ✅"
+    lines = [f"### Data check: {len(findings)} finding(s)"]
+    for f in findings:
+        lines.append(f"- {SEVERITY_ICON[f.severity]} **{f.kind.replace('_', ' ')}**: {html.escape(f.message)}")
+    lines.append("\nPick a finding below to see its files. Choose what to leave out of training; "
+                 "your files are never changed.")
+    return "\n".join(lines)
+
+
+def finding_gallery(kind: str | None, paths_by_kind: dict | None) -> list:
+    """Thumbnails of the files of one finding, captioned class/file name."""
+    items = []
+    for path in (paths_by_kind or {}).get(kind, [])[:48]:
+        try:
+            image = open_rgb(path, draft=192)
+        except ImageDecodeError:
+            continue
+        image.thumbnail((192, 192))
+        items.append((image, "/".join(Path(path).parts[-2:])))
+    return items
 
 
 def _gallery(dataset) -> list:
@@ -61,11 +119,11 @@ def use_example() -> tuple:
 
 def use_upload(file) -> tuple:
     if not file:
-        return None, "Choose a .zip file first.", None, [], _skipped(None)
+        return _empty("Choose a .zip file first.")
     path = file if isinstance(file, str) else getattr(file, "name", str(file))
     if not path.lower().endswith(".zip"):
-        return None, ("### Please upload a .zip file\nZip a folder that holds one folder per class "
-                      "(or train/ and val/ folders that hold class folders)."), None, [], _skipped(None)
+        return _empty("### Please upload a .zip file\nZip a folder that holds one folder per class "
+                      "(or train/ and val/ folders that hold class folders).")
     return describe(path)
 
 
@@ -85,12 +143,23 @@ def render() -> SimpleNamespace:
                              allow_preview=True, object_fit="cover")
     skipped = gr.Dataframe(_skipped(None), label="Files not used, and why", interactive=False,
                            wrap=True, max_height=200)
+    findings = gr.Markdown("", elem_id="data-findings")
+    with gr.Row():
+        with gr.Column(scale=1):
+            picker = gr.Dropdown([], label="Show the files of", interactive=True)
+            leave_out = gr.CheckboxGroup([], label="Leave out of training",
+                                         info="Suggested choices are ticked. Nothing is deleted.")
+            report = gr.File(label="Download the data report (JSON)", interactive=False)
+        finding_files = gr.Gallery(label="Files concerned", columns=6, height=300, scale=2, object_fit="cover")
     next_button = gr.Button("Next: choose a model →")
     return SimpleNamespace(example=example, upload=upload, summary=summary, chart=chart, gallery=gallery,
-                           skipped=skipped, next=next_button)
+                           skipped=skipped, findings=findings, picker=picker, leave_out=leave_out,
+                           report=report, finding_files=finding_files, paths=gr.State({}), next=next_button)
 
 
 def bind(ui: SimpleNamespace, data_source: gr.State) -> None:
-    outputs = [data_source, ui.summary, ui.chart, ui.gallery, ui.skipped]
+    outputs = [data_source, ui.summary, ui.chart, ui.gallery, ui.skipped, ui.findings, ui.picker,
+               ui.leave_out, ui.report, ui.paths]
     ui.example.click(use_example, None, outputs, api_name="use_example")
     ui.upload.upload(use_upload, ui.upload, outputs, api_name="use_upload")
+    ui.picker.change(finding_gallery, [ui.picker, ui.paths], ui.finding_files, api_name="finding_files")

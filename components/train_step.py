@@ -22,14 +22,14 @@ def freeze_argument(backbone: str, depth: float) -> str:
     return "all" if int(depth) >= total else str(int(depth))
 
 
-def start(data_source, backbone, depth, epochs, lr, batch_size):
+def start(data_source, backbone, depth, epochs, lr, batch_size, leave_out=None):
     """Start a run; returns (status markdown, run folder)."""
     if not data_source:
         return "**Choose data first** (step 1: use the example or upload a .zip).", gr.skip()
     try:
         config = TrainConfig(data=data_source, backbone=backbone, freeze=freeze_argument(backbone, depth),
                              epochs=int(epochs), lr=None if lr in (None, "Auto") else float(lr),
-                             batch_size=int(batch_size))
+                             batch_size=int(batch_size), exclude=list(leave_out or []))
         run = start_training(config)
     except RunBusyError as exc:
         gr.Warning(str(exc))
@@ -92,8 +92,9 @@ def render() -> SimpleNamespace:
                            timer=gr.Timer(1.0), seen=gr.State(None))
 
 
-def bind(ui: SimpleNamespace, data_source: gr.State, model_ui: SimpleNamespace, run_dir: gr.State) -> None:
-    ui.start.click(start, [data_source, model_ui.backbone, model_ui.freeze, ui.epochs, ui.lr, ui.batch],
+def bind(ui: SimpleNamespace, data_source: gr.State, model_ui: SimpleNamespace, run_dir: gr.State,
+         leave_out: gr.CheckboxGroup) -> None:
+    ui.start.click(start, [data_source, model_ui.backbone, model_ui.freeze, ui.epochs, ui.lr, ui.batch, leave_out],
                    [ui.status, run_dir], api_name="start_training")
     ui.stop.click(stop, None, ui.status, api_name="stop_training")
     ui.timer.tick(poll, ui.seen, [ui.status, ui.progress, ui.loss, ui.accuracy, ui.confusion, ui.per_class,

@@ -30,6 +30,7 @@ def _bar(snapshot: dict, width: int = 30) -> str:
 
 def cmd_train(args) -> int:
     from studio.data import DatasetError, check_trainable, open_dataset
+    from studio.doctor import DEFAULT_EXCLUDE
     from studio.runs import MANAGER
     from studio.training import TrainConfig, start_training
 
@@ -39,7 +40,8 @@ def cmd_train(args) -> int:
         return _fail(str(exc), EXIT_USAGE)
     config = TrainConfig(data=str(Path(args.data).resolve()), backbone=args.backbone or "", freeze=args.freeze,
                          epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
-                         val_fraction=args.val_fraction, device=args.device)
+                         val_fraction=args.val_fraction, device=args.device,
+                         exclude=[] if args.keep_all else (args.exclude or list(DEFAULT_EXCLUDE)))
     started = time.perf_counter()
     run = start_training(config, run_dir=args.out)
     try:
@@ -66,6 +68,38 @@ def cmd_train(args) -> int:
         "run_dir": snap["run_dir"], "model_path": snap["model_path"],
     }
     print(json.dumps(result))
+    return 0
+
+
+def cmd_doctor(args) -> int:
+    from studio.data import DatasetError, open_dataset
+    from studio.doctor import diagnose
+
+    try:
+        dataset = open_dataset(args.data, args.val_fraction, args.seed)
+    except DatasetError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    progress = None if args.json else (lambda d, t: print(f"\rchecking {d}/{t}", end="", file=sys.stderr))
+    report = diagnose(dataset, progress)
+    if args.json:
+        print(json.dumps(report.to_dict(dataset)))
+    else:
+        print(file=sys.stderr)
+        counts = dataset.counts()
+        print(f"{len(dataset.classes)} classes, {len(dataset.samples)} images ({dataset.split_source} split)")
+        print(counts.to_string())
+        for finding in report.findings:
+            print(f"\n[{finding.severity}] {finding.kind}: {finding.message}")
+            for path in finding.paths[:10]:
+                print(f"    {path}")
+            if len(finding.paths) > 10:
+                print(f"    ... and {len(finding.paths) - 10} more")
+        print(f"\n{len(dataset.skipped)} file(s) skipped" + (":" if dataset.skipped else "."))
+        for row in dataset.skipped[:20]:
+            print(f"    {row['path']}: {row['reason']}")
+    if not report.trainable:
+        print(f"studio: cannot train on this data: {report.reason}", file=sys.stderr)
+        return EXIT_USAGE
     return 0
 
 
@@ -168,7 +202,18 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     train.add_argument("--out", default=None, help="run folder (default: a new folder in the workspace)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--exclude", action="append", metavar="KIND",
+                       help="leave out the files of this data-check finding (repeatable; default: "
+                            "exact_duplicates and train_val_leak; see `studio doctor`)")
+    train.add_argument("--keep-all", action="store_true", help="train on every readable file, leave nothing out")
     train.set_defaults(func=cmd_train)
+
+    doctor = sub.add_parser("doctor", help="check a dataset for what would ruin a model")
+    doctor.add_argument("data")
+    doctor.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    doctor.add_argument("--val-fraction", type=float, default=0.2)
+    doctor.add_argument("--seed", type=int, default=0)
+    doctor.set_defaults(func=cmd_doctor)
 
     predict = sub.add_parser("predict", help="classify images with a trained model file")
     predict.add_argument("model", help="model.safetensors or an exported TorchScript file")

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from studio import augment, backbones, evaluation, modelfile
 from studio.data import Dataset, check_trainable, open_dataset
+from studio.doctor import DEFAULT_EXCLUDE, apply_exclusions, diagnose
 from studio.pixels import cache_side, decode_all
 from studio.runs import MANAGER, MODEL_FILE, Run
 
@@ -46,6 +47,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     label_smoothing: float = 0.1
     device: str = "auto"
+    exclude: list = field(default_factory=lambda: list(DEFAULT_EXCLUDE))  # doctor findings to leave out
     runs_root: str | None = None
     choices: dict = field(default_factory=dict)   # what the recipe decided, in words
 
@@ -121,6 +123,10 @@ class Trainer:
         run.update(status="preparing", phase="Reading the dataset")
         dataset = open_dataset(cfg.data, cfg.val_fraction, cfg.seed)
         check_trainable(dataset)
+        run.update(phase="Checking the data")
+        report = diagnose(dataset, lambda d, t: self._progress("Checking the data", d, t, 0.0, 0.05))
+        dataset = apply_exclusions(dataset, report, cfg.exclude)
+        check_trainable(dataset)
         classes = dataset.classes
         run.update(classes=classes, phase="Loading the pretrained backbone")
         model = backbones.create_model(cfg.backbone, len(classes))
@@ -145,7 +151,7 @@ class Trainer:
         side = cache_side(prep)
         samples = dataset.samples[dataset.samples.split.isin(["train", "val"])].reset_index(drop=True)
         files = samples.path.tolist()
-        pixels, failures = decode_all(files, side, lambda d, t: self._progress("Preparing images", d, t, 0.0, 0.15),
+        pixels, failures = decode_all(files, side, lambda d, t: self._progress("Preparing images", d, t, 0.05, 0.10),
                                       self.run.stop_event.is_set)
         self._check_stop()
         if failures:

@@ -8,7 +8,9 @@ from studio import backbones
 
 
 def test_example_data_is_described():
-    source, summary, chart, gallery, skipped = data_step.use_example()
+    source, summary, chart, gallery, skipped, findings, picker, leave_out, report, paths = data_step.use_example()
+    assert "no problems found" in findings and paths == {}
+    assert '"trainable": true' in open(report).read()
     assert source and "2 classes" in summary and "398" in summary
     assert set(chart["class"]) == {"ants", "bees"} and chart.images.sum() == 398
     assert {caption for _, caption in gallery} == {"ants", "bees"}
@@ -20,7 +22,7 @@ def test_upload_zip_and_wrong_file(small_dataset, tmp_path):
     with zipfile.ZipFile(archive, "w") as zf:
         for file in small_dataset.rglob("*.jpg"):
             zf.write(file, "wrapped/" + str(file.relative_to(small_dataset)))
-    source, summary, chart, _, _ = data_step.use_upload(str(archive))
+    source, summary, chart, *_ = data_step.use_upload(str(archive))
     assert source and "68 images" in summary
     source, summary, *_ = data_step.use_upload(str(tmp_path / "notes.txt"))
     assert source is None and ".zip" in summary

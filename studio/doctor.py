@@ -1,0 +1,305 @@
+"""The dataset doctor: find what would ruin a model before it is trained.
+
+One pass over the files (threaded; JPEGs decoded in draft mode at a small size)
+learns each image's format, size, a byte hash and a perceptual hash; the checks
+below only read those facts. Every finding names the files concerned and says in
+plain words why it matters and what the studio will do. Nothing is deleted or
+changed: the user decides what to exclude, and training then uses exactly the
+files the report says it uses.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from PIL import Image
+
+from studio.data import Dataset
+from studio.imaging import open_rgb
+
+MIN_SIDE = 32                 # px: below this an image carries almost nothing for a 224 px network
+MAX_ASPECT = 4.0              # wider or taller than 4:1 loses most of the picture in a square crop
+MAX_PIXELS = 100_000_000      # above this the header alone refuses it (decompression bomb)
+NEAR_DUPLICATE_BITS = 4       # of 64 dHash bits: re-encoded or resized copies differ by a few
+NEAR_DUPLICATE_COLOUR = 20    # mean 8x8 RGB difference (0-255): flat pictures share hashes, not colours
+IMBALANCE_RATIO = 3.0         # largest / smallest class
+MIN_TRAIN_PER_CLASS = 5
+MIN_VAL_PER_CLASS = 2
+EXTENSION_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".gif": "GIF",
+                     ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
+
+ERROR, WARNING, INFO = "error", "warning", "info"
+DEFAULT_EXCLUDE = ("exact_duplicates", "train_val_leak")  # safe to leave out without asking
+EXCLUDABLE = ("exact_duplicates", "near_duplicates", "conflicting_labels", "train_val_leak", "tiny_images",
+              "unreadable")
+
+
+@dataclass
+class Finding:
+    kind: str
+    severity: str
+    message: str
+    paths: list[str] = field(default_factory=list)
+    # files the studio leaves out if the user accepts the suggestion (subset of paths)
+    exclude: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ImageFacts:
+    path: str
+    bytes_hash: str = ""
+    dhash: int | None = None
+    width: int = 0
+    height: int = 0
+    format: str = ""
+    thumb: np.ndarray | None = None   # 8x8 RGB: confirms a hash match is the same picture, not just flat
+    error: str | None = None
+
+
+@dataclass
+class Report:
+    findings: list[Finding]
+    facts: dict[str, ImageFacts]
+    trainable: bool
+    reason: str = ""
+
+    def to_dict(self, dataset: Dataset) -> dict:
+        counts = dataset.counts()
+        return {"root": str(dataset.root), "classes": {c: {s: int(counts.loc[c, s]) for s in counts.columns}
+                                                     for c in dataset.classes},
+                "images": int(len(dataset.samples)), "split_source": dataset.split_source,
+                "skipped": dataset.skipped, "findings": [asdict(f) for f in self.findings],
+                "trainable": self.trainable, "reason": self.reason}
+
+    def by_kind(self, kind: str) -> Finding | None:
+        return next((f for f in self.findings if f.kind == kind), None)
+
+
+def dhash(image: Image.Image) -> int:
+    """64-bit difference hash: survives re-encoding and resizing, not a different photo."""
+    small = np.asarray(image.convert("L").resize((9, 8), Image.Resampling.BILINEAR), dtype=np.int16)
+    bits = (small[:, 1:] > small[:, :-1]).flatten()
+    return int(np.packbits(bits).view(">u8")[0])
+
+
+def inspect(path: str) -> ImageFacts:
+    """What the doctor needs to know about one file (never raises)."""
+    facts = ImageFacts(path)
+    try:
+        data = Path(path).read_bytes()
+        facts.bytes_hash = hashlib.sha1(data).hexdigest()
+        with Image.open(path) as image:
+            facts.format, (facts.width, facts.height) = image.format or "", image.size
+        if facts.width * facts.height > MAX_PIXELS:
+            facts.error = (f"{facts.width}x{facts.height} pixels: too large to open safely "
+                           "(possible decompression bomb); refused without decoding")
+            return facts
+        small = open_rgb(path, draft=64)
+        facts.dhash = dhash(small)
+        facts.thumb = np.asarray(small.resize((8, 8), Image.Resampling.BOX), dtype=np.int16)
+    except Exception as exc:  # any unreadable file is a finding, not a crash
+        facts.error = f"not a readable image ({exc.__class__.__name__}: {exc})"[:300]
+    return facts
+
+
+def gather(paths: list[str], progress: Callable[[int, int], None] | None = None) -> dict[str, ImageFacts]:
+    facts: dict[str, ImageFacts] = {}
+    with ThreadPoolExecutor(max(1, min(8, os.cpu_count() or 1))) as pool:
+        for done, result in enumerate(pool.map(inspect, paths), start=1):
+            facts[result.path] = result
+            if progress and (done % 64 == 0 or done == len(paths)):
+                progress(done, len(paths))
+    return facts
+
+
+def _near_duplicate_pairs(hashes: np.ndarray, max_bits: int) -> list[tuple[int, int]]:
+    """Index pairs whose 64-bit hashes differ in at most max_bits bits (blockwise, vectorised)."""
+    pairs = []
+    as_bytes = hashes.astype(">u8").view(np.uint8).reshape(-1, 8)
+    popcount = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
+    block = 1024
+    for start in range(0, len(hashes), block):
+        chunk = as_bytes[start:start + block]
+        distance = popcount[chunk[:, None, :] ^ as_bytes[None, :, :]].sum(axis=2)
+        rows, cols = np.nonzero(distance <= max_bits)
+        for r, c in zip(rows + start, cols):
+            if r < c:
+                pairs.append((int(r), int(c)))
+    return pairs
+
+
+def _same_colours(a: ImageFacts, b: ImageFacts) -> bool:
+    return float(np.abs(a.thumb - b.thumb).mean()) <= NEAR_DUPLICATE_COLOUR
+
+
+def _groups(pairs: list[tuple[int, int]], n: int) -> list[list[int]]:
+    parent = list(range(n))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+    for a, b in pairs:
+        parent[find(a)] = find(b)
+    groups: dict[int, list[int]] = {}
+    for i in range(n):
+        groups.setdefault(find(i), []).append(i)
+    return [g for g in groups.values() if len(g) > 1]
+
+
+def _duplicate_findings(samples, groups: list[list[int]], near: bool) -> list[Finding]:
+    """Sort duplicate groups into: same class, different classes, train/val leak."""
+    same, conflict, leak = [], [], []
+    for group in groups:
+        rows = samples.iloc[group]
+        if rows.label.nunique() > 1:
+            conflict.append(rows)
+        elif rows.split.nunique() > 1:
+            leak.append(rows)
+        else:
+            same.append(rows)
+    word = "Near-duplicates (the same picture re-encoded or resized)" if near else "Exact duplicates (identical files)"
+    findings = []
+    if same:
+        paths = [p for rows in same for p in rows.path]
+        extra = [p for rows in same for p in rows.path.iloc[1:]]
+        findings.append(Finding("near_duplicates" if near else "exact_duplicates", WARNING,
+                                f"{word}: {len(same)} group(s) in the same class. Copies add no information "
+                                f"and count twice. Suggestion: keep one of each ({len(extra)} file(s) left out).",
+                                paths, extra))
+    if conflict:
+        paths = [p for rows in conflict for p in rows.path]
+        findings.append(Finding("conflicting_labels", ERROR,
+                                f"{len(conflict)} picture(s) appear in more than one class"
+                                f"{' (as near-copies)' if near else ''}. The model is told the same image is "
+                                "two different things. Suggestion: leave them all out, or move each to its one "
+                                "right class.", paths, paths))
+    if leak:
+        paths = [p for rows in leak for p in rows.path]
+        in_train = [p for rows in leak for p in rows[rows.split == "train"].path]
+        findings.append(Finding("train_val_leak", ERROR,
+                                f"{len(leak)} picture(s) are in both training and validation"
+                                f"{' (as near-copies)' if near else ''}. Validation accuracy would be inflated: "
+                                "the model is tested on photos it trained on. Suggestion: leave the training "
+                                f"copies out ({len(in_train)} file(s)).", paths, in_train))
+    return findings
+
+
+def diagnose(dataset: Dataset, progress: Callable[[int, int], None] | None = None) -> Report:
+    """Check a dataset; returns every finding, and whether a classifier can be trained on it."""
+    samples = dataset.samples.reset_index(drop=True)
+    facts = gather(samples.path.tolist(), progress)
+    findings: list[Finding] = []
+
+    junk = [s["path"] for s in dataset.skipped if "system or hidden" in s["reason"]]
+    if junk:
+        findings.append(Finding("junk", INFO, f"{len(junk)} system or hidden file(s) (__MACOSX, .DS_Store, "
+                                "Thumbs.db, hidden folders) are not data: ignored, never a class.", junk))
+    other = [s["path"] for s in dataset.skipped if s["path"] not in junk]
+    if other:
+        findings.append(Finding("not_images", WARNING, f"{len(other)} file(s) are not usable images (not an "
+                                "image, empty, or unreadable) and are left out. See the skipped list for each reason.",
+                                other))
+    broken = [p for p, f in facts.items() if f.error]
+    if broken:
+        findings.append(Finding("unreadable", ERROR, f"{len(broken)} image(s) cannot be decoded (truncated, "
+                                "corrupt or too large). They are left out of training.", broken, broken))
+    lying = [p for p, f in facts.items() if not f.error and f.format and
+             EXTENSION_FORMATS.get(Path(p).suffix.lower()) not in (None, f.format)]
+    if lying:
+        findings.append(Finding("wrong_extension", INFO, f"{len(lying)} file(s) have an extension that does not "
+                                "match their content (e.g. a PNG named .jpg). The studio reads them by content, "
+                                "but other tools may not.", lying))
+    tiny = [p for p, f in facts.items() if not f.error and min(f.width, f.height) < MIN_SIDE]
+    if tiny:
+        findings.append(Finding("tiny_images", WARNING, f"{len(tiny)} image(s) are smaller than {MIN_SIDE} px "
+                                "on a side; enlarged to the network's input size they carry little detail.",
+                                tiny, tiny))
+    wide = [p for p, f in facts.items() if not f.error and f.height and
+            max(f.width / f.height, f.height / f.width) > MAX_ASPECT]
+    if wide:
+        findings.append(Finding("extreme_aspect", WARNING, f"{len(wide)} image(s) are more than {MAX_ASPECT:g} "
+                                "times wider than tall (or the reverse); the centre square the network sees "
+                                "misses most of them.", wide))
+
+    usable = samples[samples.path.map(lambda p: not facts[p].error)].reset_index(drop=True)
+    by_hash: dict[str, list[int]] = {}
+    for i, p in enumerate(usable.path):
+        by_hash.setdefault(facts[p].bytes_hash, []).append(i)
+    exact_groups = [g for g in by_hash.values() if len(g) > 1]
+    findings += _duplicate_findings(usable, exact_groups, near=False)
+    exact_members = {i for g in exact_groups for i in g[1:]}
+    candidates = [i for i in range(len(usable)) if i not in exact_members]
+    if candidates:
+        hashes = np.array([facts[usable.path[i]].dhash for i in candidates], dtype=np.uint64)
+        pairs = [(candidates[a], candidates[b]) for a, b in _near_duplicate_pairs(hashes, NEAR_DUPLICATE_BITS)]
+        pairs = [(a, b) for a, b in pairs if _same_colours(facts[usable.path[a]], facts[usable.path[b]])]
+        findings += _duplicate_findings(usable, _groups(pairs, len(usable)), near=True)
+
+    findings += _balance_findings(dataset, usable)
+    trainable, reason = _trainability(dataset, usable)
+    if not trainable:
+        findings.insert(0, Finding("not_trainable", ERROR, reason))
+    return Report(findings, facts, trainable, reason)
+
+
+def _balance_findings(dataset: Dataset, usable) -> list[Finding]:
+    findings = []
+    train_counts = usable[usable.split == "train"].label.value_counts().reindex(dataset.classes, fill_value=0)
+    val_counts = usable[usable.split == "val"].label.value_counts().reindex(dataset.classes, fill_value=0)
+    if len(train_counts) >= 2 and train_counts.min() > 0 and train_counts.max() / train_counts.min() >= IMBALANCE_RATIO:
+        big, small = train_counts.idxmax(), train_counts.idxmin()
+        findings.append(Finding("class_imbalance", WARNING,
+                                f"Classes are unbalanced: '{big}' has {train_counts.max()} training images, "
+                                f"'{small}' only {train_counts.min()}. A model can score well by mostly guessing "
+                                f"'{big}'; watch the per-class results, and add images to the small classes if you can."))
+    few_train = [c for c in dataset.classes if 0 < train_counts[c] < MIN_TRAIN_PER_CLASS]
+    if few_train:
+        findings.append(Finding("too_few_images", WARNING,
+                                "Too few training images in: " + ", ".join(f"'{c}' ({train_counts[c]}, add "
+                                f"{MIN_TRAIN_PER_CLASS - train_counts[c]}+)" for c in few_train)
+                                + f". Aim for at least {MIN_TRAIN_PER_CLASS}, better 20 or more per class."))
+    few_val = [c for c in dataset.classes if val_counts[c] < MIN_VAL_PER_CLASS]
+    if few_val:
+        findings.append(Finding("too_few_validation", WARNING,
+                                "Too few validation images to judge: " + ", ".join(f"'{c}' ({val_counts[c]})"
+                                                                                  for c in few_val)
+                                + f". With fewer than {MIN_VAL_PER_CLASS} per class, accuracy numbers mean little."))
+    return findings
+
+
+def _trainability(dataset: Dataset, usable) -> tuple[bool, str]:
+    classes = sorted(usable[usable.split == "train"].label.unique())
+    if len(usable) == 0:
+        return False, ("No usable images found. Put the images of each class in a folder named after the "
+                       "class (e.g. cats/, dogs/).")
+    if len(classes) < 2:
+        return False, (f"Only one class found ({', '.join(classes)}). A classifier needs at least two "
+                       "classes: add a folder of images for another class.")
+    if (usable.split == "val").sum() == 0:
+        return False, "No validation images: each class needs at least 2 images so one can be held out."
+    return True, ""
+
+
+def apply_exclusions(dataset: Dataset, report: Report, kinds: list[str]) -> Dataset:
+    """A copy of the dataset without the files the chosen findings suggest leaving out.
+
+    Unreadable images are always left out (they cannot be trained on). Left-out
+    files move to `skipped` with the reason, so the report stays complete.
+    """
+    chosen = set(kinds) | {"unreadable"}
+    reasons: dict[str, str] = {}
+    for finding in report.findings:
+        if finding.kind in chosen:
+            for path in finding.exclude:
+                reasons.setdefault(path, f"left out: {finding.kind.replace('_', ' ')}")
+    keep = ~dataset.samples.path.isin(reasons)
+    skipped = dataset.skipped + [{"path": p, "reason": r} for p, r in reasons.items()]
+    return Dataset(dataset.root, dataset.samples[keep].reset_index(drop=True), dataset.classes, skipped,
+                   dataset.split_source, dataset.source)
