@@ -13,6 +13,7 @@ from pathlib import Path
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+PREFIX_HELP = "flat folder of images: the class is the file name up to this separator (e.g. '_' for cat_001.jpg)"
 
 
 def _fail(message: str, code: int = EXIT_ERROR) -> int:
@@ -35,12 +36,12 @@ def cmd_train(args) -> int:
     from studio.training import TrainConfig, start_training
 
     try:
-        check_trainable(open_dataset(args.data, args.val_fraction, args.seed))
+        check_trainable(open_dataset(args.data, args.val_fraction, args.seed, args.prefix_sep))
     except DatasetError as exc:
         return _fail(str(exc), EXIT_USAGE)
     config = TrainConfig(data=str(Path(args.data).resolve()), backbone=args.backbone or "", freeze=args.freeze,
                          epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
-                         val_fraction=args.val_fraction, device=args.device,
+                         val_fraction=args.val_fraction, device=args.device, prefix_separator=args.prefix_sep,
                          exclude=[] if args.keep_all else (args.exclude or list(DEFAULT_EXCLUDE)))
     started = time.perf_counter()
     run = start_training(config, run_dir=args.out)
@@ -76,7 +77,7 @@ def cmd_doctor(args) -> int:
     from studio.doctor import diagnose
 
     try:
-        dataset = open_dataset(args.data, args.val_fraction, args.seed)
+        dataset = open_dataset(args.data, args.val_fraction, args.seed, args.prefix_sep)
     except DatasetError as exc:
         return _fail(str(exc), EXIT_USAGE)
     progress = None if args.json else (lambda d, t: print(f"\rchecking {d}/{t}", end="", file=sys.stderr))
@@ -200,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--val-fraction", type=float, default=0.2, help="held out for validation when the data has no val/ folder")
     train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    train.add_argument("--prefix-sep", default=None, help=PREFIX_HELP)
     train.add_argument("--out", default=None, help="run folder (default: a new folder in the workspace)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--exclude", action="append", metavar="KIND",
@@ -213,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--json", action="store_true", help="one JSON document on stdout")
     doctor.add_argument("--val-fraction", type=float, default=0.2)
     doctor.add_argument("--seed", type=int, default=0)
+    doctor.add_argument("--prefix-sep", default=None, help=PREFIX_HELP)
     doctor.set_defaults(func=cmd_doctor)
 
     predict = sub.add_parser("predict", help="classify images with a trained model file")

@@ -194,8 +194,93 @@ def stratified_split(labels: list[str], val_fraction: float, seed: int) -> list[
     return split
 
 
-def open_dataset(source: str | Path, val_fraction: float = 0.2, seed: int = 0) -> Dataset:
-    """Read a dataset folder or .zip into a Dataset, ready for checks and training."""
+FILENAME_COLUMNS = ("filename", "file", "image", "path", "filepath", "image_path")
+LABEL_COLUMNS = ("label", "class", "category", "target")
+
+
+def _find_csv(folder: Path, depth: int = 3) -> Path | None:
+    """A labels CSV at the top of the dataset, or inside its single wrapping folder."""
+    csvs = sorted(p for p in folder.glob("*.csv") if not _is_junk(p.name))
+    if csvs:
+        return csvs[0]
+    dirs = _visible_dirs(folder)
+    files = [p for p in folder.iterdir() if p.is_file() and not _is_junk(p.name)]
+    if depth and len(dirs) == 1 and not files:
+        return _find_csv(dirs[0], depth - 1)
+    return None
+
+
+def _read_csv_samples(csv_path: Path, rows: list, skipped: list) -> None:
+    """Rows of `filename,label[,split]`; files resolved next to the CSV (or one folder down)."""
+    try:
+        table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise DatasetError(f"{csv_path.name} could not be read as a CSV file ({exc}).") from exc
+    columns = {c.strip().lower(): c for c in table.columns}
+    file_col = next((columns[c] for c in FILENAME_COLUMNS if c in columns), None)
+    label_col = next((columns[c] for c in LABEL_COLUMNS if c in columns), None)
+    if file_col is None or label_col is None:
+        raise DatasetError(f"{csv_path.name} needs a 'filename' and a 'label' column "
+                           f"(it has: {', '.join(map(str, table.columns))}).")
+    split_col = columns.get("split")
+    base = csv_path.parent
+    index = {p.name: p for p in base.rglob("*") if p.is_file() and is_image_name(p)}
+    named = set()
+    for _, row in table.iterrows():
+        name, label = str(row[file_col]).strip(), str(row[label_col]).strip()
+        candidate = (base / name)
+        if not candidate.is_file():
+            candidate = index.get(Path(name).name)
+        if candidate is None or not candidate.is_file():
+            skipped.append({"path": str(base / name), "reason": "listed in the CSV but the file is missing"})
+            continue
+        if not label:
+            skipped.append({"path": str(candidate), "reason": "the CSV gives no label for this file"})
+            continue
+        named.add(candidate.resolve())
+        reason = _unusable_reason(candidate)
+        if reason:
+            skipped.append({"path": str(candidate), "reason": reason})
+            continue
+        split = SPLIT_NAMES.get(str(row[split_col]).strip().lower()) if split_col else None
+        rows.append({"path": str(candidate), "label": label, "split": split})
+    for path in index.values():
+        if path.resolve() not in named and not any(_is_junk(part) for part in path.relative_to(base).parts):
+            skipped.append({"path": str(path), "reason": "not named in the CSV"})
+
+
+def _read_prefix_samples(folder: Path, separator: str, rows: list, skipped: list) -> None:
+    """A flat folder where the class is the part of the file name before `separator`."""
+    for file in sorted(p for p in folder.iterdir() if p.is_file()):
+        if _is_junk(file.name):
+            skipped.append({"path": str(file), "reason": "system or hidden file, not data"})
+            continue
+        if separator not in file.stem:
+            skipped.append({"path": str(file), "reason": f"name has no '{separator}' to take a class from"})
+            continue
+        reason = _unusable_reason(file)
+        if reason:
+            skipped.append({"path": str(file), "reason": reason})
+            continue
+        rows.append({"path": str(file), "label": file.stem.split(separator, 1)[0], "split": None})
+
+
+def prefix_preview(source: str | Path, separator: str, limit: int = 8) -> list[tuple[str, str]]:
+    """(file name, class it yields) for the first files: shown before the user commits to a separator."""
+    folder = Path(source)
+    files = sorted(p.name for p in folder.iterdir() if p.is_file() and is_image_name(p))[:limit]
+    return [(name, Path(name).stem.split(separator, 1)[0] if separator and separator in Path(name).stem
+             else "(no class: separator not found)") for name in files]
+
+
+def open_dataset(source: str | Path, val_fraction: float = 0.2, seed: int = 0,
+                 prefix_separator: str | None = None) -> Dataset:
+    """Read a dataset folder or .zip into a Dataset, ready for checks and training.
+
+    Layouts, in order: a labels CSV (`filename,label[,split]`); a flat folder whose
+    file names start with the class (when `prefix_separator` is given); split
+    folders; class folders.
+    """
     source = Path(source).expanduser()
     if not source.exists():
         raise DatasetError(f"{source} does not exist. Give a folder of class folders or a .zip of one.")
@@ -205,8 +290,15 @@ def open_dataset(source: str | Path, val_fraction: float = 0.2, seed: int = 0) -
     folder = _unwrap(folder)
     rows: list[dict] = []
     skipped: list[dict] = []
+    csv_path = _find_csv(folder)
     split_dirs = {d: SPLIT_NAMES[d.name.lower()] for d in _visible_dirs(folder) if d.name.lower() in SPLIT_NAMES}
-    if split_dirs:
+    if csv_path is not None:
+        _read_csv_samples(csv_path, rows, skipped)
+        split_dirs = {}
+    elif prefix_separator:
+        _read_prefix_samples(folder, prefix_separator, rows, skipped)
+        split_dirs = {}
+    elif split_dirs:
         for directory, split in split_dirs.items():
             _scan_class_folders(directory, split, rows, skipped)
         for other in folder.iterdir():
@@ -217,7 +309,11 @@ def open_dataset(source: str | Path, val_fraction: float = 0.2, seed: int = 0) -
     samples = pd.DataFrame(rows, columns=["path", "label", "split"])
     split_source = "folders"
     present = set(samples.split.dropna())
-    if not split_dirs or "train" not in present:
+    if "train" in present:
+        samples["split"] = samples.split.fillna("train")  # CSV rows without a split train
+    if csv_path is not None:
+        split_source = "csv" if present else "auto"
+    if "train" not in present:
         samples["split"] = stratified_split(samples.label.tolist(), val_fraction, seed) if len(samples) else []
         split_source = "auto"
     elif "val" not in present:

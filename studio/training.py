@@ -47,6 +47,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     label_smoothing: float = 0.1
     device: str = "auto"
+    prefix_separator: str | None = None  # flat folder: class = file name up to this separator
     exclude: list = field(default_factory=lambda: list(DEFAULT_EXCLUDE))  # doctor findings to leave out
     runs_root: str | None = None
     choices: dict = field(default_factory=dict)   # what the recipe decided, in words
@@ -121,7 +122,7 @@ class Trainer:
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
         run.update(status="preparing", phase="Reading the dataset")
-        dataset = open_dataset(cfg.data, cfg.val_fraction, cfg.seed)
+        dataset = open_dataset(cfg.data, cfg.val_fraction, cfg.seed, cfg.prefix_separator)
         check_trainable(dataset)
         run.update(phase="Checking the data")
         report = diagnose(dataset, lambda d, t: self._progress("Checking the data", d, t, 0.0, 0.05))

@@ -119,3 +119,50 @@ def test_real_example_dataset_reads_as_the_user_expects():
     assert counts.loc["ants", "train"] == 124 and counts.loc["bees", "val"] == 83
     names = set(Path(p).name for p in dataset.samples.path)
     assert "formica.jpeg" in names and "imageNotFound.gif" in names
+
+
+def test_csv_labels_next_to_the_images_with_missing_and_unnamed_files(tmp_path):
+    folder = tmp_path / "pics"
+    _images(folder / "images", 6)
+    (folder / "labels.csv").write_text(
+        "Filename,Class,split\n"
+        + "".join(f"images/img {i}.jpg,{'red' if i < 3 else 'blue'},{'val' if i in (0, 3) else 'train'}\n"
+                  for i in range(5))
+        + "images/gone.jpg,red,train\n")
+    dataset = open_dataset(folder)
+    assert dataset.classes == ["blue", "red"] and dataset.split_source == "csv"
+    assert len(dataset.split("val")) == 2 and len(dataset.split("train")) == 3
+    reasons = {Path(s["path"]).name: s["reason"] for s in dataset.skipped}
+    assert "missing" in reasons["gone.jpg"] and "not named in the CSV" in reasons["img 5.jpg"]
+
+
+def test_csv_inside_a_zip_without_split_column(tmp_path):
+    src = tmp_path / "src" / "wrap"
+    _images(src, 8)
+    (src / "labels.csv").write_text("file,label\n" + "".join(
+        f"img {i}.jpg,{'x' if i % 2 else 'y'}\n" for i in range(8)))
+    archive = tmp_path / "data.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for file in src.iterdir():
+            zf.write(file, "wrap/" + file.name)
+    dataset = open_dataset(archive)
+    assert dataset.classes == ["x", "y"] and dataset.split_source == "auto" and len(dataset.samples) == 8
+
+
+def test_csv_without_the_needed_columns_says_so(tmp_path):
+    _images(tmp_path, 2)
+    (tmp_path / "meta.csv").write_text("name,colour\na,b\n")
+    with pytest.raises(DatasetError, match="'filename' and a 'label' column"):
+        open_dataset(tmp_path)
+
+
+def test_class_from_filename_prefix(tmp_path):
+    from studio.data import prefix_preview
+    tmp_path.mkdir(exist_ok=True)
+    for name in ("cat_1.jpg", "cat_2.jpg", "cat_3.jpg", "dog_1.png", "dog_2.png", "dog_3.png", "nolabel.jpg"):
+        Image.new("RGB", (40, 40), (len(name) * 9, 0, 0)).save(tmp_path / name)
+    preview = dict(prefix_preview(tmp_path, "_"))
+    assert preview["cat_1.jpg"] == "cat" and "not found" in preview["nolabel.jpg"]
+    dataset = open_dataset(tmp_path, prefix_separator="_")
+    assert dataset.classes == ["cat", "dog"] and len(dataset.samples) == 6
+    assert any("nolabel.jpg" in s["path"] for s in dataset.skipped)
