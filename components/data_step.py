@@ -18,7 +18,8 @@ from studio.doctor import DEFAULT_EXCLUDE, diagnose
 from studio.imaging import ImageDecodeError, open_rgb
 
 SAMPLES_PER_CLASS = 6
-SEVERITY_ICON = {"error": "⛔", "warning": "⚠️", "info": "ℹ️"}
+UNVIEWABLE = ("junk", "not_images", "unreadable")  # findings whose files have no picture to show
+SEVERITY_ICON = {"error": "Problem:", "warning": "Warning:", "info": "Note:"}  # words: emoji fonts may be missing
 EXCLUDE_LABELS = {"exact_duplicates": "Extra copies of identical files",
                   "near_duplicates": "Extra copies of near-identical pictures",
                   "conflicting_labels": "Pictures that appear in more than one class",
@@ -60,7 +61,8 @@ def describe(source: str, progress=None) -> tuple:
     finding_md = _findings_markdown(findings)
     picker = gr.Dropdown(choices=[(f"{SEVERITY_ICON[f.severity]} {f.kind.replace('_', ' ')} ({len(f.paths)})",
                                    f.kind) for f in findings if f.paths],
-                         value=next((f.kind for f in findings if f.paths), None))
+                         value=next((f.kind for f in findings if f.paths and f.kind not in UNVIEWABLE),
+                                    next((f.kind for f in findings if f.paths), None)))
     excludable = [k for k in EXCLUDE_LABELS if report.by_kind(k) and report.by_kind(k).exclude]
     leave_out = gr.CheckboxGroup(choices=[(EXCLUDE_LABELS[k], k) for k in excludable],
                                  value=[k for k in excludable if k in DEFAULT_EXCLUDE])
@@ -76,7 +78,7 @@ def _findings_markdown(findings) -> str:
         return "### Data check: no problems found ✅"
     lines = [f"### Data check: {len(findings)} finding(s)"]
     for f in findings:
-        lines.append(f"- {SEVERITY_ICON[f.severity]} **{f.kind.replace('_', ' ')}**: {html.escape(f.message)}")
+        lines.append(f"- **{SEVERITY_ICON[f.severity]}** **{f.kind.replace('_', ' ')}**: {html.escape(f.message)}")
     lines.append("\nPick a finding below to see its files. Choose what to leave out of training; "
                  "your files are never changed.")
     return "\n".join(lines)
@@ -160,6 +162,8 @@ def render() -> SimpleNamespace:
 def bind(ui: SimpleNamespace, data_source: gr.State) -> None:
     outputs = [data_source, ui.summary, ui.chart, ui.gallery, ui.skipped, ui.findings, ui.picker,
                ui.leave_out, ui.report, ui.paths]
-    ui.example.click(use_example, None, outputs, api_name="use_example")
-    ui.upload.upload(use_upload, ui.upload, outputs, api_name="use_upload")
+    show_files = dict(fn=finding_gallery, inputs=[ui.picker, ui.paths], outputs=ui.finding_files,
+                      api_visibility="private")
+    ui.example.click(use_example, None, outputs, api_name="use_example").then(**show_files)
+    ui.upload.upload(use_upload, ui.upload, outputs, api_name="use_upload").then(**show_files)
     ui.picker.change(finding_gallery, [ui.picker, ui.paths], ui.finding_files, api_name="finding_files")

@@ -69,3 +69,16 @@ def test_try_and_export_with_a_trained_run(trained_run):
     assert path.endswith(".pt") and "Ready" in message
     label, advice = try_step.classify(None, trained_run["run_dir"])
     assert label is None
+
+
+def test_data_step_shows_findings_and_their_files(tmp_path):
+    import test_doctor
+    root = test_doctor.build_corpus(tmp_path / "flawed")
+    (source, summary, chart, gallery, skipped, findings, picker, leave_out, report,
+     paths) = data_step.describe(str(root))
+    assert source and "Problem:" in findings and "train val leak" in findings
+    assert picker.value not in data_step.UNVIEWABLE and picker.value in paths
+    assert set(leave_out.value) == {"exact_duplicates", "train_val_leak"}
+    thumbnails = data_step.finding_gallery("train_val_leak", paths)
+    assert sorted(caption for _, caption in thumbnails) == ["ants/a2.jpg", "ants/resized a2.jpg"]
+    assert data_step.finding_gallery(None, paths) == []
