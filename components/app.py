@@ -15,6 +15,8 @@ import gradio as gr  # noqa: E402
 from components import data_step, export_step, model_step, train_step, try_step  # noqa: E402
 from studio import paths  # noqa: E402
 
+MAX_UPLOAD = os.environ.get("STUDIO_MAX_UPLOAD", "2gb")  # largest .zip the page accepts
+
 STEPS = [("data", "1. Data"), ("model", "2. Model"), ("train", "3. Train"), ("try", "4. Try it"),
          ("export", "5. Export")]
 
@@ -63,5 +65,5 @@ def launch(host: str = "127.0.0.1", port: int = 7860, block: bool = True):
                             prevent_thread_lock=not block, show_error=False, theme=theme(),
                             css_paths=[paths.ASSETS_DIR / "studio.css"], allowed_paths=[str(paths.EXAMPLE_DATASET)],
                             favicon_path=str(paths.ASSETS_DIR / "logo.svg"), quiet=not block,
-                            footer_links=["api"])
+                            footer_links=["api"], max_file_size=MAX_UPLOAD)
     return demo, url

@@ -158,8 +158,13 @@ def _scan_class_folders(folder: Path, split: str | None, rows: list, skipped: li
                 rows.append({"path": str(file), "label": class_dir.name, "split": split})
 
 
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar")
+
+
 def _unusable_reason(file: Path) -> str | None:
     """Why a file cannot be used as an image (None if its header reads as one)."""
+    if file.name.lower().endswith(ARCHIVE_SUFFIXES):
+        return "archive inside the dataset: not opened (unpack it into class folders if it holds images)"
     if not is_image_name(file):
         return f"not an image file ({file.suffix or 'no extension'})"
     if file.stat().st_size == 0:

@@ -201,7 +201,12 @@ def diagnose(dataset: Dataset, progress: Callable[[int, int], None] | None = Non
     if junk:
         findings.append(Finding("junk", INFO, f"{len(junk)} system or hidden file(s) (__MACOSX, .DS_Store, "
                                 "Thumbs.db, hidden folders) are not data: ignored, never a class.", junk))
-    other = [s["path"] for s in dataset.skipped if s["path"] not in junk]
+    nested = [s["path"] for s in dataset.skipped if s["reason"].startswith("archive inside")]
+    if nested:
+        findings.append(Finding("nested_archives", WARNING, f"{len(nested)} archive(s) inside the dataset are "
+                                "not opened (a zip inside a zip can hide a zip bomb). Unpack them into class "
+                                "folders if they hold images.", nested))
+    other = [s["path"] for s in dataset.skipped if s["path"] not in junk and s["path"] not in nested]
     if other:
         findings.append(Finding("not_images", WARNING, f"{len(other)} file(s) are not usable images (not an "
                                 "image, empty, or unreadable) and are left out. See the skipped list for each reason.",

@@ -44,6 +44,7 @@ def build_corpus(root: Path) -> Path:
     Image.new("RGB", (64, 64), (255, 0, 0)).save(t / "bees" / "flat red.png")
     Image.new("RGB", (64, 64), (0, 0, 255)).save(t / "bees" / "flat blue.png")
     (t / "bees" / ".DS_Store").write_bytes(b"junk")
+    (t / "bees" / "more bees.zip").write_bytes(b"PK\x05\x06" + b"\0" * 18)
     return root
 
 
@@ -68,6 +69,7 @@ def test_every_flaw_is_found_with_its_files(tmp_path):
     assert names(found["unreadable"].paths) == ["bomb.png", "truncated.jpg"]
     assert "decompression bomb" in report.facts[str(root / "train/bees/bomb.png")].error
     assert names(found["junk"].paths) == [".DS_Store"]
+    assert names(found["nested_archives"].paths) == ["more bees.zip"]
     assert "class_imbalance" in found and "'ants'" in found["class_imbalance"].message
     assert "near_duplicates" not in found  # flat red and flat blue share a hash, not a picture
     assert report.trainable
