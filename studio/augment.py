@@ -13,11 +13,11 @@ import torch
 import torch.nn.functional as F
 
 
-def normalize(batch_u8: torch.Tensor, mean, std, dtype=torch.float32) -> torch.Tensor:
-    """uint8 [N,3,H,W] to normalised float, as the pretrained weights expect."""
-    mean_t = torch.tensor(mean, device=batch_u8.device, dtype=dtype).view(1, 3, 1, 1) * 255.0
-    std_t = torch.tensor(std, device=batch_u8.device, dtype=dtype).view(1, 3, 1, 1) * 255.0
-    return (batch_u8.to(dtype) - mean_t) / std_t
+def normalize(batch: torch.Tensor, mean, std, dtype=torch.float32) -> torch.Tensor:
+    """0-255 pixels [N,3,H,W] (uint8 or float) to normalised float, as the pretrained weights expect."""
+    mean_t = torch.tensor(mean, device=batch.device, dtype=dtype).view(1, 3, 1, 1) * 255.0
+    std_t = torch.tensor(std, device=batch.device, dtype=dtype).view(1, 3, 1, 1) * 255.0
+    return (batch.to(dtype) - mean_t) / std_t
 
 
 def center_crop(batch: torch.Tensor, size: int) -> torch.Tensor:
@@ -84,6 +84,4 @@ def train_batch(batch_u8: torch.Tensor, preprocessing: dict, generator: torch.Ge
     x = batch_u8.to(dtype)
     x = color_jitter(x, jitter, generator)
     x = random_resized_crop(x, preprocessing["input_size"], generator, scale=scale)
-    mean = torch.tensor(preprocessing["mean"], device=x.device, dtype=dtype).view(1, 3, 1, 1) * 255.0
-    std = torch.tensor(preprocessing["std"], device=x.device, dtype=dtype).view(1, 3, 1, 1) * 255.0
-    return (x - mean) / std
+    return normalize(x, preprocessing["mean"], preprocessing["std"], dtype)

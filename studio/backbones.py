@@ -8,6 +8,7 @@ while the user believes the network is pretrained.
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 from dataclasses import asdict, dataclass
@@ -290,25 +291,21 @@ def describe_depth(frozen_groups: int, total_groups: int) -> str:
             f"and data needs.")
 
 
+@functools.lru_cache(maxsize=32)
 def freeze_choices(name: str) -> dict:
     """How many layer groups a backbone has and what each freeze depth trains.
 
     Built on an unweighted copy of the architecture (no download), so the Model
     step can explain the choice before any weights are loaded.
     """
-    return _freeze_choices_cached(name)
-
-
-def _freeze_choices_cached(name: str, _cache: dict = {}) -> dict:  # noqa: B006 - a small memo
-    if name not in _cache:
-        try:
-            model = timm.create_model(name, pretrained=False, num_classes=2)
-        except RuntimeError as exc:
-            raise BackboneError(f"'{name}' is not a model timm knows.") from exc
-        groups = layer_groups(model)
-        sizes = [sum(dict(model.named_parameters())[n].numel() for n in group) for group in groups]
-        total = sum(p.numel() for p in model.parameters())
-        head = sum(p.numel() for p in model.get_classifier().parameters())
-        trainable = [head + sum(sizes[depth:]) for depth in range(len(groups) + 1)]
-        _cache[name] = {"total_groups": len(groups), "total_params": total, "trainable_params": trainable}
-    return _cache[name]
+    try:
+        model = timm.create_model(name, pretrained=False, num_classes=2)
+    except RuntimeError as exc:
+        raise BackboneError(f"'{name}' is not a model timm knows.") from exc
+    groups = layer_groups(model)
+    params = dict(model.named_parameters())
+    sizes = [sum(params[n].numel() for n in group) for group in groups]
+    total = sum(p.numel() for p in model.parameters())
+    head = sum(p.numel() for p in model.get_classifier().parameters())
+    trainable = [head + sum(sizes[depth:]) for depth in range(len(groups) + 1)]
+    return {"total_groups": len(groups), "total_params": total, "trainable_params": trainable}
