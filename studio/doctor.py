@@ -1,8 +1,9 @@
 """The dataset doctor: find what would ruin a model before it is trained.
 
-One pass over the files (threaded; JPEGs decoded in draft mode at a small size)
-learns each image's format, size, a byte hash and a perceptual hash; the checks
-below only read those facts. Every finding names the files concerned and says in
+One pass over the files (threaded; JPEGs decoded in draft mode near the size
+training needs) learns each image's format, size, a byte hash and a perceptual
+hash, and for a training run keeps the decoded square too, so no image is
+decoded twice; the checks below only read those facts. Every finding names the files concerned and says in
 plain words why it matters and what the studio will do. Nothing is deleted or
 changed: the user decides what to exclude, and training then uses exactly the
 files the report says it uses.
@@ -10,21 +11,23 @@ files the report says it uses.
 from __future__ import annotations
 
 import hashlib
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import torch
 from PIL import Image
 
 from studio.data import Dataset
-from studio.imaging import open_rgb
+from studio.imaging import open_rgb, resize_short_side_center_square
+from studio.pixels import CachedPixels, decode_threads
 
 MIN_SIDE = 32                 # px: below this an image carries almost nothing for a 224 px network
 MAX_ASPECT = 4.0              # wider or taller than 4:1 loses most of the picture in a square crop
 MAX_PIXELS = 100_000_000      # above this the header alone refuses it (decompression bomb)
+HASH_DRAFT = 256              # px: decode size for hashing when no training square is wanted
 NEAR_DUPLICATE_BITS = 4       # of 64 dHash bits: re-encoded or resized copies differ by a few
 NEAR_DUPLICATE_COLOUR = 20    # mean 8x8 RGB difference (0-255): flat pictures share hashes, not colours
 IMBALANCE_RATIO = 3.0         # largest / smallest class
@@ -87,9 +90,13 @@ def dhash(image: Image.Image) -> int:
     return int(np.packbits(bits).view(">u8")[0])
 
 
-def inspect(path: str) -> ImageFacts:
-    """What the doctor needs to know about one file (never raises)."""
-    facts = ImageFacts(path)
+def inspect(path: str, side: int | None = None) -> tuple[ImageFacts, np.ndarray | None]:
+    """What the doctor needs to know about one file (never raises).
+
+    With `side`, the same decode also yields the square a training run caches
+    (see `pixels`), so a run reads and decodes each image once, not twice.
+    """
+    facts, square = ImageFacts(path), None
     try:
         data = Path(path).read_bytes()
         facts.bytes_hash = hashlib.sha1(data).hexdigest()
@@ -98,23 +105,54 @@ def inspect(path: str) -> ImageFacts:
         if facts.width * facts.height > MAX_PIXELS:
             facts.error = (f"{facts.width}x{facts.height} pixels: too large to open safely "
                            "(possible decompression bomb); refused without decoding")
-            return facts
-        small = open_rgb(path, draft=64)
-        facts.dhash = dhash(small)
-        facts.thumb = np.asarray(small.resize((8, 8), Image.Resampling.BOX), dtype=np.int16)
+            return facts, None
+        decoded = open_rgb(path, draft=side or HASH_DRAFT)
+        facts.dhash = dhash(decoded)
+        facts.thumb = np.asarray(decoded.resize((8, 8), Image.Resampling.BOX), dtype=np.int16)
+        if side:
+            square = np.asarray(resize_short_side_center_square(decoded, side), dtype=np.uint8)
     except Exception as exc:  # any unreadable file is a finding, not a crash
         facts.error = f"not a readable image ({exc.__class__.__name__}: {exc})"[:300]
-    return facts
+    return facts, square
 
 
-def gather(paths: list[str], progress: Callable[[int, int], None] | None = None) -> dict[str, ImageFacts]:
+def gather(paths: list[str], progress: Callable[[int, int], None] | None = None,
+           squares: "SquareCache | None" = None) -> dict[str, ImageFacts]:
+    """Inspect every file on a thread pool; fill `squares` for the files it holds rows for."""
     facts: dict[str, ImageFacts] = {}
-    with ThreadPoolExecutor(max(1, min(8, os.cpu_count() or 1))) as pool:
-        for done, result in enumerate(pool.map(inspect, paths), start=1):
+
+    def work(path: str) -> ImageFacts:
+        row = squares.rows.get(path) if squares else None
+        result, square = inspect(path, squares.side if row is not None else None)
+        if square is not None:
+            squares.pixels[row] = square
+        return result
+
+    with ThreadPoolExecutor(decode_threads()) as pool:
+        for done, result in enumerate(pool.map(work, paths), start=1):
             facts[result.path] = result
             if progress and (done % 64 == 0 or done == len(paths)):
                 progress(done, len(paths))
     return facts
+
+
+@dataclass
+class SquareCache:
+    """Decoded training squares filled in by the doctor's pass: rows[path] -> index in pixels."""
+    side: int
+    rows: dict[str, int]
+    pixels: np.ndarray
+
+    @classmethod
+    def for_files(cls, files: list[str], side: int) -> "SquareCache":
+        rows = {path: i for i, path in enumerate(dict.fromkeys(files))}
+        return cls(side, rows, np.zeros((len(rows), side, side, 3), dtype=np.uint8))
+
+    def sources(self, *file_lists: list[str]) -> list[CachedPixels]:
+        """One CachedPixels per list of files, all views of the same array (no copy)."""
+        pixels = torch.from_numpy(self.pixels).permute(0, 3, 1, 2)
+        return [CachedPixels(pixels, torch.tensor([self.rows[f] for f in files], dtype=torch.long))
+                for files in file_lists]
 
 
 def _near_duplicate_pairs(hashes: np.ndarray, max_bits: int) -> list[tuple[int, int]]:
@@ -191,10 +229,14 @@ def _duplicate_findings(samples, groups: list[list[int]], near: bool) -> list[Fi
     return findings
 
 
-def diagnose(dataset: Dataset, progress: Callable[[int, int], None] | None = None) -> Report:
-    """Check a dataset; returns every finding, and whether a classifier can be trained on it."""
+def diagnose(dataset: Dataset, progress: Callable[[int, int], None] | None = None,
+             squares: SquareCache | None = None) -> Report:
+    """Check a dataset; returns every finding, and whether a classifier can be trained on it.
+
+    A training run passes `squares` to keep the decoded pixels of its files.
+    """
     samples = dataset.samples.reset_index(drop=True)
-    facts = gather(samples.path.tolist(), progress)
+    facts = gather(samples.path.tolist(), progress, squares)
     findings: list[Finding] = []
 
     junk = [s["path"] for s in dataset.skipped if "system or hidden" in s["reason"]]

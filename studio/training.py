@@ -5,7 +5,12 @@ Two paths share one loop shape:
   image (and once per extra augmented view), and the new head trains on the
   cached features, so an epoch costs milliseconds instead of a full forward pass.
 - Fine-tuning (some groups trainable): decoded pixels are cached once, batches are
-  augmented on the training device, frozen BatchNorm layers keep their statistics.
+  augmented on the training device, BatchNorm layers keep their pretrained
+  statistics unless the config says "adapt".
+
+Pixels come from one pass that both checks the data and decodes it (the doctor);
+when they would not fit the memory budget they stream from disk instead, with the
+same batches and the same results (see `pixels`).
 
 `train()` runs in the caller's thread; `start_training()` runs it in a background
 thread through the job manager, which is what the page and the CLI use.
@@ -13,7 +18,6 @@ thread through the job manager, which is what the page and the CLI use.
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,10 +25,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from studio import augment, backbones, evaluation, modelfile
-from studio.data import Dataset, check_trainable, open_dataset
-from studio.doctor import DEFAULT_EXCLUDE, apply_exclusions, diagnose
-from studio.pixels import cache_side, decode_all
+from studio import augment, backbones, evaluation, hardware, modelfile
+from studio.data import check_trainable, open_dataset
+from studio.doctor import DEFAULT_EXCLUDE, SquareCache, apply_exclusions, diagnose
+from studio.hardware import pick_device
+from studio.pixels import StreamedPixels, cache_bytes, cache_side, gpu_budget, memory_budget
 from studio.runs import MANAGER, MODEL_FILE, Run
 
 
@@ -43,13 +48,15 @@ class TrainConfig:
     seed: int = 0
     val_fraction: float = 0.2
     augment: bool = True
-    feature_views: int = 4             # feature extraction: 1 clean + N-1 augmented views per image
+    feature_views: int | None = None   # feature extraction: 1 clean + N-1 augmented views (None: by device)
+    batchnorm: str = "pretrained"      # "pretrained": keep ImageNet statistics; "adapt": re-estimate while training
     weight_decay: float = 1e-4
     label_smoothing: float = 0.1
     device: str = "auto"
     prefix_separator: str | None = None  # flat folder: class = file name up to this separator
     exclude: list = field(default_factory=lambda: list(DEFAULT_EXCLUDE))  # doctor findings to leave out
     runs_root: str | None = None
+    memory_budget_mb: int | None = None  # pixel cache limit; None: STUDIO_CACHE_BUDGET or half the free RAM
     choices: dict = field(default_factory=dict)   # what the recipe decided, in words
 
     def resolved(self) -> "TrainConfig":
@@ -64,19 +71,19 @@ class TrainConfig:
             cfg.choices["epochs"] = (f"{cfg.epochs} epochs: " + ("with the backbone frozen an epoch "
                                      "costs milliseconds." if feature_extraction else
                                      "enough for a pretrained network to adapt without overfitting."))
+        if cfg.feature_views is None:
+            gpu = pick_device(cfg.device).type == "cuda"
+            cfg.feature_views = 4 if gpu else 2
+            cfg.choices["feature_views"] = (f"{cfg.feature_views} views of each training image for feature "
+                                            "extraction (the original and " + ("3 augmented copies" if gpu else
+                                            "1 augmented copy: each copy costs a forward pass on this CPU") + ").")
+        if cfg.batchnorm not in ("pretrained", "adapt"):
+            raise ValueError("batchnorm must be 'pretrained' or 'adapt'.")
         if cfg.lr is None:
             cfg.lr = 3e-3 if feature_extraction else 1e-3
             cfg.choices["lr"] = (f"learning rate {cfg.lr:g} for the new head"
                                  + ("" if feature_extraction else ", one tenth of it for pretrained layers."))
         return cfg
-
-
-def pick_device(requested: str = "auto") -> torch.device:
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise ValueError("No CUDA GPU is available on this machine; use --device cpu.")
-    return torch.device(requested)
 
 
 def _warmup_cosine(total_steps: int, warmup_fraction: float = 0.1):
@@ -98,7 +105,9 @@ class Trainer:
         self.run = run
         self.device = pick_device(config.device)
         self.generator = torch.Generator().manual_seed(config.seed)
-        self.amp = self.device.type == "cuda"
+        self.amp = hardware.fast_bf16(self.device)
+        # small batches stay in a CPU's cache: ~120 img/s at 8 vs ~70 at 32 (MobileNetV2, 2 cores)
+        self.eval_batch_size = 256 if self.device.type == "cuda" else 8
         self._t0 = time.perf_counter()
 
     # ------------------------------------------------------------------ helpers
@@ -115,6 +124,12 @@ class Trainer:
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
 
+    def _input(self, batch_u8: torch.Tensor, augmented: bool) -> torch.Tensor:
+        x = (augment.train_batch(batch_u8, self.prep, self.generator) if augmented
+             else augment.eval_batch(batch_u8, self.prep))
+        # channels_last pays on both: tensor cores on CUDA, oneDNN kernels on CPU (2-3x here)
+        return x.contiguous(memory_format=torch.channels_last)
+
     # ------------------------------------------------------------------ main
     def train(self) -> dict:
         cfg, run = self.cfg, self.run
@@ -124,78 +139,79 @@ class Trainer:
         run.update(status="preparing", phase="Reading the dataset")
         dataset = open_dataset(cfg.data, cfg.val_fraction, cfg.seed, cfg.prefix_separator)
         check_trainable(dataset)
-        run.update(phase="Checking the data")
-        report = diagnose(dataset, lambda d, t: self._progress("Checking the data", d, t, 0.0, 0.05))
-        dataset = apply_exclusions(dataset, report, cfg.exclude)
-        check_trainable(dataset)
-        classes = dataset.classes
-        run.update(classes=classes, phase="Loading the pretrained backbone")
-        model = backbones.create_model(cfg.backbone, len(classes))
+        run.update(phase="Loading the pretrained backbone")
+        model = backbones.create_model(cfg.backbone, len(dataset.classes))
         prep = backbones.preprocessing(model)
         freeze = backbones.apply_freeze(model, cfg.freeze)
-        run.update(freeze=freeze)
-        # channels_last pays on both: tensor cores on CUDA, oneDNN kernels on CPU (2-3x here)
         model.to(self.device, memory_format=torch.channels_last)
+        self.prep, self.model = prep, model
 
-        train_px, train_y, val_px, val_y, dataset = self._decode(dataset, prep)
-        self.classes, self.prep, self.model = classes, prep, model
-        run.update(status="running", dataset={"train": len(train_y), "val": len(val_y), "classes": classes,
-                                              "skipped": dataset.skipped})
+        run.update(phase="Checking and decoding the images")
+        side = cache_side(prep)
+        wanted = dataset.samples[dataset.samples.split.isin(["train", "val"])].path.tolist()
+        fits = cache_bytes(len(wanted), side) <= memory_budget(cfg.memory_budget_mb)
+        squares = SquareCache.for_files(wanted, side) if fits else None
+        report = diagnose(dataset, lambda d, t: self._progress("Checking and decoding the images", d, t, 0.0, 0.15),
+                          squares)
+        self._check_stop()
+        dataset = apply_exclusions(dataset, report, cfg.exclude)
+        check_trainable(dataset)
+        self.classes = dataset.classes
+        samples = dataset.samples[dataset.samples.split.isin(["train", "val"])].reset_index(drop=True)
+        samples.to_csv(run.dir / "samples.csv", index=False)
+        train_files = samples[samples.split == "train"].path.tolist()
+        val_files = samples[samples.split == "val"].path.tolist()
+        labels = {split: torch.tensor([self.classes.index(c) for c in samples[samples.split == split].label],
+                                      device=self.device) for split in ("train", "val")}
+        train_px, val_px, where = self._pixel_sources(squares, train_files, val_files, side)
+        run.update(status="running", classes=self.classes, freeze=freeze,
+                   engine={"device": hardware.describe(self.device), "precision": "bf16" if self.amp else "fp32",
+                           "pixels": where, "batchnorm": cfg.batchnorm},
+                   dataset={"train": len(train_files), "val": len(val_files), "classes": self.classes,
+                            "skipped": dataset.skipped})
         if freeze["feature_extraction"]:
-            self._train_head_on_features(train_px, train_y, val_px, val_y)
+            self._train_head_on_features(train_px, labels["train"], val_px, labels["val"])
         else:
-            self._fine_tune(train_px, train_y, val_px, val_y)
+            self._fine_tune(train_px, labels["train"], val_px, labels["val"])
         return run.snapshot()
 
-    def _decode(self, dataset: Dataset, prep: dict):
-        """Decode train and val images once; drop (and list) files that fail to decode."""
-        side = cache_side(prep)
-        samples = dataset.samples[dataset.samples.split.isin(["train", "val"])].reset_index(drop=True)
-        files = samples.path.tolist()
-        pixels, failures = decode_all(files, side, lambda d, t: self._progress("Preparing images", d, t, 0.05, 0.10),
-                                      self.run.stop_event.is_set)
-        self._check_stop()
-        if failures:
-            dataset.skipped.extend({"path": f["path"], "reason": f["reason"]} for f in failures)
-            samples = samples.drop(index=[f["index"] for f in failures]).reset_index(drop=True)
-        samples.to_csv(self.run.dir / "samples.csv", index=False)
-        labels = torch.tensor([dataset.classes.index(label) for label in samples.label])
-        is_train = torch.tensor((samples.split == "train").to_numpy())
-        keep_on_device = self.device.type == "cuda"
-        target = self.device if keep_on_device else torch.device("cpu")
-        pixels = pixels.to(target)
-        return pixels[is_train], labels[is_train].to(target), pixels[~is_train], labels[~is_train].to(target), dataset
+    def _pixel_sources(self, squares: SquareCache | None, train_files: list[str], val_files: list[str], side: int):
+        """Cached squares (moved to the GPU when they fit there), or streaming from disk."""
+        if squares is None:
+            return StreamedPixels(train_files, side), StreamedPixels(val_files, side), "streamed from disk"
+        train, val = squares.sources(train_files, val_files)
+        where = "cached in memory"
+        if self.device.type == "cuda" and squares.pixels.nbytes <= gpu_budget(self.device):
+            train.pixels = val.pixels = train.pixels.to(self.device)
+            train.rows, val.rows, where = train.rows.to(self.device), val.rows.to(self.device), "cached on the GPU"
+        return train, val, where
 
     def _batches(self, n: int, batch_size: int, shuffle: bool):
         order = torch.randperm(n, generator=self.generator) if shuffle else torch.arange(n)
         return [order[i:i + batch_size] for i in range(0, n, batch_size)]
 
     # ------------------------------------------------------------------ feature extraction
-    @torch.no_grad()
-    def _features(self, pixels: torch.Tensor, augmented: bool, phase: str, start: float, span: float) -> torch.Tensor:
+    @torch.inference_mode()
+    def _features(self, source, augmented: bool, phase: str, start: float, span: float) -> torch.Tensor:
         self.model.eval()
         out = []
-        # small batches stay in a CPU's cache: ~120 img/s at 8 vs ~70 at 32 (MobileNetV2, 2 cores)
-        batches = self._batches(len(pixels), 64 if self.device.type == "cuda" else 8, shuffle=False)
-        for i, index in enumerate(batches, start=1):
+        batches = self._batches(len(source), self.eval_batch_size, shuffle=False)
+        for i, batch in enumerate(source.batches(batches, self.device), start=1):
             self._check_stop()
-            batch = pixels[index].to(self.device, non_blocking=True)
-            x = (augment.train_batch(batch, self.prep, self.generator) if augmented
-                 else augment.eval_batch(batch, self.prep))
-            x = x.contiguous(memory_format=torch.channels_last)
             with self._autocast():
-                features = self.model.forward_head(self.model.forward_features(x), pre_logits=True)
+                features = self.model.forward_head(self.model.forward_features(self._input(batch, augmented)),
+                                                   pre_logits=True)
             out.append(features.float())
             self._progress(phase, i, len(batches), start, span)
-        return torch.cat(out)
+        return torch.cat(out).clone()  # clone: leave inference mode so the head can train on them
 
     def _train_head_on_features(self, train_px, train_y, val_px, val_y) -> None:
         cfg = self.cfg
         views = max(1, cfg.feature_views if cfg.augment else 1)
         span = 0.6 / (views + 1)
-        train_feats = [self._features(train_px, False, "Computing features (clean view)", 0.15, span)]
+        train_feats = [self._features(train_px, False, "Computing features (original images)", 0.15, span)]
         for v in range(1, views):
-            train_feats.append(self._features(train_px, True, f"Computing features (augmented view {v})",
+            train_feats.append(self._features(train_px, True, f"Computing features (augmented copy {v})",
                                               0.15 + span * v, span))
         val_feats = self._features(val_px, False, "Computing features (validation)", 0.15 + span * views, span)
         features = torch.cat(train_feats)
@@ -210,6 +226,7 @@ class Trainer:
             loss_sum = correct = seen = 0
             for index in self._batches(len(features), cfg.batch_size, shuffle=True):
                 self._check_stop()
+                index = index.to(features.device)
                 logits = head(features[index])
                 loss = F.cross_entropy(logits, labels[index], label_smoothing=cfg.label_smoothing)
                 optimizer.zero_grad(set_to_none=True)
@@ -239,16 +256,13 @@ class Trainer:
         for epoch in range(1, cfg.epochs + 1):
             started = time.perf_counter()
             model.train()
-            backbones.keep_frozen_norms_in_eval(model)
+            backbones.keep_norms_in_eval(model, frozen_only=cfg.batchnorm == "adapt")
             loss_sum = correct = seen = 0
             batches = self._batches(len(train_px), cfg.batch_size, shuffle=True)
-            for i, index in enumerate(batches, start=1):
+            for i, (index, batch) in enumerate(zip(batches, train_px.batches(batches, self.device)), start=1):
                 self._check_stop()
-                batch = train_px[index].to(self.device, non_blocking=True)
-                x = (augment.train_batch(batch, self.prep, self.generator) if cfg.augment
-                     else augment.eval_batch(batch, self.prep))
-                x = x.contiguous(memory_format=torch.channels_last)
-                y = train_y[index].to(self.device)
+                x = self._input(batch, cfg.augment)
+                y = train_y[index.to(train_y.device)]
                 with self._autocast():
                     logits = model(x)
                     loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
@@ -265,16 +279,15 @@ class Trainer:
             val_logits = self._predict_pixels(val_px)
             self._end_epoch(epoch, loss_sum / seen, correct / seen, val_logits, val_y, started)
 
-    @torch.no_grad()
-    def _predict_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+    @torch.inference_mode()
+    def _predict_pixels(self, source) -> torch.Tensor:
         self.model.eval()
         out = []
-        for index in self._batches(len(pixels), 64 if self.device.type == "cuda" else 8, shuffle=False):
-            x = augment.eval_batch(pixels[index].to(self.device), self.prep)
-            x = x.contiguous(memory_format=torch.channels_last)
+        batches = self._batches(len(source), self.eval_batch_size, shuffle=False)
+        for batch in source.batches(batches, self.device):
             with self._autocast():
-                out.append(self.model(x).float())
-        return torch.cat(out)
+                out.append(self.model(self._input(batch, False)).float())
+        return torch.cat(out).clone()
 
     # ------------------------------------------------------------------ bookkeeping
     def _end_epoch(self, epoch: int, train_loss: float, train_acc: float, val_logits: torch.Tensor,

@@ -70,11 +70,11 @@ def test_freeze_depth_counts_and_grads():
     assert choices["trainable_params"][2] == backbones.apply_freeze(model, 2)["trainable_params"]
 
 
-def test_frozen_batchnorm_stays_in_eval_mode():
+def test_frozen_batchnorm_stays_in_eval_mode_when_trainable_ones_adapt():
     model = backbones.create_model("mobilenetv2_100", num_classes=2)
     backbones.apply_freeze(model, 3)
     model.train()
-    backbones.keep_frozen_norms_in_eval(model)
+    backbones.keep_norms_in_eval(model, frozen_only=True)
     frozen = set(backbones.layer_groups(model)[0])
     for name, module in model.named_modules():
         if isinstance(module, torch.nn.BatchNorm2d):
@@ -82,6 +82,16 @@ def test_frozen_batchnorm_stays_in_eval_mode():
             if weight_frozen:
                 assert not module.training, name
     assert any(m.training for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+
+
+def test_by_default_every_batchnorm_keeps_its_pretrained_statistics():
+    model = backbones.create_model("mobilenetv2_100", num_classes=2)
+    backbones.apply_freeze(model, 0)
+    model.train()
+    backbones.keep_norms_in_eval(model)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and not any(m.training for m in norms)
+    assert any(p.requires_grad for m in norms for p in m.parameters())  # still trained, statistics fixed
 
 
 def test_unknown_backbone_is_a_clear_error():

@@ -30,10 +30,11 @@ def test_feature_extraction_run_learns_and_writes_its_folder(trained_run):
     assert meta["classes"] == ["ants", "bees"] and meta["summary"]["epoch"] == trained_run["best_epoch"]
 
 
-def test_partial_fine_tune_changes_only_unfrozen_layers(small_dataset, tmp_path):
+@pytest.mark.parametrize("batchnorm", ["pretrained", "adapt"])
+def test_partial_fine_tune_changes_only_unfrozen_layers(small_dataset, tmp_path, batchnorm):
     from studio.runs import Run
     config = TrainConfig(data=str(small_dataset), backbone="mobilenetv2_100", freeze="5", epochs=1,
-                         batch_size=16).resolved()
+                         batch_size=16, batchnorm=batchnorm).resolved()
     run = Run(tmp_path / "run", {"epochs": 1})
     trainer = Trainer(config, run)
     trainer.train()
@@ -46,10 +47,12 @@ def test_partial_fine_tune_changes_only_unfrozen_layers(small_dataset, tmp_path)
         frozen = any(name in g for g in groups[:5])
         same = torch.equal(param.detach().cpu(), ref_params[name].detach())
         assert same == frozen, name
-    # running statistics of frozen BatchNorm layers are untouched
-    assert torch.equal(dict(model.named_buffers())["bn1.running_mean"], ref_buffers["bn1.running_mean"])
-    assert not torch.equal(dict(model.named_buffers())["blocks.6.0.bn1.running_mean"],
-                           ref_buffers["blocks.6.0.bn1.running_mean"])
+    buffers = dict(model.named_buffers())
+    # running statistics of frozen BatchNorm layers are untouched either way
+    assert torch.equal(buffers["bn1.running_mean"], ref_buffers["bn1.running_mean"])
+    # trainable layers keep ImageNet statistics unless told to adapt them
+    adapted = not torch.equal(buffers["blocks.6.0.bn1.running_mean"], ref_buffers["blocks.6.0.bn1.running_mean"])
+    assert adapted == (batchnorm == "adapt")
     assert run.snapshot()["history"][0]["val_accuracy"] > 0
 
 
@@ -106,3 +109,24 @@ def test_same_seed_same_result_on_cpu(small_dataset, tmp_path):
         Trainer(config, run).train()
         results.append([h["val_loss"] for h in run.snapshot()["history"]])
     assert results[0] == results[1]
+
+
+@pytest.mark.parametrize("freeze", ["all", "3"])
+def test_streaming_from_disk_gives_the_same_model_as_the_memory_cache(small_dataset, tmp_path, freeze):
+    """A dataset too big for the memory budget streams from disk: same batches, same seed, same model."""
+    from studio.runs import Run
+    outcomes = {}
+    for budget_mb in (None, 0):
+        config = TrainConfig(data=str(small_dataset), backbone="mobilenetv2_100", freeze=freeze, epochs=2,
+                             feature_views=2, batch_size=16, memory_budget_mb=budget_mb).resolved()
+        run = Run(tmp_path / f"budget-{budget_mb}", {})
+        trainer = Trainer(config, run)
+        trainer.train()
+        snapshot = run.snapshot()
+        assert snapshot["engine"]["pixels"] == ("streamed from disk" if budget_mb == 0 else "cached in memory")
+        timing = ("epoch_seconds", "elapsed_seconds")
+        history = [{k: v for k, v in h.items() if k not in timing} for h in snapshot["history"]]
+        outcomes[budget_mb] = (history, trainer.model.state_dict())
+    (cached_history, cached_state), (streamed_history, streamed_state) = outcomes[None], outcomes[0]
+    assert streamed_history == cached_history
+    assert all(torch.equal(cached_state[k], streamed_state[k]) for k in cached_state)
