@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import html
+import json
+import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -10,14 +12,14 @@ import pandas as pd
 
 from components import views
 from studio import paths
-import json
-import tempfile
-
-from studio.data import DatasetError, open_dataset
+from studio.data import DatasetError, open_dataset, prefix_preview
 from studio.doctor import DEFAULT_EXCLUDE, diagnose
 from studio.imaging import ImageDecodeError, open_rgb
 
 SAMPLES_PER_CLASS = 6
+PREFIX_HINT = ("If each file name starts with its class (for example `cat_001.jpg`, `dog_002.jpg`), open "
+               "**My images are in one folder** below and type the character that ends the class name. "
+               "Otherwise put each class's images in a folder named after the class and zip the folders.")
 UNVIEWABLE = ("junk", "not_images", "unreadable")  # findings whose files have no picture to show
 SEVERITY_ICON = {"error": "Problem:", "warning": "Warning:", "info": "Note:"}  # words: emoji fonts may be missing
 EXCLUDE_LABELS = {"exact_duplicates": "Extra copies of identical files",
@@ -32,17 +34,31 @@ def _empty(message: str) -> tuple:
             gr.CheckboxGroup(choices=[], value=[]), None, {})
 
 
-def describe(source: str, progress=None) -> tuple:
+def _check_progress(progress):
+    """Adapt a gr.Progress to the doctor's (done, total) callback."""
+    if progress is None:
+        return None
+    return lambda done, total: progress((done, total), desc="Checking images", unit="images")
+
+
+def describe(source: str, progress=None, separator: str | None = None) -> tuple:
     """Everything the Data step shows about a dataset, in the order of `outputs` in bind():
 
-    (dataset root or None, summary, chart, sample gallery, skipped table, findings markdown,
-    finding picker, leave-out choices, report file, {finding kind: paths}).
+    (data source {"source", "prefix_separator"} or None, summary, chart, sample gallery,
+    skipped table, findings markdown, finding picker, leave-out choices, report file,
+    {finding kind: paths}).
     """
     try:
-        dataset = open_dataset(source)
+        dataset = open_dataset(source, prefix_separator=separator or None)
     except DatasetError as exc:
         return _empty(f"### This data can't be used yet\n{html.escape(str(exc))}")
-    report = diagnose(dataset, progress)
+    if len(dataset.classes) == 1 and not separator:
+        return _empty(f"### Only one class found ({html.escape(dataset.classes[0])})\nA classifier needs at "
+                      "least two. " + PREFIX_HINT)
+    loose = [s for s in dataset.skipped if s["reason"] == "file outside a class folder"]
+    if len(dataset.samples) == 0 and loose:
+        return _empty(f"### {len(loose)} images, but no class folders\n" + PREFIX_HINT)
+    report = diagnose(dataset, _check_progress(progress))
     if not report.trainable:
         return _empty(f"### This data can't be used yet\n{html.escape(report.reason)}")
     counts = dataset.counts()
@@ -69,7 +85,8 @@ def describe(source: str, progress=None) -> tuple:
     report_file = Path(tempfile.mkdtemp(prefix="studio-report-")) / "data-report.json"
     report_file.write_text(json.dumps(report.to_dict(dataset), indent=2))
     paths_by_kind = {f.kind: f.paths for f in findings if f.paths}
-    return (str(dataset.root), "\n".join(lines), views.counts_frame(counts), _gallery(dataset),
+    source_state = {"source": str(dataset.root), "prefix_separator": separator or None}
+    return (source_state, "\n".join(lines), views.counts_frame(counts), _gallery(dataset),
             _skipped(dataset.skipped), finding_md, picker, leave_out, str(report_file), paths_by_kind)
 
 
@@ -115,18 +132,46 @@ def _skipped(rows) -> pd.DataFrame:
     return pd.DataFrame(rows or [], columns=["path", "reason"])
 
 
-def use_example() -> tuple:
-    return describe(str(paths.EXAMPLE_DATASET))
+def use_example(progress=gr.Progress()) -> tuple:
+    return (*describe(str(paths.EXAMPLE_DATASET), progress), str(paths.EXAMPLE_DATASET))
 
 
-def use_upload(file) -> tuple:
+def use_upload(file, progress=gr.Progress()) -> tuple:
     if not file:
-        return _empty("Choose a .zip file first.")
+        return (*_empty("Choose a .zip file first."), None)
     path = file if isinstance(file, str) else getattr(file, "name", str(file))
     if not path.lower().endswith(".zip"):
-        return _empty("### Please upload a .zip file\nZip a folder that holds one folder per class "
-                      "(or train/ and val/ folders that hold class folders).")
-    return describe(path)
+        return (*_empty("### Please upload a .zip file\nZip a folder that holds one folder per class "
+                        "(or train/ and val/ folders that hold class folders)."), None)
+    return (*describe(path, progress), path)
+
+
+def preview_prefix(uploaded: str | None, separator: str) -> tuple[pd.DataFrame, str]:
+    """What a separator would make of the uploaded flat folder, before the user applies it."""
+    empty = pd.DataFrame(columns=["file", "class"])
+    if not uploaded:
+        return empty, "Upload a .zip first."
+    if not separator:
+        return empty, "Type the character that ends the class name, e.g. `_` for `cat_001.jpg`."
+    try:
+        preview = prefix_preview(uploaded, separator)
+    except DatasetError as exc:
+        return empty, html.escape(str(exc))
+    table = pd.DataFrame(preview["examples"], columns=["file", "class"])
+    classes = preview["classes"]
+    words = (f"**{len(classes)} classes**: " + ", ".join(f"{html.escape(c)} ({n})" for c, n in list(classes.items())[:12])
+             + (" …" if len(classes) > 12 else "")) if classes else "**No classes**: no file name has that separator."
+    if preview["unmatched"]:
+        words += f"; {preview['unmatched']} file(s) without `{html.escape(separator)}` would be left out."
+    return table, words
+
+
+def use_prefix(uploaded: str | None, separator: str, progress=gr.Progress()) -> tuple:
+    if not uploaded:
+        return (*_empty("Upload a .zip first."), uploaded)
+    if not separator:
+        return (*_empty("Type the separator first (e.g. `_`)."), uploaded)
+    return (*describe(uploaded, progress, separator), uploaded)
 
 
 def render() -> SimpleNamespace:
@@ -137,6 +182,14 @@ def render() -> SimpleNamespace:
             example = gr.Button("Use the example: ants vs bees", variant="primary")
             gr.Markdown("398 photos from ImageNet, already split into train and val.")
         upload = gr.File(label="…or upload a .zip of class folders", file_types=[".zip"], scale=2, height=140)
+    with gr.Accordion("My images are in one folder, with the class in each file name", open=False):
+        with gr.Row():
+            separator = gr.Textbox(label="Separator after the class name", max_lines=1, scale=1,
+                                   placeholder="_", info="For cat_001.jpg and dog_002.jpg, type _")
+            prefix_note = gr.Markdown("", elem_id="prefix-note")
+        prefix_table = gr.Dataframe(pd.DataFrame(columns=["file", "class"]), label="What it would give",
+                                    interactive=False, max_height=220)
+        apply_prefix = gr.Button("Use these classes")
     summary = gr.Markdown("No data chosen yet.", elem_id="data-summary")
     with gr.Row():
         chart = gr.BarPlot(None, x="class", y="images", color="split", label="Images per class",
@@ -156,14 +209,19 @@ def render() -> SimpleNamespace:
     next_button = gr.Button("Next: choose a model →")
     return SimpleNamespace(example=example, upload=upload, summary=summary, chart=chart, gallery=gallery,
                            skipped=skipped, findings=findings, picker=picker, leave_out=leave_out,
-                           report=report, finding_files=finding_files, paths=gr.State({}), next=next_button)
+                           report=report, finding_files=finding_files, paths=gr.State({}), next=next_button,
+                           separator=separator, prefix_note=prefix_note, prefix_table=prefix_table,
+                           apply_prefix=apply_prefix, uploaded=gr.State(None))
 
 
 def bind(ui: SimpleNamespace, data_source: gr.State) -> None:
     outputs = [data_source, ui.summary, ui.chart, ui.gallery, ui.skipped, ui.findings, ui.picker,
-               ui.leave_out, ui.report, ui.paths]
+               ui.leave_out, ui.report, ui.paths, ui.uploaded]
     show_files = dict(fn=finding_gallery, inputs=[ui.picker, ui.paths], outputs=ui.finding_files,
                       api_visibility="private")
     ui.example.click(use_example, None, outputs, api_name="use_example").then(**show_files)
     ui.upload.upload(use_upload, ui.upload, outputs, api_name="use_upload").then(**show_files)
+    ui.separator.change(preview_prefix, [ui.uploaded, ui.separator], [ui.prefix_table, ui.prefix_note],
+                        api_name="preview_prefix", show_progress="hidden")
+    ui.apply_prefix.click(use_prefix, [ui.uploaded, ui.separator], outputs, api_name="use_prefix").then(**show_files)
     ui.picker.change(finding_gallery, [ui.picker, ui.paths], ui.finding_files, api_name="finding_files")

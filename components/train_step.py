@@ -23,11 +23,17 @@ def freeze_argument(backbone: str, depth: float) -> str:
 
 
 def start(data_source, backbone, depth, epochs, lr, batch_size, leave_out=None):
-    """Start a run; returns (status markdown, run folder)."""
+    """Start a run; returns (status markdown, run folder).
+
+    `data_source` is the Data step's {"source", "prefix_separator"} (a plain path also works).
+    """
     if not data_source:
         return "**Choose data first** (step 1: use the example or upload a .zip).", gr.skip()
+    if isinstance(data_source, str):
+        data_source = {"source": data_source, "prefix_separator": None}
     try:
-        config = TrainConfig(data=data_source, backbone=backbone, freeze=freeze_argument(backbone, depth),
+        config = TrainConfig(data=data_source["source"], prefix_separator=data_source.get("prefix_separator"),
+                             backbone=backbone, freeze=freeze_argument(backbone, depth),
                              epochs=int(epochs), lr=None if lr in (None, "Auto") else float(lr),
                              batch_size=int(batch_size), exclude=list(leave_out or []))
         run = start_training(config)

@@ -123,13 +123,17 @@ def _visible_dirs(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and not _is_junk(p.name))
 
 
-def _unwrap(folder: Path) -> Path:
-    """Step into a single wrapping folder (`dataset/` inside the zip) if that is all there is."""
+def _unwrap(folder: Path, flat: bool = False) -> Path:
+    """Step into a single wrapping folder (`dataset/` inside the zip) if that is all there is.
+
+    A folder of class folders is only a wrapper if it holds folders itself; for a
+    flat layout (`flat`, class in the file name) any single folder is one.
+    """
     while True:
         dirs = _visible_dirs(folder)
         files = [p for p in folder.iterdir() if p.is_file() and not _is_junk(p.name)]
         if (len(dirs) == 1 and not files and dirs[0].name.lower() not in SPLIT_NAMES
-                and _visible_dirs(dirs[0])):
+                and (flat or _visible_dirs(dirs[0]))):
             folder = dirs[0]
         else:
             return folder
@@ -270,12 +274,37 @@ def _read_prefix_samples(folder: Path, separator: str, rows: list, skipped: list
         rows.append({"path": str(file), "label": file.stem.split(separator, 1)[0], "split": None})
 
 
-def prefix_preview(source: str | Path, separator: str, limit: int = 8) -> list[tuple[str, str]]:
-    """(file name, class it yields) for the first files: shown before the user commits to a separator."""
-    folder = Path(source)
-    files = sorted(p.name for p in folder.iterdir() if p.is_file() and is_image_name(p))[:limit]
-    return [(name, Path(name).stem.split(separator, 1)[0] if separator and separator in Path(name).stem
-             else "(no class: separator not found)") for name in files]
+def dataset_folder(source: str | Path, flat: bool = False) -> Path:
+    """The folder that holds a dataset: a .zip is extracted (safely, once), a wrapping folder skipped."""
+    source = Path(source).expanduser()
+    if not source.exists():
+        raise DatasetError(f"{source} does not exist. Give a folder of class folders or a .zip of one.")
+    folder = extract_zip(source) if source.is_file() and source.suffix.lower() == ".zip" else source
+    if not folder.is_dir():
+        raise DatasetError(f"{source.name} is neither a folder nor a .zip file.")
+    return _unwrap(folder, flat)
+
+
+def prefix_preview(source: str | Path, separator: str, limit: int = 8) -> dict:
+    """What a filename-prefix separator would yield, shown before the user commits to it.
+
+    {"examples": [(file name, class)], "classes": {class: count}, "unmatched": files without it}.
+    """
+    folder = dataset_folder(source, flat=True)
+    names = sorted(p.name for p in folder.iterdir() if p.is_file() and is_image_name(p) and not _is_junk(p.name))
+    classes: dict[str, int] = {}
+    unmatched = 0
+    examples = []
+    for name in names:
+        stem = Path(name).stem
+        label = stem.split(separator, 1)[0] if separator and separator in stem else None
+        if label:
+            classes[label] = classes.get(label, 0) + 1
+        else:
+            unmatched += 1
+        if len(examples) < limit:
+            examples.append((name, label or "(no class: separator not found)"))
+    return {"examples": examples, "classes": dict(sorted(classes.items())), "unmatched": unmatched}
 
 
 def open_dataset(source: str | Path, val_fraction: float = 0.2, seed: int = 0,
@@ -287,12 +316,7 @@ def open_dataset(source: str | Path, val_fraction: float = 0.2, seed: int = 0,
     folders; class folders.
     """
     source = Path(source).expanduser()
-    if not source.exists():
-        raise DatasetError(f"{source} does not exist. Give a folder of class folders or a .zip of one.")
-    folder = extract_zip(source) if source.is_file() and source.suffix.lower() == ".zip" else source
-    if not folder.is_dir():
-        raise DatasetError(f"{source.name} is neither a folder nor a .zip file.")
-    folder = _unwrap(folder)
+    folder = dataset_folder(source, flat=bool(prefix_separator))
     rows: list[dict] = []
     skipped: list[dict] = []
     csv_path = _find_csv(folder)

@@ -161,8 +161,11 @@ def test_class_from_filename_prefix(tmp_path):
     tmp_path.mkdir(exist_ok=True)
     for name in ("cat_1.jpg", "cat_2.jpg", "cat_3.jpg", "dog_1.png", "dog_2.png", "dog_3.png", "nolabel.jpg"):
         Image.new("RGB", (40, 40), (len(name) * 9, 0, 0)).save(tmp_path / name)
-    preview = dict(prefix_preview(tmp_path, "_"))
-    assert preview["cat_1.jpg"] == "cat" and "not found" in preview["nolabel.jpg"]
+    preview = prefix_preview(tmp_path, "_")
+    examples = dict(preview["examples"])
+    assert examples["cat_1.jpg"] == "cat" and "not found" in examples["nolabel.jpg"]
+    assert preview["classes"] == {"cat": 3, "dog": 3} and preview["unmatched"] == 1
+    assert prefix_preview(tmp_path, "-")["unmatched"] == 7
     dataset = open_dataset(tmp_path, prefix_separator="_")
     assert dataset.classes == ["cat", "dog"] and len(dataset.samples) == 6
     assert any("nolabel.jpg" in s["path"] for s in dataset.skipped)

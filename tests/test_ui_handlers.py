@@ -8,7 +8,9 @@ from studio import backbones
 
 
 def test_example_data_is_described():
-    source, summary, chart, gallery, skipped, findings, picker, leave_out, report, paths = data_step.use_example()
+    (source, summary, chart, gallery, skipped, findings, picker, leave_out, report, paths,
+     uploaded) = data_step.use_example()
+    assert source == {"source": uploaded, "prefix_separator": None}
     assert "no problems found" in findings and paths == {}
     assert '"trainable": true' in open(report).read()
     assert source and "2 classes" in summary and "398" in summary
@@ -82,3 +84,28 @@ def test_data_step_shows_findings_and_their_files(tmp_path):
     thumbnails = data_step.finding_gallery("train_val_leak", paths)
     assert sorted(caption for _, caption in thumbnails) == ["ants/a2.jpg", "ants/resized a2.jpg"]
     assert data_step.finding_gallery(None, paths) == []
+
+
+def test_flat_zip_with_class_in_file_names_is_previewed_then_used(tmp_path):
+    from conftest import example_files
+    archive = tmp_path / "flat.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for label in ("ants", "bees"):
+            for i, file in enumerate(example_files("train", label, 12)):
+                zf.write(file, f"photos/{label}-{i:03d}.jpg")
+        zf.writestr("photos/README.txt", "not an image")
+    source, summary, *rest = data_step.use_upload(str(archive))
+    uploaded = rest[-1]
+    assert source is None and "one folder" in summary and uploaded == str(archive)
+    table, note = data_step.preview_prefix(uploaded, "-")
+    assert list(table["class"][:2]) == ["ants", "ants"] and "**2 classes**: ants (12), bees (12)" in note
+    table, note = data_step.preview_prefix(uploaded, "+")
+    assert "No classes" in note
+    source, summary, chart, *_ = data_step.use_prefix(uploaded, "-")
+    assert source["prefix_separator"] == "-" and "2 classes" in summary and chart.images.sum() == 24
+    message, _ = train_step.start(source, "mobilenetv2_100", 100, 1, "Auto", 32, [])
+    from studio.runs import MANAGER
+    MANAGER.wait()
+    snapshot = MANAGER.current.snapshot()
+    assert snapshot["status"] == "finished", snapshot["error"]
+    assert snapshot["classes"] == ["ants", "bees"] and snapshot["dataset"]["train"] + snapshot["dataset"]["val"] == 24
