@@ -45,7 +45,7 @@ def build() -> gr.Blocks:
                 export_ui = export_step.render()
         data_step.bind(data_ui, data_source)
         model_step.bind(model_ui)
-        train_step.bind(train_ui, data_source, model_ui, run_dir, data_ui.leave_out)
+        train_step.bind(train_ui, data_source, model_ui, run_dir, data_ui.leave_out, data_ui.findings_state)
         try_step.bind(try_ui, run_dir)
         export_step.bind(export_ui, run_dir)
         for ui, target in ((data_ui, "model"), (model_ui, "train"), (train_ui, "try"), (try_ui, "export")):

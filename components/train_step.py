@@ -22,10 +22,12 @@ def freeze_argument(backbone: str, depth: float) -> str:
     return "all" if int(depth) >= total else str(int(depth))
 
 
-def start(data_source, backbone, depth, epochs, lr, batch_size, leave_out=None):
+def start(data_source, backbone, depth, epochs, lr, batch_size, leave_out=None, findings=None):
     """Start a run; returns (status markdown, run folder).
 
-    `data_source` is the Data step's {"source", "prefix_separator"} (a plain path also works).
+    `data_source` is the Data step's {"source", "prefix_separator"} (a plain path also works);
+    `findings` its finding dicts: suggestions computed there (outliers) are left out by
+    file, exactly as shown, instead of being computed again.
     """
     if not data_source:
         return "**Choose data first** (step 1: use the example or upload a .zip).", gr.skip()
@@ -35,7 +37,8 @@ def start(data_source, backbone, depth, epochs, lr, batch_size, leave_out=None):
         config = TrainConfig(data=data_source["source"], prefix_separator=data_source.get("prefix_separator"),
                              backbone=backbone, freeze=freeze_argument(backbone, depth),
                              epochs=int(epochs), lr=None if lr in (None, "Auto") else float(lr),
-                             batch_size=int(batch_size), exclude=list(leave_out or []))
+                             batch_size=int(batch_size), exclude=[k for k in leave_out or [] if k != "outliers"],
+                             exclude_files=_chosen_files(leave_out, findings, ("outliers",)))
         run = start_training(config)
     except RunBusyError as exc:
         gr.Warning(str(exc))
@@ -43,6 +46,11 @@ def start(data_source, backbone, depth, epochs, lr, batch_size, leave_out=None):
     except (ValueError, backbones.BackboneError) as exc:
         return f"**Not started.** {exc}", gr.skip()
     return "**Starting…**", run.snapshot()["run_dir"]
+
+
+def _chosen_files(leave_out, findings, kinds) -> dict:
+    return {path: f"left out: {f['kind']}" for f in findings or [] if f["kind"] in kinds
+            and f["kind"] in (leave_out or []) for path in f["exclude"]}
 
 
 def stop():
@@ -99,8 +107,9 @@ def render() -> SimpleNamespace:
 
 
 def bind(ui: SimpleNamespace, data_source: gr.State, model_ui: SimpleNamespace, run_dir: gr.State,
-         leave_out: gr.CheckboxGroup) -> None:
-    ui.start.click(start, [data_source, model_ui.backbone, model_ui.freeze, ui.epochs, ui.lr, ui.batch, leave_out],
+         leave_out: gr.CheckboxGroup, findings: gr.State) -> None:
+    ui.start.click(start, [data_source, model_ui.backbone, model_ui.freeze, ui.epochs, ui.lr, ui.batch, leave_out,
+                           findings],
                    [ui.status, run_dir], api_name="start_training")
     ui.stop.click(stop, None, ui.status, api_name="stop_training")
     ui.timer.tick(poll, ui.seen, [ui.status, ui.progress, ui.loss, ui.accuracy, ui.confusion, ui.per_class,

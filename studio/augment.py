@@ -79,9 +79,9 @@ def eval_batch(batch_u8: torch.Tensor, preprocessing: dict, dtype=torch.float32)
 
 
 def train_batch(batch_u8: torch.Tensor, preprocessing: dict, generator: torch.Generator | None,
-                jitter: float = 0.1, scale=(0.35, 1.0), dtype=torch.float32) -> torch.Tensor:
-    """Cached squares to an augmented, normalised training batch."""
+                jitter: float = 0.1, scale=(0.35, 1.0), dtype=torch.float32, size: int | None = None) -> torch.Tensor:
+    """Cached squares to an augmented, normalised training batch (`size` px, default the input size)."""
     x = batch_u8.to(dtype)
     x = color_jitter(x, jitter, generator)
-    x = random_resized_crop(x, preprocessing["input_size"], generator, scale=scale)
+    x = random_resized_crop(x, size or preprocessing["input_size"], generator, scale=scale)
     return normalize(x, preprocessing["mean"], preprocessing["std"], dtype)

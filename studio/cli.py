@@ -42,7 +42,8 @@ def cmd_train(args) -> int:
     config = TrainConfig(data=str(Path(args.data).resolve()), backbone=args.backbone or "", freeze=args.freeze,
                          epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
                          val_fraction=args.val_fraction, device=args.device, prefix_separator=args.prefix_sep,
-                         exclude=[] if args.keep_all else (args.exclude or list(DEFAULT_EXCLUDE)))
+                         exclude=[] if args.keep_all else (args.exclude or list(DEFAULT_EXCLUDE)),
+                         feature_views=args.views, batchnorm=args.batchnorm, memory_budget_mb=args.memory_budget)
     started = time.perf_counter()
     run = start_training(config, run_dir=args.out)
     try:
@@ -82,6 +83,12 @@ def cmd_doctor(args) -> int:
         return _fail(str(exc), EXIT_USAGE)
     progress = None if args.json else (lambda d, t: print(f"\rchecking {d}/{t}", end="", file=sys.stderr))
     report = diagnose(dataset, progress)
+    if args.outliers:
+        from studio.outliers import find_outliers
+        finding = find_outliers(dataset, progress=None if args.json else
+                                (lambda d, t: print(f"\rlooking for outliers {d}/{t}", end="", file=sys.stderr)))
+        if finding is not None:
+            report.findings.append(finding)
     if args.json:
         print(json.dumps(report.to_dict(dataset)))
     else:
@@ -182,6 +189,27 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from studio.backbones import BackboneError
+    from studio.bench import BenchError, BenchUsageError, format_table, run_bench
+    from studio.data import DatasetError
+    from studio.runs import RunBusyError
+
+    log = (lambda text: print(text, file=sys.stderr, flush=True)) if not args.quiet else (lambda text: None)
+    try:
+        report = run_bench(args.data, args.backbone or "", epochs=args.epochs, device=args.device,
+                           only=args.only, log=log)
+    except (DatasetError, BenchUsageError) as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except (BackboneError, BenchError, RunBusyError) as exc:
+        return _fail(str(exc))
+    if not args.json_only:
+        print(format_table(report))
+        print()
+    print(json.dumps(report))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="studio", description="Transfer Studio: train an image classifier on your photos.")
     sub = parser.add_subparsers(dest="command")
@@ -208,6 +236,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="leave out the files of this data-check finding (repeatable; default: "
                             "exact_duplicates and train_val_leak; see `studio doctor`)")
     train.add_argument("--keep-all", action="store_true", help="train on every readable file, leave nothing out")
+    train.add_argument("--views", type=int, default=None,
+                       help="feature extraction: views of each training image (1 = no augmentation; default 2 on CPU, 4 on GPU)")
+    train.add_argument("--batchnorm", default="pretrained", choices=["pretrained", "adapt"],
+                       help="'pretrained' keeps every BatchNorm layer's ImageNet statistics (steadier on small data, faster on CPU); "
+                            "'adapt' lets trainable layers re-estimate them from your images")
+    train.add_argument("--memory-budget", type=int, default=None, metavar="MB",
+                       help="largest in-memory image cache; bigger datasets stream from disk (default: half the free RAM, "
+                            "or STUDIO_CACHE_BUDGET)")
     train.set_defaults(func=cmd_train)
 
     doctor = sub.add_parser("doctor", help="check a dataset for what would ruin a model")
@@ -216,6 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--val-fraction", type=float, default=0.2)
     doctor.add_argument("--seed", type=int, default=0)
     doctor.add_argument("--prefix-sep", default=None, help=PREFIX_HELP)
+    doctor.add_argument("--outliers", action="store_true",
+                        help="also suggest pictures that do not look like their class (runs the pretrained network)")
     doctor.set_defaults(func=cmd_doctor)
 
     predict = sub.add_parser("predict", help="classify images with a trained model file")
@@ -234,6 +272,18 @@ def build_parser() -> argparse.ArgumentParser:
     listing = sub.add_parser("backbones", help="list the backbones and whether each can be had now")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(func=cmd_backbones)
+
+    bench = sub.add_parser("bench", help="time the tutorial loop, the studio engine and (CUDA) the raw limit on the same data")
+    bench.add_argument("data", help="a dataset as `studio train` takes it")
+    bench.add_argument("--backbone", default="", help="timm model name (default: the first available offline)")
+    bench.add_argument("--epochs", type=int, default=3)
+    bench.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    bench.add_argument("--only", default=None, metavar="PARTS",
+                       help="comma-separated subset of tutorial,frozen,finetune,raw (default: all the device can run; "
+                            "raw is CUDA only; 'tutorial' runs the tutorial in the modes of the studio runs chosen)")
+    bench.add_argument("--json-only", action="store_true", help="no table: stdout is only the JSON line")
+    bench.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    bench.set_defaults(func=cmd_bench)
     return parser
 
 

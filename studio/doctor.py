@@ -39,7 +39,7 @@ EXTENSION_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BM
 ERROR, WARNING, INFO = "error", "warning", "info"
 DEFAULT_EXCLUDE = ("exact_duplicates", "train_val_leak")  # safe to leave out without asking
 EXCLUDABLE = ("exact_duplicates", "near_duplicates", "conflicting_labels", "train_val_leak", "tiny_images",
-              "unreadable")
+              "unreadable", "outliers")
 
 
 @dataclass
@@ -348,5 +348,16 @@ def apply_exclusions(dataset: Dataset, report: Report, kinds: list[str]) -> Data
                 reasons.setdefault(path, f"left out: {finding.kind.replace('_', ' ')}")
     keep = ~dataset.samples.path.isin(reasons)
     skipped = dataset.skipped + [{"path": p, "reason": r} for p, r in reasons.items()]
+    return Dataset(dataset.root, dataset.samples[keep].reset_index(drop=True), dataset.classes, skipped,
+                   dataset.split_source, dataset.source)
+
+
+def leave_out_files(dataset: Dataset, reasons: dict[str, str]) -> Dataset:
+    """A copy of the dataset without the given files ({path: reason}), listed in `skipped`."""
+    if not reasons:
+        return dataset
+    keep = ~dataset.samples.path.isin(reasons)
+    gone = set(dataset.samples.path[~keep])
+    skipped = dataset.skipped + [{"path": p, "reason": r} for p, r in reasons.items() if p in gone]
     return Dataset(dataset.root, dataset.samples[keep].reset_index(drop=True), dataset.classes, skipped,
                    dataset.split_source, dataset.source)

@@ -130,3 +130,28 @@ def test_real_shared_datasets_when_present():
     cifar = diagnose(open_dataset(SHARED_DATASETS / "cifar10_subset"))
     leak = cifar.by_kind("train_val_leak")
     assert leak and names(leak.paths) == ["0089.jpg", "0338.jpg"]
+
+
+def test_placeholder_gif_is_suggested_and_left_out_only_when_asked(tmp_path):
+    """The example's imageNotFound.gif: an outlier suggestion in `studio doctor --outliers`,
+    left out of training with `--exclude outliers`; the odd `.jpeg` extension is simply used."""
+    from studio import paths
+    from studio.runs import Run
+    from studio.training import TrainConfig, Trainer
+    plain = subprocess.run([sys.executable, "-m", "studio", "doctor", str(paths.EXAMPLE_DATASET), "--json"],
+                           capture_output=True, text=True, timeout=300)
+    assert "outliers" not in {f["kind"] for f in json.loads(plain.stdout)["findings"]}  # optional: off by default
+    result = subprocess.run([sys.executable, "-m", "studio", "doctor", str(paths.EXAMPLE_DATASET), "--json",
+                             "--outliers"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    outliers = next(f for f in json.loads(result.stdout)["findings"] if f["kind"] == "outliers")
+    assert names(outliers["paths"]) == ["imageNotFound.gif"] and "Suggestion" in outliers["message"]
+
+    config = TrainConfig(data=str(paths.EXAMPLE_DATASET), backbone="mobilenetv2_100", epochs=1, feature_views=1,
+                         exclude=["outliers"]).resolved()
+    run = Run(tmp_path / "run", {"epochs": 1})
+    Trainer(config, run).train()
+    used = names((run.dir / "samples.csv").read_text().splitlines()[1:])
+    assert "imageNotFound.gif" not in " ".join(used) and any("formica.jpeg" in u for u in used)
+    assert any(s["path"].endswith("imageNotFound.gif") and s["reason"] == "left out: outliers"
+               for s in run.snapshot()["dataset"]["skipped"])

@@ -1,5 +1,6 @@
 """UI handlers called as Gradio calls them, without a browser."""
 import zipfile
+from pathlib import Path
 
 import pandas as pd
 
@@ -8,7 +9,7 @@ from studio import backbones
 
 
 def test_example_data_is_described():
-    (source, summary, chart, gallery, skipped, findings, picker, leave_out, report, paths,
+    (source, summary, chart, gallery, skipped, findings, picker, leave_out, report, paths, finding_list,
      uploaded) = data_step.use_example()
     assert source == {"source": uploaded, "prefix_separator": None}
     assert "no problems found" in findings and paths == {}
@@ -77,7 +78,8 @@ def test_data_step_shows_findings_and_their_files(tmp_path):
     import test_doctor
     root = test_doctor.build_corpus(tmp_path / "flawed")
     (source, summary, chart, gallery, skipped, findings, picker, leave_out, report,
-     paths) = data_step.describe(str(root))
+     paths, finding_list) = data_step.describe(str(root))
+    assert {f["kind"] for f in finding_list} >= {"exact_duplicates", "train_val_leak"}
     assert source and "Problem:" in findings and "train val leak" in findings
     assert picker.value not in data_step.UNVIEWABLE and picker.value in paths
     assert set(leave_out.value) == {"exact_duplicates", "train_val_leak"}
@@ -109,3 +111,27 @@ def test_flat_zip_with_class_in_file_names_is_previewed_then_used(tmp_path):
     snapshot = MANAGER.current.snapshot()
     assert snapshot["status"] == "finished", snapshot["error"]
     assert snapshot["classes"] == ["ants", "bees"] and snapshot["dataset"]["train"] + snapshot["dataset"]["val"] == 24
+
+
+def test_outlier_suggestion_is_added_and_its_files_left_out_only_when_ticked(small_dataset):
+    example = data_step.use_example()
+    source, finding_list = example[0], example[-2]
+    note, markdown, picker, leave_out, paths, finding_list = data_step.look_for_outliers(source, finding_list, [])
+    assert any(p.endswith("imageNotFound.gif") for p in paths["outliers"]), note
+    assert "outliers" in markdown and "Suggestion" in markdown
+    assert ("Pictures that don't look like their class (suggestion)", "outliers") in leave_out.choices
+    assert "outliers" not in leave_out.value  # a suggestion is never applied unasked
+
+    # training leaves out exactly the files the page showed, when ticked
+    import pandas as pd
+    from studio.runs import MANAGER
+    victim = sorted((small_dataset / "train" / "ants").iterdir())[0]
+    shown = [{"kind": "outliers", "severity": "info", "message": "", "paths": [str(victim)], "exclude": [str(victim)]}]
+    assert train_step._chosen_files([], shown, ("outliers",)) == {}
+    train_step.start(str(small_dataset), "mobilenetv2_100", 100, 1, "Auto", 32, ["outliers"], shown)
+    MANAGER.wait()
+    snapshot = MANAGER.current.snapshot()
+    assert snapshot["status"] == "finished", snapshot["error"]
+    used = pd.read_csv(Path(snapshot["run_dir"]) / "samples.csv").path.tolist()
+    assert str(victim) not in used and len(used) == 67
+    assert {"path": str(victim), "reason": "left out: outliers"} in snapshot["dataset"]["skipped"]

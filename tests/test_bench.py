@@ -1,0 +1,140 @@
+"""`studio bench`: real weights, real photos, one epoch each; the report's shape and arithmetic, never its times."""
+import json
+
+import pytest
+import torch
+
+from conftest import WORKSPACE, make_subset
+from studio.bench import GOALS, BenchUsageError, parse_parts, ratios_and_goals
+from studio.cli import main
+
+CLOSE = dict(rel=0.01, abs=2e-3)   # ratios are computed before rounding, times are rounded to ms
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset():
+    """4 training and 2 validation photos per class: every bench part runs in seconds."""
+    return make_subset(WORKSPACE / "bench-tiny", train=4, val=2)
+
+
+def bench(capsys, *args):
+    code = main(["bench", *map(str, args)])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def check_run(run, epochs, train_images):
+    assert run["epochs"] == epochs and len(run["epoch_seconds"]) == epochs
+    # a head epoch on cached features can round to 0.000 s; everything else takes measurable time
+    assert all(s >= 0 for s in run["epoch_seconds"]) and run["typical_epoch_seconds"] >= 0
+    assert run["total_seconds"] > 0 and run["total_seconds"] >= sum(run["epoch_seconds"]) - 1e-2
+    assert run["images_per_second"] > 0 and run["images_per_second_basis"]
+    assert 0.0 <= run["best_val_accuracy"] <= 1.0
+    assert run["train_images"] == train_images
+
+
+def test_bench_cpu_runs_tutorial_and_studio_and_prints_consistent_ratios(tiny_dataset, capsys):
+    code, out, err = bench(capsys, tiny_dataset, "--backbone", "mobilenetv2_100", "--epochs", "1",
+                           "--device", "cpu")
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    report = json.loads(lines[-1])
+    assert len(lines) > 5 and "ratios:" in out and "studio_finetune" in out  # the table, then the JSON line
+    assert "tutorial frozen: epoch 1/1" in err  # progress goes to stderr
+
+    machine = report["machine"]
+    assert machine["device"] == "cpu" and machine["cores"] >= 1 and machine["torch"] == torch.__version__
+    assert machine["cpu"] and machine["device_name"] and set(machine["load_average"]) == {"start", "end"}
+    assert isinstance(report["warnings"], list)
+    assert report["backbone"] == "mobilenetv2_100" and report["epochs"] == 1
+    assert report["classes"] == ["ants", "bees"]
+    assert report["images"] == {"train": 8, "val": 4, "total": 12}
+    assert report["parts"] == ["tutorial", "frozen", "finetune"]
+
+    runs = report["runs"]
+    assert set(runs) == {"tutorial_frozen", "tutorial_finetune", "studio_frozen", "studio_finetune"}
+    for run in runs.values():
+        check_run(run, 1, 8)
+    assert runs["studio_frozen"]["freeze"] == "all" and runs["studio_finetune"]["freeze"] == "0"
+    assert runs["studio_frozen"]["elapsed_seconds"] > 0 and runs["studio_finetune"]["val_images"] == 4
+    # the run's own clock starts after the thread does: never more than the wall time around it
+    assert runs["studio_frozen"]["elapsed_seconds"] <= runs["studio_frozen"]["total_seconds"] + 1e-3
+
+    ratios = report["ratios"]
+    assert set(ratios) == {"frozen_total_vs_tutorial", "finetune_epoch_vs_tutorial"}  # no CUDA ratios on cpu
+    assert ratios["frozen_total_vs_tutorial"] == pytest.approx(
+        runs["studio_frozen"]["total_seconds"] / runs["tutorial_frozen"]["total_seconds"], **CLOSE)
+    assert ratios["finetune_epoch_vs_tutorial"] == pytest.approx(
+        runs["studio_finetune"]["typical_epoch_seconds"] / runs["tutorial_finetune"]["typical_epoch_seconds"], **CLOSE)
+
+    goals = report["goals"]
+    assert set(goals) == {"frozen_total_vs_tutorial", "frozen_best_val_accuracy", "finetune_epoch_vs_tutorial"}
+    assert goals["frozen_total_vs_tutorial"]["goal"] == "<= 0.25"
+    assert goals["finetune_epoch_vs_tutorial"]["goal"] == "<= 0.6"
+    assert goals["frozen_best_val_accuracy"] == {
+        "value": runs["studio_frozen"]["best_val_accuracy"], "goal": ">= 0.95",
+        "met": runs["studio_frozen"]["best_val_accuracy"] >= 0.95}
+    for name in ("frozen_total_vs_tutorial", "finetune_epoch_vs_tutorial"):
+        assert goals[name]["value"] == ratios[name]
+        assert goals[name]["met"] == (ratios[name] <= GOALS[name][1])
+
+
+def test_bench_only_and_json_only(tiny_dataset, capsys):
+    code, out, err = bench(capsys, tiny_dataset, "--backbone", "mobilenetv2_100", "--epochs", "2",
+                           "--device", "cpu", "--only", "frozen", "--json-only", "--quiet")
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert len(lines) == 1 and err == ""
+    report = json.loads(lines[0])
+    assert report["parts"] == ["frozen"] and list(report["runs"]) == ["studio_frozen"]
+    check_run(report["runs"]["studio_frozen"], 2, 8)
+    assert report["ratios"]["frozen_total_vs_tutorial"] is None  # nothing to compare with
+    assert list(report["goals"]) == ["frozen_best_val_accuracy"]
+
+
+def test_bench_mistakes_are_one_clear_line(tiny_dataset, tmp_path, capsys):
+    cases = [
+        ([tmp_path / "nothing-here"], 2, "does not exist"),
+        ([tiny_dataset, "--backbone", "no_such_model"], 1, "no_such_model"),
+        ([tiny_dataset, "--only", "tutorial,bogus"], 2, "--only"),
+        ([tiny_dataset, "--only", "raw", "--device", "cpu"], 2, "CUDA"),
+        ([tiny_dataset, "--epochs", "0"], 2, "--epochs"),
+    ]
+    if not torch.cuda.is_available():
+        cases.append(([tiny_dataset, "--device", "cuda"], 2, "CUDA"))
+    for args, expected_code, words in cases:
+        code, out, err = bench(capsys, *args)
+        assert code == expected_code, (args, err)
+        assert out == ""
+        assert err.count("\n") == 1 and err.startswith("studio: error:") and words in err, (args, err)
+
+
+def test_parts_and_goals_arithmetic_for_both_devices():
+    assert parse_parts(None, "cpu") == ("tutorial", "frozen", "finetune")
+    assert parse_parts(None, "cuda") == ("tutorial", "frozen", "finetune", "raw")
+    assert parse_parts(" raw , tutorial", "cuda") == ("tutorial", "raw")
+    with pytest.raises(BenchUsageError):
+        parse_parts("frozen,everything")
+
+    # the CUDA ratios, from made-up measurements (no GPU needed to check the arithmetic)
+    runs = {
+        "tutorial_frozen": {"_total": 40.0, "_steady": 13.0, "_ips": 20.0, "best_val_accuracy": 0.9},
+        "tutorial_finetune": {"_total": 60.0, "_steady": 20.0, "_ips": 100.0, "best_val_accuracy": 0.9},
+        "studio_frozen": {"_total": 2.0, "_steady": 0.01, "_ips": 500.0, "best_val_accuracy": 0.96},
+        "studio_finetune": {"_total": 3.0, "_steady": 0.5, "_ips": 2000.0, "best_val_accuracy": 0.97},
+        "raw_bf16": {"_train_ips": 2500.0, "_forward_ips": 400.0},
+    }
+    ratios, goals, extra = ratios_and_goals(runs, "cuda", data_images=400)
+    assert ratios == {"frozen_total_vs_tutorial": 0.05, "finetune_epoch_vs_tutorial": 0.025,
+                      "finetune_vs_raw_bf16": 0.8, "finetune_vs_tutorial_speedup": 20.0,
+                      "frozen_run_vs_one_forward_pass": 2.0}
+    assert extra == {"one_forward_pass_seconds": 1.0, "one_forward_pass_images": 400}
+    assert goals == {
+        "frozen_best_val_accuracy": {"value": 0.96, "goal": ">= 0.95", "met": True},
+        "finetune_vs_raw_bf16": {"value": 0.8, "goal": ">= 0.7", "met": True},
+        "finetune_vs_tutorial_speedup": {"value": 20.0, "goal": ">= 14", "met": True},
+        "frozen_run_vs_one_forward_pass": {"value": 2.0, "goal": "<= 1.5", "met": False},
+    }
+    cpu_ratios, cpu_goals, cpu_extra = ratios_and_goals(runs, "cpu", data_images=400)
+    assert set(cpu_ratios) == {"frozen_total_vs_tutorial", "finetune_epoch_vs_tutorial"} and cpu_extra == {}
+    assert set(cpu_goals) == {"frozen_total_vs_tutorial", "frozen_best_val_accuracy", "finetune_epoch_vs_tutorial"}
