@@ -96,15 +96,8 @@ def resolve_device(requested: str = "auto") -> str:
 
 
 def machine_info(device: str) -> dict:
-    cpu = ""
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.lower().startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    from studio.hardware import cpu_name
+    cpu = cpu_name()
     info = {
         "cpu": cpu or platform.processor() or platform.machine(),
         "cores": os.cpu_count(),

@@ -248,11 +248,23 @@ def diagnose(dataset: Dataset, progress: Callable[[int, int], None] | None = Non
         findings.append(Finding("nested_archives", WARNING, f"{len(nested)} archive(s) inside the dataset are "
                                 "not opened (a zip inside a zip can hide a zip bomb). Unpack them into class "
                                 "folders if they hold images.", nested))
-    other = [s["path"] for s in dataset.skipped if s["path"] not in junk and s["path"] not in nested]
+    csv_missing = [s["path"] for s in dataset.skipped if "listed in the CSV" in s["reason"]
+                   or "CSV gives no label" in s["reason"]]
+    if csv_missing:
+        findings.append(Finding("csv_missing_files", WARNING, f"{len(csv_missing)} row(s) of the labels CSV name "
+                                "a file that is not there (or give it no label). Check the file names in the CSV "
+                                "against the files you uploaded.", csv_missing))
+    unnamed = [s["path"] for s in dataset.skipped if s["reason"] == "not named in the CSV"]
+    if unnamed:
+        findings.append(Finding("csv_unlabelled_files", WARNING, f"{len(unnamed)} image(s) are not named in the "
+                                "labels CSV, so they have no class and are not used. Add a row for each one you "
+                                "want to train on.", unnamed))
+    listed = set(junk) | set(nested) | set(csv_missing) | set(unnamed)
+    other = [s["path"] for s in dataset.skipped if s["path"] not in listed]
     if other:
-        findings.append(Finding("not_images", WARNING, f"{len(other)} file(s) are not usable images (not an "
-                                "image, empty, or unreadable) and are left out. See the skipped list for each reason.",
-                                other))
+        findings.append(Finding("not_images", WARNING, f"{len(other)} file(s) are not used (not an image, "
+                                "empty, unreadable, or outside the expected folders) and are left out. See the "
+                                "skipped list for each reason.", other))
     broken = [p for p, f in facts.items() if f.error]
     if broken:
         findings.append(Finding("unreadable", ERROR, f"{len(broken)} image(s) cannot be decoded (truncated, "

@@ -134,6 +134,11 @@ def test_csv_labels_next_to_the_images_with_missing_and_unnamed_files(tmp_path):
     assert len(dataset.split("val")) == 2 and len(dataset.split("train")) == 3
     reasons = {Path(s["path"]).name: s["reason"] for s in dataset.skipped}
     assert "missing" in reasons["gone.jpg"] and "not named in the CSV" in reasons["img 5.jpg"]
+    from studio.doctor import diagnose
+    report = diagnose(dataset)
+    assert [Path(p).name for p in report.by_kind("csv_missing_files").paths] == ["gone.jpg"]
+    assert [Path(p).name for p in report.by_kind("csv_unlabelled_files").paths] == ["img 5.jpg"]
+    assert report.by_kind("not_images") is None
 
 
 def test_csv_inside_a_zip_without_split_column(tmp_path):
