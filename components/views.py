@@ -60,12 +60,14 @@ def status_line(snapshot: dict | None) -> str:
     last = history[-1] if history else None
     best = snapshot.get("best_val_accuracy")
     text = f"Epoch {last['epoch']} of {snapshot['epochs']}, validation accuracy {last['val_accuracy']:.0%}" if last else ""
+    advice = f"\n\n**Note:** {html.escape(snapshot['advice'])}" if snapshot.get("advice") else ""
     if status == "running":
         trend = "still improving" if best is not None and last["val_accuracy"] >= best else f"best so far {best:.0%}"
-        return f"**Training.** {text}, {trend}."
+        return f"**Training.** {text}, {trend}.{advice}"
     if status == "finished":
-        return (f"**Finished.** Best validation accuracy {best:.1%} (epoch {snapshot['best_epoch']}). "
-                "Go on to **Try it** or **Export**.")
+        early = f" {html.escape(snapshot['stopped_early'])}" if snapshot.get("stopped_early") else ""
+        return (f"**Finished.** Best validation accuracy {best:.1%} (epoch {snapshot['best_epoch']}).{early} "
+                f"Go on to **Try it** or **Export**.{advice}")
     if status == "stopped":
         kept = f" The best model so far ({best:.1%}) is kept." if best is not None else ""
         return f"**Stopped.** {text}.{kept}"

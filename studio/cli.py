@@ -66,7 +66,8 @@ def cmd_train(args) -> int:
         "train_seconds": round(time.perf_counter() - started, 2),
         "confusion_matrix": snap.get("best_confusion"), "history": snap["history"],
         "backbone": snap["config"]["backbone"], "freeze": snap.get("freeze"),
-        "choices": snap["config"].get("choices", {}), "skipped": snap.get("dataset", {}).get("skipped", []),
+        "choices": snap["config"].get("choices", {}), "stopped_early": snap.get("stopped_early"),
+        "advice": snap.get("advice"), "skipped": snap.get("dataset", {}).get("skipped", []),
         "run_dir": snap["run_dir"], "model_path": snap["model_path"],
     }
     print(json.dumps(result))

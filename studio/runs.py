@@ -63,6 +63,14 @@ class Run:
         write_json_atomic(self.dir / "config.json", config)
         self._write_status()
 
+    def add_choice(self, name: str, words: str) -> None:
+        """Record a decision made during the run (e.g. class weighting) beside the recipe's own."""
+        with self._lock:
+            config = self._state["config"]
+            config.setdefault("choices", {})[name] = words
+            snapshot = copy.deepcopy(config)
+        write_json_atomic(self.dir / "config.json", snapshot)
+
     # -- reading
     def snapshot(self) -> dict:
         with self._lock:

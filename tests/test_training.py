@@ -1,6 +1,7 @@
 """The trainer on real photos and real weights: it learns, stops, keeps the best, refuses a second run."""
 import json
 import shutil
+from dataclasses import asdict
 import time
 from pathlib import Path
 
@@ -130,3 +131,62 @@ def test_streaming_from_disk_gives_the_same_model_as_the_memory_cache(small_data
     (cached_history, cached_state), (streamed_history, streamed_state) = outcomes[None], outcomes[0]
     assert streamed_history == cached_history
     assert all(torch.equal(cached_state[k], streamed_state[k]) for k in cached_state)
+
+
+def test_early_stopping_keeps_the_best_epoch_and_says_why(small_dataset, tmp_path):
+    from studio.runs import Run
+    config = TrainConfig(data=str(small_dataset), backbone="mobilenetv2_100", freeze="all", epochs=60,
+                         feature_views=1, patience=2).resolved()
+    run = Run(tmp_path / "run", {"epochs": 60})
+    trainer = Trainer(config, run)
+    trainer.train()
+    snapshot = run.snapshot()
+    history = snapshot["history"]
+    assert len(history) < 60 and "Stopped early" in snapshot["stopped_early"]
+    assert len(history) - snapshot["best_epoch"] == 2  # exactly `patience` epochs without a better result
+    saved, meta = modelfile.load(run.dir / MODEL_FILE)
+    assert meta["summary"]["epoch"] == snapshot["best_epoch"]
+    saved_state = saved.state_dict()
+    assert all(torch.equal(v.cpu(), saved_state[k]) for k, v in trainer.model.state_dict().items())
+
+    no_stop = TrainConfig(data=str(small_dataset), backbone="mobilenetv2_100", freeze="all", epochs=len(history) + 2,
+                          feature_views=1, patience=0).resolved()
+    run = Run(tmp_path / "run2", {})
+    Trainer(no_stop, run).train()
+    assert len(run.snapshot()["history"]) == len(history) + 2 and not run.snapshot().get("stopped_early")
+
+
+def test_imbalanced_classes_get_a_weighted_loss(tmp_path):
+    from conftest import example_files
+    from studio.runs import Run
+    from studio.training import class_weights
+    assert torch.allclose(class_weights(torch.tensor([0] * 30 + [1] * 10), 2), torch.tensor([2 / 3, 2.0]))
+    for split, counts in (("train", {"ants": 24, "bees": 6}), ("val", {"ants": 5, "bees": 5})):
+        for label, count in counts.items():
+            (tmp_path / "data" / split / label).mkdir(parents=True)
+            for file in example_files(split, label, count):
+                shutil.copyfile(file, tmp_path / "data" / split / label / file.name)
+    chosen = {}
+    for mode in ("auto", "off"):
+        config = TrainConfig(data=str(tmp_path / "data"), backbone="mobilenetv2_100", epochs=1, feature_views=1,
+                             class_weighting=mode).resolved()
+        run = Run(tmp_path / mode, asdict(config))
+        trainer = Trainer(config, run)
+        trainer.train()
+        chosen[mode] = (run.snapshot()["config"]["choices"].get("class_weighting"), trainer.loss_weights)
+        assert json.loads((run.dir / "config.json").read_text())["choices"].get("class_weighting") == chosen[mode][0]
+    assert "4.0x" in chosen["auto"][0] and torch.allclose(chosen["auto"][1], torch.tensor([0.625, 2.5]))
+    assert chosen["off"] == (None, None)
+
+
+def test_overfitting_is_put_in_plain_words(small_dataset, tmp_path):
+    from studio.runs import Run
+    run = Run(tmp_path / "run", {})
+    trainer = Trainer(TrainConfig(data=str(small_dataset)).resolved(), run)
+    run.record_epoch({"epoch": 1, "train_accuracy": 0.80, "val_accuracy": 0.78, "val_loss": 0.50}, [], [])
+    assert trainer._overfitting_advice() is None
+    run.record_epoch({"epoch": 2, "train_accuracy": 0.99, "val_accuracy": 0.80, "val_loss": 0.45}, [], [])
+    assert trainer._overfitting_advice() is None  # a gap, but validation still improves
+    run.record_epoch({"epoch": 3, "train_accuracy": 1.00, "val_accuracy": 0.79, "val_loss": 0.60}, [], [])
+    advice = trainer._overfitting_advice()
+    assert "memorise" in advice and "100%" in advice and "79%" in advice
