@@ -38,12 +38,29 @@ def freeze_explanation(name: str, depth: float) -> str:
             f"Trains **{trainable:,}** of {choices['total_params']:,} parameters ({share:.1%}).")
 
 
-def on_backbone_change(name: str):
+MODES = [("Auto (recommended): the new last layer first, then as much of the network as your photos need", "auto"),
+         ("I choose how many layers stay frozen", "manual")]
+AUTO_WORDS = ("**Auto**: the studio first trains only the new last layer on what the frozen network sees "
+              "(seconds). Then it looks at how well that worked: photos like everyday ones need only the top "
+              "layers retrained; unusual photos (scans, satellite tiles, drawings) get deeper retraining. "
+              "It stops when validation stops improving and keeps the best epoch. Every choice is shown on "
+              "the Train step.")
+
+
+def explain(name: str, mode: str, depth: float) -> str:
+    return AUTO_WORDS if mode == "auto" else freeze_explanation(name, depth)
+
+
+def on_mode_change(name: str, mode: str, depth: float):
+    return gr.Slider(visible=mode != "auto"), explain(name, mode, depth)
+
+
+def on_backbone_change(name: str, mode: str = "manual"):
     choices = backbones.freeze_choices(name)
     total = choices["total_groups"]
     return (backbone_details(name),
             gr.Slider(minimum=0, maximum=total, value=total, step=1),
-            freeze_explanation(name, total))
+            explain(name, mode, total))
 
 
 def render() -> SimpleNamespace:
@@ -54,16 +71,20 @@ def render() -> SimpleNamespace:
     backbone = gr.Dropdown(backbone_choices(), value=default, label="Backbone",
                            info="Backbones marked 'offline' work without internet.")
     details = gr.Markdown(backbone_details(default))
+    mode = gr.Radio(MODES, value="auto", label="How much of the network to retrain")
     freeze = gr.Slider(0, total, value=total, step=1, label="Layers kept frozen (from the input side)",
-                       info="Right end: only the new last layer learns (fast). Left end: every layer learns.")
-    explanation = gr.Markdown(freeze_explanation(default, total), elem_id="freeze-explanation")
+                       info="Right end: only the new last layer learns (fast). Left end: every layer learns.",
+                       visible=False)
+    explanation = gr.Markdown(AUTO_WORDS, elem_id="freeze-explanation")
     next_button = gr.Button("Next: train →")
-    return SimpleNamespace(backbone=backbone, details=details, freeze=freeze, explanation=explanation,
+    return SimpleNamespace(backbone=backbone, details=details, mode=mode, freeze=freeze, explanation=explanation,
                            next=next_button)
 
 
 def bind(ui: SimpleNamespace) -> None:
-    ui.backbone.change(on_backbone_change, ui.backbone, [ui.details, ui.freeze, ui.explanation],
+    ui.backbone.change(on_backbone_change, [ui.backbone, ui.mode], [ui.details, ui.freeze, ui.explanation],
                        api_name="choose_backbone")
     ui.freeze.change(freeze_explanation, [ui.backbone, ui.freeze], ui.explanation, api_name="explain_freeze",
                      show_progress="hidden")
+    ui.mode.change(on_mode_change, [ui.backbone, ui.mode, ui.freeze], [ui.freeze, ui.explanation],
+                   api_visibility="private", show_progress="hidden")

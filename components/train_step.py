@@ -14,6 +14,7 @@ from studio import backbones
 from studio.runs import MANAGER, RunBusyError
 from studio.training import TrainConfig, start_training
 
+EPOCH_CHOICES = ["Auto", 1, 2, 3, 5, 8, 10, 20, 30, 50]
 LR_CHOICES = ["Auto", "0.01", "0.003", "0.001", "0.0003", "0.0001"]
 
 
@@ -22,7 +23,7 @@ def freeze_argument(backbone: str, depth: float) -> str:
     return "all" if int(depth) >= total else str(int(depth))
 
 
-def start(data_source, backbone, depth, epochs, lr, batch_size, leave_out=None, findings=None):
+def start(data_source, backbone, mode, depth, epochs, lr, batch_size, leave_out=None, findings=None):
     """Start a run; returns (status markdown, run folder).
 
     `data_source` is the Data step's {"source", "prefix_separator"} (a plain path also works);
@@ -35,8 +36,9 @@ def start(data_source, backbone, depth, epochs, lr, batch_size, leave_out=None, 
         data_source = {"source": data_source, "prefix_separator": None}
     try:
         config = TrainConfig(data=data_source["source"], prefix_separator=data_source.get("prefix_separator"),
-                             backbone=backbone, freeze=freeze_argument(backbone, depth),
-                             epochs=int(epochs), lr=None if lr in (None, "Auto") else float(lr),
+                             backbone=backbone, freeze="auto" if mode == "auto" else freeze_argument(backbone, depth),
+                             epochs=None if epochs in (None, "Auto") else int(epochs),
+                             lr=None if lr in (None, "Auto") else float(lr),
                              batch_size=int(batch_size), exclude=[k for k in leave_out or [] if k != "outliers"],
                              exclude_files=_chosen_files(leave_out, findings, ("outliers",)))
         run = start_training(config)
@@ -79,10 +81,12 @@ def render() -> SimpleNamespace:
     gr.Markdown("Training shows the network your photos a number of times (**epochs**), "
                 "and checks it on the held-out validation photos after each one.")
     with gr.Row():
-        epochs = gr.Slider(1, 50, value=10, step=1, label="Epochs",
-                           info="How many passes over your photos. More is slower; the best epoch is kept.")
+        epochs = gr.Dropdown(EPOCH_CHOICES, value="Auto", label="Epochs",
+                             info="How many passes over your photos (after the new layer's own, in Auto). "
+                                  "Training stops early when it stops improving; the best epoch is kept.")
         lr = gr.Dropdown(LR_CHOICES, value="Auto", label="Learning rate",
-                         info="How big each correction is. Auto picks a safe value for the chosen freeze depth.")
+                         info="How big each correction is. Auto: 0.003 for the new layer alone, 0.001 when "
+                              "layers of the network retrain (less for deeper ones).")
         batch = gr.Dropdown([8, 16, 32, 64], value=32, label="Batch size",
                             info="Photos per step. Smaller uses less memory.")
     with gr.Row():
@@ -108,7 +112,7 @@ def render() -> SimpleNamespace:
 
 def bind(ui: SimpleNamespace, data_source: gr.State, model_ui: SimpleNamespace, run_dir: gr.State,
          leave_out: gr.CheckboxGroup, findings: gr.State) -> None:
-    ui.start.click(start, [data_source, model_ui.backbone, model_ui.freeze, ui.epochs, ui.lr, ui.batch, leave_out,
+    ui.start.click(start, [data_source, model_ui.backbone, model_ui.mode, model_ui.freeze, ui.epochs, ui.lr, ui.batch, leave_out,
                            findings],
                    [ui.status, run_dir], api_name="start_training")
     ui.stop.click(stop, None, ui.status, api_name="stop_training")

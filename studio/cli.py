@@ -223,7 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train headless; prints one JSON line at the end")
     train.add_argument("data", help="folder of class folders, or with train/ and val/ folders, or a .zip of either")
     train.add_argument("--backbone", default="", help="timm model name (default: the first available offline)")
-    train.add_argument("--freeze", default="all", help="'all' (only the new head trains) or a number of leading layer groups to keep frozen (0 = fine-tune everything)")
+    train.add_argument("--freeze", default="auto", help="'auto' (the new head first, then as many top layer groups as the data needs; "
+                       "the default), 'all' (only the new head trains) or a number of leading layer groups to keep frozen "
+                       "(0 = fine-tune everything)")
     train.add_argument("--epochs", type=int, default=None)
     train.add_argument("--lr", type=float, default=None, help="learning rate of the new head")
     train.add_argument("--batch-size", type=int, default=32)

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from studio import augment, backbones, evaluation, hardware, modelfile
+from studio import augment, backbones, evaluation, hardware, modelfile, recipe
 from studio.data import check_trainable, open_dataset
 from studio.doctor import DEFAULT_EXCLUDE, SquareCache, apply_exclusions, diagnose, leave_out_files
 from studio.hardware import pick_device
@@ -35,6 +35,7 @@ from studio.runs import MANAGER, MODEL_FILE, Run
 
 
 MIN_HEAD_STEPS = 25   # feature extraction: fewest head updates per epoch
+HEAD_LR = 3e-3        # the new head on frozen features (Auto's first stage and --freeze all)
 WEIGHTING_RATIO = 1.5  # largest/smallest class count from which "auto" weights the loss
 OVERFIT_GAP = 0.15     # training accuracy this far above validation accuracy is worth a word
 
@@ -53,8 +54,8 @@ class StopRequested(Exception):
 class TrainConfig:
     data: str
     backbone: str = ""                 # empty: the first backbone that can be had now
-    freeze: str = "all"                # "all" (feature extraction) or a number of layer groups
-    epochs: int | None = None          # None: the recipe decides
+    freeze: str = "auto"               # "auto" (head first, then the top layers), "all" (head only) or a number of frozen groups
+    epochs: int | None = None          # None: the recipe decides (auto: the fine-tuning epochs after the head stage)
     lr: float | None = None            # None: the recipe decides (head rate; backbone gets less)
     batch_size: int = 32
     seed: int = 0
@@ -81,8 +82,12 @@ class TrainConfig:
         if not cfg.backbone:
             cfg.backbone = backbones.default_backbone()
             cfg.choices["backbone"] = f"{cfg.backbone}: the first backbone available offline."
-        feature_extraction = str(cfg.freeze).strip().lower() == "all"
-        if cfg.epochs is None:
+        cfg.freeze = str(cfg.freeze).strip().lower()
+        feature_extraction = cfg.freeze == "all"
+        if cfg.freeze == "auto":
+            cfg.choices["freeze"] = (f"Auto: {recipe.HEAD_EPOCHS} epochs of the new head alone, then the top of "
+                                     "the backbone fine-tuned; how deep is decided from the first stage.")
+        elif cfg.epochs is None:
             cfg.epochs = 10 if feature_extraction else 5
             cfg.choices["epochs"] = (f"{cfg.epochs} epochs: " + ("with the backbone frozen an epoch "
                                      "costs milliseconds." if feature_extraction else
@@ -103,8 +108,9 @@ class TrainConfig:
             raise ValueError("batchnorm must be 'pretrained' or 'adapt'.")
         if cfg.lr is None:
             cfg.lr = 3e-3 if feature_extraction else 1e-3
-            cfg.choices["lr"] = (f"learning rate {cfg.lr:g} for the new head"
-                                 + ("" if feature_extraction else ", one tenth of it for pretrained layers."))
+            cfg.choices["lr"] = (f"learning rate {cfg.lr:g} for the new head" + (
+                "" if feature_extraction else f", {recipe.BODY_LR_FACTOR:g} of it for the top pretrained layers, "
+                f"down to {recipe.BODY_LR_FACTOR * recipe.DEEPEST_LR_FACTOR:g} of it for the deepest trained ones."))
         return cfg
 
 
@@ -168,7 +174,7 @@ class Trainer:
         run.update(phase="Loading the pretrained backbone")
         model = backbones.create_model(cfg.backbone, len(dataset.classes))
         prep = backbones.preprocessing(model)
-        freeze = backbones.apply_freeze(model, cfg.freeze)
+        freeze = backbones.apply_freeze(model, "all" if cfg.freeze == "auto" else cfg.freeze)
         model.to(self.device, memory_format=torch.channels_last)
         self.prep, self.model = prep, model
 
@@ -202,12 +208,30 @@ class Trainer:
                            "pixels": where, "batchnorm": cfg.batchnorm},
                    dataset={"train": len(train_files), "val": len(val_files), "classes": self.classes,
                             "skipped": dataset.skipped})
-        if freeze["feature_extraction"]:
-            self._train_head_on_features(train_px, labels["train"], val_px, labels["val"])
+        if cfg.freeze == "auto":
+            self._auto(train_px, labels["train"], val_px, labels["val"])
+        elif freeze["feature_extraction"]:
+            self._train_head_on_features(train_px, labels["train"], val_px, labels["val"], cfg.epochs, cfg.lr)
         else:
-            self._fine_tune(train_px, labels["train"], val_px, labels["val"])
+            self._fine_tune(train_px, labels["train"], val_px, labels["val"], cfg.epochs, cfg.lr)
         self._restore_best()
         return run.snapshot()
+
+    def _auto(self, train_px, train_y, val_px, val_y) -> None:
+        """Stage 1: the head alone on frozen features; stage 2: fine-tune as deep as stage 1 says."""
+        cfg, run = self.cfg, self.run
+        head_epochs = recipe.HEAD_EPOCHS
+        ft_epochs, epochs_words = ((cfg.epochs, f"{cfg.epochs} fine-tuning epochs (your choice).") if cfg.epochs
+                                   else recipe.fine_tune_epochs(len(train_y)))
+        run.update(epochs=head_epochs + ft_epochs)
+        self._train_head_on_features(train_px, train_y, val_px, val_y, head_epochs, HEAD_LR, early_stop=False)
+        self._restore_best()  # stage 2 starts from the best head
+        total = len(backbones.layer_groups(self.model))
+        frozen, depth_words = recipe.fine_tune_depth(run.snapshot()["best_val_accuracy"], len(self.classes), total)
+        run.add_choice("depth", depth_words)
+        run.add_choice("epochs", epochs_words)
+        run.update(freeze=backbones.apply_freeze(self.model, frozen))
+        self._fine_tune(train_px, train_y, val_px, val_y, ft_epochs, cfg.lr, first_epoch=head_epochs + 1)
 
     def _choose_class_weighting(self, train_y: torch.Tensor) -> None:
         counts = torch.bincount(train_y.cpu(), minlength=len(self.classes))
@@ -252,7 +276,8 @@ class Trainer:
             self._progress(phase, i, len(batches), start, span)
         return torch.cat(out).clone()  # clone: leave inference mode so the head can train on them
 
-    def _train_head_on_features(self, train_px, train_y, val_px, val_y) -> None:
+    def _train_head_on_features(self, train_px, train_y, val_px, val_y, epochs: int, lr: float,
+                                early_stop: bool = True) -> None:
         cfg = self.cfg
         views = max(1, cfg.feature_views if cfg.augment else 1)
         span = 0.6 / (views + 1)
@@ -269,9 +294,10 @@ class Trainer:
         batches_per_pass = math.ceil(len(features) / cfg.batch_size)
         passes = math.ceil(MIN_HEAD_STEPS / batches_per_pass)
         steps_per_epoch = passes * batches_per_pass
-        optimizer = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(steps_per_epoch * cfg.epochs))
-        for epoch in range(1, cfg.epochs + 1):
+        optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=cfg.weight_decay)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(steps_per_epoch * epochs))
+        self._epochs_without_gain = 0
+        for epoch in range(1, epochs + 1):
             started = time.perf_counter()
             head.train()
             loss_sum = correct = seen = 0
@@ -291,8 +317,9 @@ class Trainer:
             head.eval()
             with torch.no_grad():
                 val_logits = head(val_feats)
-            self._progress("Training the new head", epoch, cfg.epochs, 0.75, 0.25)
-            if not self._end_epoch(epoch, loss_sum / seen, correct / seen, val_logits, val_y, started):
+            self._progress("Training the new head", epoch, epochs, 0.75, 0.25)
+            if not self._end_epoch(epoch, loss_sum / seen, correct / seen, val_logits, val_y, started,
+                                   last=epoch == epochs or not early_stop):
                 break
 
     # ------------------------------------------------------------------ fine-tuning
@@ -311,25 +338,34 @@ class Trainer:
             return full
         return max(96, int(round(full * 0.75 / 32)) * 32)
 
-    def _fine_tune(self, train_px, train_y, val_px, val_y) -> None:
+    def _param_groups(self, lr: float) -> list[dict]:
+        """The head at `lr`; each trainable backbone group lower, the deeper the lower (see recipe)."""
+        model = self.model
+        head = [p for p in model.get_classifier().parameters() if p.requires_grad]
+        head_ids = {id(p) for p in head}
+        named = dict(model.named_parameters())
+        body = [[named[n] for n in group if named[n].requires_grad and id(named[n]) not in head_ids]
+                for group in backbones.layer_groups(model)]
+        body = [g for g in body if g]
+        rates = recipe.group_learning_rates(lr, len(body))
+        return [{"params": head, "lr": lr}] + [{"params": g, "lr": r} for g, r in zip(body, rates)]
+
+    def _fine_tune(self, train_px, train_y, val_px, val_y, epochs: int, lr: float, first_epoch: int = 1) -> None:
         cfg, model = self.cfg, self.model
         train_size = self._train_size()
         self.run.update(engine={**self.run.snapshot().get("engine", {}), "train_size": train_size})
         if train_size != self.prep["input_size"]:
             self.run.add_choice("train_size", f"training steps on {train_size} px random crops, validation at "
                                 f"{self.prep['input_size']} px: about half the work on a CPU, same accuracy.")
-        head_params = [p for p in model.get_classifier().parameters() if p.requires_grad]
-        head_ids = {id(p) for p in head_params}
-        body_params = [p for p in model.parameters() if p.requires_grad and id(p) not in head_ids]
-        optimizer = torch.optim.AdamW([{"params": head_params, "lr": cfg.lr},
-                                       {"params": body_params, "lr": cfg.lr * 0.1}],
-                                      weight_decay=cfg.weight_decay)
+        optimizer = torch.optim.AdamW(self._param_groups(lr), weight_decay=cfg.weight_decay)
         # whole batches only (when there is one): a last batch of a few images gives a noisy step and,
         # on a CPU, new kernel shapes to prepare in every epoch
         full_batches = len(train_px) // cfg.batch_size
         batches_per_epoch = full_batches or 1
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(batches_per_epoch * cfg.epochs))
-        for epoch in range(1, cfg.epochs + 1):
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(batches_per_epoch * epochs))
+        self._epochs_without_gain = 0
+        last_epoch = first_epoch + epochs - 1
+        for epoch in range(first_epoch, last_epoch + 1):
             started = time.perf_counter()
             model.train()
             backbones.keep_norms_in_eval(model, frozen_only=cfg.batchnorm == "adapt")
@@ -349,11 +385,12 @@ class Trainer:
                 loss_sum += loss.item() * len(index)
                 correct += (logits.argmax(1) == y).sum().item()
                 seen += len(index)
-                done = (epoch - 1) * len(batches) + i
-                self._progress(f"Epoch {epoch} of {cfg.epochs}: training", done,
-                               cfg.epochs * len(batches), 0.15, 0.85)
+                done = (epoch - first_epoch) * len(batches) + i
+                self._progress(f"Epoch {epoch} of {last_epoch}: training", done, epochs * len(batches),
+                               0.15 if first_epoch == 1 else 0.3, 0.85 if first_epoch == 1 else 0.7)
             val_logits = self._predict_pixels(val_px)
-            if not self._end_epoch(epoch, loss_sum / seen, correct / seen, val_logits, val_y, started):
+            if not self._end_epoch(epoch, loss_sum / seen, correct / seen, val_logits, val_y, started,
+                                   last=epoch == last_epoch):
                 break
 
     @torch.inference_mode()
@@ -368,8 +405,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ bookkeeping
     def _end_epoch(self, epoch: int, train_loss: float, train_acc: float, val_logits: torch.Tensor,
-                   val_y: torch.Tensor, started: float) -> bool:
-        """Record the epoch, keep the model if it is the best so far; False when training should stop."""
+                   val_y: torch.Tensor, started: float, last: bool = False) -> bool:
+        """Record the epoch, keep the model if it is the best so far; False when this stage should stop."""
         val_loss = F.cross_entropy(val_logits, val_y).item()
         predicted = val_logits.argmax(1)
         matrix = evaluation.confusion_matrix(val_y.cpu(), predicted.cpu(), len(self.classes))
@@ -393,9 +430,9 @@ class Trainer:
             self._epochs_without_gain += 1
         self.run.update(epoch=epoch, advice=self._overfitting_advice())
         patience = self.cfg.patience or 0
-        if patience and self._epochs_without_gain >= patience and epoch < self.cfg.epochs:
+        if patience and self._epochs_without_gain >= patience and not last:
             best_epoch = self.run.snapshot()["best_epoch"]
-            self.run.update(stopped_early=(f"Stopped early after epoch {epoch} of {self.cfg.epochs}: validation "
+            self.run.update(stopped_early=(f"Stopped early after epoch {epoch} of {self.run.snapshot()['epochs']}: validation "
                                            f"results had not improved for {patience} epochs. The best model "
                                            f"(epoch {best_epoch}) is kept."))
             return False

@@ -23,11 +23,11 @@ def test_wizard_end_to_end(server, tmp_path):
     summary = client.predict(api_name="/use_example")[0]
     assert "2 classes" in summary
 
-    status = client.predict("mobilenetv2_100", 8, 3, "Auto", 32, [], api_name="/start_training")
+    status = client.predict("mobilenetv2_100", "manual", 8, 3, "Auto", 32, [], api_name="/start_training")
     assert "Starting" in status or "Not started" not in status
     second = Client(server, verbose=False)
     second.predict(api_name="/use_example")
-    refused = second.predict("mobilenetv2_100", 8, 3, "Auto", 32, [], api_name="/start_training")
+    refused = second.predict("mobilenetv2_100", "manual", 8, 3, "Auto", 32, [], api_name="/start_training")
     assert "already going" in refused
 
     seen_epochs, deadline, final = set(), time.time() + 240, None
@@ -62,7 +62,7 @@ def test_reloaded_page_reattaches_to_the_running_job(server, small_dataset):
     MANAGER.wait()
     first = Client(server, verbose=False)
     first.predict(api_name="/use_example")
-    first.predict("mobilenetv2_100", 4, 30, "Auto", 8, [], api_name="/start_training")
+    first.predict("mobilenetv2_100", "manual", 4, 30, "Auto", 8, [], api_name="/start_training")
     reloaded = Client(server, verbose=False)
     deadline = time.time() + 180
     status, curve_lengths = "", []

@@ -41,12 +41,16 @@ def test_freeze_explanation_follows_the_slider():
     assert "(100.0%)" in everything
     details, slider, text = model_step.on_backbone_change("tf_efficientnet_lite0")
     assert "EfficientNet-Lite0" in details and "Feature extraction" in text
+    details, slider, text = model_step.on_backbone_change("tf_efficientnet_lite0", "auto")
+    assert text == model_step.AUTO_WORDS
+    slider, text = model_step.on_mode_change("mobilenetv2_100", "manual", 3)
+    assert slider.visible is True and "Trains" in text
     labels = dict((value, label) for label, value in model_step.backbone_choices())
     assert "offline" in labels["mobilenetv2_100"]
 
 
 def test_train_handlers_without_data_or_model():
-    message, _ = train_step.start(None, "mobilenetv2_100", 8, 2, "Auto", 32)
+    message, _ = train_step.start(None, "mobilenetv2_100", "manual", 8, 2, "Auto", 32)
     assert "Choose data first" in message
     assert train_step.freeze_argument("mobilenetv2_100", 8) == "all"
     assert train_step.freeze_argument("mobilenetv2_100", 3) == "3"
@@ -105,7 +109,7 @@ def test_flat_zip_with_class_in_file_names_is_previewed_then_used(tmp_path):
     assert "No classes" in note
     source, summary, chart, *_ = data_step.use_prefix(uploaded, "-")
     assert source["prefix_separator"] == "-" and "2 classes" in summary and chart.images.sum() == 24
-    message, _ = train_step.start(source, "mobilenetv2_100", 100, 1, "Auto", 32, [])
+    message, _ = train_step.start(source, "mobilenetv2_100", "manual", 100, 1, "Auto", 32, [])
     from studio.runs import MANAGER
     MANAGER.wait()
     snapshot = MANAGER.current.snapshot()
@@ -128,7 +132,7 @@ def test_outlier_suggestion_is_added_and_its_files_left_out_only_when_ticked(sma
     victim = sorted((small_dataset / "train" / "ants").iterdir())[0]
     shown = [{"kind": "outliers", "severity": "info", "message": "", "paths": [str(victim)], "exclude": [str(victim)]}]
     assert train_step._chosen_files([], shown, ("outliers",)) == {}
-    train_step.start(str(small_dataset), "mobilenetv2_100", 100, 1, "Auto", 32, ["outliers"], shown)
+    train_step.start(str(small_dataset), "mobilenetv2_100", "manual", 100, 1, "Auto", 32, ["outliers"], shown)
     MANAGER.wait()
     snapshot = MANAGER.current.snapshot()
     assert snapshot["status"] == "finished", snapshot["error"]

@@ -1,0 +1,59 @@
+"""The Auto recipe's decisions, each returned with the plain words the page shows.
+
+Auto trains in two stages, after fastai's `fine_tune` and the Keras fine-tuning
+guide: first only the new head, on features of the frozen backbone (seconds, and
+the new head stops sending random gradients into pretrained layers); then the top
+of the backbone is unfrozen and fine-tuned with lower learning rates the deeper a
+layer sits. How deep to unfreeze follows how well the frozen features already
+separate the classes: a high head-only score means the photos look like what the
+network was trained on, so a light touch on the top layers is enough; a low one
+means the photos are far from it, and deeper layers must adapt.
+"""
+from __future__ import annotations
+
+import math
+
+HEAD_EPOCHS = 5               # stage 1: head only, on cached features (milliseconds each)
+CLOSE_SKILL = 0.85            # head-only skill above this: unfreeze the top quarter
+MIDDLE_SKILL = 0.6            # above this: the top half; below: everything
+BODY_LR_FACTOR = 0.1          # top trainable group's rate, relative to the head's
+DEEPEST_LR_FACTOR = 0.1       # the deepest trainable group gets this times the top group's rate
+
+
+def skill(accuracy: float, classes: int) -> float:
+    """Accuracy rescaled so chance is 0 and perfect is 1 (comparable across class counts)."""
+    chance = 1.0 / max(2, classes)
+    return max(0.0, (accuracy - chance) / (1 - chance))
+
+
+def fine_tune_depth(head_accuracy: float, classes: int, total_groups: int) -> tuple[int, str]:
+    """Frozen layer groups for stage 2, from the head-only validation accuracy."""
+    score = skill(head_accuracy, classes)
+    if score >= CLOSE_SKILL:
+        trainable = max(1, math.ceil(total_groups / 4))
+        why = "your photos look like what the network was trained on, so only its top layers need to adapt"
+    elif score >= MIDDLE_SKILL:
+        trainable = max(1, math.ceil(total_groups / 2))
+        why = "your photos differ somewhat from what the network was trained on, so its upper half adapts"
+    else:
+        trainable = total_groups
+        why = "your photos are far from what the network was trained on, so every layer adapts"
+    words = (f"with the backbone frozen the new head reached {head_accuracy:.0%} on validation; {why} "
+             f"({trainable} of {total_groups} layer groups trained).")
+    return total_groups - trainable, words
+
+
+def fine_tune_epochs(train_images: int) -> tuple[int, str]:
+    """Fewer passes over big datasets (each already gives many updates), more over small ones."""
+    epochs = min(8, max(3, math.ceil(2000 / max(1, train_images))))
+    return epochs, (f"{epochs} fine-tuning epochs for {train_images:,} training photos (at most; early "
+                    "stopping ends sooner when validation stops improving).")
+
+
+def group_learning_rates(head_lr: float, trainable_groups: int) -> list[float]:
+    """Learning rates of the trainable backbone groups, deepest first (geometric, smaller deeper)."""
+    top = head_lr * BODY_LR_FACTOR
+    if trainable_groups <= 1:
+        return [top] * trainable_groups
+    ratio = DEEPEST_LR_FACTOR ** (1 / (trainable_groups - 1))
+    return [top * ratio ** (trainable_groups - 1 - i) for i in range(trainable_groups)]
