@@ -27,7 +27,7 @@ from typing import Callable
 
 import torch
 
-PARTS = ("tutorial", "frozen", "finetune", "raw")
+PARTS = ("tutorial", "frozen", "finetune", "auto", "raw")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -46,6 +46,9 @@ GOALS = {
     "frozen_total_vs_tutorial": ("<=", 0.25, ("cpu",)),
     "frozen_best_val_accuracy": (">=", 0.95, ("cpu", "cuda")),
     "finetune_epoch_vs_tutorial": ("<=", 0.6, ("cpu",)),
+    # issue 5: Auto at least as accurate as the better tutorial run, in no more time than the tutorial fine-tune
+    "auto_accuracy_minus_best_tutorial": (">=", 0.0, ("cpu", "cuda")),
+    "auto_total_vs_tutorial_finetune_total": ("<=", 1.0, ("cpu", "cuda")),
     "finetune_vs_raw_bf16": (">=", 0.7, ("cuda",)),
     "finetune_vs_tutorial_speedup": (">=", 14.0, ("cuda",)),
     "frozen_run_vs_one_forward_pass": ("<=", 1.5, ("cuda",)),
@@ -244,13 +247,16 @@ def tutorial_run(dataset, backbone: str, mode: str, epochs: int, device: str, lo
 
 # ---------------------------------------------------------------- the studio engine
 
-def studio_run(data: str, backbone: str, freeze: str, epochs: int, device: str, runs_root: str,
+def studio_run(data: str, backbone: str, freeze: str, epochs: int | None, device: str, runs_root: str,
                log: Log = _quiet) -> dict:
-    """One engine run through the public API; total seconds are wall time from start to finish."""
+    """One engine run through the public API; total seconds are wall time from start to finish.
+
+    freeze "auto" with epochs None is the Auto recipe exactly as the page and `studio train` run it.
+    """
     from studio.runs import MANAGER
     from studio.training import TrainConfig, start_training
 
-    name = "frozen" if freeze == "all" else "finetune"
+    name = {"all": "frozen", "auto": "auto"}.get(freeze, "finetune")
     config = TrainConfig(data=str(Path(data).resolve()), backbone=backbone, freeze=freeze, epochs=epochs,
                          device=device, runs_root=runs_root)
     started = time.perf_counter()
@@ -278,7 +284,7 @@ def studio_run(data: str, backbone: str, freeze: str, epochs: int, device: str, 
     epoch_seconds = [float(h["epoch_seconds"]) for h in history]
     counts = snap.get("dataset") or {}
     train_images = int(counts.get("train") or 0)
-    result = _summary(epoch_seconds, total, train_images, freeze == "all", snap.get("best_val_accuracy"))
+    result = _summary(epoch_seconds, total, train_images, freeze in ("all", "auto"), snap.get("best_val_accuracy"))
     elapsed = history[-1].get("elapsed_seconds")
     if elapsed is None and snap.get("finished") and snap.get("started"):
         elapsed = snap["finished"] - snap["started"]
@@ -409,7 +415,15 @@ def ratios_and_goals(runs: dict, device: str, data_images: int) -> tuple[dict, d
             extra = {"one_forward_pass_seconds": round(one_pass, 4), "one_forward_pass_images": data_images}
     ratios = {k: (None if v is None else round(v, 4)) for k, v in ratios.items()}
 
-    values = dict(ratios, frozen_best_val_accuracy=get("studio_frozen", "best_val_accuracy"))
+    tutorial_best = max((get(t, "best_val_accuracy") for t in ("tutorial_frozen", "tutorial_finetune")
+                         if get(t, "best_val_accuracy") is not None), default=None)
+    auto_accuracy = get("studio_auto", "best_val_accuracy")
+    ratios["auto_total_vs_tutorial_finetune_total"] = (
+        None if get("studio_auto", "_total") is None or not get("tutorial_finetune", "_total")
+        else round(get("studio_auto", "_total") / get("tutorial_finetune", "_total"), 4))
+    values = dict(ratios, frozen_best_val_accuracy=get("studio_frozen", "best_val_accuracy"),
+                  auto_accuracy_minus_best_tutorial=None if auto_accuracy is None or tutorial_best is None
+                  else round(auto_accuracy - tutorial_best, 5))
     goals = {}
     for name, (direction, threshold, devices) in GOALS.items():
         value = values.get(name)
@@ -446,8 +460,9 @@ def run_bench(data: str, backbone: str = "", epochs: int = 3, device: str = "aut
     probe = backbones.create_model(backbone, len(dataset.classes))
     del probe
 
-    studio_modes = [m for m in ("frozen", "finetune") if m in parts]
-    tutorial_modes = (studio_modes or ["frozen", "finetune"]) if "tutorial" in parts else []
+    studio_modes = [m for m in ("frozen", "finetune", "auto") if m in parts]
+    tutorial_modes = ([m for m in ("frozen", "finetune") if m in studio_modes or "auto" in studio_modes]
+                      or ["frozen", "finetune"]) if "tutorial" in parts else []
     n_train, n_val = len(dataset.split("train")), len(dataset.split("val"))
     log(f"bench: {backbone} on {dataset.root} ({n_train} train, {n_val} val images, {len(dataset.classes)} classes), "
         f"{epochs} epoch(s) on {device}: {', '.join(parts)}")
@@ -457,7 +472,8 @@ def run_bench(data: str, backbone: str = "", epochs: int = 3, device: str = "aut
         runs[f"tutorial_{mode}"] = tutorial_run(dataset, backbone, mode, epochs, device, log)
     with tempfile.TemporaryDirectory(prefix="studio-bench-") as runs_root:
         for mode in studio_modes:
-            runs[f"studio_{mode}"] = studio_run(data, backbone, "all" if mode == "frozen" else "0", epochs, device,
+            freeze = {"frozen": "all", "finetune": "0", "auto": "auto"}[mode]
+            runs[f"studio_{mode}"] = studio_run(data, backbone, freeze, None if mode == "auto" else epochs, device,
                                                 runs_root, log)
     if "raw" in parts:
         runs["raw_bf16"] = raw_limit(backbone, len(dataset.classes), log=log)

@@ -49,26 +49,36 @@ def test_bench_cpu_runs_tutorial_and_studio_and_prints_consistent_ratios(tiny_da
     assert report["backbone"] == "mobilenetv2_100" and report["epochs"] == 1
     assert report["classes"] == ["ants", "bees"]
     assert report["images"] == {"train": 8, "val": 4, "total": 12}
-    assert report["parts"] == ["tutorial", "frozen", "finetune"]
+    assert report["parts"] == ["tutorial", "frozen", "finetune", "auto"]
 
     runs = report["runs"]
-    assert set(runs) == {"tutorial_frozen", "tutorial_finetune", "studio_frozen", "studio_finetune"}
-    for run in runs.values():
-        check_run(run, 1, 8)
+    assert set(runs) == {"tutorial_frozen", "tutorial_finetune", "studio_frozen", "studio_finetune", "studio_auto"}
+    for name, run in runs.items():
+        if name != "studio_auto":
+            check_run(run, 1, 8)
+    auto = runs["studio_auto"]
+    assert auto["freeze"] == "auto" and auto["epochs"] > 5  # the head stage, then fine-tuning epochs
     assert runs["studio_frozen"]["freeze"] == "all" and runs["studio_finetune"]["freeze"] == "0"
     assert runs["studio_frozen"]["elapsed_seconds"] > 0 and runs["studio_finetune"]["val_images"] == 4
     # the run's own clock starts after the thread does: never more than the wall time around it
     assert runs["studio_frozen"]["elapsed_seconds"] <= runs["studio_frozen"]["total_seconds"] + 1e-3
 
     ratios = report["ratios"]
-    assert set(ratios) == {"frozen_total_vs_tutorial", "finetune_epoch_vs_tutorial"}  # no CUDA ratios on cpu
+    assert set(ratios) == {"frozen_total_vs_tutorial", "finetune_epoch_vs_tutorial",
+                           "auto_total_vs_tutorial_finetune_total"}  # no CUDA ratios on cpu
+    assert ratios["auto_total_vs_tutorial_finetune_total"] == pytest.approx(
+        auto["total_seconds"] / runs["tutorial_finetune"]["total_seconds"], **CLOSE)
     assert ratios["frozen_total_vs_tutorial"] == pytest.approx(
         runs["studio_frozen"]["total_seconds"] / runs["tutorial_frozen"]["total_seconds"], **CLOSE)
     assert ratios["finetune_epoch_vs_tutorial"] == pytest.approx(
         runs["studio_finetune"]["typical_epoch_seconds"] / runs["tutorial_finetune"]["typical_epoch_seconds"], **CLOSE)
 
     goals = report["goals"]
-    assert set(goals) == {"frozen_total_vs_tutorial", "frozen_best_val_accuracy", "finetune_epoch_vs_tutorial"}
+    assert set(goals) == {"frozen_total_vs_tutorial", "frozen_best_val_accuracy", "finetune_epoch_vs_tutorial",
+                          "auto_accuracy_minus_best_tutorial", "auto_total_vs_tutorial_finetune_total"}
+    best_tutorial = max(runs["tutorial_frozen"]["best_val_accuracy"], runs["tutorial_finetune"]["best_val_accuracy"])
+    assert goals["auto_accuracy_minus_best_tutorial"]["value"] == pytest.approx(
+        auto["best_val_accuracy"] - best_tutorial, abs=1e-4)
     assert goals["frozen_total_vs_tutorial"]["goal"] == "<= 0.25"
     assert goals["finetune_epoch_vs_tutorial"]["goal"] == "<= 0.6"
     assert goals["frozen_best_val_accuracy"] == {
@@ -110,8 +120,8 @@ def test_bench_mistakes_are_one_clear_line(tiny_dataset, tmp_path, capsys):
 
 
 def test_parts_and_goals_arithmetic_for_both_devices():
-    assert parse_parts(None, "cpu") == ("tutorial", "frozen", "finetune")
-    assert parse_parts(None, "cuda") == ("tutorial", "frozen", "finetune", "raw")
+    assert parse_parts(None, "cpu") == ("tutorial", "frozen", "finetune", "auto")
+    assert parse_parts(None, "cuda") == ("tutorial", "frozen", "finetune", "auto", "raw")
     assert parse_parts(" raw , tutorial", "cuda") == ("tutorial", "raw")
     with pytest.raises(BenchUsageError):
         parse_parts("frozen,everything")
@@ -122,19 +132,24 @@ def test_parts_and_goals_arithmetic_for_both_devices():
         "tutorial_finetune": {"_total": 60.0, "_steady": 20.0, "_ips": 100.0, "best_val_accuracy": 0.9},
         "studio_frozen": {"_total": 2.0, "_steady": 0.01, "_ips": 500.0, "best_val_accuracy": 0.96},
         "studio_finetune": {"_total": 3.0, "_steady": 0.5, "_ips": 2000.0, "best_val_accuracy": 0.97},
+        "studio_auto": {"_total": 30.0, "_steady": 0.5, "_ips": 2000.0, "best_val_accuracy": 0.89},
         "raw_bf16": {"_train_ips": 2500.0, "_forward_ips": 400.0},
     }
     ratios, goals, extra = ratios_and_goals(runs, "cuda", data_images=400)
     assert ratios == {"frozen_total_vs_tutorial": 0.05, "finetune_epoch_vs_tutorial": 0.025,
                       "finetune_vs_raw_bf16": 0.8, "finetune_vs_tutorial_speedup": 20.0,
-                      "frozen_run_vs_one_forward_pass": 2.0}
+                      "frozen_run_vs_one_forward_pass": 2.0, "auto_total_vs_tutorial_finetune_total": 0.5}
     assert extra == {"one_forward_pass_seconds": 1.0, "one_forward_pass_images": 400}
     assert goals == {
         "frozen_best_val_accuracy": {"value": 0.96, "goal": ">= 0.95", "met": True},
         "finetune_vs_raw_bf16": {"value": 0.8, "goal": ">= 0.7", "met": True},
         "finetune_vs_tutorial_speedup": {"value": 20.0, "goal": ">= 14", "met": True},
         "frozen_run_vs_one_forward_pass": {"value": 2.0, "goal": "<= 1.5", "met": False},
+        "auto_accuracy_minus_best_tutorial": {"value": -0.01, "goal": ">= 0", "met": False},
+        "auto_total_vs_tutorial_finetune_total": {"value": 0.5, "goal": "<= 1", "met": True},
     }
     cpu_ratios, cpu_goals, cpu_extra = ratios_and_goals(runs, "cpu", data_images=400)
-    assert set(cpu_ratios) == {"frozen_total_vs_tutorial", "finetune_epoch_vs_tutorial"} and cpu_extra == {}
-    assert set(cpu_goals) == {"frozen_total_vs_tutorial", "frozen_best_val_accuracy", "finetune_epoch_vs_tutorial"}
+    assert set(cpu_ratios) == {"frozen_total_vs_tutorial", "finetune_epoch_vs_tutorial",
+                               "auto_total_vs_tutorial_finetune_total"} and cpu_extra == {}
+    assert set(cpu_goals) == {"frozen_total_vs_tutorial", "frozen_best_val_accuracy", "finetune_epoch_vs_tutorial",
+                              "auto_accuracy_minus_best_tutorial", "auto_total_vs_tutorial_finetune_total"}
