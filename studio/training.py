@@ -106,10 +106,8 @@ class TrainConfig:
             raise ValueError("class_weighting must be 'auto', 'on' or 'off'.")
         if cfg.batchnorm not in ("pretrained", "adapt"):
             raise ValueError("batchnorm must be 'pretrained' or 'adapt'.")
-        if cfg.lr is None:
-            # Auto's second stage starts from a trained head, so it moves gently (a first fine-tuning
-            # epoch at 1e-3 cost 6-13 points of validation accuracy on three small sets; 3e-4 did not)
-            cfg.lr = 3e-3 if feature_extraction else 3e-4 if cfg.freeze == "auto" else 1e-3
+        if cfg.lr is None and cfg.freeze != "auto":  # Auto picks its rate from the dataset's size
+            cfg.lr = 3e-3 if feature_extraction else 1e-3
             cfg.choices["lr"] = (f"learning rate {cfg.lr:g} for the new head" + (
                 "" if feature_extraction else f", {recipe.BODY_LR_FACTOR:g} of it for the top pretrained layers, "
                 f"down to {recipe.BODY_LR_FACTOR * recipe.DEEPEST_LR_FACTOR:g} of it for the deepest trained ones."))
@@ -230,10 +228,12 @@ class Trainer:
         self._restore_best()  # stage 2 starts from the best head
         total = len(backbones.layer_groups(self.model))
         frozen, depth_words = recipe.fine_tune_depth(run.snapshot()["best_val_accuracy"], len(self.classes), total)
+        lr, lr_words = (cfg.lr, f"learning rate {cfg.lr:g} (your choice)") if cfg.lr else recipe.fine_tune_lr(len(train_y))
         run.add_choice("depth", depth_words)
         run.add_choice("epochs", epochs_words)
+        run.add_choice("lr", lr_words)
         run.update(freeze=backbones.apply_freeze(self.model, frozen))
-        self._fine_tune(train_px, train_y, val_px, val_y, ft_epochs, cfg.lr, first_epoch=head_epochs + 1)
+        self._fine_tune(train_px, train_y, val_px, val_y, ft_epochs, lr, first_epoch=head_epochs + 1)
 
     def _choose_class_weighting(self, train_y: torch.Tensor) -> None:
         counts = torch.bincount(train_y.cpu(), minlength=len(self.classes))

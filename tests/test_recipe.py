@@ -27,6 +27,7 @@ def test_deeper_groups_learn_slower():
     assert rates[-1] == pytest.approx(1e-3 * recipe.BODY_LR_FACTOR)
     assert rates[0] == pytest.approx(rates[-1] * recipe.DEEPEST_LR_FACTOR)
     assert recipe.fine_tune_epochs(245)[0] == 8 and recipe.fine_tune_epochs(20_000)[0] == 3
+    assert recipe.fine_tune_lr(245)[0] == recipe.GENTLE_LR < recipe.fine_tune_lr(5000)[0] == recipe.BOLD_LR
 
 
 def _run(config: TrainConfig, folder) -> tuple[dict, Trainer]:
