@@ -65,16 +65,18 @@ def poll(seen: dict | None):
     """Everything the live view shows; plots are only resent when an epoch finished."""
     run = MANAGER.current
     snapshot = run.snapshot() if run else None
-    key = None if snapshot is None else [snapshot["id"], len(snapshot["history"]), snapshot["status"]]
+    key = None if snapshot is None else [snapshot["id"], len(snapshot["history"]), snapshot["status"],
+                                         len(snapshot["config"].get("choices") or {})]
     changed = key != (seen or {}).get("key")
     status, progress = views.status_line(snapshot), views.progress_html(snapshot)
     if not changed:
-        return status, progress, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        return status, progress, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
     history = snapshot["history"] if snapshot else []
     classes = snapshot["classes"] if snapshot else []
     return (status, progress, views.curves(history, "loss"), views.curves(history, "accuracy"),
             views.confusion_html(snapshot and snapshot["confusion"], classes),
-            views.per_class_table(snapshot and snapshot["per_class"]), {"key": key})
+            views.per_class_table(snapshot and snapshot["per_class"]), views.choices_markdown(snapshot),
+            {"key": key})
 
 
 def render() -> SimpleNamespace:
@@ -94,6 +96,7 @@ def render() -> SimpleNamespace:
         stop_button = gr.Button("Stop", variant="stop", elem_id="stop-training")
     status = gr.Markdown(views.status_line(None), elem_id="train-status")
     progress = gr.HTML("", elem_id="train-progress")
+    choices = gr.Markdown("", elem_id="train-choices")
     with gr.Row():
         loss_plot = gr.LinePlot(views.curves([], "loss"), x="epoch", y="value", color="series",
                                 title="Loss (lower is better)", height=260, x_title="epoch", y_title="loss")
@@ -106,7 +109,7 @@ def render() -> SimpleNamespace:
     next_button = gr.Button("Next: try it →")
     return SimpleNamespace(epochs=epochs, lr=lr, batch=batch, start=start_button, stop=stop_button,
                            status=status, progress=progress, loss=loss_plot, accuracy=acc_plot,
-                           confusion=confusion, per_class=per_class, next=next_button,
+                           confusion=confusion, per_class=per_class, choices=choices, next=next_button,
                            timer=gr.Timer(1.0), seen=gr.State(None))
 
 
@@ -117,4 +120,4 @@ def bind(ui: SimpleNamespace, data_source: gr.State, model_ui: SimpleNamespace, 
                    [ui.status, run_dir], api_name="start_training")
     ui.stop.click(stop, None, ui.status, api_name="stop_training")
     ui.timer.tick(poll, ui.seen, [ui.status, ui.progress, ui.loss, ui.accuracy, ui.confusion, ui.per_class,
-                                  ui.seen], api_name="poll_training", show_progress="hidden")
+                                  ui.choices, ui.seen], api_name="poll_training", show_progress="hidden")

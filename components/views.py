@@ -99,3 +99,16 @@ def counts_frame(counts: pd.DataFrame) -> pd.DataFrame:
     """Class x split counts in long format for a bar chart."""
     long = counts.reset_index().melt(id_vars="label", var_name="split", value_name="images")
     return long.rename(columns={"label": "class"})
+
+
+CHOICE_ORDER = ("freeze", "depth", "epochs", "lr", "patience", "class_weighting", "feature_views", "train_size",
+                "backbone")
+
+
+def choices_markdown(snapshot: dict | None) -> str:
+    """What the recipe decided for this run, in its own words (config.json keeps the same list)."""
+    choices = ((snapshot or {}).get("config") or {}).get("choices") or {}
+    if not choices:
+        return ""
+    ordered = sorted(choices.items(), key=lambda kv: CHOICE_ORDER.index(kv[0]) if kv[0] in CHOICE_ORDER else 99)
+    return "**What the studio chose, and why**\n" + "\n".join(f"- {html.escape(words)}" for _, words in ordered)

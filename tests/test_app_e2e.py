@@ -32,15 +32,16 @@ def test_wizard_end_to_end(server, tmp_path):
 
     seen_epochs, deadline, final = set(), time.time() + 240, None
     while time.time() < deadline:
-        status, progress, loss, accuracy, confusion, per_class = client.predict(api_name="/poll_training")
+        status, progress, loss, accuracy, confusion, per_class, choices = client.predict(api_name="/poll_training")
         if isinstance(accuracy, dict) and accuracy.get("data"):
             seen_epochs.add(len(accuracy["data"]) // 2)
         if status.startswith("**Finished") or "failed" in status:
-            final = (status, loss, accuracy, confusion, per_class)
+            final = (status, loss, accuracy, confusion, per_class, choices)
             break
         time.sleep(1)
     assert final and final[0].startswith("**Finished"), final
-    status, loss, accuracy, confusion, per_class = final
+    status, loss, accuracy, confusion, per_class, choices = final
+    assert "What the studio chose" in choices and "early stopping" in choices
     assert len(accuracy["data"]) == 6  # 3 epochs x (train, validation)
     assert len(loss["data"]) == 6
     cells = [int(v) for v in re.findall(r"<td[^>]*>(\d+)</td>", confusion)]
@@ -67,7 +68,7 @@ def test_reloaded_page_reattaches_to_the_running_job(server, small_dataset):
     deadline = time.time() + 180
     status, curve_lengths = "", []
     while time.time() < deadline:
-        status, _, _, accuracy, _, _ = reloaded.predict(api_name="/poll_training")
+        status, _, _, accuracy, _, _, _ = reloaded.predict(api_name="/poll_training")
         if isinstance(accuracy, dict) and accuracy.get("data"):
             curve_lengths.append(len(accuracy["data"]))
         if "Epoch 2 of 30" in status:

@@ -139,3 +139,15 @@ def test_outlier_suggestion_is_added_and_its_files_left_out_only_when_ticked(sma
     used = pd.read_csv(Path(snapshot["run_dir"]) / "samples.csv").path.tolist()
     assert str(victim) not in used and len(used) == 67
     assert {"path": str(victim), "reason": "left out: outliers"} in snapshot["dataset"]["skipped"]
+
+
+def test_auto_run_shows_what_it_chose_and_why(small_dataset):
+    from studio.runs import MANAGER
+    message, run_dir = train_step.start(str(small_dataset), "mobilenetv2_100", "auto", 0, 1, "Auto", 32, [])
+    assert run_dir and "Starting" in message
+    MANAGER.wait()
+    outputs = train_step.poll(None)
+    status, choices = outputs[0], outputs[6]
+    assert status.startswith("**Finished"), status
+    assert "What the studio chose" in choices and "layer groups trained" in choices and "learning rate" in choices
+    assert MANAGER.current.snapshot()["freeze"]["feature_extraction"] is False  # the top was fine-tuned
