@@ -11,6 +11,7 @@ import gradio as gr
 
 from components import views
 from studio import backbones
+from studio.lr_finder import find_lr
 from studio.runs import MANAGER, RunBusyError
 from studio.training import TrainConfig, start_training
 
@@ -55,6 +56,23 @@ def _chosen_files(leave_out, findings, kinds) -> dict:
             and f["kind"] in (leave_out or []) for path in f["exclude"]}
 
 
+def suggest_lr(data_source, backbone, mode, depth, progress=gr.Progress()):
+    """Run the learning-rate range test; returns (learning-rate dropdown, explanation)."""
+    if not data_source:
+        return gr.skip(), "**Choose data first** (step 1)."
+    if MANAGER.current and MANAGER.current.is_active():
+        return gr.skip(), "A training is running; suggest a learning rate when it has finished."
+    if isinstance(data_source, str):
+        data_source = {"source": data_source}
+    freeze = "auto" if mode == "auto" else freeze_argument(backbone, depth)
+    try:
+        result = find_lr(data_source["source"], backbone, freeze,
+                         progress=lambda d, t: progress((d, t), desc="Trying learning rates", unit="steps"))
+    except (ValueError, backbones.BackboneError) as exc:
+        return gr.skip(), f"**No suggestion.** {exc}"
+    return gr.Dropdown(value=f"{result['lr']:.2g}"), result["words"]
+
+
 def stop():
     if MANAGER.stop():
         return "**Stopping after the current batch…** The best model so far is kept."
@@ -86,11 +104,14 @@ def render() -> SimpleNamespace:
         epochs = gr.Dropdown(EPOCH_CHOICES, value="Auto", label="Epochs",
                              info="How many passes over your photos (after the new layer's own, in Auto). "
                                   "Training stops early when it stops improving; the best epoch is kept.")
-        lr = gr.Dropdown(LR_CHOICES, value="Auto", label="Learning rate",
+        lr = gr.Dropdown(LR_CHOICES, value="Auto", label="Learning rate", allow_custom_value=True,
                          info="How big each correction is. Auto: 0.003 for the new layer alone, 0.001 when "
                               "layers of the network retrain (less for deeper ones).")
         batch = gr.Dropdown([8, 16, 32, 64], value=32, label="Batch size",
                             info="Photos per step. Smaller uses less memory.")
+    with gr.Row():
+        suggest_button = gr.Button("Suggest a learning rate", size="sm", scale=0)
+        suggestion = gr.Markdown("", elem_id="lr-suggestion")
     with gr.Row():
         start_button = gr.Button("Start training", variant="primary", elem_id="start-training")
         stop_button = gr.Button("Stop", variant="stop", elem_id="stop-training")
@@ -110,6 +131,7 @@ def render() -> SimpleNamespace:
     return SimpleNamespace(epochs=epochs, lr=lr, batch=batch, start=start_button, stop=stop_button,
                            status=status, progress=progress, loss=loss_plot, accuracy=acc_plot,
                            confusion=confusion, per_class=per_class, choices=choices, next=next_button,
+                           suggest=suggest_button, suggestion=suggestion,
                            timer=gr.Timer(1.0), seen=gr.State(None))
 
 
@@ -119,5 +141,7 @@ def bind(ui: SimpleNamespace, data_source: gr.State, model_ui: SimpleNamespace, 
                            findings],
                    [ui.status, run_dir], api_name="start_training")
     ui.stop.click(stop, None, ui.status, api_name="stop_training")
+    ui.suggest.click(suggest_lr, [data_source, model_ui.backbone, model_ui.mode, model_ui.freeze],
+                     [ui.lr, ui.suggestion], api_name="suggest_lr")
     ui.timer.tick(poll, ui.seen, [ui.status, ui.progress, ui.loss, ui.accuracy, ui.confusion, ui.per_class,
                                   ui.choices, ui.seen], api_name="poll_training", show_progress="hidden")

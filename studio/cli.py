@@ -211,6 +211,24 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_lr_find(args) -> int:
+    from studio.backbones import BackboneError
+    from studio.data import DatasetError
+    from studio.lr_finder import find_lr
+
+    try:
+        result = find_lr(args.data, args.backbone or "", args.freeze, seed=args.seed, device=args.device)
+    except DatasetError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except (BackboneError, ValueError) as exc:
+        return _fail(str(exc))
+    if args.json:
+        print(json.dumps({"lr": result["lr"], "curve": result["curve"], "words": result["words"]}))
+    else:
+        print(result["words"])
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="studio", description="Transfer Studio: train an image classifier on your photos.")
     sub = parser.add_subparsers(dest="command")
@@ -275,6 +293,16 @@ def build_parser() -> argparse.ArgumentParser:
     listing = sub.add_parser("backbones", help="list the backbones and whether each can be had now")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(func=cmd_backbones)
+
+    finder = sub.add_parser("lr-find", help="suggest a learning rate (the learning-rate range test)")
+    finder.add_argument("data")
+    finder.add_argument("--backbone", default="")
+    finder.add_argument("--freeze", default="auto", help="as for `studio train`: auto/all test the new head; a number "
+                                                        "tests fine-tuning with that many groups frozen")
+    finder.add_argument("--seed", type=int, default=0)
+    finder.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    finder.add_argument("--json", action="store_true", help="one JSON line: lr, curve [(rate, loss)], words")
+    finder.set_defaults(func=cmd_lr_find)
 
     bench = sub.add_parser("bench", help="time the tutorial loop, the studio engine and (CUDA) the raw limit on the same data")
     bench.add_argument("data", help="a dataset as `studio train` takes it")

@@ -1,4 +1,6 @@
 """The Auto recipe: head first, then as deep as the data needs, lower rates deeper, reproducible."""
+import json
+import math
 from dataclasses import asdict
 
 import pytest
@@ -67,3 +69,23 @@ def test_same_config_same_machine_same_result(small_dataset, tmp_path):
     assert all(torch.equal(v, outcomes[1][1][k]) for k, v in outcomes[0][1].items())
     other, _ = _run(TrainConfig(**{**asdict(config), "seed": 8}), tmp_path / "other-seed")
     assert [h["train_loss"] for h in other["history"]] != [h["train_loss"] for h in outcomes[0][0]]
+
+
+def test_learning_rate_range_test_finds_the_valley():
+    from studio.lr_finder import suggestion, sweep
+    # a loss that is best at 1e-2 and explodes above: the sweep stops early and suggests a tenth of 1e-2
+    curve = sweep(lambda lr: (math.log10(lr) + 2) ** 2 + 1, 1e-6, 1e2, 80)
+    assert len(curve) < 80 and suggestion(curve) == pytest.approx(1e-3, rel=0.6)
+
+
+def test_suggest_a_learning_rate_on_real_photos(small_dataset, capsys):
+    from components import train_step
+    from studio.cli import main
+    dropdown, words = train_step.suggest_lr(str(small_dataset), "mobilenetv2_100", "auto", 8)
+    suggested = float(dropdown.value)
+    assert 1e-5 < suggested < 1 and "Suggested learning rate" in words
+    assert main(["lr-find", str(small_dataset), "--backbone", "mobilenetv2_100", "--freeze", "all", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    losses = [loss for _, loss in result["curve"]]
+    assert min(losses) < losses[0] - 0.05  # the head learned something as the rate grew
+    assert result["lr"] == pytest.approx(suggested, rel=0.01)  # same data, same seed, same suggestion (2 digits shown)
