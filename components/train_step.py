@@ -24,7 +24,10 @@ def freeze_argument(backbone: str, depth: float) -> str:
     return "all" if int(depth) >= total else str(int(depth))
 
 
-def start(data_source, backbone, mode, depth, epochs, lr, batch_size, leave_out=None, findings=None):
+ADVANCED = ("weight_decay", "label_smoothing", "patience", "augment", "class_weighting", "batchnorm", "seed")
+
+
+def start(data_source, backbone, mode, depth, epochs, lr, batch_size, leave_out=None, findings=None, *advanced):
     """Start a run; returns (status markdown, run folder).
 
     `data_source` is the Data step's {"source", "prefix_separator"} (a plain path also works);
@@ -41,7 +44,8 @@ def start(data_source, backbone, mode, depth, epochs, lr, batch_size, leave_out=
                              epochs=None if epochs in (None, "Auto") else int(epochs),
                              lr=None if lr in (None, "Auto") else float(lr),
                              batch_size=int(batch_size), exclude=[k for k in leave_out or [] if k != "outliers"],
-                             exclude_files=_chosen_files(leave_out, findings, ("outliers",)))
+                             exclude_files=_chosen_files(leave_out, findings, ("outliers",)),
+                             **_advanced(advanced))
         run = start_training(config)
     except RunBusyError as exc:
         gr.Warning(str(exc))
@@ -49,6 +53,15 @@ def start(data_source, backbone, mode, depth, epochs, lr, batch_size, leave_out=
     except (ValueError, backbones.BackboneError) as exc:
         return f"**Not started.** {exc}", gr.skip()
     return "**Starting…**", run.snapshot()["run_dir"]
+
+
+def _advanced(values) -> dict:
+    """The Advanced panel's values as TrainConfig fields (missing ones keep the config's defaults)."""
+    chosen = dict(zip(ADVANCED, values))
+    for name in ("patience", "seed"):
+        if chosen.get(name) is not None:
+            chosen[name] = int(chosen[name])
+    return {k: v for k, v in chosen.items() if v is not None}
 
 
 def _chosen_files(leave_out, findings, kinds) -> dict:
@@ -109,6 +122,22 @@ def render() -> SimpleNamespace:
                               "layers of the network retrain (less for deeper ones).")
         batch = gr.Dropdown([8, 16, 32, 64], value=32, label="Batch size",
                             info="Photos per step. Smaller uses less memory.")
+    with gr.Accordion("Advanced: every other setting, with its default", open=False):
+        with gr.Row():
+            weight_decay = gr.Number(1e-4, label="Weight decay", info="Pulls weights toward zero (AdamW). Default 0.0001.")
+            label_smoothing = gr.Slider(0, 0.3, value=0.1, step=0.05, label="Label smoothing",
+                                        info="Keeps the model from being over-sure. Default 0.1.")
+            patience = gr.Slider(0, 10, value=3, step=1, label="Early-stopping patience",
+                                 info="Epochs without improvement before stopping; 0 never stops. Default 3.")
+        with gr.Row():
+            augment_box = gr.Checkbox(True, label="Augment (random crops, flips, colour)",
+                                      info="Shows each photo a little differently every time. Default on.")
+            weighting = gr.Radio(["auto", "on", "off"], value="auto", label="Class-weighted loss",
+                                 info="auto: when the biggest class has 1.5x the photos of the smallest.")
+            batchnorm = gr.Radio([("Keep ImageNet statistics", "pretrained"), ("Adapt to my photos", "adapt")],
+                                 value="pretrained", label="BatchNorm statistics",
+                                 info="Keeping them is steadier on small datasets (default).")
+            seed = gr.Number(0, label="Seed", precision=0, info="Same seed, same data, same machine: same model.")
     with gr.Row():
         suggest_button = gr.Button("Suggest a learning rate", size="sm", scale=0)
         suggestion = gr.Markdown("", elem_id="lr-suggestion")
@@ -132,13 +161,14 @@ def render() -> SimpleNamespace:
                            status=status, progress=progress, loss=loss_plot, accuracy=acc_plot,
                            confusion=confusion, per_class=per_class, choices=choices, next=next_button,
                            suggest=suggest_button, suggestion=suggestion,
+                           advanced=[weight_decay, label_smoothing, patience, augment_box, weighting, batchnorm, seed],
                            timer=gr.Timer(1.0), seen=gr.State(None))
 
 
 def bind(ui: SimpleNamespace, data_source: gr.State, model_ui: SimpleNamespace, run_dir: gr.State,
          leave_out: gr.CheckboxGroup, findings: gr.State) -> None:
-    ui.start.click(start, [data_source, model_ui.backbone, model_ui.mode, model_ui.freeze, ui.epochs, ui.lr, ui.batch, leave_out,
-                           findings],
+    ui.start.click(start, [data_source, model_ui.backbone, model_ui.mode, model_ui.freeze, ui.epochs, ui.lr, ui.batch,
+                           leave_out, findings, *ui.advanced],
                    [ui.status, run_dir], api_name="start_training")
     ui.stop.click(stop, None, ui.status, api_name="stop_training")
     ui.suggest.click(suggest_lr, [data_source, model_ui.backbone, model_ui.mode, model_ui.freeze],

@@ -43,7 +43,10 @@ def cmd_train(args) -> int:
                          epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
                          val_fraction=args.val_fraction, device=args.device, prefix_separator=args.prefix_sep,
                          exclude=[] if args.keep_all else (args.exclude or list(DEFAULT_EXCLUDE)),
-                         feature_views=args.views, batchnorm=args.batchnorm, memory_budget_mb=args.memory_budget)
+                         feature_views=args.views, batchnorm=args.batchnorm, memory_budget_mb=args.memory_budget,
+                         weight_decay=args.weight_decay, label_smoothing=args.label_smoothing, patience=args.patience,
+                         augment=not args.no_augment, class_weighting=args.class_weighting,
+                         train_size=args.train_size)
     started = time.perf_counter()
     run = start_training(config, run_dir=args.out)
     try:
@@ -262,6 +265,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batchnorm", default="pretrained", choices=["pretrained", "adapt"],
                        help="'pretrained' keeps every BatchNorm layer's ImageNet statistics (steadier on small data, faster on CPU); "
                             "'adapt' lets trainable layers re-estimate them from your images")
+    train.add_argument("--weight-decay", type=float, default=1e-4, help="AdamW weight decay (default 1e-4)")
+    train.add_argument("--label-smoothing", type=float, default=0.1, help="default 0.1")
+    train.add_argument("--patience", type=int, default=None,
+                       help="stop after this many epochs without a better validation result (default 3; 0 = never)")
+    train.add_argument("--no-augment", action="store_true", help="no random crops, flips or colour changes")
+    train.add_argument("--class-weighting", default="auto", choices=["auto", "on", "off"],
+                       help="class-weighted loss: auto = when the largest class has 1.5x the smallest's images")
+    train.add_argument("--train-size", default="auto",
+                       help="fine-tuning crop size in px (default auto: 3/4 of the input size on CPU, full on GPU)")
     train.add_argument("--memory-budget", type=int, default=None, metavar="MB",
                        help="largest in-memory image cache; bigger datasets stream from disk (default: half the free RAM, "
                             "or STUDIO_CACHE_BUDGET)")

@@ -102,6 +102,11 @@ class TrainConfig:
             cfg.patience = 3
             cfg.choices["patience"] = ("early stopping after 3 epochs without a better validation result; "
                                        "the best epoch's model is kept.")
+        if cfg.train_size != "auto":
+            try:
+                cfg.train_size = int(cfg.train_size)
+            except ValueError:
+                raise ValueError("train_size must be 'auto' or a number of pixels, e.g. 224.") from None
         if cfg.class_weighting not in ("auto", "on", "off"):
             raise ValueError("class_weighting must be 'auto', 'on' or 'off'.")
         if cfg.batchnorm not in ("pretrained", "adapt"):

@@ -41,7 +41,7 @@ def test_wizard_end_to_end(server, tmp_path):
         time.sleep(1)
     assert final and final[0].startswith("**Finished"), final
     status, loss, accuracy, confusion, per_class, choices = final
-    assert "What the studio chose" in choices and "early stopping" in choices
+    assert "What the studio chose" in choices and "learning rate" in choices
     assert len(accuracy["data"]) == 6  # 3 epochs x (train, validation)
     assert len(loss["data"]) == 6
     cells = [int(v) for v in re.findall(r"<td[^>]*>(\d+)</td>", confusion)]

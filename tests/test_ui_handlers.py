@@ -151,3 +151,15 @@ def test_auto_run_shows_what_it_chose_and_why(small_dataset):
     assert status.startswith("**Finished"), status
     assert "What the studio chose" in choices and "layer groups trained" in choices and "learning rate" in choices
     assert MANAGER.current.snapshot()["freeze"]["feature_extraction"] is False  # the top was fine-tuned
+
+
+def test_advanced_settings_reach_the_run(small_dataset):
+    from studio.runs import MANAGER
+    message, run_dir = train_step.start(str(small_dataset), "mobilenetv2_100", "manual", 8, 2, "0.01", 16, [], [],
+                                        0.05, 0.0, 0, False, "off", "adapt", 5.0)
+    MANAGER.wait()
+    config = MANAGER.current.snapshot()["config"]
+    assert MANAGER.current.snapshot()["status"] == "finished"
+    assert (config["weight_decay"], config["label_smoothing"], config["patience"], config["augment"],
+            config["class_weighting"], config["batchnorm"], config["seed"], config["lr"], config["batch_size"]) == (
+        0.05, 0.0, 0, False, "off", "adapt", 5, 0.01, 16)
