@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -48,6 +49,17 @@ def class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
 
 class StopRequested(Exception):
     """Raised inside the loop when the user pressed Stop."""
+
+
+class _Features(torch.nn.Module):
+    """Input to pooled features (no classifier): what stage 1 stores for the head."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_head(self.model.forward_features(x), pre_logits=True)
 
 
 @dataclass
@@ -142,6 +154,7 @@ class Trainer:
         # small batches stay in a CPU's cache: ~120 img/s at 8 vs ~70 at 32 (MobileNetV2, 2 cores)
         self.eval_batch_size = 256 if self.device.type == "cuda" else 8
         self.loss_weights: torch.Tensor | None = None
+        self._feature_fn = None  # see _frozen_features
         self._best_state: dict | None = None
         self._best_key: tuple | None = None
         self._epochs_without_gain = 0
@@ -269,16 +282,38 @@ class Trainer:
         return [order[i:i + batch_size] for i in range(0, n, batch_size)]
 
     # ------------------------------------------------------------------ feature extraction
+    def _frozen_features(self):
+        """The frozen backbone as one function from input to pooled features, for stage-1 passes.
+
+        On a CPU it is traced and frozen into one oneDNN graph (conv, batch norm and activation
+        fused): about 2x the eager forward (MobileNetV2 bf16, batch 8: 336 vs 170 img/s) for
+        1.3 s of tracing. A model that cannot be traced runs eagerly.
+        """
+        if self._feature_fn is not None:
+            return self._feature_fn
+        eager = _Features(self.model).eval()
+        self._feature_fn = eager
+        if self.device.type == "cpu":
+            side = self.prep["input_size"]
+            example = torch.zeros(self.eval_batch_size, 3, side, side).contiguous(memory_format=torch.channels_last)
+            try:
+                with torch.inference_mode(), self._autocast(), warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    self._feature_fn = torch.jit.freeze(torch.jit.trace(eager, example))
+            except Exception:  # any tracing limitation: the eager path gives the same features, slower
+                self._feature_fn = eager
+        return self._feature_fn
+
     @torch.inference_mode()
     def _features(self, source, augmented: bool, phase: str, start: float, span: float) -> torch.Tensor:
         self.model.eval()
+        forward = self._frozen_features()
         out = []
         batches = self._batches(len(source), self.eval_batch_size, shuffle=False)
         for i, batch in enumerate(source.batches(batches, self.device), start=1):
             self._check_stop()
             with self._autocast():
-                features = self.model.forward_head(self.model.forward_features(self._input(batch, augmented)),
-                                                   pre_logits=True)
+                features = forward(self._input(batch, augmented))
             out.append(features.float())
             self._progress(phase, i, len(batches), start, span)
         return torch.cat(out).clone()  # clone: leave inference mode so the head can train on them

@@ -190,3 +190,22 @@ def test_overfitting_is_put_in_plain_words(small_dataset, tmp_path):
     run.record_epoch({"epoch": 3, "train_accuracy": 1.00, "val_accuracy": 0.79, "val_loss": 0.60}, [], [])
     advice = trainer._overfitting_advice()
     assert "memorise" in advice and "100%" in advice and "79%" in advice
+
+
+def test_frozen_backbone_runs_as_one_traced_graph_on_cpu_with_the_same_features(small_dataset, tmp_path):
+    from studio import augment
+    from studio.pixels import decode_all
+    from studio.runs import Run
+    config = TrainConfig(data=str(small_dataset), backbone="mobilenetv2_100", freeze="all", epochs=1,
+                         feature_views=1).resolved()
+    trainer = Trainer(config, Run(tmp_path / "run", {}))
+    trainer.train()
+    assert isinstance(trainer._feature_fn, torch.jit.ScriptModule)
+    files = sorted(str(p) for p in small_dataset.rglob("*.jpg"))[:8]
+    pixels, _ = decode_all(files, 256)
+    x = augment.eval_batch(pixels, trainer.prep).contiguous(memory_format=torch.channels_last)
+    reference = backbones.create_model("mobilenetv2_100", 2).eval().to(memory_format=torch.channels_last)
+    with torch.inference_mode(), trainer._autocast():
+        traced = trainer._feature_fn(x).float()
+        eager = reference.forward_head(reference.forward_features(x), pre_logits=True).float()
+    assert torch.nn.functional.cosine_similarity(traced, eager).min() > 0.99
