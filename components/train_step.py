@@ -104,7 +104,8 @@ def poll(seen: dict | None):
         return status, progress, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
     history = snapshot["history"] if snapshot else []
     classes = snapshot["classes"] if snapshot else []
-    return (status, progress, views.curves(history, "loss"), views.curves(history, "accuracy"),
+    return (status, progress, views.curves(history, "loss") if history else None,
+            views.curves(history, "accuracy") if history else None,
             views.confusion_html(snapshot and snapshot["confusion"], classes),
             views.per_class_table(snapshot and snapshot["per_class"]), views.choices_markdown(snapshot),
             {"key": key})
@@ -148,9 +149,12 @@ def render() -> SimpleNamespace:
     progress = gr.HTML("", elem_id="train-progress")
     choices = gr.Markdown("", elem_id="train-choices")
     with gr.Row():
-        loss_plot = gr.LinePlot(views.curves([], "loss"), x="epoch", y="value", color="series",
+        # charts start empty (None): one that starts from an empty table never draws later data
+        loss_plot = gr.LinePlot(None, x="epoch", y="value", color="series",
+                                color_map=views.SERIES_COLOURS,
                                 title="Loss (lower is better)", height=260, x_title="epoch", y_title="loss")
-        acc_plot = gr.LinePlot(views.curves([], "accuracy"), x="epoch", y="value", color="series",
+        acc_plot = gr.LinePlot(None, x="epoch", y="value", color="series",
+                               color_map=views.SERIES_COLOURS,
                                title="Accuracy (higher is better)", height=260, y_lim=[0, 1],
                                x_title="epoch", y_title="accuracy")
     with gr.Row():

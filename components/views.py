@@ -9,6 +9,10 @@ import html
 
 import pandas as pd
 
+# the same colours for the same series on every chart and every run
+SERIES_COLOURS = {"train": "#2563eb", "validation": "#f97316"}
+SPLIT_COLOURS = {"train": "#2563eb", "val": "#f97316", "test": "#16a34a"}
+
 STATUS_WORDS = {"queued": "Waiting to start", "preparing": "Getting ready", "running": "Training",
                 "finished": "Finished", "stopped": "Stopped", "failed": "Failed"}
 
@@ -19,7 +23,9 @@ def curves(history: list[dict], metric: str) -> pd.DataFrame:
     for entry in history:
         rows.append({"epoch": entry["epoch"], "value": entry[f"train_{metric}"], "series": "train"})
         rows.append({"epoch": entry["epoch"], "value": entry[f"val_{metric}"], "series": "validation"})
-    return pd.DataFrame(rows, columns=["epoch", "value", "series"])
+    # typed even when empty (an empty object column would make the y axis a list of categories)
+    return pd.DataFrame(rows, columns=["epoch", "value", "series"]).astype(
+        {"epoch": "int64", "value": "float64", "series": "str"})
 
 
 def confusion_html(matrix: list[list[int]] | None, classes: list[str]) -> str:
@@ -95,10 +101,14 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 60} min {seconds % 60} s" if seconds >= 60 else f"{seconds} s"
 
 
-def counts_frame(counts: pd.DataFrame) -> pd.DataFrame:
-    """Class x split counts in long format for a bar chart."""
-    long = counts.reset_index().melt(id_vars="label", var_name="split", value_name="images")
-    return long.rename(columns={"label": "class"})
+def counts_frame(counts: pd.DataFrame | None) -> pd.DataFrame:
+    """Class x split counts in long format for a bar chart (typed even when empty, as for curves)."""
+    if counts is None:
+        long = pd.DataFrame(columns=["class", "split", "images"])
+    else:
+        long = counts.reset_index().melt(id_vars="label", var_name="split", value_name="images")
+        long = long.rename(columns={"label": "class"})
+    return long.astype({"class": "str", "split": "str", "images": "int64"})
 
 
 CHOICE_ORDER = ("freeze", "depth", "epochs", "lr", "patience", "class_weighting", "feature_views", "train_size",

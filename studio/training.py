@@ -505,7 +505,7 @@ def run_training(config: TrainConfig, run: Run) -> None:
     """Thread body: train, and leave the run finished, stopped or failed (never hanging)."""
     try:
         Trainer(config, run).train()
-        run.update(phase="Finished")
+        run.update(phase="Finished", progress=1.0)
         run.finish("finished")
     except StopRequested:
         run.update(phase="Stopped by you; the best model so far is kept.")
