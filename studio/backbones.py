@@ -262,6 +262,11 @@ def apply_freeze(model: torch.nn.Module, depth: int | str) -> dict:
             "feature_extraction": frozen_groups == len(groups)}
 
 
+def pooled_features(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """What the backbone sees in a batch, without its classifier: the features a new head trains on."""
+    return model.forward_head(model.forward_features(x), pre_logits=True)
+
+
 def keep_norms_in_eval(model: torch.nn.Module, frozen_only: bool = False) -> None:
     """Keep BatchNorm layers on their ImageNet statistics while the model trains.
 

@@ -88,14 +88,14 @@ def parse_parts(text: str | None, device: str = "cpu") -> tuple[str, ...]:
 
 
 def resolve_device(requested: str = "auto") -> str:
+    from studio.hardware import pick_device
     requested = (requested or "auto").lower()
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise BenchUsageError("No CUDA GPU is available on this machine; use --device cpu.")
-    if requested not in ("cpu", "cuda"):
+    if requested not in ("auto", "cpu", "cuda"):
         raise BenchUsageError(f"Unknown device {requested!r}: use auto, cpu or cuda.")
-    return requested
+    try:
+        return pick_device(requested).type
+    except ValueError as exc:  # asked for CUDA on a machine without a GPU
+        raise BenchUsageError(str(exc)) from None
 
 
 def machine_info(device: str) -> dict:

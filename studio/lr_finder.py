@@ -78,9 +78,8 @@ def find_lr(data: str, backbone: str, freeze: str = "auto", steps: int = 60, bat
     if head_only:
         model.eval()
         with torch.inference_mode():
-            features = torch.cat([model.forward_head(model.forward_features(
-                augment.eval_batch(pixels[i:i + 8], prep).to(target).contiguous(memory_format=torch.channels_last)),
-                pre_logits=True) for i in range(0, len(pixels), 8)]).clone()
+            features = torch.cat([backbones.pooled_features(model, augment.eval_batch(pixels[i:i + 8], prep).to(
+                target).contiguous(memory_format=torch.channels_last)) for i in range(0, len(pixels), 8)]).clone()
         trained = model.get_classifier()
     else:
         trained = model

@@ -51,7 +51,7 @@ def embed(files: list[str], backbone: str | None = None,
             if should_stop and should_stop():
                 return np.zeros((0, 0), dtype=np.float32), []
             x = augment.eval_batch(pixels[start:start + BATCH], prep).contiguous(memory_format=torch.channels_last)
-            rows.append(model.forward_head(model.forward_features(x), pre_logits=True))
+            rows.append(backbones.pooled_features(model, x))
             if progress:
                 progress(total + total * min(start + BATCH, len(pixels)) // len(pixels), 2 * total)
     features = torch.cat(rows).numpy() if rows else np.zeros((0, 0), dtype=np.float32)

@@ -59,7 +59,7 @@ class _Features(torch.nn.Module):
         self.model = model
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.forward_head(self.model.forward_features(x), pre_logits=True)
+        return backbones.pooled_features(self.model, x)
 
 
 @dataclass
