@@ -24,7 +24,8 @@ def freeze_argument(backbone: str, depth: float) -> str:
     return "all" if int(depth) >= total else str(int(depth))
 
 
-ADVANCED = ("weight_decay", "label_smoothing", "patience", "augment", "class_weighting", "batchnorm", "seed")
+ADVANCED = ("weight_decay", "label_smoothing", "patience", "augment", "class_weighting", "batchnorm", "seed",
+            "optimizer", "schedule", "head_epochs", "augment_strength")
 
 
 def start(data_source, backbone, mode, depth, epochs, lr, batch_size, leave_out=None, findings=None, *advanced):
@@ -58,7 +59,9 @@ def start(data_source, backbone, mode, depth, epochs, lr, batch_size, leave_out=
 def _advanced(values) -> dict:
     """The Advanced panel's values as TrainConfig fields (missing ones keep the config's defaults)."""
     chosen = dict(zip(ADVANCED, values))
-    for name in ("patience", "seed"):
+    if chosen.get("head_epochs") == "Auto":
+        chosen["head_epochs"] = None
+    for name in ("patience", "seed", "head_epochs"):
         if chosen.get(name) is not None:
             chosen[name] = int(chosen[name])
     return {k: v for k, v in chosen.items() if v is not None}
@@ -139,6 +142,23 @@ def render() -> SimpleNamespace:
                                  value="pretrained", label="BatchNorm statistics",
                                  info="Keeping them is steadier on small datasets (default).")
             seed = gr.Number(0, label="Seed", precision=0, info="Same seed, same data, same machine: same model.")
+        with gr.Row():
+            optimizer = gr.Radio([("AdamW", "adamw"), ("SGD with momentum", "sgd")], value="adamw", label="Optimizer",
+                                 info="How each correction is computed. AdamW (default) forgives a rough learning "
+                                      "rate; SGD gets 10x the automatic rates.")
+            schedule = gr.Radio([("Warm-up, then cosine", "warmup-cosine"), ("One-cycle", "one-cycle"),
+                                 ("Constant", "constant")], value="warmup-cosine", label="Learning-rate schedule",
+                                info="How the rate changes during the run. Default: warm up, then glide down.")
+        with gr.Row():
+            head_epochs = gr.Dropdown(["Auto", 0, 1, 2, 3, 5, 8, 10], value="Auto",
+                                      label="Epochs of the new layer alone (freeze schedule)",
+                                    info="Before any pretrained layer is unfrozen, the new layer learns on its own, "
+                                         "so its first random guesses don't disturb what the network knows. "
+                                         "Auto: 5 in Auto mode, 0 when you pick the depth yourself.")
+            strength = gr.Radio([("Light", "light"), ("Normal", "normal"), ("Strong", "strong")], value="normal",
+                                label="Augmentation strength",
+                                info="How different each training view may be. Default normal: crops keep at "
+                                     "least 35% of a photo; strong helps little data that varies a lot.")
     with gr.Row():
         suggest_button = gr.Button("Suggest a learning rate", size="sm", scale=0)
         suggestion = gr.Markdown("", elem_id="lr-suggestion")
@@ -165,7 +185,8 @@ def render() -> SimpleNamespace:
                            status=status, progress=progress, loss=loss_plot, accuracy=acc_plot,
                            confusion=confusion, per_class=per_class, choices=choices, next=next_button,
                            suggest=suggest_button, suggestion=suggestion,
-                           advanced=[weight_decay, label_smoothing, patience, augment_box, weighting, batchnorm, seed],
+                           advanced=[weight_decay, label_smoothing, patience, augment_box, weighting, batchnorm, seed,
+                                     optimizer, schedule, head_epochs, strength],
                            timer=gr.Timer(1.0), seen=gr.State(None))
 
 

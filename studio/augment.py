@@ -13,6 +13,18 @@ import torch
 import torch.nn.functional as F
 
 
+# How much each training view may differ from the photo: the smallest share of the photo a
+# random crop keeps, and how far brightness, contrast and saturation may move.
+STRENGTHS = {
+    "light": {"scale": (0.6, 1.0), "jitter": 0.05,
+              "words": "crops keep at least 60% of each photo, mirror images, faint colour changes."},
+    "normal": {"scale": (0.35, 1.0), "jitter": 0.1,
+               "words": "crops keep at least 35% of each photo, mirror images, light colour changes."},
+    "strong": {"scale": (0.15, 1.0), "jitter": 0.25,
+               "words": "crops as small as 15% of a photo, mirror images, clear colour changes."},
+}
+
+
 def normalize(batch: torch.Tensor, mean, std, dtype=torch.float32) -> torch.Tensor:
     """0-255 pixels [N,3,H,W] (uint8 or float) to normalised float, as the pretrained weights expect."""
     mean_t = torch.tensor(mean, device=batch.device, dtype=dtype).view(1, 3, 1, 1) * 255.0

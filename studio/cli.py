@@ -46,7 +46,8 @@ def cmd_train(args) -> int:
                          feature_views=args.views, batchnorm=args.batchnorm, memory_budget_mb=args.memory_budget,
                          weight_decay=args.weight_decay, label_smoothing=args.label_smoothing, patience=args.patience,
                          augment=not args.no_augment, class_weighting=args.class_weighting,
-                         train_size=args.train_size)
+                         train_size=args.train_size, optimizer=args.optimizer, schedule=args.schedule,
+                         head_epochs=args.head_epochs, augment_strength=args.augment_strength)
     started = time.perf_counter()
     run = start_training(config, run_dir=args.out)
     try:
@@ -233,6 +234,7 @@ def cmd_lr_find(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from studio import augment, optim  # the choices' names live beside what they choose
     parser = argparse.ArgumentParser(prog="studio", description="Transfer Studio: train an image classifier on your photos.")
     sub = parser.add_subparsers(dest="command")
 
@@ -265,7 +267,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batchnorm", default="pretrained", choices=["pretrained", "adapt"],
                        help="'pretrained' keeps every BatchNorm layer's ImageNet statistics (steadier on small data, faster on CPU); "
                             "'adapt' lets trainable layers re-estimate them from your images")
-    train.add_argument("--weight-decay", type=float, default=1e-4, help="AdamW weight decay (default 1e-4)")
+    train.add_argument("--optimizer", default="adamw", choices=list(optim.OPTIMIZERS),
+                       help="default adamw; sgd gets 10x the automatic learning rates")
+    train.add_argument("--schedule", default="warmup-cosine", choices=list(optim.SCHEDULES),
+                       help="how the learning rate changes over the run (default warmup-cosine)")
+    train.add_argument("--head-epochs", type=int, default=None,
+                       help="epochs of the new head alone before unfreezing (default: 5 with --freeze auto, 0 otherwise)")
+    train.add_argument("--augment-strength", default="auto", choices=["auto", *augment.STRENGTHS],
+                       help="how different each training view may be (default auto = normal)")
+    train.add_argument("--weight-decay", type=float, default=1e-4, help="weight decay (default 1e-4)")
     train.add_argument("--label-smoothing", type=float, default=0.1, help="default 0.1")
     train.add_argument("--patience", type=int, default=None,
                        help="stop after this many epochs without a better validation result (default 3; 0 = never)")

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from studio import augment, backbones, evaluation, hardware, modelfile, recipe
+from studio import augment, backbones, evaluation, hardware, modelfile, optim, recipe
 from studio.data import check_trainable, open_dataset
 from studio.doctor import DEFAULT_EXCLUDE, SquareCache, apply_exclusions, diagnose, leave_out_files
 from studio.hardware import pick_device
@@ -73,6 +73,10 @@ class TrainConfig:
     seed: int = 0
     val_fraction: float = 0.2
     augment: bool = True
+    augment_strength: str = "auto"     # "light", "normal", "strong"; "auto": normal (see augment.STRENGTHS)
+    optimizer: str = "adamw"           # see optim.OPTIMIZERS
+    schedule: str = "warmup-cosine"    # see optim.SCHEDULES
+    head_epochs: int | None = None     # epochs of the new head alone before unfreezing (None: Auto 5, manual 0)
     feature_views: int | None = None   # feature extraction: 1 clean + N-1 augmented views (None: by device)
     batchnorm: str = "pretrained"      # "pretrained": keep ImageNet statistics; "adapt": re-estimate while training
     train_size: int | str = "auto"     # fine-tuning crop size; "auto": 3/4 of the input size on CPU, full on GPU
@@ -96,8 +100,17 @@ class TrainConfig:
             cfg.choices["backbone"] = f"{cfg.backbone}: the first backbone available offline."
         cfg.freeze = str(cfg.freeze).strip().lower()
         feature_extraction = cfg.freeze == "all"
+        if cfg.head_epochs is None or feature_extraction:  # "all" is the head alone throughout
+            cfg.head_epochs = recipe.HEAD_EPOCHS if cfg.freeze == "auto" else 0
+        cfg.head_epochs = int(cfg.head_epochs)
+        if cfg.head_epochs < 0 or (cfg.freeze == "auto" and cfg.head_epochs < 1):
+            raise ValueError("head_epochs must be 0 or more (at least 1 in Auto, which measures the head "
+                             "alone to choose how deep to fine-tune).")
+        if cfg.head_epochs and cfg.freeze not in ("auto", "all"):
+            cfg.choices["head_epochs"] = (f"{cfg.head_epochs} epochs of the new head alone before the layers "
+                                          "you chose are unfrozen (your choice).")
         if cfg.freeze == "auto":
-            cfg.choices["freeze"] = (f"Auto: {recipe.HEAD_EPOCHS} epochs of the new head alone, then the top of "
+            cfg.choices["freeze"] = (f"Auto: {cfg.head_epochs} epochs of the new head alone, then the top of "
                                      "the backbone fine-tuned; how deep is decided from the first stage.")
         elif cfg.epochs is None:
             cfg.epochs = 10 if feature_extraction else 5
@@ -121,25 +134,24 @@ class TrainConfig:
                 raise ValueError("train_size must be 'auto' or a number of pixels, e.g. 224.") from None
         if cfg.class_weighting not in ("auto", "on", "off"):
             raise ValueError("class_weighting must be 'auto', 'on' or 'off'.")
+        optim.check(cfg.optimizer, cfg.schedule)
+        cfg.choices["optimizer"] = f"{optim.OPTIMIZERS[cfg.optimizer]} Schedule: {optim.SCHEDULES[cfg.schedule]}"
+        if cfg.augment_strength not in ("auto", *augment.STRENGTHS):
+            raise ValueError(f"augment_strength must be 'auto' or one of {', '.join(augment.STRENGTHS)}.")
+        if not cfg.augment:
+            cfg.choices["augment"] = "no augmentation: every epoch shows the photos exactly as they are."
+        elif cfg.augment_strength == "auto":
+            cfg.augment_strength = "normal"
+            cfg.choices["augment"] = ("normal augmentation: " + augment.STRENGTHS["normal"]["words"] +
+                                      " Light and strong are in the advanced settings.")
         if cfg.batchnorm not in ("pretrained", "adapt"):
             raise ValueError("batchnorm must be 'pretrained' or 'adapt'.")
         if cfg.lr is None and cfg.freeze != "auto":  # Auto picks its rate from the dataset's size
-            cfg.lr = 3e-3 if feature_extraction else 1e-3
+            cfg.lr = (HEAD_LR if feature_extraction else 1e-3) * optim.LR_SCALE[cfg.optimizer]
             cfg.choices["lr"] = (f"learning rate {cfg.lr:g} for the new head" + (
                 "" if feature_extraction else f", {recipe.BODY_LR_FACTOR:g} of it for the top pretrained layers, "
                 f"down to {recipe.BODY_LR_FACTOR * recipe.DEEPEST_LR_FACTOR:g} of it for the deepest trained ones."))
         return cfg
-
-
-def _warmup_cosine(total_steps: int, warmup_fraction: float = 0.1):
-    warmup = max(1, int(total_steps * warmup_fraction))
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, total_steps - warmup)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-    return factor
 
 
 class Trainer:
@@ -175,8 +187,12 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
 
     def _input(self, batch_u8: torch.Tensor, augmented: bool, size: int | None = None) -> torch.Tensor:
-        x = (augment.train_batch(batch_u8, self.prep, self.generator, size=size) if augmented
-             else augment.eval_batch(batch_u8, self.prep))
+        if augmented:
+            strength = augment.STRENGTHS[self.cfg.augment_strength if self.cfg.augment_strength != "auto" else "normal"]
+            x = augment.train_batch(batch_u8, self.prep, self.generator, jitter=strength["jitter"],
+                                    scale=strength["scale"], size=size)
+        else:
+            x = augment.eval_batch(batch_u8, self.prep)
         # channels_last pays on both: tensor cores on CUDA, oneDNN kernels on CPU (2-3x here)
         return x.contiguous(memory_format=torch.channels_last)
 
@@ -192,7 +208,8 @@ class Trainer:
         run.update(phase="Loading the pretrained backbone")
         model = backbones.create_model(cfg.backbone, len(dataset.classes))
         prep = backbones.preprocessing(model)
-        freeze = backbones.apply_freeze(model, "all" if cfg.freeze == "auto" else cfg.freeze)
+        staged = cfg.freeze == "auto" or cfg.head_epochs > 0   # the head alone first, then unfreeze
+        freeze = backbones.apply_freeze(model, "all" if staged else cfg.freeze)
         model.to(self.device, memory_format=torch.channels_last)
         self.prep, self.model = prep, model
 
@@ -226,8 +243,8 @@ class Trainer:
                            "pixels": where, "batchnorm": cfg.batchnorm},
                    dataset={"train": len(train_files), "val": len(val_files), "classes": self.classes,
                             "skipped": dataset.skipped})
-        if cfg.freeze == "auto":
-            self._auto(train_px, labels["train"], val_px, labels["val"])
+        if staged:
+            self._staged(train_px, labels["train"], val_px, labels["val"])
         elif freeze["feature_extraction"]:
             self._train_head_on_features(train_px, labels["train"], val_px, labels["val"], cfg.epochs, cfg.lr)
         else:
@@ -235,21 +252,33 @@ class Trainer:
         self._restore_best()
         return run.snapshot()
 
-    def _auto(self, train_px, train_y, val_px, val_y) -> None:
-        """Stage 1: the head alone on frozen features; stage 2: fine-tune as deep as stage 1 says."""
+    def _staged(self, train_px, train_y, val_px, val_y) -> None:
+        """Stage 1: the head alone on frozen features; stage 2: fine-tune (Auto: as deep as stage 1 says)."""
         cfg, run = self.cfg, self.run
-        head_epochs = recipe.HEAD_EPOCHS
+        head_epochs, scale = cfg.head_epochs, optim.LR_SCALE[cfg.optimizer]
+        auto = cfg.freeze == "auto"
         ft_epochs, epochs_words = ((cfg.epochs, f"{cfg.epochs} fine-tuning epochs (your choice).") if cfg.epochs
                                    else recipe.fine_tune_epochs(len(train_y)))
         run.update(epochs=head_epochs + ft_epochs)
-        self._train_head_on_features(train_px, train_y, val_px, val_y, head_epochs, HEAD_LR, early_stop=False)
+        self._train_head_on_features(train_px, train_y, val_px, val_y, head_epochs, HEAD_LR * scale,
+                                     early_stop=False)
         self._restore_best()  # stage 2 starts from the best head
-        total = len(backbones.layer_groups(self.model))
-        frozen, depth_words = recipe.fine_tune_depth(run.snapshot()["best_val_accuracy"], len(self.classes), total)
-        lr, lr_words = (cfg.lr, f"learning rate {cfg.lr:g} (your choice)") if cfg.lr else recipe.fine_tune_lr(len(train_y))
-        run.add_choice("depth", depth_words)
-        run.add_choice("epochs", epochs_words)
-        run.add_choice("lr", lr_words)
+        if auto:
+            total = len(backbones.layer_groups(self.model))
+            frozen, depth_words = recipe.fine_tune_depth(run.snapshot()["best_val_accuracy"], len(self.classes),
+                                                         total)
+            if cfg.lr:
+                lr, lr_words = cfg.lr, f"learning rate {cfg.lr:g} (your choice)"
+            else:
+                lr, lr_words = recipe.fine_tune_lr(len(train_y))
+                lr *= scale
+                if scale != 1:
+                    lr_words += f" Times {scale:g} for SGD, which takes smaller effective steps than AdamW."
+            run.add_choice("depth", depth_words)
+            run.add_choice("epochs", epochs_words)
+            run.add_choice("lr", lr_words)
+        else:
+            frozen, lr = cfg.freeze, cfg.lr
         run.update(freeze=backbones.apply_freeze(self.model, frozen))
         self._fine_tune(train_px, train_y, val_px, val_y, ft_epochs, lr, first_epoch=head_epochs + 1)
 
@@ -336,8 +365,8 @@ class Trainer:
         batches_per_pass = math.ceil(len(features) / cfg.batch_size)
         passes = math.ceil(MIN_HEAD_STEPS / batches_per_pass)
         steps_per_epoch = passes * batches_per_pass
-        optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=cfg.weight_decay)
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(steps_per_epoch * epochs))
+        optimizer = optim.make_optimizer(cfg.optimizer, head.parameters(), lr, cfg.weight_decay)
+        schedule = optim.make_schedule(cfg.schedule, optimizer, steps_per_epoch * epochs)
         self._epochs_without_gain = 0
         for epoch in range(1, epochs + 1):
             started = time.perf_counter()
@@ -399,12 +428,12 @@ class Trainer:
         if train_size != self.prep["input_size"]:
             self.run.add_choice("train_size", f"training steps on {train_size} px random crops, validation at "
                                 f"{self.prep['input_size']} px: about half the work on a CPU, same accuracy.")
-        optimizer = torch.optim.AdamW(self._param_groups(lr), weight_decay=cfg.weight_decay)
+        optimizer = optim.make_optimizer(cfg.optimizer, self._param_groups(lr), lr, cfg.weight_decay)
         # whole batches only (when there is one): a last batch of a few images gives a noisy step and,
         # on a CPU, new kernel shapes to prepare in every epoch
         full_batches = len(train_px) // cfg.batch_size
         batches_per_epoch = full_batches or 1
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(batches_per_epoch * epochs))
+        schedule = optim.make_schedule(cfg.schedule, optimizer, batches_per_epoch * epochs)
         self._epochs_without_gain = 0
         last_epoch = first_epoch + epochs - 1
         for epoch in range(first_epoch, last_epoch + 1):
