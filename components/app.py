@@ -12,13 +12,13 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import gradio as gr  # noqa: E402
 
-from components import data_step, export_step, model_step, train_step, try_step  # noqa: E402
+from components import data_step, export_step, model_step, runs_step, train_step, try_step  # noqa: E402
 from studio import paths  # noqa: E402
 
 MAX_UPLOAD = os.environ.get("STUDIO_MAX_UPLOAD", "2gb")  # largest .zip the page accepts
 
 STEPS = [("data", "1. Data"), ("model", "2. Model"), ("train", "3. Train"), ("try", "4. Try it"),
-         ("export", "5. Export")]
+         ("export", "5. Export"), ("runs", "Runs")]
 
 
 def header_html() -> str:
@@ -43,11 +43,14 @@ def build() -> gr.Blocks:
                 try_ui = try_step.render()
             with gr.Tab(STEPS[4][1], id="export"):
                 export_ui = export_step.render()
+            with gr.Tab(STEPS[5][1], id="runs") as runs_tab:
+                runs_ui = runs_step.render()
         data_step.bind(data_ui, data_source)
         model_step.bind(model_ui)
         train_step.bind(train_ui, data_source, model_ui, run_dir, data_ui.leave_out, data_ui.findings_state)
         try_step.bind(try_ui, run_dir)
         export_step.bind(export_ui, run_dir)
+        runs_step.bind(runs_ui, run_dir, tabs, runs_tab)
         for ui, target in ((data_ui, "model"), (model_ui, "train"), (train_ui, "try"), (try_ui, "export")):
             ui.next.click(lambda t=target: gr.Tabs(selected=t), None, tabs, api_visibility="private")
     return demo

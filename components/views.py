@@ -6,6 +6,7 @@ every step shows the same facts the same way.
 from __future__ import annotations
 
 import html
+from datetime import datetime
 
 import pandas as pd
 
@@ -122,3 +123,69 @@ def choices_markdown(snapshot: dict | None) -> str:
         return ""
     ordered = sorted(choices.items(), key=lambda kv: CHOICE_ORDER.index(kv[0]) if kv[0] in CHOICE_ORDER else 99)
     return "**What the studio chose, and why**\n" + "\n".join(f"- {html.escape(words)}" for _, words in ordered)
+
+
+def run_status_words(status: str) -> str:
+    """A run's status in the Runs table (adds the two statuses only a past run can have)."""
+    extra = {"interrupted": "Interrupted (studio restarted)", "unreadable": "Unreadable files"}
+    return extra.get(status) or STATUS_WORDS.get(status, status)
+
+
+def runs_table(rows: list[dict]) -> pd.DataFrame:
+    """The Runs table: one line per run, newest first, every value already in words."""
+    columns = ["Started", "Data", "Backbone", "Freeze", "Best accuracy", "Duration", "Status", "Run"]
+    lines = []
+    for row in rows:
+        started = row.get("started")
+        lines.append([f"{datetime.fromtimestamp(started):%Y-%m-%d %H:%M}" if started else "",
+                      row["data"], row["backbone"], row["freeze"],
+                      f"{row['best_val_accuracy']:.1%}" if row.get("best_val_accuracy") is not None else "",
+                      _duration(row["duration_seconds"]) if row.get("duration_seconds") is not None else "",
+                      run_status_words(row["status"]), row["id"]])
+    return pd.DataFrame(lines, columns=columns).astype(str)
+
+
+def run_choice_label(row: dict) -> str:
+    """How a run is named in the Runs dropdowns."""
+    started = f"{datetime.fromtimestamp(row['started']):%Y-%m-%d %H:%M}" if row.get("started") else "?"
+    best = f", {row['best_val_accuracy']:.0%}" if row.get("best_val_accuracy") is not None else ""
+    return f"{started} · {row['data']} · {row['backbone']}{best} ({run_status_words(row['status']).lower()})"
+
+
+def run_summary_markdown(summary: dict) -> str:
+    """A few plain sentences about one past run, including what an interruption means."""
+    words = f"**{html.escape(summary['id'])}**: {html.escape(run_status_words(summary['status']))}."
+    if summary["status"] == "unreadable":
+        return (f"{words} Its files could not be read ({html.escape(summary.get('error') or 'unknown')}), "
+                "so there is nothing to show.")
+    best = summary.get("best_val_accuracy")
+    facts = [f"Data: {html.escape(summary['data'])}", f"backbone: {html.escape(summary['backbone'])}",
+             f"freeze: {html.escape(summary['freeze'])}"]
+    if best is not None:
+        epoch = f" (epoch {summary['best_epoch']})" if summary.get("best_epoch") is not None else ""
+        facts.append(f"best validation accuracy {best:.1%}{epoch}")
+    if summary.get("duration_seconds") is not None:
+        facts.append(f"took {_duration(summary['duration_seconds'])}")
+    text = f"{words} {', '.join(facts)}."
+    if summary["status"] == "interrupted":
+        text += (" The studio was restarted while this run trained. " +
+                 ("Its best model so far is kept: you can still try and export it." if summary["has_model"] else
+                  "It stopped before its first epoch ended, so there is no model to use."))
+    elif summary["status"] == "failed" and summary.get("error"):
+        text += f" Error: {html.escape(summary['error'])}"
+    return text
+
+
+def run_series_name(row: dict) -> str:
+    """A run's name on a comparison chart: short enough for the legend (data and start time)."""
+    if not row.get("started"):
+        return row["id"]
+    return f"{row['data']} {datetime.fromtimestamp(row['started']):%m-%d %H:%M:%S}"
+
+
+def compare_curves(series: list[tuple[str, list[dict]]]) -> pd.DataFrame:
+    """Validation accuracy per epoch of several runs, one series per run name (long format)."""
+    rows = [{"epoch": entry["epoch"], "value": entry["val_accuracy"], "series": name}
+            for name, history in series for entry in history]
+    return pd.DataFrame(rows, columns=["epoch", "value", "series"]).astype(
+        {"epoch": "int64", "value": "float64", "series": "str"})

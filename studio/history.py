@@ -1,0 +1,176 @@
+"""Past runs, read back from their folders on disk (the Runs view's engine).
+
+Every run keeps its config, status, per-epoch metrics and best model in its own
+folder (see `runs`), so the history survives restarts. This module only reads:
+a run whose status.json still says it is active but which is not this process's
+live run was cut off by a restart, and is reported as "interrupted" (its best
+model so far is still usable), never rewritten. A folder whose files cannot be
+read is listed as "unreadable" instead of breaking the list.
+"""
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+from pathlib import Path
+
+from studio import evaluation, paths
+from studio.runs import ACTIVE_STATUSES, MANAGER, MODEL_FILE, load_history
+
+INTERRUPTED = "interrupted"
+UNREADABLE = "unreadable"
+
+
+class RunNotFound(LookupError):
+    """No run folder of that id under the runs root."""
+
+
+def _read_json(path: Path):
+    return json.loads(path.read_text())
+
+
+def _live_dir() -> Path | None:
+    run = MANAGER.current
+    return run.dir.resolve() if run is not None else None
+
+
+def data_name(data: str | None) -> str:
+    """A dataset in two words: "example", or its folder's (or .zip's) name."""
+    if not data:
+        return "?"
+    path = Path(data)
+    try:
+        if path.resolve() == paths.EXAMPLE_DATASET.resolve():
+            return "example"
+    except OSError:
+        pass
+    return path.stem if path.suffix.lower() == ".zip" else path.name
+
+
+def freeze_words(config_freeze, freeze: dict | None) -> str:
+    """What was frozen, in words: "Auto", "new head only", "N of M groups frozen"."""
+    asked = str(config_freeze or "").strip().lower()
+    if asked == "auto":
+        if freeze and not freeze.get("feature_extraction") and freeze.get("total_groups"):
+            return f"Auto ({freeze['frozen_groups']} of {freeze['total_groups']} groups frozen)"
+        return "Auto"
+    if asked == "all" or (freeze and freeze.get("feature_extraction")):
+        return "new head only"
+    if freeze and freeze.get("total_groups"):
+        if freeze["frozen_groups"] == 0:
+            return "nothing frozen (all layers train)"
+        return f"{freeze['frozen_groups']} of {freeze['total_groups']} groups frozen"
+    return f"{asked} groups frozen" if asked.isdigit() else (asked or "?")
+
+
+def _started_from_id(run_id: str) -> float | None:
+    try:
+        return datetime.strptime(run_id[:15], "%Y%m%d-%H%M%S").timestamp()
+    except ValueError:
+        return None
+
+
+def summarize(run_dir: Path, live_dir: Path | None = None) -> dict:
+    """One row of the runs table, from a run folder."""
+    run_dir = Path(run_dir)
+    row = {"id": run_dir.name, "run_dir": str(run_dir), "started": _started_from_id(run_dir.name),
+           "data": "?", "backbone": "?", "freeze": "?", "best_val_accuracy": None, "best_epoch": None,
+           "duration_seconds": None, "status": UNREADABLE, "has_model": (run_dir / MODEL_FILE).is_file(),
+           "error": None}
+    try:
+        config = _read_json(run_dir / "config.json")
+        status = _read_json(run_dir / "status.json")
+        if not isinstance(config, dict) or not isinstance(status, dict):
+            raise ValueError("not a JSON object")
+    except FileNotFoundError as exc:
+        row["error"] = f"{Path(exc.filename).name} is missing"
+        return _dated(row, run_dir)
+    except (OSError, ValueError) as exc:  # JSONDecodeError is a ValueError
+        row["error"] = f"a file is damaged ({exc.__class__.__name__}: {exc})"
+        return _dated(row, run_dir)
+    history = load_history(run_dir)
+    state = status.get("status") or UNREADABLE
+    live = live_dir is not None and run_dir.resolve() == live_dir
+    if live:
+        state = MANAGER.current.status
+    elif state in ACTIVE_STATUSES:
+        state = INTERRUPTED
+    started = status.get("started") or row["started"]
+    finished = status.get("finished")
+    if finished and started:
+        duration = finished - started
+    elif live and started:
+        duration = time.time() - started
+    else:  # interrupted: as far as the last finished epoch got
+        duration = history[-1].get("elapsed_seconds") if history else None
+    best = status.get("best_val_accuracy")
+    if best is None and history:
+        best = max(h["val_accuracy"] for h in history)
+    row.update(started=started, data=data_name(config.get("data")),
+               backbone=config.get("backbone") or "?", freeze=freeze_words(config.get("freeze"), status.get("freeze")),
+               best_val_accuracy=best, best_epoch=status.get("best_epoch"), duration_seconds=duration,
+               status=state, error=status.get("error"))
+    return row
+
+
+def _dated(row: dict, run_dir: Path) -> dict:
+    """An unreadable run still sorts by when it was made (its id's date, else its folder's)."""
+    if row["started"] is None:
+        row["started"] = run_dir.stat().st_mtime
+    return row
+
+
+def run_folders(root: Path | None = None) -> list[Path]:
+    """Folders under the runs root that hold a run (a config or status file)."""
+    root = Path(root) if root else paths.runs_dir()
+    if not root.is_dir():
+        return []
+    return [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
+            and ((p / "config.json").exists() or (p / "status.json").exists())]
+
+
+def list_runs(root: Path | None = None) -> list[dict]:
+    """Every run on disk, newest first."""
+    live = _live_dir()
+    rows = [summarize(folder, live) for folder in run_folders(root)]
+    return sorted(rows, key=lambda r: (r["started"] or 0, r["id"]), reverse=True)
+
+
+def find_run(run_id: str, root: Path | None = None) -> Path:
+    """The folder of run `run_id` (an id from the list, never a path)."""
+    root = Path(root) if root else paths.runs_dir()
+    if not run_id or Path(run_id).name != run_id or run_id.startswith("."):
+        raise RunNotFound(f"'{run_id}' is not a run id.")
+    folder = root / run_id
+    if not folder.is_dir():
+        raise RunNotFound(f"There is no run '{run_id}' (it may have been deleted).")
+    return folder
+
+
+def load_run(run_id: str, root: Path | None = None) -> dict:
+    """Everything the Runs view shows about one run: its row, curves, best epoch's matrix, choices."""
+    folder = find_run(run_id, root)
+    summary = summarize(folder, _live_dir())
+    history = load_history(folder)
+    details = {"summary": summary, "history": history, "classes": [], "confusion": None, "per_class": None,
+               "choices": {}, "config": {}}
+    if summary["status"] == UNREADABLE:
+        return details
+    config = _read_json(folder / "config.json")
+    status = _read_json(folder / "status.json")
+    classes = status.get("classes") or (status.get("dataset") or {}).get("classes") or []
+    confusion = _best_confusion(history, status.get("best_epoch")) or status.get("best_confusion")
+    details.update(classes=classes, confusion=confusion, config=config, choices=config.get("choices") or {},
+                   per_class=evaluation.per_class_metrics(confusion, classes) if confusion and classes else None)
+    return details
+
+
+def _best_confusion(history: list[dict], best_epoch: int | None) -> list | None:
+    """The confusion matrix of the best epoch (highest validation accuracy when unknown)."""
+    if not history:
+        return None
+    if best_epoch is not None:
+        for entry in history:
+            if entry.get("epoch") == best_epoch:
+                return entry.get("confusion_matrix")
+    return max(history, key=lambda h: h.get("val_accuracy", 0)).get("confusion_matrix")
