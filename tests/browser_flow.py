@@ -1,0 +1,262 @@
+"""The studio's wizard driven in a real browser: one small function per step.
+
+Used by tests/test_browser.py (which asserts on what each step shows) and by
+tools/screenshots.py (which saves the README's pictures). Chromium is Debian's
+(`apt-get install chromium`), driven by Python Playwright through
+`executable_path`: Playwright's own browser downloads are never needed.
+
+Each step function takes the Playwright page, does what a person would do and
+waits until the page shows the result; it returns what it saw, for the caller
+to check. New wizard steps get their own function here.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage"]
+VIEWPORT = {"width": 1280, "height": 720}
+TRAIN_TIMEOUT_S = 180
+
+
+# ---- the browser ------------------------------------------------------------------------------
+
+def chromium_path() -> str | None:
+    """Debian's chromium (or STUDIO_CHROMIUM, or any chromium on PATH, or Playwright's own), else None."""
+    candidates = [os.environ.get("STUDIO_CHROMIUM"), "/usr/bin/chromium"]
+    candidates += [shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")]
+    for candidate in candidates:
+        if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    try:  # a browser downloaded by `playwright install chromium` also works
+        from playwright.sync_api import sync_playwright
+        with sync_playwright() as p:
+            bundled = p.chromium.executable_path
+        if bundled and os.path.isfile(bundled):
+            return bundled
+    except Exception:  # noqa: BLE001 - playwright missing or without a browser
+        pass
+    return None
+
+
+def launch_browser(playwright, executable: str):
+    return playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
+
+
+# Errors may vanish before a step looks (a toast times out, the next update clears a
+# component's error badge): remember every one that ever appears.
+RECORD_ERRORS = """
+window.__studioErrors = [];
+new MutationObserver(() => {
+    const found = document.querySelectorAll(
+        '.toast-body.error, [data-testid="toast-body"].error, [data-testid="status-tracker"] .error');
+    for (const el of found) {
+        if (el.__seen || !el.innerText.trim()) continue;
+        el.__seen = true;
+        const where = el.closest('.block');
+        const kind = el.closest('.toast-body') ? 'error toast' : 'component error';
+        window.__studioErrors.push(kind + ': ' + el.innerText.trim()
+            + (where && where.id ? ' (#' + where.id + ')' : ''));
+    }
+}).observe(document, {childList: true, subtree: true, characterData: true});
+"""
+
+
+def new_page(browser):
+    """A 1280x720 page (a projector) that records JavaScript errors in page.js_errors
+    and every error toast or component error badge (page_errors reports them)."""
+    page = browser.new_page(viewport=VIEWPORT, accept_downloads=True)
+    page.set_default_timeout(30_000)
+    page.add_init_script(RECORD_ERRORS)
+    page.js_errors = []
+    page.on("pageerror", lambda error: page.js_errors.append(str(error)))
+    return page
+
+
+def open_studio(page, url: str) -> None:
+    page.goto(url)
+    page.locator("#data-summary").wait_for()
+    page.get_by_role("tab", name="1. Data").wait_for()
+
+
+def go_to_tab(page, name: str) -> None:
+    """Click a wizard tab by its visible name ("2. Model") and wait until it is selected."""
+    tab = page.get_by_role("tab", name=name, exact=True)
+    tab.click()
+    page.wait_for_function("el => el.getAttribute('aria-selected') === 'true'", arg=tab.element_handle())
+
+
+# ---- what must never be on the page ------------------------------------------------------------
+
+def page_errors(page) -> list[str]:
+    """Everything on the page that says something went wrong: tracebacks, Gradio error toasts,
+    a component's own error badge, "Something went wrong", uncaught JavaScript errors."""
+    problems = []
+    text = page.evaluate("() => document.body.innerText")
+    for phrase in ("Traceback", "Something went wrong"):
+        if phrase in text:
+            at = text.index(phrase)
+            problems.append(f"page text: {text[max(0, at - 200):at + 300]!r}")
+    problems += page.evaluate("() => window.__studioErrors || []")
+    for toast in page.locator("[data-testid='toast-body'].error, .toast-body.error").all():
+        problems.append(f"error toast: {toast.inner_text().strip()}")
+    for badge in page.locator("[data-testid='status-tracker'] .error").all():
+        if badge.is_visible() and badge.inner_text().strip():
+            problems.append(f"component error: {badge.inner_text().strip()}")
+    problems += [f"JavaScript error: {error}" for error in getattr(page, "js_errors", [])]
+    return [p for p in dict.fromkeys(problems) if not any(p != q and q.startswith(p) for q in problems)]
+
+
+# ---- the steps ---------------------------------------------------------------------------------
+
+def step_data(page) -> str:
+    """Data: press "Use the example"; returns the summary text once it shows the classes."""
+    go_to_tab(page, "1. Data")
+    page.get_by_role("button", name=re.compile("Use the example")).click()
+    summary = page.locator("#data-summary")
+    summary.filter(has_text=re.compile(r"\d+ classes")).wait_for(timeout=120_000)
+    wait_for_chart(page, "Images per class")
+    return summary.inner_text()
+
+
+def step_model(page) -> str:
+    """Model: keep the default backbone, choose "I choose" and keep every layer frozen
+    (feature extraction: the fastest training); returns the explanation shown."""
+    go_to_tab(page, "2. Model")
+    page.get_by_label("I choose how many layers stay frozen").check()
+    slider = page.get_by_label(re.compile("^range slider for Layers kept frozen"))
+    slider.wait_for()
+    if slider.input_value() != slider.get_attribute("max"):  # all frozen is the slider's right end
+        slider.fill(slider.get_attribute("max"))
+    explanation = page.locator("#freeze-explanation")
+    explanation.filter(has_text="Feature extraction").wait_for()
+    return explanation.inner_text()
+
+
+def choose_dropdown(page, label: str, option: str) -> None:
+    page.get_by_label(label, exact=True).click()
+    page.get_by_role("option", name=option, exact=True).click()
+    page.wait_for_function("([el, v]) => el.value === v",
+                           arg=[page.get_by_label(label, exact=True).element_handle(), option])
+
+
+def step_start_training(page, epochs: int = 2) -> str:
+    """Train: set the epochs, press Start; returns the status once the run shows itself."""
+    go_to_tab(page, "3. Train")
+    choose_dropdown(page, "Epochs", str(epochs))
+    page.get_by_role("button", name="Start training").click()
+    wait_for_attached_run(page)
+    return status_text(page)
+
+
+def status_text(page) -> str:
+    return page.locator("#train-status").inner_text()
+
+
+def wait_for_attached_run(page, timeout_s: float = 60) -> str:
+    """Wait until the Train step shows a run (its status line and progress bar); returns the status."""
+    page.locator("#train-progress .ts-progress[role='progressbar']").wait_for(timeout=timeout_s * 1000)
+    page.wait_for_function("() => { const s = document.querySelector('#train-status');"
+                           " return s && !/No training yet|Starting/.test(s.innerText); }",
+                           timeout=timeout_s * 1000)
+    return status_text(page)
+
+
+def confusion_cells(page) -> list[int]:
+    """The numbers in the confusion matrix table (row by row), or [] while there is none."""
+    table = page.locator("#confusion table")
+    if table.count() == 0:
+        return []
+    return [int(v) for v in table.locator("td").all_inner_texts() if v.strip().isdigit()]
+
+
+def wait_for_training(page, timeout_s: float = TRAIN_TIMEOUT_S) -> dict:
+    """Watch the Train step until the run ends; returns what was seen along the way:
+    statuses, the confusion matrices shown (in order) and the final status."""
+    seen = {"statuses": [], "matrices": [], "final": ""}
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = status_text(page)
+        if not seen["statuses"] or seen["statuses"][-1] != status:
+            seen["statuses"].append(status)
+        cells = confusion_cells(page)
+        if cells and (not seen["matrices"] or seen["matrices"][-1] != cells):
+            seen["matrices"].append(cells)
+        if re.search(r"\b(Finished|Stopped)\.|Training failed", status):
+            seen["final"] = status
+            break
+        page.wait_for_timeout(300)
+    return seen
+
+
+def chart_marks(page, title: str) -> dict:
+    """What the Vega chart titled `title` drew: {"lines": paths drawn, "symbols": points or bars, "canvas": bool}."""
+    return page.evaluate("""title => {
+        for (const doc of document.querySelectorAll('[role=graphics-document]')) {
+            const block = doc.closest('.block') || doc.parentElement;
+            if (!block || !block.textContent.includes(title) || !doc.offsetParent) continue;
+            const svg = doc.querySelector('svg.marks');
+            const canvas = doc.querySelector('canvas');
+            if (!svg) return {lines: 0, symbols: 0, canvas: !!(canvas && canvas.width > 0 && canvas.height > 0)};
+            const lines = [...svg.querySelectorAll('g.mark-line path')].filter(p => (p.getAttribute('d') || '').length > 2);
+            const rects = [...svg.querySelectorAll('g.mark-rect path, g.mark-symbol path')]
+                .filter(p => (p.getAttribute('d') || '').length > 2 && !p.closest('.role-legend'));
+            return {lines: lines.length, symbols: rects.length, canvas: false};
+        }
+        return null;
+    }""", title)
+
+
+def wait_for_chart(page, title: str, timeout_s: float = 30) -> dict:
+    """Wait until the chart titled `title` has drawn data marks; returns chart_marks()."""
+    deadline = time.monotonic() + timeout_s
+    marks = None
+    while time.monotonic() < deadline:
+        marks = chart_marks(page, title)
+        if marks and (marks["lines"] or marks["symbols"] or marks["canvas"]):
+            return marks
+        page.wait_for_timeout(250)
+    raise AssertionError(f"the chart {title!r} drew nothing within {timeout_s} s (saw {marks})")
+
+
+def step_try(page, image: Path) -> tuple[list[tuple[str, str]], str]:
+    """Try it: upload a photo; returns ([(class, "98%"), ...] as the label shows them, advice)."""
+    go_to_tab(page, "4. Try it")
+    page.locator("input[type=file][accept='image/*']").set_input_files(str(image))
+    advice = page.locator("#try-advice")
+    advice.filter(has_text=re.compile("sure|unsure|Could not", re.I)).wait_for(timeout=60_000)
+    top = []
+    for row in page.locator("[data-testid$='-confidence-set']").all():
+        top.append((row.locator("dt").inner_text().strip(), row.locator("dd").inner_text().strip()))
+    return top, advice.inner_text()
+
+
+def step_export(page, download_dir: Path | None = None) -> tuple[Path | None, str]:
+    """Export: keep the model-file format, press Export; with download_dir, click the download
+    link and return the downloaded file's path (else None) and the message shown."""
+    go_to_tab(page, "5. Export")
+    page.get_by_role("button", name="Export", exact=True).click()
+    message = page.locator("#export-message")
+    message.filter(has_text=re.compile("Ready|failed|No trained model")).wait_for(timeout=120_000)
+    if download_dir is None:
+        return None, message.inner_text()
+    link = page.locator("a[data-testid='download-link']").first
+    with page.expect_download() as info:
+        link.click()
+    download = info.value
+    target = Path(download_dir) / download.suggested_filename
+    download.save_as(str(target))
+    return target, message.inner_text()
+
+
+def scroll_to(page, selector: str, margin: int = 12) -> None:
+    """Scroll so the element's top is `margin` px below the top of the viewport."""
+    page.evaluate("([sel, m]) => { const el = document.querySelector(sel);"
+                  " if (el) window.scrollTo(0, el.getBoundingClientRect().top + window.scrollY - m); }",
+                  [selector, margin])
+    page.wait_for_timeout(300)

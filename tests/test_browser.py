@@ -1,0 +1,177 @@
+"""The whole wizard in a real browser: Debian's chromium driven by Playwright.
+
+Data (the example) -> Model (everything frozen: seconds per epoch) -> Train (2 epochs,
+the page reloaded mid-run must re-attach) -> Try it -> Export (the downloaded file
+must load). Any traceback, error toast or "Something went wrong" fails the test.
+
+A screenshot of every step goes to $STUDIO_SCREENSHOTS (default test-artifacts/browser/);
+their paths are printed, so a failing CI log says where to look.
+
+Skipped only when neither Playwright nor a chromium is installed and
+STUDIO_REQUIRE_BROWSER is unset; .ci/run sets it, so in CI a missing browser fails.
+"""
+from __future__ import annotations
+
+import filecmp
+import importlib.util
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+import browser_flow as flow
+from conftest import REPO, example_files, free_port
+
+SCREENSHOTS = Path(os.environ.get("STUDIO_SCREENSHOTS") or REPO / "test-artifacts" / "browser")
+REQUIRED = os.environ.get("STUDIO_REQUIRE_BROWSER", "").strip() not in ("", "0")
+EXAMPLE_VAL_IMAGES = 153  # 70 ants + 83 bees in assets/example/hymenoptera/val
+
+
+def browser_executable() -> str:
+    have_playwright = importlib.util.find_spec("playwright") is not None
+    chromium = flow.chromium_path()
+    if not have_playwright and not chromium and not REQUIRED:
+        pytest.skip("no browser: install Playwright (pip install -e '.[dev]') and Debian's chromium "
+                    "(apt-get install chromium); STUDIO_REQUIRE_BROWSER=1 makes this a failure")
+    missing = ([] if have_playwright else ["the Python package playwright (pip install -e '.[dev]')"]) + \
+              ([] if chromium else ["a chromium browser (apt-get install chromium, or set STUDIO_CHROMIUM)"])
+    if missing:
+        pytest.fail("The browser test needs " + " and ".join(missing) + ".", pytrace=False)
+    return chromium
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = browser_executable()
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as playwright:
+        chromium = flow.launch_browser(playwright, executable)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def server(browser):
+    from components.app import launch
+    demo, url = launch(port=free_port(), block=False)
+    yield url
+    demo.close()
+
+
+class Screenshots:
+    """Numbered full-page screenshots of each step; paths are printed at the end, pass or fail."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for old in self.folder.glob("[0-9][0-9]-*.png"):
+            old.unlink()
+        self.paths: list[Path] = []
+
+    def take(self, page, name: str) -> None:
+        path = self.folder / f"{len(self.paths) + 1:02d}-{name}.png"
+        try:
+            page.screenshot(path=str(path), full_page=True)
+        except Exception as exc:  # noqa: BLE001 - a failed screenshot must not hide the real failure
+            print(f"screenshot {path} failed: {exc}")
+            return
+        self.paths.append(path)
+
+    def report(self) -> None:
+        print(f"\nBrowser test screenshots ({len(self.paths)}) in {self.folder}:")
+        for path in self.paths:
+            print(f"  {path}")
+
+
+def assert_no_errors(page, where: str) -> None:
+    problems = flow.page_errors(page)
+    assert not problems, f"{where}: the page shows an error:\n" + "\n".join(problems)
+
+
+def test_the_wizard_in_a_real_browser(browser, server, tmp_path):
+    from studio import modelfile
+    from studio.inference import Predictor
+    from studio.runs import MANAGER, MODEL_FILE
+
+    MANAGER.wait()  # nothing else may be training
+    shots = Screenshots(SCREENSHOTS)
+    page = flow.new_page(browser)
+    try:
+        flow.open_studio(page, server)
+        assert_no_errors(page, "opening the page")
+
+        # 1. Data: the example
+        summary = flow.step_data(page)
+        shots.take(page, "data")
+        assert "2 classes, 398 images" in summary, summary
+        assert flow.chart_marks(page, "Images per class")["symbols"] >= 4  # 2 classes x train/val bars
+        assert_no_errors(page, "Data step")
+
+        # 2. Model: every layer frozen
+        explanation = flow.step_model(page)
+        shots.take(page, "model")
+        assert "Feature extraction" in explanation and "Trains" in explanation, explanation
+        assert_no_errors(page, "Model step")
+
+        # 3. Train: 2 epochs; reload while it runs
+        flow.step_start_training(page, epochs=2)
+        shots.take(page, "train-started")
+        run = MANAGER.current
+        assert run is not None and run.snapshot()["epochs"] == 2, "the page did not start a 2-epoch run"
+        running_at_reload = run.is_active()
+        assert running_at_reload, "the run ended before the page could be reloaded during it"
+        page.reload()
+        flow.open_studio(page, server)
+        assert "No data chosen yet" in page.locator("#data-summary").inner_text()  # really a new session
+        flow.go_to_tab(page, "3. Train")
+        status = flow.wait_for_attached_run(page, timeout_s=30)
+        shots.take(page, "train-reattached")
+        progress = page.locator("#train-progress").inner_text()
+        assert "No training yet" not in status, status
+        assert re.search(r"\d+%", progress), f"no progress after the reload: {progress!r}"
+        assert_no_errors(page, "Train step after a reload")
+
+        seen = flow.wait_for_training(page)
+        assert re.search(r"\bFinished\.", seen["final"]), f"training did not finish: {seen}"
+        snapshot = run.snapshot()
+        assert snapshot["status"] == "finished" and len(snapshot["history"]) == 2, snapshot["status"]
+        loss = flow.wait_for_chart(page, "Loss (lower is better)")
+        accuracy = flow.wait_for_chart(page, "Accuracy (higher is better)")
+        assert loss["lines"] >= 2 or loss["canvas"], f"loss chart: {loss}"  # train and validation
+        assert accuracy["lines"] >= 2 or accuracy["canvas"], f"accuracy chart: {accuracy}"
+        page.locator("#confusion table").wait_for()
+        cells = flow.confusion_cells(page)
+        assert len(cells) == 4 and sum(cells) == EXAMPLE_VAL_IMAGES, cells
+        assert seen["matrices"] and seen["matrices"][-1] == cells
+        assert "ants" in page.locator("#confusion table").inner_text()
+        flow.scroll_to(page, "#train-status")
+        shots.take(page, "train-finished")
+        assert_no_errors(page, "Train step")
+
+        # 4. Try it: a validation bee
+        bee = example_files("val", "bees", 100)[-1]
+        top, advice = flow.step_try(page, bee)
+        shots.take(page, "try")
+        assert [name for name, _ in top] and top[0][0] == "bees", top
+        assert {name for name, _ in top} == {"ants", "bees"}, top
+        assert all(re.fullmatch(r"\d+%", p) for _, p in top), top
+        assert "bees" in advice, advice
+        assert_no_errors(page, "Try it step")
+
+        # 5. Export: download the model file and load it with the studio's own loader
+        downloaded, message = flow.step_export(page, tmp_path)
+        shots.take(page, "export")
+        assert "Ready" in message, message
+        assert downloaded.suffix == ".safetensors" and downloaded.stat().st_size > 100_000, downloaded
+        assert filecmp.cmp(downloaded, Path(snapshot["run_dir"]) / MODEL_FILE, shallow=False)
+        meta = modelfile.read_metadata(downloaded)
+        assert meta["classes"] == ["ants", "bees"] and meta["backbone"] == snapshot["config"]["backbone"]
+        assert Predictor(downloaded).predict([bee])[0][0][0] == "bees"
+        assert_no_errors(page, "Export step")
+    except BaseException:
+        shots.take(page, "failure")
+        raise
+    finally:
+        shots.report()
+        page.close()
