@@ -29,3 +29,38 @@ def per_class_metrics(matrix: list[list[int]], classes: list[str]) -> list[dict]
 def accuracy(matrix: list[list[int]]) -> float:
     total = sum(sum(row) for row in matrix)
     return sum(matrix[i][i] for i in range(len(matrix))) / total if total else 0.0
+
+
+PREDICTIONS_FILE = "predictions.csv"             # the best epoch's (the kept model's) answers
+LATEST_PREDICTIONS_FILE = "predictions-latest.csv"  # the last finished epoch's, for the live view
+
+
+def predictions_table(files: list[str], true: torch.Tensor, logits: torch.Tensor, classes: list[str]):
+    """One row per validation photo: its true class, what the model said, and how sure it was.
+
+    Kept beside the model of the best epoch, so any cell of the confusion matrix can be opened
+    to the very photos it counts, and the most confident mistakes can be shown first.
+    """
+    import pandas as pd
+    probabilities = torch.softmax(logits.float(), dim=1).cpu()
+    predicted = probabilities.argmax(1)
+    true = true.cpu()
+    return pd.DataFrame({
+        "path": files,
+        "label": [classes[i] for i in true.tolist()],
+        "predicted": [classes[i] for i in predicted.tolist()],
+        "confidence": probabilities.gather(1, predicted[:, None]).squeeze(1).round(decimals=4).tolist(),
+        "true_class_probability": probabilities.gather(1, true[:, None]).squeeze(1).round(decimals=4).tolist(),
+    })
+
+
+def cell_photos(table, label: str, predicted: str, limit: int = 48):
+    """The photos counted in one confusion-matrix cell, most confident first."""
+    rows = table[(table.label == label) & (table.predicted == predicted)]
+    return rows.sort_values("confidence", ascending=False).head(limit)
+
+
+def confident_mistakes(table, limit: int = 12):
+    """Wrongly classified photos, the ones the model was surest about first (often label errors)."""
+    wrong = table[table.label != table.predicted]
+    return wrong.sort_values("confidence", ascending=False).head(limit)

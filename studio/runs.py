@@ -10,6 +10,7 @@ outlives the process:
     runs/<run id>/status.json     status, timings, best epoch (rewritten atomically)
     runs/<run id>/metrics.jsonl   one JSON line per finished epoch
     runs/<run id>/samples.csv     exactly which files trained and validated
+    runs/<run id>/predictions.csv the best epoch's answer and confidence for each validation photo
     runs/<run id>/model.safetensors   the best model so far (see modelfile)
 """
 from __future__ import annotations
@@ -28,7 +29,8 @@ from studio import paths
 
 ACTIVE_STATUSES = ("queued", "preparing", "running")
 MODEL_FILE = "model.safetensors"
-RUN_FILES = ("config.json", "status.json", "metrics.jsonl", "samples.csv", MODEL_FILE)
+RUN_FILES = ("config.json", "status.json", "metrics.jsonl", "samples.csv", "predictions.csv",
+             "predictions-latest.csv", MODEL_FILE)
 
 
 def write_json_atomic(path: Path, data) -> None:
@@ -111,6 +113,11 @@ class Run:
         with self._lock:
             state = {k: v for k, v in self._state.items() if k not in ("history", "confusion", "per_class", "config")}
         write_json_atomic(self.dir / "status.json", state)
+
+
+def owned_by(config: dict, user: str | None) -> bool:
+    """With login, a person sees only their own runs; without it (user None) every run is theirs."""
+    return user is None or (config or {}).get("owner") == user
 
 
 class RunBusyError(RuntimeError):

@@ -18,6 +18,7 @@ thread through the job manager, which is what the page and the CLI use.
 from __future__ import annotations
 
 import math
+import shutil
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -89,6 +90,7 @@ class TrainConfig:
     exclude: list = field(default_factory=lambda: list(DEFAULT_EXCLUDE))  # doctor findings to leave out
     exclude_files: dict = field(default_factory=dict)  # {path: reason}: files the user chose to leave out
     runs_root: str | None = None
+    owner: str | None = None           # the signed-in user who started the run (None: no login)
     memory_budget_mb: int | None = None  # pixel cache limit; None: STUDIO_CACHE_BUDGET or half the free RAM
     choices: dict = field(default_factory=dict)   # what the recipe decided, in words
 
@@ -234,6 +236,7 @@ class Trainer:
         samples.to_csv(run.dir / "samples.csv", index=False)
         train_files = samples[samples.split == "train"].path.tolist()
         val_files = samples[samples.split == "val"].path.tolist()
+        self.val_files = val_files
         labels = {split: torch.tensor([self.classes.index(c) for c in samples[samples.split == split].label],
                                       device=self.device) for split in ("train", "val")}
         train_px, val_px, where = self._pixel_sources(squares, train_files, val_files, side)
@@ -486,12 +489,16 @@ class Trainer:
                    "val_loss": round(val_loss, 5), "val_accuracy": round(val_acc, 5),
                    "epoch_seconds": round(time.perf_counter() - started, 3),
                    "elapsed_seconds": round(time.perf_counter() - self._t0, 3)}
+        evaluation.predictions_table(self.val_files, val_y, val_logits, self.classes).to_csv(
+            self.run.dir / evaluation.LATEST_PREDICTIONS_FILE, index=False)
         self.run.record_epoch(metrics, matrix, evaluation.per_class_metrics(matrix, self.classes))
         # better = higher accuracy, or the same accuracy with a lower loss (small validation sets tie often)
         key = (round(val_acc, 6), -val_loss)
         if self._best_key is None or key > self._best_key:
             self._best_key, self._epochs_without_gain = key, 0
             self._best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+            shutil.copyfile(self.run.dir / evaluation.LATEST_PREDICTIONS_FILE,
+                            self.run.dir / evaluation.PREDICTIONS_FILE)
             path = modelfile.save(self.model, self.run.dir / MODEL_FILE, self.cfg.backbone, self.classes,
                                   self.prep, {"epoch": epoch, "val_accuracy": val_acc,
                                               "freeze": str(self.cfg.freeze), "run_id": self.run.id})

@@ -1,0 +1,143 @@
+"""Evaluation you can click: a confusion matrix whose cells open the photos they count,
+and the photos the model was most sure about and still got wrong.
+
+Shared by the Train step (the live run) and the Runs view (any past run). Both read
+the run folder's predictions.csv, which the trainer rewrites at every new best epoch,
+so the photos always match the matrix of the model that is kept.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import gradio as gr
+import pandas as pd
+
+from components import views
+from components.session import user_of
+from studio import evaluation
+from studio.imaging import ImageDecodeError, open_rgb
+
+THUMBNAIL = 256
+# Event delegation on the component's root survives the table being re-rendered every epoch.
+CELL_CLICK_JS = """
+element.addEventListener('click', (event) => {
+  const cell = event.target.closest('td[data-true]');
+  if (cell) { trigger('click', {true_class: cell.dataset.true, predicted_class: cell.dataset.predicted}); }
+});
+"""
+PICK_HINT = "Click a number in the confusion matrix, or pick a true class and an answer, to see those photos."
+
+
+def read_predictions(run_dir: str | Path | None, latest: bool = False) -> pd.DataFrame | None:
+    """The best epoch's answers per validation photo (or the last finished epoch's, with `latest`)."""
+    if not run_dir:
+        return None
+    path = Path(run_dir) / (evaluation.LATEST_PREDICTIONS_FILE if latest else evaluation.PREDICTIONS_FILE)
+    try:
+        return pd.read_csv(path)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return None
+
+
+def _thumbnail(path: str):
+    try:
+        image = open_rgb(path, draft=THUMBNAIL)
+    except ImageDecodeError:
+        return None
+    image.thumbnail((THUMBNAIL, THUMBNAIL))
+    return image
+
+
+def gallery_items(rows: pd.DataFrame, show_truth: bool) -> list[tuple]:
+    """(thumbnail, caption) pairs; a caption says what the model said and how sure it was."""
+    items = []
+    for row in rows.itertuples():
+        image = _thumbnail(row.path)
+        if image is None:  # the file changed since training
+            continue
+        caption = f"said {row.predicted} ({row.confidence:.0%})"
+        if show_truth:
+            caption = f"{row.label}, " + caption
+        items.append((image, f"{caption} · {Path(row.path).name}"))
+    return items
+
+
+def cell_photos(run_dir: str | None, true_class: str | None, predicted_class: str | None, latest: bool = False):
+    """(note, gallery) for one cell of the confusion matrix shown (best epoch, or latest with `latest`)."""
+    table = read_predictions(run_dir, latest)
+    if table is None:
+        return "The photos appear after the first epoch.", []
+    if not true_class or not predicted_class:
+        return PICK_HINT, []
+    rows = evaluation.cell_photos(table, true_class, predicted_class)
+    count = int(((table.label == true_class) & (table.predicted == predicted_class)).sum())
+    verdict = "right" if true_class == predicted_class else "wrong"
+    if not count:
+        return f"No validation photo of **{true_class}** was called **{predicted_class}**.", []
+    shown = "" if count <= len(rows) else f" (the {len(rows)} it was surest about)"
+    return (f"**{count}** validation photo{'s' if count != 1 else ''} of **{true_class}** the model called "
+            f"**{predicted_class}** ({verdict}){shown}, most confident first."), gallery_items(rows, False)
+
+
+def confident_mistakes(run_dir: str | None, latest: bool = False):
+    """(note, gallery): the wrong answers the model was surest about; often mislabelled photos."""
+    table = read_predictions(run_dir, latest)
+    if table is None:
+        return "The model's mistakes appear after the first epoch.", []
+    rows = evaluation.confident_mistakes(table)
+    if rows.empty:
+        return "No mistakes on the validation photos.", []
+    return ("The validation photos the model got wrong while being most sure. A sure mistake is often a "
+            "photo in the wrong folder, or one that shows both classes."), gallery_items(rows, True)
+
+
+def pick_cell(evt: gr.EventData):
+    """A click on a matrix cell sets the pair pickers (which then show the photos)."""
+    return evt.true_class, evt.predicted_class
+
+
+def render(label: str = "Confusion matrix", elem_prefix: str = "") -> SimpleNamespace:
+    """The clickable matrix beside the per-class table, then the photo browsers."""
+    with gr.Row():
+        confusion = gr.HTML(views.confusion_html(None, []), label=label, elem_id=f"{elem_prefix}confusion",
+                            js_on_load=CELL_CLICK_JS)
+        per_class = gr.Dataframe(views.per_class_table(None), label="Per-class results", interactive=False)
+    with gr.Accordion("Look at the photos behind the numbers", open=True):
+        with gr.Row():
+            true_class = gr.Dropdown([], value=None, label="True class", elem_id=f"{elem_prefix}cell-true",
+                                     info="The class the photo really belongs to (its folder).")
+            predicted_class = gr.Dropdown([], value=None, label="The model said",
+                                          elem_id=f"{elem_prefix}cell-predicted",
+                                          info="Pick a different class to see the mistakes between the two.")
+        cell_note = gr.Markdown(PICK_HINT, elem_id=f"{elem_prefix}cell-note")
+        cell_gallery = gr.Gallery([], label="Photos in this cell", columns=6, height=300, object_fit="cover",
+                                  elem_id=f"{elem_prefix}cell-gallery")
+        mistakes_note = gr.Markdown("The model's mistakes appear after the first epoch.",
+                                    elem_id=f"{elem_prefix}mistakes-note")
+        mistakes = gr.Gallery([], label="Most confident mistakes", columns=6, height=300, object_fit="cover",
+                              elem_id=f"{elem_prefix}mistakes")
+    return SimpleNamespace(confusion=confusion, per_class=per_class, true_class=true_class,
+                           predicted_class=predicted_class, cell_note=cell_note, cell_gallery=cell_gallery,
+                           mistakes_note=mistakes_note, mistakes=mistakes)
+
+
+def class_pickers(classes: list[str], current_true: str | None = None, current_predicted: str | None = None):
+    """Updated choices for the two pickers, keeping a choice that still exists."""
+    keep = lambda value: value if value in classes else None  # noqa: E731
+    return (gr.Dropdown(choices=classes, value=keep(current_true)),
+            gr.Dropdown(choices=classes, value=keep(current_predicted)))
+
+
+def bind(ui: SimpleNamespace, source: gr.components.Component, to_folder, api_prefix: str,
+         latest: bool = False) -> None:
+    """Wire the clicks and pickers; `to_folder(source value, user)` is the run folder whose photos are shown
+    (its best epoch's, or with `latest` the last finished epoch's, as the matrix beside them)."""
+    def photos(value, true_class, predicted_class, request: gr.Request):
+        return cell_photos(to_folder(value, user_of(request)), true_class, predicted_class, latest)
+
+    ui.confusion.click(pick_cell, None, [ui.true_class, ui.predicted_class], api_visibility="private")
+    ui.true_class.change(photos, [source, ui.true_class, ui.predicted_class], [ui.cell_note, ui.cell_gallery],
+                         api_name=f"{api_prefix}cell_photos", show_progress="hidden")
+    ui.predicted_class.change(photos, [source, ui.true_class, ui.predicted_class], [ui.cell_note, ui.cell_gallery],
+                              api_visibility="private", show_progress="hidden")

@@ -1,0 +1,51 @@
+"""Evaluation you can click: the photos behind each confusion-matrix cell and the surest mistakes."""
+from pathlib import Path
+
+import pandas as pd
+
+from components import evaluation_view, views
+from studio import evaluation
+
+
+def _matches(table, matrix, classes):
+    assert len(table) == sum(map(sum, matrix))
+    for i, true in enumerate(classes):
+        for j, said in enumerate(classes):
+            assert ((table.label == true) & (table.predicted == said)).sum() == matrix[i][j], (true, said)
+
+
+def test_predictions_files_match_the_best_and_the_latest_confusion_matrix(trained_run):
+    folder, classes = Path(trained_run["run_dir"]), trained_run["classes"]
+    table = pd.read_csv(folder / evaluation.PREDICTIONS_FILE)
+    _matches(table, trained_run["best_confusion"], classes)
+    _matches(pd.read_csv(folder / evaluation.LATEST_PREDICTIONS_FILE), trained_run["confusion"], classes)
+    assert table.confidence.between(1 / len(classes), 1).all()
+    assert all(Path(p).is_file() for p in table.path)
+
+
+def test_a_cell_opens_exactly_its_photos_most_confident_first(trained_run):
+    run_dir, matrix = trained_run["run_dir"], trained_run["best_confusion"]
+    note, gallery = evaluation_view.cell_photos(run_dir, "ants", "ants")
+    assert f"**{matrix[0][0]}** validation photo" in note and "(right)" in note
+    assert len(gallery) == matrix[0][0]
+    confidences = [float(caption.split("(")[1].split("%")[0]) for _, caption in gallery]
+    assert confidences == sorted(confidences, reverse=True)
+    assert all(image.size[0] <= evaluation_view.THUMBNAIL for image, _ in gallery)
+    note, gallery = evaluation_view.cell_photos(run_dir, "ants", "bees")
+    assert (len(gallery) == matrix[0][1]) and ("wrong" in note or "No validation photo" in note)
+    assert evaluation_view.cell_photos(run_dir, None, "bees") == (evaluation_view.PICK_HINT, [])
+    assert "after the first epoch" in evaluation_view.cell_photos(None, "ants", "ants")[0]
+
+
+def test_confident_mistakes_are_wrong_answers_surest_first():
+    table = pd.DataFrame({"path": list("abcd"), "label": ["x", "x", "y", "y"], "predicted": ["y", "x", "x", "x"],
+                          "confidence": [0.6, 0.99, 0.95, 0.7], "true_class_probability": [0.4, 0.99, 0.05, 0.3]})
+    assert evaluation.confident_mistakes(table).path.tolist() == ["c", "d", "a"]
+    assert evaluation.cell_photos(table, "y", "x").path.tolist() == ["c", "d"]
+
+
+def test_clickable_matrix_cells_name_their_class_pair():
+    html = views.confusion_html([[3, 1], [0, 4]], ["cat's", "dog"], clickable=True)
+    assert html.count("class='ts-cell'") == 4
+    assert "data-true='cat&#x27;s' data-predicted='dog'" in html
+    assert "ts-cell" not in views.confusion_html([[3, 1], [0, 4]], ["a", "b"])
