@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import gradio as gr
 
+from components.session import user_of
 from components.try_step import model_path
 from studio import export
 from studio.modelfile import ModelFileError
@@ -29,9 +30,9 @@ model.eval()   # meta["preprocessing"] has input size, crop, mean and std
 ```"""
 
 
-def export_model(choice: str, run_dir: str | None):
+def export_model(choice: str, run_dir: str | None, user: str | None = None):
     """(file to download or None, message)."""
-    source = model_path(run_dir)
+    source = model_path(run_dir, user)
     if source is None:
         return None, "**No trained model yet.** Train one in step 3 first."
     fmt = FORMATS.get(choice, "model")
@@ -58,4 +59,7 @@ def render() -> SimpleNamespace:
 
 
 def bind(ui: SimpleNamespace, run_dir: gr.State) -> None:
-    ui.button.click(export_model, [ui.format, run_dir], [ui.file, ui.message], api_name="export_model")
+    def export_as_user(request: gr.Request, choice, folder):
+        return export_model(choice, folder, user_of(request))
+
+    ui.button.click(export_as_user, [ui.format, run_dir], [ui.file, ui.message], api_name="export_model")

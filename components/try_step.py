@@ -6,18 +6,22 @@ from types import SimpleNamespace
 
 import gradio as gr
 
+from components.session import user_of
 from studio.imaging import ImageDecodeError
 from studio.inference import Predictor
 from studio.modelfile import ModelFileError
-from studio.runs import MANAGER, MODEL_FILE
+from studio.runs import MANAGER, MODEL_FILE, owned_by
 
 UNSURE_BELOW = 0.6
 _predictors: dict[tuple[str, float], Predictor] = {}
 
 
-def model_path(run_dir: str | None) -> Path | None:
-    """The model of this session's run, else of the studio's latest run."""
-    for candidate in (run_dir, MANAGER.current and str(MANAGER.current.dir)):
+def model_path(run_dir: str | None, user: str | None = None) -> Path | None:
+    """The model of this session's run, else of the studio's latest run (with login: the person's own)."""
+    latest = MANAGER.current
+    if latest is not None and not owned_by(latest.snapshot()["config"], user):
+        latest = None
+    for candidate in (run_dir, latest and str(latest.dir)):
         if candidate and (Path(candidate) / MODEL_FILE).is_file():
             return Path(candidate) / MODEL_FILE
     return None
@@ -31,11 +35,11 @@ def predictor_for(path: Path) -> Predictor:
     return _predictors[key]
 
 
-def classify(image, run_dir: str | None):
+def classify(image, run_dir: str | None, user: str | None = None):
     """(label dict for gr.Label, advice markdown)."""
     if image is None:
         return None, "Upload a photo or take one with the webcam."
-    path = model_path(run_dir)
+    path = model_path(run_dir, user)
     if path is None:
         return None, "**No trained model yet.** Train one in step 3 first."
     try:
@@ -61,4 +65,7 @@ def render() -> SimpleNamespace:
 
 
 def bind(ui: SimpleNamespace, run_dir: gr.State) -> None:
-    ui.image.change(classify, [ui.image, run_dir], [ui.label, ui.advice], api_name="classify")
+    def classify_as_user(request: gr.Request, image, folder):
+        return classify(image, folder, user_of(request))
+
+    ui.image.change(classify_as_user, [ui.image, run_dir], [ui.label, ui.advice], api_name="classify")

@@ -188,9 +188,31 @@ def cmd_backbones(args) -> int:
     return 0
 
 
+def read_logins(pairs: list[str] | None, file: str | None) -> list[tuple[str, str]]:
+    """`user:password` pairs from the command line and/or a file (one per line, # comments)."""
+    lines = list(pairs or [])
+    if file:
+        try:
+            lines += [line.strip() for line in Path(file).read_text().splitlines()
+                      if line.strip() and not line.lstrip().startswith("#")]
+        except OSError as exc:
+            raise ValueError(f"cannot read the login file {file}: {exc.strerror}") from None
+    logins = []
+    for line in lines:
+        user, sep, password = line.partition(":")
+        if not sep or not user.strip() or not password:
+            raise ValueError(f"a login must look like user:password, not {line.split(':')[0]!r}...")
+        logins.append((user.strip(), password))
+    return logins
+
+
 def cmd_serve(args) -> int:
+    try:
+        logins = read_logins(args.auth, args.auth_file)
+    except ValueError as exc:
+        return _fail(str(exc), EXIT_USAGE)
     from components.app import launch
-    launch(host=args.host, port=args.port)
+    launch(host=args.host, port=args.port, auth=logins or None)
     return 0
 
 
@@ -241,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="launch the studio in the browser (the default)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=7860)
+    serve.add_argument("--auth", action="append", metavar="USER:PASSWORD",
+                       help="ask for a login (repeat for several people); each person sees only their own runs")
+    serve.add_argument("--auth-file", metavar="FILE", help="logins, one user:password per line")
     serve.set_defaults(func=cmd_serve)
 
     train = sub.add_parser("train", help="train headless; prints one JSON line at the end")

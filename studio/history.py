@@ -76,7 +76,7 @@ def summarize(run_dir: Path, live_dir: Path | None = None) -> dict:
     row = {"id": run_dir.name, "run_dir": str(run_dir), "started": _started_from_id(run_dir.name),
            "data": "?", "backbone": "?", "freeze": "?", "best_val_accuracy": None, "best_epoch": None,
            "duration_seconds": None, "status": UNREADABLE, "has_model": (run_dir / MODEL_FILE).is_file(),
-           "error": None}
+           "error": None, "owner": None}
     try:
         config = _read_json(run_dir / "config.json")
         status = _read_json(run_dir / "status.json")
@@ -109,7 +109,7 @@ def summarize(run_dir: Path, live_dir: Path | None = None) -> dict:
     row.update(started=started, data=data_name(config.get("data")),
                backbone=config.get("backbone") or "?", freeze=freeze_words(config.get("freeze"), status.get("freeze")),
                best_val_accuracy=best, best_epoch=status.get("best_epoch"), duration_seconds=duration,
-               status=state, error=status.get("error"))
+               status=state, error=status.get("error"), owner=config.get("owner"))
     return row
 
 
@@ -129,27 +129,38 @@ def run_folders(root: Path | None = None) -> list[Path]:
             and ((p / "config.json").exists() or (p / "status.json").exists())]
 
 
-def list_runs(root: Path | None = None) -> list[dict]:
-    """Every run on disk, newest first."""
+def list_runs(root: Path | None = None, owner: str | None = None) -> list[dict]:
+    """Every run on disk, newest first; with `owner` (login), only that person's runs."""
     live = _live_dir()
     rows = [summarize(folder, live) for folder in run_folders(root)]
+    if owner is not None:
+        rows = [row for row in rows if row.get("owner") == owner]
     return sorted(rows, key=lambda r: (r["started"] or 0, r["id"]), reverse=True)
 
 
-def find_run(run_id: str, root: Path | None = None) -> Path:
-    """The folder of run `run_id` (an id from the list, never a path)."""
+def find_run(run_id: str, root: Path | None = None, owner: str | None = None) -> Path:
+    """The folder of run `run_id` (an id from the list, never a path); with `owner`, only theirs."""
     root = Path(root) if root else paths.runs_dir()
     if not run_id or Path(run_id).name != run_id or run_id.startswith("."):
         raise RunNotFound(f"'{run_id}' is not a run id.")
     folder = root / run_id
     if not folder.is_dir():
         raise RunNotFound(f"There is no run '{run_id}' (it may have been deleted).")
+    if owner is not None and _owner_of(folder) != owner:
+        raise RunNotFound(f"There is no run '{run_id}' among your runs.")
     return folder
 
 
-def load_run(run_id: str, root: Path | None = None) -> dict:
+def _owner_of(folder: Path) -> str | None:
+    try:
+        return _read_json(folder / "config.json").get("owner")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def load_run(run_id: str, root: Path | None = None, owner: str | None = None) -> dict:
     """Everything the Runs view shows about one run: its row, curves, best epoch's matrix, choices."""
-    folder = find_run(run_id, root)
+    folder = find_run(run_id, root, owner)
     summary = summarize(folder, _live_dir())
     history = load_history(folder)
     details = {"summary": summary, "history": history, "classes": [], "confusion": None, "per_class": None,
