@@ -21,6 +21,9 @@ STEPS = [("data", "1. Data"), ("model", "2. Model"), ("train", "3. Train"), ("tr
          ("export", "5. Export"), ("runs", "Runs")]
 
 
+VIEWS = ["Simple", "Advanced"]
+
+
 def header_html() -> str:
     logo = (paths.ASSETS_DIR / "logo.svg").read_text()
     return (f"<div id='ts-header'>{logo}<div><h1>Transfer Studio</h1>"
@@ -29,7 +32,10 @@ def header_html() -> str:
 
 def build() -> gr.Blocks:
     with gr.Blocks(title="Transfer Studio", analytics_enabled=False) as demo:
-        gr.HTML(header_html())
+        with gr.Row(equal_height=True):
+            gr.HTML(header_html(), scale=5)
+            view = gr.Radio(VIEWS, value="Simple", label="View", scale=1, min_width=200, elem_id="view-switch",
+                            info="Simple: the studio decides. Advanced: every setting.")
         data_source = gr.State(None)
         run_dir = gr.State(None)
         with gr.Tabs(selected="data") as tabs:
@@ -51,6 +57,9 @@ def build() -> gr.Blocks:
         try_step.bind(try_ui, run_dir)
         export_step.bind(export_ui, run_dir)
         runs_step.bind(runs_ui, run_dir, tabs, runs_tab)
+        advanced_only = train_ui.advanced_only
+        view.change(lambda v: [gr.update(visible=v == "Advanced")] * len(advanced_only), view, advanced_only,
+                    api_visibility="private")
         for ui, target in ((data_ui, "model"), (model_ui, "train"), (train_ui, "try"), (try_ui, "export")):
             ui.next.click(lambda t=target: gr.Tabs(selected=t), None, tabs, api_visibility="private")
     return demo
@@ -60,13 +69,17 @@ def theme() -> gr.themes.Base:
     return gr.themes.Default(primary_hue="blue", neutral_hue="slate", text_size="lg")
 
 
-def launch(host: str = "127.0.0.1", port: int = 7860, block: bool = True):
-    """Start the server; returns (demo, url) when block is False (tests)."""
+def launch(host: str = "127.0.0.1", port: int = 7860, block: bool = True, auth: list[tuple[str, str]] | None = None):
+    """Start the server; returns (demo, url) when block is False (tests).
+
+    With `auth` [(user, password)], the page asks for a login and each person sees only their own runs.
+    """
     demo = build()
     demo.queue(default_concurrency_limit=4)
     _, url, _ = demo.launch(server_name=host, server_port=port, share=False, inbrowser=False,
                             prevent_thread_lock=not block, show_error=False, theme=theme(),
                             css_paths=[paths.ASSETS_DIR / "studio.css"], allowed_paths=[str(paths.EXAMPLE_DATASET)],
                             favicon_path=str(paths.ASSETS_DIR / "logo.svg"), quiet=not block,
-                            footer_links=["api"], max_file_size=MAX_UPLOAD)
+                            footer_links=["api"], max_file_size=MAX_UPLOAD, auth=auth or None,
+                            auth_message="Transfer Studio: sign in to see your own runs.")
     return demo, url

@@ -100,7 +100,7 @@ def render_findings(findings: list[dict], ticked: list[str]) -> tuple:
 
 def _findings_markdown(findings: list[dict]) -> str:
     if not findings:
-        return "### Data check: no problems found ✅"
+        return "### Data check: no problems found"
     lines = [f"### Data check: {len(findings)} finding(s)"]
     for f in findings:
         lines.append(f"- **{SEVERITY_ICON[f['severity']]}** **{f['kind'].replace('_', ' ')}**: "
@@ -219,8 +219,9 @@ def render() -> SimpleNamespace:
         apply_prefix = gr.Button("Use these classes")
     summary = gr.Markdown("No data chosen yet.", elem_id="data-summary")
     with gr.Row():
-        chart = gr.BarPlot(None, color_map=views.SPLIT_COLOURS, x="class", y="images", color="split", label="Images per class",
-                           height=260, scale=1)
+        # a title, not a label: with a label and a fixed height, the legend's entries fall below the box
+        chart = gr.BarPlot(None, color_map=views.SPLIT_COLOURS, x="class", y="images", color="split",
+                           title="Images per class", height=260, scale=1)
         gallery = gr.Gallery(label="Sample images per class", columns=6, height=260, scale=2,
                              allow_preview=True, object_fit="cover")
     skipped = gr.Dataframe(_skipped(None), label="Files not used, and why", interactive=False,

@@ -12,7 +12,8 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from components import views
+from components import evaluation_view, views
+from components.session import user_of
 from studio import history
 from studio.runs import MODEL_FILE
 
@@ -20,9 +21,9 @@ NO_COMPARISON = ("(no comparison)", "")
 PICK_A_RUN = "Choose a run above to see its curves and confusion matrix."
 
 
-def list_runs(chosen: str | None = None, other: str | None = None):
+def list_runs(chosen: str | None = None, other: str | None = None, request: gr.Request = None):
     """(table, run dropdown, compare dropdown); keeps the current choices while they still exist."""
-    rows = history.list_runs()
+    rows = history.list_runs(owner=user_of(request))
     ids = [row["id"] for row in rows]
     choices = [(views.run_choice_label(row), row["id"]) for row in rows]
     readable = [row["id"] for row in rows if row["status"] != history.UNREADABLE]
@@ -33,25 +34,45 @@ def list_runs(chosen: str | None = None, other: str | None = None):
             gr.Dropdown(choices=[NO_COMPARISON, *comparable], value=other_value))
 
 
-def show_run(run_id: str | None):
+def show_run(run_id: str | None, request: gr.Request = None):
     """(summary, loss chart, accuracy chart, confusion matrix, per-class table, choices) of one run."""
     empty = (None, None, views.confusion_html(None, []), views.per_class_table(None), "")
     if not run_id:
         return (PICK_A_RUN, *empty)
     try:
-        run = history.load_run(run_id)
+        run = history.load_run(run_id, owner=user_of(request))
     except history.RunNotFound as exc:
         return (f"**{exc}** Press Refresh.", *empty)
     past = run["history"]
     return (views.run_summary_markdown(run["summary"]),
             views.curves(past, "loss") if past else None,
             views.curves(past, "accuracy") if past else None,
-            views.confusion_html(run["confusion"], run["classes"]),
+            views.confusion_html(run["confusion"], run["classes"], clickable=True),
             views.per_class_table(run["per_class"]),
             views.choices_markdown({"config": {"choices": run["choices"]}}))
 
 
-def compare_runs(run_id: str | None, other_id: str | None):
+def run_folder(run_id: str | None, user: str | None = None) -> str | None:
+    try:
+        return str(history.find_run(run_id, owner=user)) if run_id else None
+    except history.RunNotFound:
+        return None
+
+
+def run_photos(run_id: str | None, request: gr.Request = None):
+    """(true picker, predicted picker, cell note, cell gallery, mistakes note, mistakes) for one run."""
+    folder = run_folder(run_id, user_of(request))
+    classes = []
+    if folder:
+        try:
+            classes = history.load_run(run_id)["classes"]
+        except history.RunNotFound:
+            pass
+    return (*evaluation_view.class_pickers(classes), evaluation_view.PICK_HINT, [],
+            *evaluation_view.confident_mistakes(folder))
+
+
+def compare_runs(run_id: str | None, other_id: str | None, request: gr.Request = None):
     """(comparison chart or None, note): both runs' validation accuracy, one line per run."""
     if not run_id or not other_id:
         return None, "Pick a second run under **Compare with** to draw both runs' validation accuracy here."
@@ -60,7 +81,7 @@ def compare_runs(run_id: str | None, other_id: str | None):
     runs = []
     for rid in (run_id, other_id):
         try:
-            runs.append(history.load_run(rid))
+            runs.append(history.load_run(rid, owner=user_of(request)))
         except history.RunNotFound as exc:
             return None, f"**{exc}** Press Refresh."
     missing = [run["summary"]["id"] for run in runs if not run["history"]]
@@ -74,12 +95,12 @@ def compare_runs(run_id: str | None, other_id: str | None):
                                           f"**{names[1]}** ({other_id}). Higher is better.")
 
 
-def use_run(run_id: str | None, target: str):
+def use_run(run_id: str | None, target: str, user: str | None = None):
     """(run_dir, tab, message): point Try it / Export at this run's model and go there."""
     if not run_id:
         return gr.skip(), gr.skip(), "Choose a run first."
     try:
-        folder = history.find_run(run_id)
+        folder = history.find_run(run_id, owner=user)
     except history.RunNotFound as exc:
         return gr.skip(), gr.skip(), f"**{exc}** Press Refresh."
     if not (folder / MODEL_FILE).is_file():
@@ -89,12 +110,12 @@ def use_run(run_id: str | None, target: str):
     return str(Path(folder)), gr.Tabs(selected=target), f"Using run **{run_id}** in **{step}**."
 
 
-def try_run(run_id: str | None):
-    return use_run(run_id, "try")
+def try_run(run_id: str | None, request: gr.Request = None):
+    return use_run(run_id, "try", user_of(request))
 
 
-def export_run(run_id: str | None):
-    return use_run(run_id, "export")
+def export_run(run_id: str | None, request: gr.Request = None):
+    return use_run(run_id, "export", user_of(request))
 
 
 def render() -> SimpleNamespace:
@@ -121,27 +142,25 @@ def render() -> SimpleNamespace:
     with gr.Row():
         # charts start empty (None): one that starts from an empty table never draws later data
         loss_plot = gr.LinePlot(None, x="epoch", y="value", color="series", color_map=views.SERIES_COLOURS,
-                                title="Loss (lower is better)", height=260, x_title="epoch", y_title="loss",
+                                title="Loss (lower is better)", height=260, sort=views.EPOCH_ORDER,
+                                x_title="epoch", y_title="loss",
                                 caption="How wrong the model was, per epoch, on training and validation photos.")
         acc_plot = gr.LinePlot(None, x="epoch", y="value", color="series", color_map=views.SERIES_COLOURS,
                                title="Accuracy (higher is better)", height=260, y_lim=[0, 1],
-                               x_title="epoch", y_title="accuracy",
+                               x_title="epoch", y_title="accuracy", sort=views.EPOCH_ORDER,
                                caption="Share of photos the model got right, per epoch.")
     compare_note = gr.Markdown("Pick a second run under **Compare with** to draw both runs' validation "
                                "accuracy here.", elem_id="runs-compare-note")
     compare_plot = gr.LinePlot(None, x="epoch", y="value", color="series", title="Validation accuracy, two runs",
                                height=260, y_lim=[0, 1], x_title="epoch", y_title="validation accuracy",
+                               sort=views.EPOCH_ORDER,
                                caption="Each line is one run, named by its data and start time.")
-    with gr.Row():
-        confusion = gr.HTML(views.confusion_html(None, []), label="Confusion matrix (best epoch)",
-                            elem_id="runs-confusion")
-        per_class = gr.Dataframe(views.per_class_table(None), label="Per-class results (best epoch)",
-                                 interactive=False)
+    evaluation = evaluation_view.render("Confusion matrix (best epoch)", elem_prefix="runs-")
     choices = gr.Markdown("", elem_id="runs-choices")
     return SimpleNamespace(refresh=refresh, table=table, run=run, other=other, summary=summary,
                            try_button=try_button, export_button=export_button, use_message=use_message,
                            loss=loss_plot, accuracy=acc_plot, compare=compare_plot, compare_note=compare_note,
-                           confusion=confusion, per_class=per_class, choices=choices)
+                           confusion=evaluation.confusion, per_class=evaluation.per_class, evaluation=evaluation, choices=choices)
 
 
 def bind(ui: SimpleNamespace, run_dir: gr.State, tabs: gr.Tabs, tab: gr.Tab) -> None:
@@ -150,6 +169,10 @@ def bind(ui: SimpleNamespace, run_dir: gr.State, tabs: gr.Tabs, tab: gr.Tab) -> 
     tab.select(**listing, api_visibility="private")
     ui.run.change(show_run, ui.run, [ui.summary, ui.loss, ui.accuracy, ui.confusion, ui.per_class, ui.choices],
                   api_name="show_run")
+    ev = ui.evaluation
+    ui.run.change(run_photos, ui.run, [ev.true_class, ev.predicted_class, ev.cell_note, ev.cell_gallery,
+                                       ev.mistakes_note, ev.mistakes], api_visibility="private")
+    evaluation_view.bind(ev, ui.run, run_folder, api_prefix="runs_")
     comparing = dict(fn=compare_runs, inputs=[ui.run, ui.other], outputs=[ui.compare, ui.compare_note])
     ui.other.change(**comparing, api_name="compare_runs")
     ui.run.change(**comparing, api_visibility="private")

@@ -9,10 +9,11 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from components import views
+from components import evaluation_view, views
+from components.session import user_of
 from studio import backbones
 from studio.lr_finder import find_lr
-from studio.runs import MANAGER, RunBusyError
+from studio.runs import MANAGER, RunBusyError, owned_by
 from studio.training import TrainConfig, start_training
 
 EPOCH_CHOICES = ["Auto", 1, 2, 3, 5, 8, 10, 20, 30, 50]
@@ -28,7 +29,8 @@ ADVANCED = ("weight_decay", "label_smoothing", "patience", "augment", "class_wei
             "optimizer", "schedule", "head_epochs", "augment_strength")
 
 
-def start(data_source, backbone, mode, depth, epochs, lr, batch_size, leave_out=None, findings=None, *advanced):
+def start(data_source, backbone, mode, depth, epochs, lr, batch_size, leave_out=None, findings=None, *advanced,
+          owner: str | None = None):
     """Start a run; returns (status markdown, run folder).
 
     `data_source` is the Data step's {"source", "prefix_separator"} (a plain path also works);
@@ -46,7 +48,7 @@ def start(data_source, backbone, mode, depth, epochs, lr, batch_size, leave_out=
                              lr=None if lr in (None, "Auto") else float(lr),
                              batch_size=int(batch_size), exclude=[k for k in leave_out or [] if k != "outliers"],
                              exclude_files=_chosen_files(leave_out, findings, ("outliers",)),
-                             **_advanced(advanced))
+                             owner=owner, **_advanced(advanced))
         run = start_training(config)
     except RunBusyError as exc:
         gr.Warning(str(exc))
@@ -89,29 +91,56 @@ def suggest_lr(data_source, backbone, mode, depth, progress=gr.Progress()):
     return gr.Dropdown(value=f"{result['lr']:.2g}"), result["words"]
 
 
-def stop():
+def stop(owner: str | None = None):
+    current = MANAGER.current
+    if current is not None and not owned_by(current.snapshot()["config"], owner):
+        return "Only the person who started a training can stop it."
     if MANAGER.stop():
         return "**Stopping after the current batch…** The best model so far is kept."
     return "Nothing is training right now."
 
 
-def poll(seen: dict | None):
-    """Everything the live view shows; plots are only resent when an epoch finished."""
+def poll(seen: dict | None, user: str | None = None):
+    """Everything the live view shows; plots, matrix and photos are only resent when an epoch finished.
+
+    With login, another person's run is not shown (only that the studio is busy and for how long)."""
     run = MANAGER.current
     snapshot = run.snapshot() if run else None
+    if snapshot is not None and not owned_by(snapshot["config"], user):
+        busy = run.is_active()
+        snapshot = None
+        if busy:
+            return (views.someone_else_training(run.snapshot()), "", *[gr.skip()] * 12)
     key = None if snapshot is None else [snapshot["id"], len(snapshot["history"]), snapshot["status"],
                                          len(snapshot["config"].get("choices") or {})]
     changed = key != (seen or {}).get("key")
     status, progress = views.status_line(snapshot), views.progress_html(snapshot)
     if not changed:
-        return status, progress, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        return (status, progress, *[gr.skip()] * 12)
     history = snapshot["history"] if snapshot else []
     classes = snapshot["classes"] if snapshot else []
+    true_class, predicted_class = (seen or {}).get("pair") or (None, None)
+    run_folder = snapshot["run_dir"] if snapshot else None
+    # the matrix shown is the last finished epoch's, and so are the photos behind it
+    cell_note, cell_gallery = evaluation_view.cell_photos(run_folder, true_class, predicted_class, latest=True)
+    mistakes_note, mistakes = evaluation_view.confident_mistakes(run_folder, latest=True)
     return (status, progress, views.curves(history, "loss") if history else None,
             views.curves(history, "accuracy") if history else None,
-            views.confusion_html(snapshot and snapshot["confusion"], classes),
+            views.confusion_html(snapshot and snapshot["confusion"], classes, clickable=True),
             views.per_class_table(snapshot and snapshot["per_class"]), views.choices_markdown(snapshot),
-            {"key": key})
+            {"key": key, "run_dir": run_folder, "pair": (true_class, predicted_class)},
+            *evaluation_view.class_pickers(classes, true_class, predicted_class),
+            cell_note, cell_gallery, mistakes_note, mistakes)
+
+
+def remember_pair(seen: dict | None, true_class: str | None, predicted_class: str | None) -> dict:
+    """Keep the matrix cell being looked at, so the next epoch's poll refreshes the same photos."""
+    return {**(seen or {}), "pair": (true_class, predicted_class)}
+
+
+def watched_run(seen: dict | None, user: str | None = None) -> str | None:
+    """The folder of the run the live view shows (also after a page reload)."""
+    return (seen or {}).get("run_dir")
 
 
 def render() -> SimpleNamespace:
@@ -121,12 +150,12 @@ def render() -> SimpleNamespace:
         epochs = gr.Dropdown(EPOCH_CHOICES, value="Auto", label="Epochs",
                              info="How many passes over your photos (after the new layer's own, in Auto). "
                                   "Training stops early when it stops improving; the best epoch is kept.")
-        lr = gr.Dropdown(LR_CHOICES, value="Auto", label="Learning rate", allow_custom_value=True,
-                         info="How big each correction is. Auto: 0.003 for the new layer alone, 0.001 when "
-                              "layers of the network retrain (less for deeper ones).")
-        batch = gr.Dropdown([8, 16, 32, 64], value=32, label="Batch size",
+        lr = gr.Dropdown(LR_CHOICES, value="Auto", label="Learning rate", allow_custom_value=True, visible=False,
+                         info="How big each correction is. Auto: chosen from your data (0.003 for the new layer "
+                              "alone; less, and less again for deeper layers, when the network retrains).")
+        batch = gr.Dropdown([8, 16, 32, 64], value=32, label="Batch size", visible=False,
                             info="Photos per step. Smaller uses less memory.")
-    with gr.Accordion("Advanced: every other setting, with its default", open=False):
+    with gr.Accordion("Advanced: every other setting, with its default", open=False, visible=False) as advanced_box:
         with gr.Row():
             weight_decay = gr.Number(1e-4, label="Weight decay", info="Pulls weights toward zero (AdamW). Default 0.0001.")
             label_smoothing = gr.Slider(0, 0.3, value=0.1, step=0.05, label="Label smoothing",
@@ -159,7 +188,7 @@ def render() -> SimpleNamespace:
                                 label="Augmentation strength",
                                 info="How different each training view may be. Default normal: crops keep at "
                                      "least 35% of a photo; strong helps little data that varies a lot.")
-    with gr.Row():
+    with gr.Row(visible=False) as suggest_row:
         suggest_button = gr.Button("Suggest a learning rate", size="sm", scale=0)
         suggestion = gr.Markdown("", elem_id="lr-suggestion")
     with gr.Row():
@@ -171,32 +200,48 @@ def render() -> SimpleNamespace:
     with gr.Row():
         # charts start empty (None): one that starts from an empty table never draws later data
         loss_plot = gr.LinePlot(None, x="epoch", y="value", color="series",
-                                color_map=views.SERIES_COLOURS,
+                                color_map=views.SERIES_COLOURS, sort=views.EPOCH_ORDER,
                                 title="Loss (lower is better)", height=260, x_title="epoch", y_title="loss")
         acc_plot = gr.LinePlot(None, x="epoch", y="value", color="series",
-                               color_map=views.SERIES_COLOURS,
+                               color_map=views.SERIES_COLOURS, sort=views.EPOCH_ORDER,
                                title="Accuracy (higher is better)", height=260, y_lim=[0, 1],
                                x_title="epoch", y_title="accuracy")
-    with gr.Row():
-        confusion = gr.HTML(views.confusion_html(None, []), label="Confusion matrix", elem_id="confusion")
-        per_class = gr.Dataframe(views.per_class_table(None), label="Per-class results", interactive=False)
+    evaluation = evaluation_view.render()
     next_button = gr.Button("Next: try it →")
     return SimpleNamespace(epochs=epochs, lr=lr, batch=batch, start=start_button, stop=stop_button,
                            status=status, progress=progress, loss=loss_plot, accuracy=acc_plot,
-                           confusion=confusion, per_class=per_class, choices=choices, next=next_button,
+                           confusion=evaluation.confusion, per_class=evaluation.per_class, evaluation=evaluation,
+                           choices=choices, next=next_button,
                            suggest=suggest_button, suggestion=suggestion,
                            advanced=[weight_decay, label_smoothing, patience, augment_box, weighting, batchnorm, seed,
                                      optimizer, schedule, head_epochs, strength],
-                           timer=gr.Timer(1.0), seen=gr.State(None))
+                           timer=gr.Timer(1.0), seen=gr.State(None),
+                           advanced_only=[lr, batch, advanced_box, suggest_row])
 
 
 def bind(ui: SimpleNamespace, data_source: gr.State, model_ui: SimpleNamespace, run_dir: gr.State,
          leave_out: gr.CheckboxGroup, findings: gr.State) -> None:
-    ui.start.click(start, [data_source, model_ui.backbone, model_ui.mode, model_ui.freeze, ui.epochs, ui.lr, ui.batch,
-                           leave_out, findings, *ui.advanced],
+    def start_as_user(request: gr.Request, *values):
+        return start(*values, owner=user_of(request))
+
+    def stop_as_user(request: gr.Request):
+        return stop(user_of(request))
+
+    ui.start.click(start_as_user, [data_source, model_ui.backbone, model_ui.mode, model_ui.freeze, ui.epochs, ui.lr,
+                                   ui.batch, leave_out, findings, *ui.advanced],
                    [ui.status, run_dir], api_name="start_training")
-    ui.stop.click(stop, None, ui.status, api_name="stop_training")
+    ui.stop.click(stop_as_user, None, ui.status, api_name="stop_training")
     ui.suggest.click(suggest_lr, [data_source, model_ui.backbone, model_ui.mode, model_ui.freeze],
                      [ui.lr, ui.suggestion], api_name="suggest_lr")
-    ui.timer.tick(poll, ui.seen, [ui.status, ui.progress, ui.loss, ui.accuracy, ui.confusion, ui.per_class,
-                                  ui.choices, ui.seen], api_name="poll_training", show_progress="hidden")
+    ev = ui.evaluation
+    def poll_as_user(request: gr.Request, *values):
+        return poll(*values, user=user_of(request))
+
+    ui.timer.tick(poll_as_user, [ui.seen],
+                  [ui.status, ui.progress, ui.loss, ui.accuracy, ui.confusion, ui.per_class, ui.choices, ui.seen,
+                   ev.true_class, ev.predicted_class, ev.cell_note, ev.cell_gallery, ev.mistakes_note, ev.mistakes],
+                  api_name="poll_training", show_progress="hidden")
+    evaluation_view.bind(ev, ui.seen, watched_run, api_prefix="train_", latest=True)
+    for picker in (ev.true_class, ev.predicted_class):  # so the photos follow each new best epoch
+        picker.change(remember_pair, [ui.seen, ev.true_class, ev.predicted_class], ui.seen, api_visibility="private",
+                      show_progress="hidden")

@@ -17,6 +17,21 @@ SPLIT_COLOURS = {"train": "#2563eb", "val": "#f97316", "test": "#16a34a"}
 STATUS_WORDS = {"queued": "Waiting to start", "preparing": "Getting ready", "running": "Training",
                 "finished": "Finished", "stopped": "Stopped", "failed": "Failed"}
 
+# Epochs on the x axis of the loss/accuracy charts. As numbers, a short run gets ticks in tenths
+# (1.0, 1.1 ... 2.0): Vega picks about one tick per 40 px whatever the data. So up to EPOCH_LABELS_UP_TO
+# epochs the epoch is sent as a label ("1", "2" ...): one tick per epoch, in EPOCH_ORDER (the charts'
+# `sort`; labels alone would sort 1, 10, 2). Longer runs keep numbers: a full-width chart has at most
+# about 29 ticks, so 25 or more epochs apart always get whole steps (1, 2, 5 ...), and 26+ labels would crowd.
+EPOCH_LABELS_UP_TO = 25
+EPOCH_ORDER = [str(epoch) for epoch in range(1, EPOCH_LABELS_UP_TO + 1)]
+
+
+def _whole_epochs(frame: pd.DataFrame) -> pd.DataFrame:
+    """Epochs as labels when the run is short enough for one tick each (see EPOCH_LABELS_UP_TO)."""
+    if len(frame) and frame["epoch"].between(1, EPOCH_LABELS_UP_TO).all():
+        frame["epoch"] = frame["epoch"].astype(str)
+    return frame
+
 
 def curves(history: list[dict], metric: str) -> pd.DataFrame:
     """Train and validation values of `metric` ('loss' or 'accuracy') per epoch, long format."""
@@ -25,12 +40,16 @@ def curves(history: list[dict], metric: str) -> pd.DataFrame:
         rows.append({"epoch": entry["epoch"], "value": entry[f"train_{metric}"], "series": "train"})
         rows.append({"epoch": entry["epoch"], "value": entry[f"val_{metric}"], "series": "validation"})
     # typed even when empty (an empty object column would make the y axis a list of categories)
-    return pd.DataFrame(rows, columns=["epoch", "value", "series"]).astype(
-        {"epoch": "int64", "value": "float64", "series": "str"})
+    return _whole_epochs(pd.DataFrame(rows, columns=["epoch", "value", "series"]).astype(
+        {"epoch": "int64", "value": "float64", "series": "str"}))
 
 
-def confusion_html(matrix: list[list[int]] | None, classes: list[str]) -> str:
-    """The confusion matrix as a heatmap table: rows true class, columns predicted class."""
+def confusion_html(matrix: list[list[int]] | None, classes: list[str], clickable: bool = False) -> str:
+    """The confusion matrix as a heatmap table: rows true class, columns predicted class.
+
+    With `clickable`, each cell carries its class pair (data-true / data-predicted) for the page's
+    click handler, which opens the photos counted in it.
+    """
     if not matrix:
         return "<div class='ts-empty'>The confusion matrix appears after the first epoch.</div>"
     head = "".join(f"<th scope='col'>{html.escape(c)}</th>" for c in classes)
@@ -42,16 +61,29 @@ def confusion_html(matrix: list[list[int]] | None, classes: list[str]) -> str:
             share = count / total
             hue = 145 if i == j else 5
             style = f"background: hsla({hue}, 65%, 45%, {0.08 + 0.85 * share:.2f});"
-            cells.append(f"<td style='{style}' title='true {html.escape(classes[i])}, predicted "
-                         f"{html.escape(classes[j])}: {count} of {sum(row)}'>{count}</td>")
+            pair = (f" class='ts-cell' data-true='{html.escape(classes[i], quote=True)}' "
+                    f"data-predicted='{html.escape(classes[j], quote=True)}'" if clickable else "")
+            hint = " (click to see them)" if clickable and count else ""
+            cells.append(f"<td style='{style}'{pair} title='true {html.escape(classes[i])}, predicted "
+                         f"{html.escape(classes[j])}: {count} of {sum(row)}{hint}'>{count}</td>")
         body.append(f"<tr><th scope='row'>{html.escape(classes[i])}</th>{''.join(cells)}</tr>")
-    return ("<table class='ts-confusion'><caption>Rows: true class. Columns: what the model said.</caption>"
+    caption = "Rows: true class. Columns: what the model said." + (
+        " Click a number to see those photos." if clickable else "")
+    return (f"<table class='ts-confusion'><caption>{caption}</caption>"
             f"<thead><tr><th></th>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
 
 
 def per_class_table(per_class: list[dict] | None) -> pd.DataFrame:
     columns = ["class", "precision", "recall", "f1", "support"]
     return pd.DataFrame(per_class or [], columns=columns)
+
+
+def someone_else_training(snapshot: dict) -> str:
+    """What a signed-in person sees while another person's run has the machine."""
+    eta = snapshot.get("eta_seconds")
+    wait = f" It should finish in about {max(1, round(eta / 60))} min." if eta else ""
+    return ("**Someone else is training right now.**" + wait +
+            " The studio trains one model at a time; press Start once it has finished.")
 
 
 def status_line(snapshot: dict | None) -> str:
@@ -187,5 +219,5 @@ def compare_curves(series: list[tuple[str, list[dict]]]) -> pd.DataFrame:
     """Validation accuracy per epoch of several runs, one series per run name (long format)."""
     rows = [{"epoch": entry["epoch"], "value": entry["val_accuracy"], "series": name}
             for name, history in series for entry in history]
-    return pd.DataFrame(rows, columns=["epoch", "value", "series"]).astype(
-        {"epoch": "int64", "value": "float64", "series": "str"})
+    return _whole_epochs(pd.DataFrame(rows, columns=["epoch", "value", "series"]).astype(
+        {"epoch": "int64", "value": "float64", "series": "str"}))

@@ -260,3 +260,27 @@ def scroll_to(page, selector: str, margin: int = 12) -> None:
                   " if (el) window.scrollTo(0, el.getBoundingClientRect().top + window.scrollY - m); }",
                   [selector, margin])
     page.wait_for_timeout(300)
+
+
+def click_confusion_cell(page, true_class: str, predicted_class: str, root: str = "#confusion",
+                         prefix: str = "") -> tuple[str, int]:
+    """Click one cell of the matrix; returns (the note above the photos, thumbnails shown)."""
+    cell = page.locator(f"{root} td[data-true='{true_class}'][data-predicted='{predicted_class}']")
+    cell.click()
+    note = page.locator(f"#{prefix}cell-note")
+    note.filter(has_text=re.compile(rf"of \*?\*?{true_class}|No validation photo of {true_class}")).wait_for(
+        timeout=30_000)
+    gallery = page.locator(f"#{prefix}cell-gallery")
+    expected = int(cell.inner_text())
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and gallery.locator("img").count() < min(expected, 48):
+        page.wait_for_timeout(250)
+    return note.inner_text(), gallery.locator("img").count()
+
+
+def step_runs(page) -> str:
+    """Runs: open the tab; returns the text of the runs table once it lists a run."""
+    go_to_tab(page, "Runs")
+    table = page.locator("#runs-table")
+    table.filter(has_text=re.compile(r"finished|stopped|interrupted", re.I)).wait_for(timeout=30_000)
+    return table.inner_text()

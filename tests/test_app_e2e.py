@@ -32,21 +32,29 @@ def test_wizard_end_to_end(server, tmp_path):
 
     seen_epochs, deadline, final = set(), time.time() + 240, None
     while time.time() < deadline:
-        status, progress, loss, accuracy, confusion, per_class, choices = client.predict(api_name="/poll_training")
+        status, progress, loss, accuracy, confusion, per_class, choices, *photos = client.predict(
+            api_name="/poll_training")
         if isinstance(accuracy, dict) and accuracy.get("data"):
             seen_epochs.add(len(accuracy["data"]) // 2)
         if status.startswith("**Finished") or "failed" in status:
-            final = (status, loss, accuracy, confusion, per_class, choices)
+            final = (status, loss, accuracy, confusion, per_class, choices, photos)
             break
         time.sleep(1)
     assert final and final[0].startswith("**Finished"), final
-    status, loss, accuracy, confusion, per_class, choices = final
+    status, loss, accuracy, confusion, per_class, choices, photos = final
     assert "What the studio chose" in choices and "learning rate" in choices
     assert len(accuracy["data"]) == 6  # 3 epochs x (train, validation)
     assert len(loss["data"]) == 6
     cells = [int(v) for v in re.findall(r"<td[^>]*>(\d+)</td>", confusion)]
     assert sum(cells) == 153 and "ants" in confusion and "bees" in confusion
     assert per_class["data"][0][0] == "ants"
+    assert "data-true='ants' data-predicted='bees'" in confusion  # cells open their photos
+    matrix = [cells[:2], cells[2:]]
+    note, gallery = client.predict("bees", "bees", api_name="/train_cell_photos")
+    assert f"**{matrix[1][1]}** validation photos of **bees**" in note
+    assert len(gallery) == min(48, matrix[1][1])
+    mistakes = photos[-1]
+    assert 0 < len(mistakes) <= 12 and all(" said " in item["caption"] for item in mistakes)
 
     bee = example_files("val", "bees", 40)[-1]
     label, advice = client.predict(handle_file(str(bee)), api_name="/classify")
@@ -68,7 +76,7 @@ def test_reloaded_page_reattaches_to_the_running_job(server, small_dataset):
     deadline = time.time() + 180
     status, curve_lengths = "", []
     while time.time() < deadline:
-        status, _, _, accuracy, _, _, _ = reloaded.predict(api_name="/poll_training")
+        status, _, _, accuracy, *_ = reloaded.predict(api_name="/poll_training")
         if isinstance(accuracy, dict) and accuracy.get("data"):
             curve_lengths.append(len(accuracy["data"]))
         if "Epoch 2 of 30" in status:

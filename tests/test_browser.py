@@ -149,6 +149,14 @@ def test_the_wizard_in_a_real_browser(browser, server, tmp_path):
         shots.take(page, "train-finished")
         assert_no_errors(page, "Train step")
 
+        # a cell of the matrix opens the photos it counts
+        note, thumbnails = flow.click_confusion_cell(page, "bees", "bees")
+        assert f"{cells[3]} validation photos of bees" in note.replace("*", ""), note
+        assert thumbnails == min(48, cells[3]), (note, thumbnails)
+        flow.scroll_to(page, "#cell-note")
+        shots.take(page, "train-cell-photos")
+        assert_no_errors(page, "clicking a matrix cell")
+
         # 4. Try it: a validation bee
         bee = example_files("val", "bees", 100)[-1]
         top, advice = flow.step_try(page, bee)
@@ -169,6 +177,15 @@ def test_the_wizard_in_a_real_browser(browser, server, tmp_path):
         assert meta["classes"] == ["ants", "bees"] and meta["backbone"] == snapshot["config"]["backbone"]
         assert Predictor(downloaded).predict([bee])[0][0][0] == "bees"
         assert_no_errors(page, "Export step")
+
+        # 6. Runs: the run is listed and its matrix opens its photos too
+        table = flow.step_runs(page)
+        assert "finished" in table.lower() and "example" in table, table
+        page.locator("#runs-confusion table").wait_for(timeout=30_000)
+        note, thumbnails = flow.click_confusion_cell(page, "ants", "ants", root="#runs-confusion", prefix="runs-")
+        assert "validation photos of ants" in note.replace("*", "") and thumbnails > 0, note
+        shots.take(page, "runs")
+        assert_no_errors(page, "Runs view")
     except BaseException:
         shots.take(page, "failure")
         raise

@@ -62,6 +62,10 @@ def test_views_escape_user_text_and_shape_curves():
     frame = views.curves([{"epoch": 1, "train_loss": 1.0, "val_loss": 0.8, "train_accuracy": 0.5,
                            "val_accuracy": 0.6}], "accuracy")
     assert isinstance(frame, pd.DataFrame) and len(frame) == 2 and set(frame.series) == {"train", "validation"}
+    assert list(frame.epoch) == ["1", "1"]  # short runs: epochs as labels, one whole-number tick each
+    long_run = [{"epoch": e, "train_loss": 1.0, "val_loss": 1.0, "train_accuracy": 0.5, "val_accuracy": 0.5}
+                for e in range(1, views.EPOCH_LABELS_UP_TO + 2)]
+    assert views.curves(long_run, "loss").epoch.dtype == "int64"  # long runs: numbers (Vega's ticks are whole)
     assert "No training yet" in views.status_line(None)
 
 
