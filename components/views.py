@@ -101,12 +101,14 @@ def status_line(snapshot: dict | None) -> str:
     text = f"Epoch {last['epoch']} of {snapshot['epochs']}, validation accuracy {last['val_accuracy']:.0%}" if last else ""
     advice = f"\n\n**Note:** {html.escape(snapshot['advice'])}" if snapshot.get("advice") else ""
     if status == "running":
-        trend = "still improving" if best is not None and last["val_accuracy"] >= best else f"best so far {best:.0%}"
+        # best is None for a moment after the first epoch is recorded and before it is kept
+        trend = "still improving" if best is None or last["val_accuracy"] >= best else f"best so far {best:.0%}"
         return f"**Training.** {text}, {trend}.{advice}"
     if status == "finished":
         early = f" {html.escape(snapshot['stopped_early'])}" if snapshot.get("stopped_early") else ""
-        return (f"**Finished.** Best validation accuracy {best:.1%} (epoch {snapshot['best_epoch']}).{early} "
-                f"Go on to **Try it** or **Export**.{advice}")
+        result = (f"Best validation accuracy {best:.1%} (epoch {snapshot['best_epoch']})." if best is not None
+                  else "No epoch finished, so there is no model.")
+        return f"**Finished.** {result}{early} Go on to **Try it** or **Export**.{advice}"
     if status == "stopped":
         kept = f" The best model so far ({best:.1%}) is kept." if best is not None else ""
         return f"**Stopped.** {text}.{kept}"

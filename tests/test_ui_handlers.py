@@ -67,6 +67,13 @@ def test_views_escape_user_text_and_shape_curves():
                 for e in range(1, views.EPOCH_LABELS_UP_TO + 2)]
     assert views.curves(long_run, "loss").epoch.dtype == "int64"  # long runs: numbers (Vega's ticks are whole)
     assert "No training yet" in views.status_line(None)
+    epoch = {"epoch": 1, "train_loss": 0.5, "val_loss": 0.4, "train_accuracy": 0.8, "val_accuracy": 0.9}
+    # the moment between an epoch being recorded and being kept as the best: no best yet
+    running = {"status": "running", "history": [epoch], "epochs": 3, "best_val_accuracy": None, "phase": ""}
+    assert views.status_line(running) == "**Training.** Epoch 1 of 3, validation accuracy 90%, still improving."
+    later = {**running, "history": [epoch, {**epoch, "epoch": 2, "val_accuracy": 0.8}], "best_val_accuracy": 0.9}
+    assert "Epoch 2 of 3, validation accuracy 80%, best so far 90%" in views.status_line(later)
+    assert "no model" in views.status_line({**running, "status": "finished", "history": []})
 
 
 def test_try_and_export_with_a_trained_run(trained_run):
