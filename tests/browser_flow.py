@@ -124,17 +124,18 @@ def step_data(page) -> str:
     return summary.inner_text()
 
 
-def step_model(page) -> str:
-    """Model: keep the default backbone, choose "I choose" and keep every layer frozen
-    (feature extraction: the fastest training); returns the explanation shown."""
+def step_model(page, trainable_groups: int = 0) -> str:
+    """Model: keep the default backbone, choose "I choose" and leave the top `trainable_groups`
+    layer groups trainable (0: feature extraction, the fastest); returns the explanation shown."""
     go_to_tab(page, "2. Model")
     page.get_by_label("I choose how many layers stay frozen").check()
     slider = page.get_by_label(re.compile("^range slider for Layers kept frozen"))
     slider.wait_for()
-    if slider.input_value() != slider.get_attribute("max"):  # all frozen is the slider's right end
-        slider.fill(slider.get_attribute("max"))
+    wanted = str(int(slider.get_attribute("max")) - trainable_groups)  # all frozen is the right end
+    if slider.input_value() != wanted:
+        slider.fill(wanted)
     explanation = page.locator("#freeze-explanation")
-    explanation.filter(has_text="Feature extraction").wait_for()
+    explanation.filter(has_text="Feature extraction" if not trainable_groups else "Partial fine-tuning").wait_for()
     return explanation.inner_text()
 
 
@@ -237,8 +238,8 @@ def step_try(page, image: Path) -> tuple[list[tuple[str, str]], str]:
 
 
 def step_export(page, download_dir: Path | None = None) -> tuple[Path | None, str]:
-    """Export: keep the model-file format, press Export; with download_dir, click the download
-    link and return the downloaded file's path (else None) and the message shown."""
+    """Export: keep the default format (the studio bundle), press Export; with download_dir, click the
+    download link and return the downloaded zip's path (else None) and the message shown."""
     go_to_tab(page, "5. Export")
     page.get_by_role("button", name="Export", exact=True).click()
     message = page.locator("#export-message")

@@ -16,6 +16,7 @@ import filecmp
 import importlib.util
 import os
 import re
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -108,10 +109,10 @@ def test_the_wizard_in_a_real_browser(browser, server, tmp_path):
         assert flow.chart_marks(page, "Images per class")["symbols"] >= 4  # 2 classes x train/val bars
         assert_no_errors(page, "Data step")
 
-        # 2. Model: every layer frozen
-        explanation = flow.step_model(page)
+        # 2. Model: the top layer group fine-tuned (a few seconds an epoch: the page sees each epoch)
+        explanation = flow.step_model(page, trainable_groups=1)
         shots.take(page, "model")
-        assert "Feature extraction" in explanation and "Trains" in explanation, explanation
+        assert "Partial fine-tuning" in explanation and "Trains" in explanation, explanation
         assert_no_errors(page, "Model step")
 
         # 3. Train: 2 epochs; reload while it runs
@@ -144,6 +145,8 @@ def test_the_wizard_in_a_real_browser(browser, server, tmp_path):
         cells = flow.confusion_cells(page)
         assert len(cells) == 4 and sum(cells) == EXAMPLE_VAL_IMAGES, cells
         assert seen["matrices"] and seen["matrices"][-1] == cells
+        # the live view went through the first epoch before the last (curves and matrix per epoch)
+        assert any("Epoch 1 of 2" in status for status in seen["statuses"]), seen["statuses"]
         assert "ants" in page.locator("#confusion table").inner_text()
         flow.scroll_to(page, "#train-status")
         shots.take(page, "train-finished")
@@ -167,11 +170,15 @@ def test_the_wizard_in_a_real_browser(browser, server, tmp_path):
         assert "bees" in advice, advice
         assert_no_errors(page, "Try it step")
 
-        # 5. Export: download the model file and load it with the studio's own loader
+        # 5. Export: download the bundle (one zip) and load its model file with the studio's own loader
         downloaded, message = flow.step_export(page, tmp_path)
         shots.take(page, "export")
-        assert "Ready" in message, message
-        assert downloaded.suffix == ".safetensors" and downloaded.stat().st_size > 100_000, downloaded
+        assert "Ready" in message and "matches the trained model on" in message, message
+        assert downloaded.suffix == ".zip" and downloaded.stat().st_size > 100_000, downloaded
+        with zipfile.ZipFile(downloaded) as archive:
+            assert {"model.onnx", "MODEL_CARD.md", "predict.py"} <= set(archive.namelist())
+            archive.extract("model.safetensors", tmp_path / "unzipped")
+        downloaded = tmp_path / "unzipped" / "model.safetensors"
         assert filecmp.cmp(downloaded, Path(snapshot["run_dir"]) / MODEL_FILE, shallow=False)
         meta = modelfile.read_metadata(downloaded)
         assert meta["classes"] == ["ants", "bees"] and meta["backbone"] == snapshot["config"]["backbone"]

@@ -5,7 +5,7 @@
 Launches the studio on a free port with a throw-away STUDIO_HOME, walks the same flow
 as tests/test_browser.py in Debian's chromium (the example data, all layers frozen,
 2 epochs, a validation bee, the model-file export) and saves one 1280x720 PNG per
-step: data.png, model.png, train.png, try.png, export.png. Needs Playwright and
+step: data.png, model.png, train.png, mistakes.png, try.png, export.png, runs.png. Needs Playwright and
 chromium (`apt-get install chromium`); it takes about a minute on a 2-core CPU.
 """
 from __future__ import annotations
@@ -84,10 +84,14 @@ def main(argv: list[str] | None = None) -> int:
             flow.wait_for_chart(page, "Accuracy (higher is better)")
             page.locator("#confusion table").wait_for()
             shot(page, "train", "#train-status", margin=0)  # status, curves, matrix
+            flow.click_confusion_cell(page, "bees", "ants")
+            shot(page, "mistakes", "#confusion", margin=0)  # a clicked cell's photos
             flow.step_try(page, bee)
             shot(page, "try")
             flow.step_export(page)
             shot(page, "export")
+            flow.step_runs(page)
+            shot(page, "runs")
             browser.close()
     finally:
         demo.close()
