@@ -110,9 +110,14 @@ class Run:
         self.update(status=status, error=error, finished=time.time(), eta_seconds=0 if status == "finished" else None)
 
     def _write_status(self) -> None:
+        """Mirror the state to status.json; a failed write (disk full) keeps the previous file whole."""
         with self._lock:
             state = {k: v for k, v in self._state.items() if k not in ("history", "confusion", "per_class", "config")}
-        write_json_atomic(self.dir / "status.json", state)
+        try:
+            write_json_atomic(self.dir / "status.json", state)
+        except OSError as exc:  # the live state stays right in memory; the page and the CLI read that
+            with self._lock:
+                self._state["status_file_error"] = f"status.json could not be written: {exc.strerror}"
 
 
 def owned_by(config: dict, user: str | None) -> bool:

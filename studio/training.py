@@ -17,6 +17,7 @@ thread through the job manager, which is what the page and the CLI use.
 """
 from __future__ import annotations
 
+import errno
 import math
 import shutil
 import time
@@ -27,7 +28,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from studio import augment, backbones, evaluation, hardware, modelfile, optim, recipe
+from studio import augment, backbones, evaluation, faults, hardware, modelfile, optim, recipe
 from studio.data import check_trainable, open_dataset
 from studio.doctor import DEFAULT_EXCLUDE, SquareCache, apply_exclusions, diagnose, leave_out_files
 from studio.hardware import pick_device
@@ -37,6 +38,7 @@ from studio.runs import MANAGER, MODEL_FILE, Run
 
 
 MIN_HEAD_STEPS = 25   # feature extraction: fewest head updates per epoch
+MIN_BATCH_SIZE = 2    # out of GPU memory below this: give up with a message
 HEAD_LR = 3e-3        # the new head on frozen features (Auto's first stage and --freeze all)
 WEIGHTING_RATIO = 1.5  # largest/smallest class count from which "auto" weights the loss
 OVERFIT_GAP = 0.15     # training accuracy this far above validation accuracy is worth a word
@@ -432,40 +434,75 @@ class Trainer:
             self.run.add_choice("train_size", f"training steps on {train_size} px random crops, validation at "
                                 f"{self.prep['input_size']} px: about half the work on a CPU, same accuracy.")
         optimizer = optim.make_optimizer(cfg.optimizer, self._param_groups(lr), lr, cfg.weight_decay)
+        batch_size = cfg.batch_size
         # whole batches only (when there is one): a last batch of a few images gives a noisy step and,
         # on a CPU, new kernel shapes to prepare in every epoch
-        full_batches = len(train_px) // cfg.batch_size
-        batches_per_epoch = full_batches or 1
+        batches_per_epoch = len(train_px) // batch_size or 1
         schedule = optim.make_schedule(cfg.schedule, optimizer, batches_per_epoch * epochs)
         self._epochs_without_gain = 0
         last_epoch = first_epoch + epochs - 1
-        for epoch in range(first_epoch, last_epoch + 1):
+        epoch, steps_done = first_epoch, 0
+        while epoch <= last_epoch:
             started = time.perf_counter()
             model.train()
             backbones.keep_norms_in_eval(model, frozen_only=cfg.batchnorm == "adapt")
             loss_sum = correct = seen = 0
-            batches = self._batches(len(train_px), cfg.batch_size, shuffle=True)[:batches_per_epoch]
-            for i, (index, batch) in enumerate(zip(batches, train_px.batches(batches, self.device)), start=1):
-                self._check_stop()
-                x = self._input(batch, cfg.augment, train_size)
-                y = train_y[index.to(train_y.device)]
-                with self._autocast():
-                    logits = model(x)
-                    loss = self._loss(logits.float(), y)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-                loss_sum += loss.item() * len(index)
-                correct += (logits.argmax(1) == y).sum().item()
-                seen += len(index)
-                done = (epoch - first_epoch) * len(batches) + i
-                self._progress(f"Epoch {epoch} of {last_epoch}: training", done, epochs * len(batches),
-                               0.15 if first_epoch == 1 else 0.3, 0.85 if first_epoch == 1 else 0.7)
+            batches = self._batches(len(train_px), batch_size, shuffle=True)[:batches_per_epoch]
+            try:
+                for i, (index, batch) in enumerate(zip(batches, train_px.batches(batches, self.device)), start=1):
+                    self._check_stop()
+                    faults.check("train_step", batch_size=batch_size)
+                    x = self._input(batch, cfg.augment, train_size)
+                    y = train_y[index.to(train_y.device)]
+                    with self._autocast():
+                        logits = model(x)
+                        loss = self._loss(logits.float(), y)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    schedule.step()
+                    steps_done += 1
+                    loss_sum += loss.item() * len(index)
+                    correct += (logits.argmax(1) == y).sum().item()
+                    seen += len(index)
+                    done = (epoch - first_epoch) * len(batches) + i
+                    self._progress(f"Epoch {epoch} of {last_epoch}: training", done, epochs * len(batches),
+                                   0.15 if first_epoch == 1 else 0.3, 0.85 if first_epoch == 1 else 0.7)
+            except torch.cuda.OutOfMemoryError:
+                batch_size = self._smaller_batch(batch_size, optimizer)
+                batches_per_epoch = len(train_px) // batch_size or 1
+                remaining = batches_per_epoch * (last_epoch - epoch + 1)
+                schedule = self._resumed_schedule(optimizer, steps_done, remaining)
+                continue  # this epoch again, in smaller batches
             val_logits = self._predict_pixels(val_px)
             if not self._end_epoch(epoch, loss_sum / seen, correct / seen, val_logits, val_y, started,
                                    last=epoch == last_epoch):
                 break
+            epoch += 1
+
+    def _smaller_batch(self, batch_size: int, optimizer) -> int:
+        """Out of GPU memory: halve the batch and say so, rather than failing the run."""
+        if batch_size <= MIN_BATCH_SIZE:
+            raise MemoryError(f"Out of GPU memory even with batch size {batch_size}: choose a smaller backbone "
+                              "or free the GPU, then start again.")
+        optimizer.zero_grad(set_to_none=True)
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        smaller = max(MIN_BATCH_SIZE, batch_size // 2)
+        note = (f"Out of GPU memory with batch size {batch_size}: continuing with {smaller} "
+                "(this epoch starts over).")
+        self.run.update(notes=[*self.run.snapshot().get("notes", []), note])
+        self.run.add_choice("batch_size", note)
+        return smaller
+
+    def _resumed_schedule(self, optimizer, steps_done: int, remaining: int):
+        """The same schedule shape stretched over the steps now left, positioned where the run is."""
+        schedule = optim.make_schedule(self.cfg.schedule, optimizer, steps_done + remaining)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # stepping a scheduler before the optimizer: on purpose here
+            for _ in range(steps_done):
+                schedule.step()
+        return schedule
 
     @torch.inference_mode()
     def _predict_pixels(self, source) -> torch.Tensor:
@@ -497,6 +534,7 @@ class Trainer:
         if self._best_key is None or key > self._best_key:
             self._best_key, self._epochs_without_gain = key, 0
             self._best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+            faults.check("save_model", epoch=epoch)
             shutil.copyfile(self.run.dir / evaluation.LATEST_PREDICTIONS_FILE,
                             self.run.dir / evaluation.PREDICTIONS_FILE)
             path = modelfile.save(self.model, self.run.dir / MODEL_FILE, self.cfg.backbone, self.classes,
@@ -548,7 +586,22 @@ def run_training(config: TrainConfig, run: Run) -> None:
         run.finish("stopped")
     except Exception as exc:  # reported on the page, not raised into a dead thread
         run.update(phase="Failed")
-        run.finish("failed", error=f"{exc.__class__.__name__}: {exc}" if not _is_user_error(exc) else str(exc))
+        run.finish("failed", error=failure_words(exc))
+
+
+DISK_WORDS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
+              errno.EACCES: "the studio may not write there", errno.EROFS: "the disk is read-only"}
+
+
+def failure_words(exc: Exception) -> str:
+    """Why a run failed, in words a person can act on."""
+    if isinstance(exc, OSError) and exc.errno in DISK_WORDS:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return (f"Could not save{where}: {DISK_WORDS[exc.errno]}. The epochs finished so far and the best "
+                "model saved before this are kept; free some space and start again.")
+    if isinstance(exc, MemoryError):
+        return str(exc) or "Out of memory: choose a smaller backbone or batch size."
+    return str(exc) if _is_user_error(exc) else f"{exc.__class__.__name__}: {exc}"
 
 
 def _is_user_error(exc: Exception) -> bool:

@@ -6,6 +6,7 @@ import pandas as pd
 
 from components import data_step, export_step, model_step, train_step, try_step, views
 from studio import backbones
+from studio.inference import Predictor
 
 
 def test_example_data_is_described():
@@ -83,8 +84,11 @@ def test_try_and_export_with_a_trained_run(trained_run):
     label, advice = try_step.classify(image, trained_run["run_dir"])
     assert set(label) == {"ants", "bees"} and abs(sum(label.values()) - 1) < 1e-4
     assert "bees" in advice or "unsure" in advice
-    path, message = export_step.export_model(list(export_step.FORMATS)[1], trained_run["run_dir"])
-    assert path.endswith(".pt") and "Ready" in message
+    path, message = export_step.export_model("torchscript", trained_run["run_dir"])
+    assert path.endswith("-torchscript.zip") and "Ready: " in message
+    assert "matches the trained model on 20/20 validation photos" in message and "| model.torchscript.pt |" in message
+    assert export_step.format_key("TorchScript (.pt: runs with PyTorch alone)") == "bundle"  # unknown: default
+    assert Predictor(path).format == "torchscript"
     label, advice = try_step.classify(None, trained_run["run_dir"])
     assert label is None
 
