@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import gradio as gr
 import pandas as pd
 
-from components import views
+from components import create_step, views
 from studio import paths
 from studio.data import DatasetError, open_dataset, prefix_preview
 from studio.doctor import DEFAULT_EXCLUDE, diagnose
@@ -209,6 +209,7 @@ def render() -> SimpleNamespace:
             example = gr.Button("Use the example: ants vs bees", variant="primary")
             gr.Markdown("398 photos from ImageNet, already split into train and val.")
         upload = gr.File(label="…or upload a .zip of class folders", file_types=[".zip"], scale=2, height=140)
+    create = create_step.render()
     with gr.Accordion("My images are in one folder, with the class in each file name", open=False):
         with gr.Row():
             separator = gr.Textbox(label="Separator after the class name", max_lines=1, scale=1,
@@ -244,7 +245,7 @@ def render() -> SimpleNamespace:
                            report=report, finding_files=finding_files, paths=gr.State({}), next=next_button,
                            separator=separator, prefix_note=prefix_note, prefix_table=prefix_table,
                            apply_prefix=apply_prefix, uploaded=gr.State(None), outliers=outliers,
-                           outlier_note=outlier_note, findings_state=gr.State([]))
+                           outlier_note=outlier_note, findings_state=gr.State([]), create=create)
 
 
 def bind(ui: SimpleNamespace, data_source: gr.State) -> None:
@@ -261,3 +262,4 @@ def bind(ui: SimpleNamespace, data_source: gr.State) -> None:
                       [ui.outlier_note, ui.findings, ui.picker, ui.leave_out, ui.paths, ui.findings_state],
                       api_name="look_for_outliers").then(**show_files)
     ui.picker.change(finding_gallery, [ui.picker, ui.paths], ui.finding_files, api_name="finding_files")
+    create_step.bind(ui.create, data_source, outputs, show_files)

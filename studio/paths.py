@@ -36,3 +36,8 @@ def weights_dir() -> Path:
 
 def uploads_dir() -> Path:
     return _sub("uploads")
+
+
+def datasets_dir() -> Path:
+    """Datasets made or extended in the browser: ordinary class folders, one folder per dataset."""
+    return _sub("datasets")

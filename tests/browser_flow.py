@@ -285,3 +285,116 @@ def step_runs(page) -> str:
     table = page.locator("#runs-table")
     table.filter(has_text=re.compile(r"finished|stopped|interrupted", re.I)).wait_for(timeout=30_000)
     return table.inner_text()
+
+
+# ---- making a dataset in the browser (Data step, "make your own dataset here") -------------------
+
+FAKE_CAMERA_ARGS = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+
+
+def launch_browser_with_fake_camera(playwright, executable: str):
+    """Chromium whose webcam is its built-in test pattern, allowed without asking."""
+    return playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS + FAKE_CAMERA_ARGS,
+                                      headless=True)
+
+
+def open_create_section(page) -> None:
+    go_to_tab(page, "1. Data")
+    if not page.locator("#create-dataset").is_visible():
+        page.get_by_text("make your own dataset here").click()
+    page.locator("#create-dataset").wait_for()
+
+
+def create_status(page, pattern: str, timeout_s: float = 60) -> str:
+    """Wait until the section's status line matches `pattern`; returns it."""
+    status = page.locator("#create-status")
+    status.filter(has_text=re.compile(pattern)).wait_for(timeout=timeout_s * 1000)
+    return status.inner_text()
+
+
+def create_dataset(page, name: str) -> str:
+    open_create_section(page)
+    page.get_by_label("New dataset name").fill(name)
+    page.get_by_role("button", name="Create", exact=True).click()
+    return create_status(page, "Created")
+
+
+def add_class(page, name: str) -> str:
+    page.get_by_label("New class name").fill(name)
+    page.get_by_role("button", name="Add class", exact=True).click()
+    return create_status(page, f"Added class {re.escape(name)}")
+
+
+def pick_class(page, name: str) -> None:
+    """Pick the class that new photos go into (a new class is picked already)."""
+    radio = page.locator(f"#create-class input[type=radio][value='{name}']")
+    if not radio.is_checked():
+        radio.check()
+        create_status(page, f"New photos go into {re.escape(name)}")
+
+
+def class_photo_count(page, name: str) -> int:
+    """The photo count the class table shows for `name` (-1 if the class is not listed)."""
+    for row in page.locator("#create-classes tr").all():
+        cells = [c.strip() for c in row.locator("td").all_inner_texts()]
+        if cells and cells[0] == name:
+            return int(cells[1])
+    return -1
+
+
+def wait_for_photo_count(page, name: str, at_least: int, timeout_s: float = 60) -> int:
+    deadline = time.monotonic() + timeout_s
+    count = -1
+    while time.monotonic() < deadline:
+        count = class_photo_count(page, name)
+        if count >= at_least:
+            return count
+        page.wait_for_timeout(250)
+    raise AssertionError(f"class {name!r} shows {count} photos, not {at_least}, after {timeout_s} s")
+
+
+def add_photo_files(page, name: str, files: list[Path]) -> int:
+    """Drop many photo files at once into class `name` (picked first); returns the count it then shows."""
+    pick_class(page, name)
+    page.get_by_role("tab", name="Photo files").click()
+    before = max(class_photo_count(page, name), 0)
+    page.locator("#create-files input[type=file]").set_input_files([str(f) for f in files])
+    return wait_for_photo_count(page, name, before + len(files))
+
+
+def start_camera(page) -> None:
+    """Open the Webcam tab, allow the camera and start its feed (the record button)."""
+    page.get_by_role("tab", name="Webcam").click()
+    camera = page.locator("#create-webcam")
+    access = camera.get_by_text("Click to Access Webcam")
+    access.wait_for(timeout=15_000)
+    access.click()
+    camera.locator("video").wait_for(state="visible", timeout=15_000)
+    page.wait_for_function("el => el.readyState >= 2 && el.videoWidth > 0",
+                           arg=camera.locator("video").element_handle(), timeout=15_000)
+    camera.locator("button[aria-label='capture photo']").click()  # in streaming mode: start sending frames
+
+
+def take_photo(page, name: str) -> int:
+    before = max(class_photo_count(page, name), 0)
+    page.get_by_role("button", name="Take a photo").click()
+    return wait_for_photo_count(page, name, before + 1)
+
+
+def burst(page, name: str, at_least: int, timeout_s: float = 30) -> int:
+    """Tick Burst until class `name` has `at_least` more photos, then untick; returns the count shown."""
+    before = max(class_photo_count(page, name), 0)
+    page.locator("#create-burst input[type=checkbox]").check()
+    try:
+        count = wait_for_photo_count(page, name, before + at_least, timeout_s)
+    finally:
+        page.locator("#create-burst input[type=checkbox]").uncheck()
+    return count
+
+
+def use_made_dataset(page) -> str:
+    """Press "Use this dataset"; returns the Data step's summary once it shows the classes."""
+    page.get_by_role("button", name="Use this dataset").click()
+    summary = page.locator("#data-summary")
+    summary.filter(has_text=re.compile(r"\d+ classes")).wait_for(timeout=120_000)
+    return summary.inner_text()
