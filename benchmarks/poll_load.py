@@ -1,0 +1,97 @@
+"""Ten people watching one training: poll latency and what the watching costs the training.
+
+Launches the studio, trains the same run twice through the page's API (the example data,
+top layer group fine-tuned, fixed seed): once with nobody watching, once while N sessions
+poll the live view every second, as the page's timer does. Prints the 50th/95th percentile
+poll latency and the training-time ratio (watched / unwatched), and one JSON line.
+    python benchmarks/poll_load.py [--sessions 10] [--epochs 3]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def train_once(url: str, epochs: int) -> float:
+    """Start a run through the page's API and return its training seconds (from its own status)."""
+    from gradio_client import Client
+    from studio.runs import MANAGER
+    client = Client(url, verbose=False)
+    client.predict(api_name="/use_example")
+    client.predict("mobilenetv2_100", "manual", 7, epochs, "Auto", 32, [], api_name="/start_training")
+    run = MANAGER.current
+    MANAGER.wait()
+    snapshot = run.snapshot()
+    assert snapshot["status"] == "finished", snapshot["error"]
+    return snapshot["finished"] - snapshot["started"]
+
+
+def watcher(url: str, stop: threading.Event, latencies: list, errors: list) -> None:
+    from gradio_client import Client
+    client = Client(url, verbose=False)
+    while not stop.is_set():
+        started = time.perf_counter()
+        try:
+            client.predict(api_name="/poll_training")
+            latencies.append(time.perf_counter() - started)
+        except Exception as exc:  # noqa: BLE001 - counted and reported
+            errors.append(repr(exc))
+        stop.wait(max(0.0, 1.0 - (time.perf_counter() - started)))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=3)
+    args = parser.parse_args()
+    os.environ.setdefault("STUDIO_HOME", tempfile.mkdtemp(prefix="studio-load-"))
+    from components.app import launch
+    demo, url = launch(port=free_port(), block=False)
+    try:
+        train_once(url, 1)  # warm-up: weights converted, kernels ready
+        alone = train_once(url, args.epochs)
+        stop, latencies, errors = threading.Event(), [], []
+        threads = [threading.Thread(target=watcher, args=(url, stop, latencies, errors), daemon=True)
+                   for _ in range(args.sessions)]
+        for thread in threads:
+            thread.start()
+        time.sleep(2)
+        watched = train_once(url, args.epochs)
+        stop.set()
+        for thread in threads:
+            thread.join(10)
+    finally:
+        demo.close()
+    ordered = sorted(latencies)
+    p95 = ordered[int(0.95 * (len(ordered) - 1))] if ordered else None
+    report = {"sessions": args.sessions, "polls": len(latencies), "errors": len(errors),
+              "poll_p50_s": round(statistics.median(ordered), 4) if ordered else None,
+              "poll_p95_s": round(p95, 4) if p95 is not None else None,
+              "train_seconds_alone": round(alone, 2), "train_seconds_watched": round(watched, 2),
+              "watched_vs_alone": round(watched / alone, 3), "cores": os.cpu_count()}
+    print(f"{args.sessions} sessions polling every second: {len(latencies)} polls, {len(errors)} errors, "
+          f"p50 {report['poll_p50_s']} s, p95 {report['poll_p95_s']} s; training {alone:.1f} s alone, "
+          f"{watched:.1f} s watched (x{report['watched_vs_alone']})")
+    print(json.dumps(report))
+    return 0 if not errors else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
