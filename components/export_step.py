@@ -1,6 +1,12 @@
-"""Step 5, Export: download the trained model in a format to use elsewhere."""
+"""Step 5, Export: one zip with the model in a chosen format, checked against the trained model first.
+
+The engine (`studio.bundle`) converts, runs the parity check and writes the model
+card and predict.py; this step lets a person choose the format in plain words and
+shows the parity figures with a verdict before the download.
+"""
 from __future__ import annotations
 
+import html
 import shutil
 import tempfile
 from pathlib import Path
@@ -10,56 +16,123 @@ import gradio as gr
 
 from components.session import user_of
 from components.try_step import model_path
-from studio import export
+from studio import bundle, parity
+from studio.export import FORMATS
 from studio.modelfile import ModelFileError
 
-FORMATS = {"Model file (.safetensors: weights + class names + preprocessing)": "model",
-           "TorchScript (.pt: runs with PyTorch alone)": "torchscript"}
+SIZES = {"bundle": "about twice the model file (the weights plus an ONNX copy)",
+         "torchscript": "about the size of the model file", "onnx": "about the size of the model file",
+         "onnx-int8": "about a quarter of the model file"}
+LABELS = {"bundle": "Studio bundle (everything: weights, ONNX copy, model card, predict.py)",
+          "torchscript": "TorchScript (.pt: PyTorch alone)",
+          "onnx": "ONNX (.onnx: any language, no PyTorch)",
+          "onnx-int8": "ONNX int8 (.onnx: about 4x smaller, for small devices)"}
+CHOICES = [(LABELS[key], key) for key in FORMATS]
+DEFAULT_TARGET = "Exports the run chosen under **Runs** (*Export this run*), else the latest run."
 
-LOAD_SNIPPET = """```python
+USAGE = {
+    "bundle": '''```python
 import json, timm
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-path = "model.safetensors"
-with safe_open(path, "pt") as f:
+with safe_open("model.safetensors", "pt") as f:
     meta = json.loads(f.metadata()["transfer_studio"])
 model = timm.create_model(meta["backbone"], num_classes=len(meta["classes"]))
-model.load_state_dict(load_file(path))
+model.load_state_dict(load_file("model.safetensors"))
 model.eval()   # meta["preprocessing"] has input size, crop, mean and std
-```"""
+```''',
+    "torchscript": '''```python
+import torch
+model = torch.jit.load("model.torchscript.pt")   # no timm, no studio
+logits = model(batch)   # batch: float [N, 3, size, size], preprocessed as predict.py does
+```''',
+    "onnx": '''```python
+import onnxruntime as ort
+session = ort.InferenceSession("model.onnx")
+logits = session.run(None, {"image": batch})[0]   # batch: float32 [N, 3, size, size], any N
+```''',
+    "onnx-int8": '''```python
+import onnxruntime as ort
+session = ort.InferenceSession("model.int8.onnx")   # takes and gives float32, like model.onnx
+logits = session.run(None, {"image": batch})[0]
+```''',
+}
 
 
-def export_model(choice: str, run_dir: str | None, user: str | None = None):
-    """(file to download or None, message)."""
+def format_key(choice: str | None) -> str:
+    """The format key from a choice's value or its label (older clients send the label)."""
+    for label, key in CHOICES:
+        if choice in (label, key):
+            return key
+    return "bundle"
+
+
+def format_help() -> str:
+    """Each format in plain words: what runs it, how big it is, where to use it."""
+    rows = ["| Format | What runs it | Size | Use it for |", "|---|---|---|---|"]
+    for f in FORMATS.values():
+        rows.append(f"| **{f.title}** | {f.runs_with} | {SIZES[f.key]} | {f.use_it} |")
+    return ("\n".join(rows) + "\n\nEvery download is one zip with the model, a model card (MODEL_CARD.md), "
+            "`predict.py` (classifies a photo or a folder) and its `requirements.txt`.")
+
+
+def target_words(run_dir: str | None) -> str:
+    if not run_dir:
+        return DEFAULT_TARGET
+    return f"Exports run **{html.escape(Path(run_dir).name)}**."
+
+
+def result_markdown(result: bundle.ExportResult, run_id: str) -> str:
+    size = result.zip_path.stat().st_size / 1e6
+    head = (f"Ready, **with a warning**: {result.zip_path.name}" if result.flagged or not result.parity["checked"]
+            else f"Ready: **{result.zip_path.name}**")
+    report = result.parity
+    photos = (f"{report['images']} validation photos of run {run_id}" +
+              (f" ({report['unreadable']} could not be read)" if report["unreadable"] else ""))
+    return (f"{head} ({size:.1f} MB).\n\n**{html.escape(result.verdict())}**\n\n"
+            f"Checked on {photos}, each format with its own runtime:\n\n{parity.table_markdown(report)}\n\n"
+            f"Tolerance: {parity.TOLERANCE_WORDS}. Times are for one photo on this machine's CPU.\n\n"
+            f"In the zip: {', '.join(sorted(p.name for p in result.folder.iterdir()))}. Classify photos with "
+            f"`pip install -r requirements.txt` then `python predict.py photo.jpg` (or a folder), or in your own "
+            f"code:\n\n{USAGE[result.format]}")
+
+
+def export_model(choice: str, run_dir: str | None, user: str | None = None, progress=None):
+    """(zip to download or None, message with the parity figures)."""
     source = model_path(run_dir, user)
     if source is None:
         return None, "**No trained model yet.** Train one in step 3 first."
-    fmt = FORMATS.get(choice, "model")
-    folder = Path(tempfile.mkdtemp(prefix="studio-export-"))
+    fmt = format_key(choice)
+    run = source.parent
+    scratch = Path(tempfile.mkdtemp(prefix="studio-export-"))
+    name = f"{run.name}-{fmt}"
+    report = (lambda fraction, words: progress(fraction, desc=words)) if progress else None
     try:
-        if fmt == "model":
-            target = folder / "model.safetensors"
-            shutil.copyfile(source, target)
-        else:
-            target = export.export_torchscript(source, folder / "model.torchscript.pt")
-    except ModelFileError as exc:
-        return None, f"**Export failed:** {exc}"
-    size = target.stat().st_size / 1e6
-    return str(target), f"Ready: **{target.name}** ({size:.1f} MB). Load it like this:\n\n{LOAD_SNIPPET}"
+        result = bundle.export_run(run, fmt, scratch / name, zip_path=scratch / f"{name}.zip", progress=report)
+    except (ModelFileError, bundle.ExportError) as exc:
+        shutil.rmtree(scratch, ignore_errors=True)
+        return None, f"**Export failed:** {html.escape(str(exc))}"
+    message = result_markdown(result, run.name)
+    shutil.rmtree(result.folder, ignore_errors=True)  # everything is in the zip
+    return str(result.zip_path), message
 
 
 def render() -> SimpleNamespace:
-    gr.Markdown("Download the trained model to use it in your own code or service.")
-    fmt = gr.Radio(list(FORMATS), value=list(FORMATS)[0], label="Format")
+    gr.Markdown("Download the model to use it in your own code, service or device. Every export is first "
+                "checked against the trained model on your validation photos.")
+    target = gr.Markdown(DEFAULT_TARGET, elem_id="export-target")
+    fmt = gr.Radio(CHOICES, value="bundle", label="Format", elem_id="export-format")
+    gr.Markdown(format_help(), elem_classes="ts-help")
     button = gr.Button("Export", variant="primary")
-    file = gr.File(label="Download", interactive=False)
     message = gr.Markdown("", elem_id="export-message")
-    return SimpleNamespace(format=fmt, button=button, file=file, message=message)
+    file = gr.File(label="Download (one zip)", interactive=False, elem_id="export-file")
+    return SimpleNamespace(format=fmt, button=button, file=file, message=message, target=target)
 
 
 def bind(ui: SimpleNamespace, run_dir: gr.State) -> None:
-    def export_as_user(request: gr.Request, choice, folder):
-        return export_model(choice, folder, user_of(request))
+    def export_as_user(request: gr.Request, choice, folder, progress=gr.Progress()):
+        return export_model(choice, folder, user_of(request), progress)
 
     ui.button.click(export_as_user, [ui.format, run_dir], [ui.file, ui.message], api_name="export_model")
+    run_dir.change(target_words, run_dir, ui.target, api_visibility="private")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+EXIT_FLAGGED = 3  # an export was written but differs from the trained model beyond the tolerance
 PREFIX_HELP = "flat folder of images: the class is the file name up to this separator (e.g. '_' for cat_001.jpg)"
 
 
@@ -152,27 +153,46 @@ def cmd_predict(args) -> int:
     return status
 
 
-def cmd_export(args) -> int:
-    import shutil
-
-    from studio import export
-    from studio.modelfile import ModelFileError, read_metadata
-    from studio.runs import MODEL_FILE
-
-    source = Path(args.run)
-    model_path = source / MODEL_FILE if source.is_dir() else source
+def _run_folder(run: str) -> Path:
+    """A run folder from what a person typed: the folder, its model.safetensors, or a run id."""
+    from studio import history
+    path = Path(run)
+    if path.is_file() and path.suffix == ".safetensors":
+        return path.parent
+    if path.is_dir() or path.exists():
+        return path
     try:
-        read_metadata(model_path)
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        if args.format == "model":
-            target = out / "model.safetensors"
-            shutil.copyfile(model_path, target)
-        else:
-            target = export.export_torchscript(model_path, out / "model.torchscript.pt")
-    except ModelFileError as exc:
+        return history.find_run(run)
+    except history.RunNotFound as exc:
+        raise FileNotFoundError(f"{run} is neither a run folder nor a run id ({exc})") from None
+
+
+def cmd_export(args) -> int:
+    from studio import bundle
+    from studio.modelfile import ModelFileError
+
+    fmt = "bundle" if args.format == "model" else args.format
+    out = Path(args.out)
+    progress = None if args.quiet else (
+        lambda fraction, words: print(f"\r[{fraction:4.0%}] {words[:60]:<60}", end="", file=sys.stderr, flush=True))
+    try:
+        result = bundle.export_run(_run_folder(args.run), fmt, out,
+                                   zip_path=out.with_name(out.name + ".zip") if args.zip else None,
+                                   progress=progress)
+    except (ModelFileError, bundle.ExportError, FileNotFoundError) as exc:
+        if progress:
+            print(file=sys.stderr)
         return _fail(str(exc))
-    print(json.dumps({"format": args.format, "path": str(target), "bytes": target.stat().st_size}))
+    if progress:
+        print(file=sys.stderr)
+    main_file = result.model_files[-1] if fmt != "bundle" else result.model_files[0]
+    print(json.dumps({"format": fmt, "path": str(main_file), "bytes": main_file.stat().st_size,
+                      "folder": str(result.folder), "files": sorted(p.name for p in result.folder.iterdir()),
+                      "zip": str(result.zip_path) if result.zip_path else None,
+                      "parity": result.parity, "verdict": result.verdict()}))
+    if result.flagged:
+        print(f"studio: warning: {result.verdict()}", file=sys.stderr)
+        return EXIT_FLAGGED
     return 0
 
 
@@ -257,6 +277,7 @@ def cmd_lr_find(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from studio import augment, optim  # the choices' names live beside what they choose
+    export_formats = ["bundle", "torchscript", "onnx", "onnx-int8"]  # studio.export.FORMATS, without importing torch
     parser = argparse.ArgumentParser(prog="studio", description="Transfer Studio: train an image classifier on your photos.")
     sub = parser.add_subparsers(dest="command")
 
@@ -324,17 +345,22 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also suggest pictures that do not look like their class (runs the pretrained network)")
     doctor.set_defaults(func=cmd_doctor)
 
-    predict = sub.add_parser("predict", help="classify images with a trained model file")
-    predict.add_argument("model", help="model.safetensors or an exported TorchScript file")
+    predict = sub.add_parser("predict", help="classify images with a trained or exported model")
+    predict.add_argument("model", help="model.safetensors, an exported .pt (TorchScript) or .onnx (float or int8) "
+                                       "file, or an export's folder or zip")
     predict.add_argument("images", nargs="+", help="image files or folders")
     predict.add_argument("--top-k", type=int, default=3)
     predict.add_argument("--json", action="store_true", help="one JSON line per image")
     predict.set_defaults(func=cmd_predict)
 
-    export = sub.add_parser("export", help="export a run's model")
-    export.add_argument("run", help="a run folder or its model.safetensors")
-    export.add_argument("--format", choices=["model", "torchscript"], default="model")
-    export.add_argument("--out", required=True)
+    export = sub.add_parser("export", help="export a run's model, checked against the trained model")
+    export.add_argument("run", help="a run folder (or its id, or its model.safetensors)")
+    export.add_argument("--format", choices=[*export_formats, "model"], default="bundle", metavar="FORMAT",
+                        help="bundle (safetensors + ONNX + model card + predict.py; the default), torchscript, "
+                             "onnx or onnx-int8")
+    export.add_argument("--out", required=True, help="folder to write the export into")
+    export.add_argument("--zip", action="store_true", help="also pack the folder into OUT.zip")
+    export.add_argument("--quiet", action="store_true", help="no progress line")
     export.set_defaults(func=cmd_export)
 
     listing = sub.add_parser("backbones", help="list the backbones and whether each can be had now")

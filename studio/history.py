@@ -9,6 +9,7 @@ read is listed as "unreadable" instead of breaking the list.
 """
 from __future__ import annotations
 
+import csv
 import json
 import time
 from datetime import datetime
@@ -185,3 +186,27 @@ def _best_confusion(history: list[dict], best_epoch: int | None) -> list | None:
             if entry.get("epoch") == best_epoch:
                 return entry.get("confusion_matrix")
     return max(history, key=lambda h: h.get("val_accuracy", 0)).get("confusion_matrix")
+
+
+def run_samples(run_dir: Path, split: str) -> list[tuple[str, str]]:
+    """(path, label) of the photos a run used for `split` ("train" or "val"), in its own order.
+
+    From samples.csv (written before the first epoch); a run without one falls
+    back on predictions.csv, which lists the validation photos. Empty when neither
+    can be read. The files themselves may have been moved since.
+    """
+    run_dir = Path(run_dir)
+    sources = [(run_dir / "samples.csv", True), (run_dir / evaluation.PREDICTIONS_FILE, False)]
+    for path, has_split in sources:
+        if not has_split and split != "val":
+            continue
+        try:
+            with open(path, newline="") as handle:
+                rows = list(csv.DictReader(handle))
+        except (OSError, csv.Error, UnicodeDecodeError):
+            continue
+        picked = [(r["path"], r["label"]) for r in rows
+                  if r.get("path") and r.get("label") and (not has_split or r.get("split") == split)]
+        if picked:
+            return picked
+    return []

@@ -1,28 +1,25 @@
 """Classify images with any model the studio exported, with the studio's own preprocessing."""
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import torch
 
-from studio import augment, export, modelfile
+from studio import augment, modelfile, runtimes
 from studio.imaging import decode_square
 from studio.pixels import cache_side
 
 
 class Predictor:
-    """Load a model file (.safetensors or TorchScript) once; classify many images."""
+    """Load a model once (.safetensors, TorchScript, ONNX, int8 ONNX, or an export's folder or zip);
+    classify many images. Each format runs with its own runtime (see `runtimes`)."""
 
     def __init__(self, path: str | Path, device: str = "cpu"):
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise modelfile.ModelFileError(f"{self.path} does not exist.")
-        if zipfile.is_zipfile(self.path):  # TorchScript archives are zip files
-            self.model, self.meta = export.load_torchscript(self.path)
-        else:
-            self.model, self.meta = modelfile.load(self.path, device)
-        self.device = device
+        if not Path(path).exists():
+            raise modelfile.ModelFileError(f"{path} does not exist.")
+        self.path = runtimes.resolve(path)
+        self.model, self.meta, self.format, self.runtime = runtimes.open_model(self.path, device)
+        self.device = device if self.format == runtimes.SAFETENSORS else "cpu"
         self.classes: list[str] = self.meta["classes"]
         self.prep: dict = self.meta["preprocessing"]
 

@@ -60,6 +60,20 @@ def trained_run(small_dataset):
     return snapshot
 
 
+
+@pytest.fixture(scope="session")
+def exports(trained_run):
+    """The trained run exported once in every format, each as a folder and a zip (shared by export tests)."""
+    from studio import bundle
+    from studio.export import FORMATS
+
+    root = WORKSPACE / "exports"
+    made = {}
+    for fmt in FORMATS:
+        made[fmt] = bundle.export_run(trained_run["run_dir"], fmt, root / fmt, zip_path=root / f"{fmt}.zip",
+                                      check_data=fmt == "bundle")
+    return made
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -60,9 +60,11 @@ def test_wizard_end_to_end(server, tmp_path):
     label, advice = client.predict(handle_file(str(bee)), api_name="/classify")
     assert label["label"] == "bees", label
 
-    download, message = client.predict("TorchScript (.pt: runs with PyTorch alone)", api_name="/export_model")
+    download, message = client.predict("onnx", api_name="/export_model")
+    assert download.endswith("-onnx.zip") and "matches the trained model on 153/153 validation photos" in message
     from studio.inference import Predictor
-    assert Predictor(download).predict([bee])[0][0][0] == "bees"
+    exported = Predictor(download)  # the zip: its model.onnx, run by onnxruntime
+    assert exported.format == "onnx" and exported.predict([bee])[0][0][0] == "bees"
 
 
 def test_reloaded_page_reattaches_to_the_running_job(server, small_dataset):

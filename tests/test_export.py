@@ -1,17 +1,56 @@
-"""Exported files load where the studio is not, and give the studio's answers."""
+"""Exported files load where the studio is not, and give the studio's answers.
+
+Every format is exported from a real training run, reloaded by its own runtime
+in a fresh Python process that cannot import the studio or timm, and compared
+with the trained model on real validation photos. Damaged or mismatched files
+must give a clear error, never a crash.
+"""
 import json
 import subprocess
 import sys
 import textwrap
+import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from conftest import example_files
-from studio import export, modelfile
+from studio import bundle, cli, export, modelfile, parity, runtimes
 from studio.inference import Predictor
 from studio.runs import MODEL_FILE
+
+# Loaded before any script these tests run in a fresh interpreter: the listed packages cannot be
+# imported there, as on a machine where only the export's own requirements are installed.
+BLOCKER = """
+import importlib.abc, sys
+class _Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {blocked!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}} (blocked by the test)")
+        return None
+sys.meta_path.insert(0, _Block())
+"""
+NOT_NEEDED = ["studio", "components", "timm", "torchvision", "gradio", "safetensors", "pandas", "huggingface_hub"]
+
+
+def fresh_python(code: str, blocked: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run `code` in a new isolated interpreter (-I: no cwd, PYTHONPATH or user site) with `blocked` unimportable."""
+    script = BLOCKER.format(blocked=sorted(blocked)) + textwrap.dedent(code)
+    return subprocess.run([sys.executable, "-I", "-W", "ignore", "-c", script], capture_output=True, text=True,
+                          cwd=cwd, timeout=timeout, env={"PATH": "/usr/bin:/bin"})
+
+
+def validation_batch(trained_run, per_class: int = 10):
+    """Real validation photos of the run, as the studio feeds them to the model, and the trained model's logits."""
+    model_path = Path(trained_run["run_dir"]) / MODEL_FILE
+    images = example_files("val", "ants", per_class) + example_files("val", "bees", per_class)
+    predictor = Predictor(model_path)
+    batch = predictor.tensor(images)
+    with torch.no_grad():
+        logits = predictor.model(batch)
+    return batch, logits, torch.tensor([0] * per_class + [1] * per_class)
 
 
 def test_readme_snippet_loads_the_model_file_without_the_studio(trained_run, tmp_path):
@@ -38,21 +77,147 @@ def test_readme_snippet_loads_the_model_file_without_the_studio(trained_run, tmp
     assert torch.allclose(logits, expected, atol=1e-4)
 
 
-def test_torchscript_matches_in_a_fresh_process(trained_run, tmp_path):
-    model_path = Path(trained_run["run_dir"]) / MODEL_FILE
-    target = export.export_torchscript(model_path, tmp_path / "m.pt")
-    images = example_files("val", "ants", 3) + example_files("val", "bees", 3)
-    batch = Predictor(model_path).tensor(images)
-    torch.save(batch, tmp_path / "batch.pt")
-    script = (f"import torch, json; m = torch.jit.load({str(target)!r}); "
-              f"print(json.dumps(m(torch.load({str(tmp_path / 'batch.pt')!r})).tolist()))")
-    result = subprocess.run([sys.executable, "-W", "ignore", "-c", script], capture_output=True, text=True,
-                            timeout=300)
+RUNTIME_SCRIPTS = {
+    # each reads the file the way the README shows, with nothing but its runtime and numpy
+    "torchscript": """
+        import json, numpy as np, torch
+        extra = {{"transfer_studio.json": ""}}
+        model = torch.jit.load({path!r}, _extra_files=extra)
+        with torch.no_grad():
+            logits = model(torch.from_numpy(np.load({batch!r}))).numpy()
+        print(json.dumps({{"logits": logits.tolist(), "meta": json.loads(extra["transfer_studio.json"])}}))
+    """,
+    "onnx": """
+        import json, numpy as np, onnxruntime as ort
+        session = ort.InferenceSession({path!r}, providers=["CPUExecutionProvider"])
+        meta = json.loads(session.get_modelmeta().custom_metadata_map["transfer_studio"])
+        shape = session.get_inputs()[0].shape
+        logits = session.run(None, {{"image": np.load({batch!r})}})[0]
+        print(json.dumps({{"logits": logits.tolist(), "meta": meta, "input_shape": shape}}))
+    """,
+}
+
+
+@pytest.mark.parametrize("fmt,name", [("torchscript", "model.torchscript.pt"), ("onnx", "model.onnx"),
+                                      ("onnx-int8", "model.int8.onnx"), ("bundle", "model.onnx")])
+def test_each_format_reloads_in_a_fresh_process_and_matches(exports, trained_run, tmp_path, fmt, name):
+    batch, expected, labels = validation_batch(trained_run)
+    np.save(tmp_path / "batch.npy", batch.numpy())
+    runtime = "torchscript" if name.endswith(".pt") else "onnx"
+    blocked = NOT_NEEDED + (["onnxruntime", "onnx"] if runtime == "torchscript" else ["torch"])
+    path = exports[fmt].folder / name
+    code = RUNTIME_SCRIPTS[runtime].format(path=str(path), batch=str(tmp_path / "batch.npy"))
+    result = fresh_python(code, blocked, tmp_path)
     assert result.returncode == 0, result.stderr
-    with torch.no_grad():
-        expected = Predictor(model_path).model(batch)
-    assert torch.allclose(torch.tensor(json.loads(result.stdout)), expected, atol=1e-4)
-    assert Predictor(target).classes == ["ants", "bees"]
+    out = json.loads(result.stdout)
+    logits = torch.tensor(out["logits"])
+    assert out["meta"]["classes"] == ["ants", "bees"] and out["meta"]["preprocessing"]["input_size"] == 224
+    assert logits.shape == expected.shape  # a batch of 20 through a file traced with a batch of 1
+    if runtime == "onnx":
+        assert out["input_shape"][0] == "batch" and out["meta"]["export"]["opset"] == export.OPSET
+    agree = (logits.argmax(1) == expected.argmax(1)).float().mean().item()
+    if fmt == "onnx-int8":
+        probs, reference = torch.softmax(logits, 1), torch.softmax(expected, 1)
+        assert agree >= 0.9, agree
+        assert (probs.argmax(1) == labels).float().mean() >= (reference.argmax(1) == labels).float().mean() - 0.1
+        assert (probs - reference).abs().max() < 0.25
+    else:
+        assert agree == 1.0
+        assert torch.allclose(logits, expected, atol=1e-4), (logits - expected).abs().max()
+
+
+def test_parity_figures_for_every_format(exports, trained_run):
+    trained = exports["onnx"].parity["trained"]
+    assert trained["accuracy"] == pytest.approx(trained_run["best_val_accuracy"], abs=1e-4)
+    for fmt, result in exports.items():
+        report = result.parity
+        assert report["images"] == 20 and report["unreadable"] == 0 and report["checked"]
+        assert [row["file"] for row in report["exports"]] == list(export.FORMATS[fmt].files)
+        for row in report["exports"]:
+            assert row["ok"] is True, (fmt, row)
+            assert row["bytes"] == (result.folder / row["file"]).stat().st_size and row["latency_ms"] > 0
+            assert row["accuracy_trained"] == trained["accuracy"]
+            if fmt != "onnx-int8":
+                assert row["agree"] == 20 and row["max_probability_difference"] < parity.FLOAT_MAX_DIFFERENCE
+                assert row["verdict"] == "matches the trained model on 20/20 validation photos"
+            else:
+                assert "accuracy" in row["verdict"] and "points" in row["verdict"]
+        assert not result.flagged and result.verdict().startswith(report["exports"][0]["file"])
+    assert exports["bundle"].verdict() == ("model.safetensors and model.onnx each matches the trained model on "
+                                           "20/20 validation photos.")
+    int8 = exports["onnx-int8"].model_files[0].stat().st_size
+    assert int8 < 0.4 * exports["onnx"].model_files[0].stat().st_size
+    assert "| model.int8.onnx | onnxruntime " in parity.table_markdown(exports["onnx-int8"].parity)
+
+
+def test_zip_holds_everything_and_the_card_states_the_facts(exports, trained_run):
+    for fmt, result in exports.items():
+        with zipfile.ZipFile(result.zip_path) as archive:
+            names = set(archive.namelist())
+            description = json.loads(archive.read("model.json"))
+            requirements = archive.read("requirements.txt").decode()
+        assert names == {*export.FORMATS[fmt].files, "model.json", "MODEL_CARD.md", "predict.py", "requirements.txt"}
+        assert description["classes"] == ["ants", "bees"] and description["export"]["format"] == fmt
+        assert set(description["files"]) == set(export.FORMATS[fmt].files) and description["parity"]["ok"]
+        assert ("torch" in requirements) == (fmt == "torchscript") and "pillow" in requirements
+    with zipfile.ZipFile(exports["bundle"].zip_path) as archive:
+        assert archive.read("model.safetensors") == (Path(trained_run["run_dir"]) / MODEL_FILE).read_bytes()
+        card = archive.read("MODEL_CARD.md").decode()
+    for fact in ("MobileNetV2", "new head only", "| ants | 24 | 10 |", "| bees | 24 | 10 |", "Confusion matrix",
+                 "precision", "Intended use and limits", "python predict.py", "matches the trained model on 20/20",
+                 "data check", "Transfer Studio"):
+        assert fact in card, fact
+    accuracy = f"{trained_run['best_val_accuracy']:.1%}"
+    assert f"Accuracy **{accuracy}**" in card
+
+
+def test_predict_accepts_every_exported_format(exports, trained_run, capsys):
+    bee = example_files("val", "bees", 20)[-1]
+    reference = Predictor(Path(trained_run["run_dir"]) / MODEL_FILE).predict([bee])[0]
+    sources = [exports["torchscript"].folder / "model.torchscript.pt", exports["onnx"].folder / "model.onnx",
+               exports["onnx-int8"].folder / "model.int8.onnx", exports["bundle"].folder, exports["onnx"].zip_path,
+               exports["onnx-int8"].zip_path]
+    for source in sources:
+        predictor = Predictor(source)
+        top = predictor.predict([bee])[0]
+        assert top[0][0] == reference[0][0] == "bees", source
+        tolerance = 0.05 if "int8" in str(predictor.path) else 1e-4
+        assert abs(top[0][1] - reference[0][1]) < tolerance, (source, top, reference)
+    assert Predictor(exports["onnx-int8"].zip_path).format == runtimes.ONNX
+    assert Predictor(exports["bundle"].zip_path).format == runtimes.SAFETENSORS
+    capsys.readouterr()
+    assert cli.main(["predict", str(exports["onnx-int8"].zip_path), str(bee), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["predictions"][0]["class"] == "bees"
+
+
+def test_export_from_the_command_line(trained_run, tmp_path, capsys):
+    bee = example_files("val", "bees", 20)[-1]
+    out = tmp_path / "exported"
+    result = subprocess.run([sys.executable, "-m", "studio", "export", trained_run["run_dir"], "--format",
+                             "onnx", "--out", str(out), "--zip"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["path"] == str(out / "model.onnx") and summary["parity"]["ok"]
+    assert set(summary["files"]) == {"model.onnx", "model.json", "MODEL_CARD.md", "predict.py", "requirements.txt"}
+    assert zipfile.is_zipfile(summary["zip"]) and summary["verdict"] == (
+        "model.onnx matches the trained model on 20/20 validation photos.")
+    assert "%]" in result.stderr  # the progress line
+    assert cli.main(["predict", summary["zip"], str(bee), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["predictions"][0]["class"] == "bees"
+    assert sorted(cli.build_parser()._subparsers._group_actions[0].choices["export"]._option_string_actions[
+        "--format"].choices) == sorted([*export.FORMATS, "model"])
+
+
+# ---------------------------------------------------------------- damaged and mismatched files
+
+def _onnx_with(source: Path, target: Path, meta: dict | None) -> Path:
+    import onnx
+    proto = onnx.load(str(source))
+    del proto.metadata_props[:]
+    if meta is not None:
+        proto.metadata_props.add(key=runtimes.ONNX_META, value=json.dumps(meta))
+    onnx.save(proto, str(target))
+    return target
 
 
 def test_damaged_and_foreign_model_files_give_clear_errors(trained_run, tmp_path):
@@ -67,3 +232,60 @@ def test_damaged_and_foreign_model_files_give_clear_errors(trained_run, tmp_path
         Predictor(tmp_path / "foreign.safetensors")
     with pytest.raises(modelfile.ModelFileError, match="does not exist"):
         Predictor(tmp_path / "nothing.safetensors")
+    (tmp_path / "noise.onnx").write_bytes(b"this is not a model at all")
+    with pytest.raises(modelfile.ModelFileError, match="not a readable model file"):
+        Predictor(tmp_path / "noise.onnx")
+
+
+def test_damaged_and_mismatched_exports_give_clear_errors(exports, tmp_path):
+    onnx_file = exports["onnx"].folder / "model.onnx"
+    meta = runtimes.open_model(onnx_file)[1]
+    cut = tmp_path / "cut.onnx"
+    cut.write_bytes(onnx_file.read_bytes()[: onnx_file.stat().st_size // 2])
+    with pytest.raises(modelfile.ModelFileError, match="not a readable ONNX model"):
+        Predictor(cut)
+    with pytest.raises(modelfile.ModelFileError, match="carries no class names"):
+        Predictor(_onnx_with(onnx_file, tmp_path / "bare.onnx", None))
+    with pytest.raises(modelfile.ModelFileError, match="gives 2 scores but its description names 3 classes"):
+        Predictor(_onnx_with(onnx_file, tmp_path / "three.onnx", {**meta, "classes": ["a", "b", "c"]}))
+    wrong_size = {**meta, "preprocessing": {**meta["preprocessing"], "input_size": 300}}
+    with pytest.raises(modelfile.ModelFileError, match="does not accept the 300 px input"):
+        Predictor(_onnx_with(onnx_file, tmp_path / "size.onnx", wrong_size))
+    with pytest.raises(modelfile.ModelFileError, match="damaged description"):
+        Predictor(_onnx_with(onnx_file, tmp_path / "odd.onnx", {"classes": "ants"}))
+    script = exports["torchscript"].folder / "model.torchscript.pt"
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(script.read_bytes()[:4000])
+    with pytest.raises(modelfile.ModelFileError, match="not a readable TorchScript file"):
+        Predictor(broken)
+    empty = tmp_path / "empty-export"
+    empty.mkdir()
+    (empty / "model.json").write_text("{}")
+    with pytest.raises(modelfile.ModelFileError, match="holds no model file"):
+        Predictor(empty)
+
+
+def test_cli_errors_are_one_line(exports, tmp_path, capsys):
+    cut = tmp_path / "cut.onnx"
+    data = (exports["onnx"].folder / "model.onnx").read_bytes()
+    cut.write_bytes(data[: len(data) // 3])
+    bee = example_files("val", "bees", 1)[0]
+    assert cli.main(["predict", str(cut), str(bee)]) == cli.EXIT_ERROR
+    err = capsys.readouterr().err
+    assert err.startswith("studio: error: cut.onnx is not a readable ONNX model") and "Traceback" not in err
+    assert cli.main(["export", str(tmp_path / "no-such-run"), "--out", str(tmp_path / "x"), "--quiet"]) == 1
+    assert "neither a run folder nor a run id" in capsys.readouterr().err
+
+
+def test_a_run_whose_photos_are_gone_is_exported_but_not_called_checked(trained_run, tmp_path):
+    import shutil
+    run = tmp_path / "moved-run"
+    shutil.copytree(trained_run["run_dir"], run)
+    samples = (run / "samples.csv").read_text().replace("/small/", "/gone/")
+    (run / "samples.csv").write_text(samples)
+    (run / "predictions.csv").unlink()
+    result = bundle.export_run(run, "onnx", tmp_path / "out", check_data=False)
+    assert not result.parity["checked"] and result.parity["unreadable"] == 20
+    assert result.verdict().startswith("Not checked") and not result.flagged
+    with pytest.raises(bundle.ExportError, match="training photos"):
+        bundle.export_run(run, "onnx-int8", tmp_path / "int8")

@@ -102,8 +102,9 @@ def test_an_interrupted_run_can_be_tried_and_exported(past_runs):
 
     run_dir, tabs, message = runs_step.export_run(past_runs["interrupted"])
     assert tabs.selected == "export" and "Export" in message
-    path, message = export_step.export_model(list(export_step.FORMATS)[0], run_dir)
-    assert path.endswith("model.safetensors") and "Ready" in message
+    path, message = export_step.export_model("bundle", run_dir)
+    assert path.endswith(f"{past_runs['interrupted']}-bundle.zip") and "Ready: " in message
+    assert export_step.target_words(run_dir).endswith(f"**{past_runs['interrupted']}**.")
 
     run_dir, tabs, message = runs_step.try_run(past_runs["no-model"])
     assert "no model" in message and not isinstance(run_dir, str)

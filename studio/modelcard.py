@@ -1,0 +1,158 @@
+"""The model card: what a model is, what it was trained on, how well it does and where it should not be used.
+
+Written into every export as MODEL_CARD.md, from the run's own folder (config,
+status, metrics, samples) so it states facts the studio recorded, not what
+someone remembers. The data check is run again on exactly the files the model
+was trained and validated on, so its findings describe this model's data.
+"""
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+import studio
+from studio import backbones, history, parity
+from studio.data import Dataset
+from studio.export import FORMATS
+
+UNSURE_BELOW = 0.6   # as the Try step: below this the answer deserves a second look
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def wilson_interval(correct: int, total: int, z: float = 1.96) -> tuple[float, float]:
+    """95% interval for an accuracy measured on `total` photos: how far the true rate may be from it."""
+    if total == 0:
+        return 0.0, 1.0
+    p = correct / total
+    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def data_findings(run_dir: Path, classes: list[str]) -> list[str] | None:
+    """The data check's findings on the run's training and validation files (None: files gone)."""
+    from studio.doctor import diagnose
+    rows = [(p, label, split) for split in ("train", "val") for p, label in history.run_samples(run_dir, split)]
+    rows = [r for r in rows if Path(r[0]).is_file()]
+    if not rows:
+        return None
+    samples = pd.DataFrame(rows, columns=["path", "label", "split"])
+    report = diagnose(Dataset(root=Path(rows[0][0]).parent, samples=samples, classes=classes))
+    return [f"**{f.severity}**, {f.kind.replace('_', ' ')}: {f.message}" for f in report.findings]
+
+
+def _status(run_dir: Path) -> dict:
+    try:
+        status = json.loads((run_dir / "status.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return status if isinstance(status, dict) else {}
+
+
+def build(run_dir: Path, meta: dict, fmt: str, parity_report: dict | None, check_data: bool = True) -> str:
+    """MODEL_CARD.md for an export of the run in `run_dir`."""
+    run_dir = Path(run_dir)
+    details = history.load_run(run_dir.name, root=run_dir.parent)
+    config, summary, classes = details["config"], details["summary"], meta["classes"]
+    status_dataset = _status(run_dir).get("dataset") or {}
+    backbone = backbones.lookup(meta["backbone"])
+    prep = meta["preprocessing"]
+    title = " / ".join(classes) if len(classes) <= 6 else f"{len(classes)} classes"
+    out = [f"# Model card: {title} image classifier",
+           f"Exported {datetime.now():%Y-%m-%d %H:%M} by Transfer Studio {studio.__version__} "
+           f"(model file written by {meta.get('studio_version', '?')}) from run `{run_dir.name}`, "
+           f"as **{FORMATS[fmt].title}**.",
+           "## What it does",
+           f"Given a photo, it gives one probability for each of {len(classes)} classes: "
+           f"{', '.join(f'`{c}`' for c in classes)}. The class with the highest probability is its answer."]
+
+    out.append("## Data")
+    counts = {split: Counter(label for _, label in history.run_samples(run_dir, split)) for split in ("train", "val")}
+    out.append(f"Dataset: **{summary['data']}**. Photos per class the model trained and was validated on:")
+    out.append(_table(["class", "training", "validation"],
+                      [[c, counts["train"].get(c, 0), counts["val"].get(c, 0)] for c in classes] +
+                      [["**total**", sum(counts["train"].values()), sum(counts["val"].values())]]))
+    left_out = ", ".join(k.replace("_", " ") for k in config.get("exclude") or []) or "nothing by kind"
+    by_hand = len(config.get("exclude_files") or {})
+    if by_hand:
+        left_out += f", plus {by_hand} file(s) chosen by hand"
+    skipped = len(status_dataset.get("skipped") or [])
+    out.append(f"Left out before training: {left_out}; {skipped} file(s) were not usable (not images, unreadable).")
+    findings = data_findings(run_dir, classes) if check_data else None
+    if findings is None:
+        out.append("The data check was not run again for this card (the photos are no longer where they were, "
+                   "or it was skipped).")
+    elif findings:
+        out.append("What the data check finds on exactly these files:\n\n" + "\n".join(f"- {f}" for f in findings))
+    else:
+        out.append("The data check finds nothing to report on these files.")
+
+    out.append("## Model")
+    freeze = summary.get("freeze") or "?"
+    named = f"{backbone.title} (`{meta['backbone']}`)" if backbone else f"`{meta['backbone']}`"
+    facts = [f"Backbone: {named}, ImageNet-pretrained"
+             + (f", {backbone.params_m:g}M parameters, {backbone.imagenet_top1:g}% ImageNet top-1" if backbone else "")
+             + ".", f"Frozen: {freeze}.",
+             f"Input: the photo's short side resized to {round(prep['input_size'] / prep['crop_pct'])} px "
+             f"(bicubic), the centre {prep['input_size']} x {prep['input_size']} px, RGB scaled to 0-1 and normalised "
+             f"with mean {prep['mean']} and std {prep['std']} (predict.py does this for you)."]
+    out.append("\n".join(f"- {f}" for f in facts))
+
+    out.append("## Training recipe")
+    recipe = [f"{k.replace('_', ' ')}: {config[k]}" for k in ("epochs", "head_epochs", "lr", "batch_size",
+                                                              "optimizer", "schedule", "augment_strength",
+                                                              "label_smoothing", "weight_decay", "seed")
+              if config.get(k) not in (None, "")]
+    out.append("\n".join(f"- {r}" for r in recipe) or "- (not recorded)")
+    if details["choices"]:
+        out.append("What the studio chose and why:\n\n" + "\n".join(f"- {w}" for w in details["choices"].values()))
+
+    out.append("## Results on the validation photos (best epoch)")
+    confusion = details["confusion"]
+    if confusion:
+        total, correct = sum(map(sum, confusion)), sum(confusion[i][i] for i in range(len(confusion)))
+        low, high = wilson_interval(correct, total)
+        out.append(f"Accuracy **{correct / total:.1%}** ({correct} of {total} photos, epoch {summary.get('best_epoch')}). "
+                   f"On so few photos the accuracy on new photos of the same kind is likely between "
+                   f"{low:.0%} and {high:.0%} (95% interval).")
+        out.append(_table(["class", "precision", "recall", "F1", "photos"],
+                          [[r["class"], f"{r['precision']:.2f}", f"{r['recall']:.2f}", f"{r['f1']:.2f}", r["support"]]
+                           for r in details["per_class"] or []]))
+        out.append("Confusion matrix (rows: true class, columns: the model's answer):\n\n" +
+                   _table(["true \\ answer", *classes], [[c, *row] for c, row in zip(classes, confusion)]))
+    else:
+        out.append("No finished epoch was recorded.")
+
+    out.append("## This export")
+    fmt_info = FORMATS[fmt]
+    out.append(f"What runs it: {fmt_info.runs_with}. Use it for: {fmt_info.use_it}.")
+    if parity_report:
+        checked = parity_report["images"]
+        out.append(f"Checked before download on {checked} validation photos ({parity.TOLERANCE_WORDS}):\n\n" +
+                   parity.table_markdown(parity_report) + "\n\n" +
+                   "\n".join(f"- {row['file']}: {row['verdict']}." for row in parity_report["exports"]))
+
+    out.append("## Intended use and limits")
+    out.append("\n".join(f"- {line}" for line in (
+        f"Made to sort photos like the ones it was trained on into {', '.join(classes)}.",
+        "It always answers with one of these classes, even for a photo of something else entirely: it cannot "
+        "say \"none of these\".",
+        f"Treat answers below {UNSURE_BELOW:.0%} probability as unsure and have a person look at them.",
+        "Photos unlike the training photos (other cameras, lighting, backgrounds, image sizes) may be classified "
+        "worse than the accuracy above says; test it on your own new photos before relying on it.",
+        "It learned only from the photos listed above: whatever they over- or under-represent, it does too.",
+        "Do not use it alone for decisions about people, health or safety.")))
+
+    out.append("## How to use it")
+    out.append("```bash\npip install -r requirements.txt\npython predict.py photo.jpg more-photos/ --json\n```")
+    return "\n\n".join(out) + "\n"

@@ -1,0 +1,234 @@
+#!/usr/bin/env python3
+"""Classify photos with a model exported by Transfer Studio, without the studio.
+
+Needs numpy, Pillow and one runtime: onnxruntime for a .onnx file, torch for a
+TorchScript .pt file (see requirements.txt beside this script). The model file
+describes itself (class names, input size, crop, mean and std), and the
+preprocessing below is the studio's own, step for step, so the answers are the
+ones the studio gives:
+
+    python predict.py photo.jpg                  # one photo
+    python predict.py photos/ --top-k 2          # every photo in a folder (and its subfolders)
+    python predict.py photos/ --json             # one JSON line per photo
+    python predict.py photo.jpg --model other.onnx
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+METADATA_KEY = "transfer_studio"
+TORCHSCRIPT_META = "transfer_studio.json"
+MODEL_NAMES = ("model.onnx", "model.int8.onnx", "model.torchscript.pt")  # looked for beside this script
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+BACKGROUND = (255, 255, 255)  # transparent pixels become white, as in the studio
+BATCH = 16
+
+
+class ModelError(Exception):
+    """The model file cannot be used; the message says why."""
+
+
+# ------------------------------------------------------------------ preprocessing
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any PIL mode to RGB: EXIF rotation applied, 16-bit scaled, transparency on white."""
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        array = np.asarray(image, dtype=np.float64)
+        top = array.max() or 1.0
+        image = Image.fromarray((array * (255.0 / top)).clip(0, 255).astype(np.uint8), "L")
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if image.mode in ("LA", "PA"):
+        image = image.convert("RGBA")
+    if image.mode == "RGBA":
+        canvas = Image.new("RGB", image.size, BACKGROUND)
+        canvas.paste(image, mask=image.getchannel("A"))
+        return canvas
+    return image.convert("RGB") if image.mode != "RGB" else image
+
+
+def open_rgb(path: Path, draft: int) -> Image.Image:
+    """Open an image file; JPEGs decode at reduced size when the resize would discard the detail anyway."""
+    with Image.open(path) as image:
+        if image.format == "JPEG":
+            image.draft("RGB", (draft, draft))
+        image.seek(0)  # first frame of a GIF or multi-page TIFF
+        image.load()
+        return to_rgb(image)
+
+
+def square(image: Image.Image, size: int) -> Image.Image:
+    """Resize so the short side is `size` (bicubic), then take the centred square."""
+    width, height = image.size
+    scale = size / min(width, height)
+    new_w, new_h = max(size, round(width * scale)), max(size, round(height * scale))
+    image = image.resize((new_w, new_h), Image.Resampling.BICUBIC, reducing_gap=3.0)
+    left, top = (new_w - size) // 2, (new_h - size) // 2
+    return image.crop((left, top, left + size, top + size))
+
+
+def preprocess(path: Path, prep: dict) -> np.ndarray:
+    """One image file to the model's input [3, size, size] float32: square, centre crop, normalise."""
+    size = int(prep["input_size"])
+    side = int(round(size / prep["crop_pct"]))
+    pixels = np.array(square(open_rgb(path, side), side), dtype=np.uint8)
+    top = left = (side - size) // 2
+    crop = pixels[top:top + size, left:left + size].transpose(2, 0, 1).astype(np.float32)
+    mean = np.asarray(prep["mean"], dtype=np.float32).reshape(3, 1, 1) * np.float32(255.0)
+    std = np.asarray(prep["std"], dtype=np.float32).reshape(3, 1, 1) * np.float32(255.0)
+    return (crop - mean) / std
+
+
+# ------------------------------------------------------------------ models
+
+class OnnxModel:
+    """An .onnx file run by onnxruntime."""
+
+    def __init__(self, path: Path):
+        try:
+            import onnxruntime
+        except ImportError:
+            raise ModelError("this is an ONNX model: install onnxruntime (pip install onnxruntime)") from None
+        try:
+            self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ModelError(f"{path.name} is not a readable ONNX model ({str(exc).splitlines()[0][:200]})") from None
+        text = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
+        self.meta = _parse_meta(text, path)
+        self.input = self.session.get_inputs()[0].name
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input: batch})[0]
+
+
+class TorchScriptModel:
+    """A TorchScript .pt file run by torch."""
+
+    def __init__(self, path: Path):
+        try:
+            import torch
+        except ImportError:
+            raise ModelError("this is a TorchScript model: install torch (pip install torch)") from None
+        self.torch = torch
+        extra = {TORCHSCRIPT_META: ""}
+        try:
+            self.module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra).eval()
+        except Exception as exc:  # torch raises RuntimeError or its own error types
+            raise ModelError(f"{path.name} is not a readable TorchScript file ({str(exc).splitlines()[0][:200]})") from None
+        self.meta = _parse_meta(extra[TORCHSCRIPT_META], path)
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        with self.torch.no_grad():
+            return self.module(self.torch.from_numpy(batch)).float().numpy()
+
+
+def _parse_meta(text, path: Path) -> dict:
+    if not text:
+        raise ModelError(f"{path.name} carries no class names: it was not exported by Transfer Studio")
+    try:
+        meta = json.loads(text)
+        usable = isinstance(meta["classes"], list) and int(meta["preprocessing"]["input_size"]) > 0
+    except (ValueError, KeyError, TypeError):
+        usable = False
+    if not usable:
+        raise ModelError(f"{path.name} has a damaged description (class names or preprocessing)")
+    return meta
+
+
+def load(path: Path):
+    """The model in `path`, by its content: a zip archive is TorchScript, anything else ONNX."""
+    if not path.is_file():
+        raise ModelError(f"{path} does not exist")
+    with open(path, "rb") as handle:
+        is_zip = handle.read(4) == b"PK\x03\x04"
+    model = TorchScriptModel(path) if is_zip else OnnxModel(path)
+    probe = np.zeros((1, 3, model.meta["preprocessing"]["input_size"],
+                      model.meta["preprocessing"]["input_size"]), dtype=np.float32)
+    try:
+        outputs = model(probe).shape[-1]
+    except Exception as exc:  # the runtime's own error for a wrong input shape
+        raise ModelError(f"{path.name} does not accept the input its description states ({exc})") from None
+    if outputs != len(model.meta["classes"]):
+        raise ModelError(f"{path.name} gives {outputs} scores but its description names "
+                         f"{len(model.meta['classes'])} classes: the file does not match its description")
+    return model
+
+
+def default_model() -> Path:
+    here = Path(__file__).resolve().parent
+    for name in MODEL_NAMES:
+        if (here / name).is_file():
+            return here / name
+    raise ModelError(f"no model file beside predict.py (looked for {', '.join(MODEL_NAMES)}); use --model")
+
+
+# ------------------------------------------------------------------ command line
+
+def image_files(items: list[str]) -> list[Path]:
+    files = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        else:
+            files.append(path)
+    return files
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits.astype(np.float64) - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def classify(model, files: list[Path], top_k: int):
+    """Yield (file, [(class, probability)...] or None, error or None) for each file, in order."""
+    classes, prep = model.meta["classes"], model.meta["preprocessing"]
+    for start in range(0, len(files), BATCH):
+        ready, inputs = [], []
+        for file in files[start:start + BATCH]:
+            try:
+                inputs.append(preprocess(file, prep))
+                ready.append(file)
+            except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+                yield file, None, f"not a readable image ({exc.__class__.__name__}: {exc})"
+        if not inputs:
+            continue
+        for file, row in zip(ready, softmax(model(np.stack(inputs)))):
+            order = np.argsort(-row)[:top_k]
+            yield file, [(classes[i], float(row[i])) for i in order], None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Classify photos with a Transfer Studio export.")
+    parser.add_argument("images", nargs="+", help="image files or folders")
+    parser.add_argument("--model", help="model file (default: the one beside this script)")
+    parser.add_argument("--top-k", type=int, default=3)
+    parser.add_argument("--json", action="store_true", help="one JSON line per image")
+    args = parser.parse_args(argv)
+    try:
+        model = load(Path(args.model) if args.model else default_model())
+    except ModelError as exc:
+        print(f"predict.py: error: {exc}", file=sys.stderr)
+        return 1
+    status = 0
+    for file, top, error in classify(model, image_files(args.images), max(1, args.top_k)):
+        if error:
+            print(f"predict.py: {file}: {error}", file=sys.stderr)
+            status = 1
+        elif args.json:
+            print(json.dumps({"image": str(file),
+                              "predictions": [{"class": c, "probability": round(p, 5)} for c, p in top]}))
+        else:
+            print(f"{file}: " + ", ".join(f"{c} {p:.1%}" for c, p in top))
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
