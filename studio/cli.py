@@ -13,6 +13,7 @@ from pathlib import Path
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 EXIT_FLAGGED = 3  # an export was written but differs from the trained model beyond the tolerance
 PREFIX_HELP = "flat folder of images: the class is the file name up to this separator (e.g. '_' for cat_001.jpg)"
 
@@ -226,13 +227,42 @@ def read_logins(pairs: list[str] | None, file: str | None) -> list[tuple[str, st
     return logins
 
 
+def exposure_warning(host: str, logins: list) -> str | None:
+    """Listening beyond this machine without a login lets anyone on the network train and read runs."""
+    if logins or host in LOCAL_HOSTS:
+        return None
+    return (f"listening on {host} without login: anyone who can reach this machine can see and start "
+            "trainings. Add --auth user:password (or --auth-file) to require a login.")
+
+
 def cmd_serve(args) -> int:
     try:
         logins = read_logins(args.auth, args.auth_file)
     except ValueError as exc:
         return _fail(str(exc), EXIT_USAGE)
+    warning = exposure_warning(args.host, logins)
+    if warning:
+        print(f"studio: warning: {warning}", file=sys.stderr)
     from components.app import launch
     launch(host=args.host, port=args.port, auth=logins or None)
+    return 0
+
+
+def cmd_runs(args) -> int:
+    """Every run on disk with its status (running, finished, stopped, failed, interrupted, unreadable)."""
+    from studio.history import list_runs
+    rows = list_runs()
+    if args.json:
+        for row in rows:
+            print(json.dumps(row, default=str))
+        return 0
+    if not rows:
+        print("No runs yet.")
+        return 0
+    for row in rows:
+        accuracy = f"{row['best_val_accuracy']:.1%}" if row.get("best_val_accuracy") is not None else "-"
+        print(f"{row['id']:<48} {row['status']:<11} {row['data']:<16} {row['backbone']:<18} {accuracy:>6}"
+              + (f"  ({row['error']})" if row.get("error") else ""))
     return 0
 
 
@@ -362,6 +392,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--zip", action="store_true", help="also pack the folder into OUT.zip")
     export.add_argument("--quiet", action="store_true", help="no progress line")
     export.set_defaults(func=cmd_export)
+
+    runs = sub.add_parser("runs", help="list every run on disk with its status")
+    runs.add_argument("--json", action="store_true", help="one JSON object per run")
+    runs.set_defaults(func=cmd_runs)
 
     listing = sub.add_parser("backbones", help="list the backbones and whether each can be had now")
     listing.add_argument("--json", action="store_true")

@@ -65,3 +65,36 @@ def test_help_and_backbones_listing():
     listing = studio("backbones", "--json")
     names = {row["name"]: row["status"] for row in json.loads(listing.stdout)}
     assert names["mobilenetv2_100"] == "offline"
+
+
+def test_runs_listing_shows_every_status(trained_run, capsys):
+    import shutil
+    from pathlib import Path
+    from studio.cli import main
+    source = Path(trained_run["run_dir"])
+    cut_off = source.parent / "20990101-000000-cut-off-copy"
+    shutil.copytree(source, cut_off)
+    status = json.loads((cut_off / "status.json").read_text())
+    (cut_off / "status.json").write_text(json.dumps({**status, "status": "running"}))
+    damaged = source.parent / "20990101-000001-damaged-copy"
+    shutil.copytree(source, damaged)
+    (damaged / "config.json").write_text("{not json")
+    try:
+        assert main(["runs", "--json"]) == 0
+        rows = {row["id"]: row for row in map(json.loads, capsys.readouterr().out.splitlines())}
+        assert rows[trained_run["id"]]["status"] == "finished"
+        assert rows[cut_off.name]["status"] == "interrupted"
+        assert rows[damaged.name]["status"] == "unreadable" and "damaged" in rows[damaged.name]["error"]
+        assert main(["runs"]) == 0
+        text = capsys.readouterr().out
+        assert "interrupted" in text and "unreadable" in text and trained_run["id"] in text
+    finally:
+        shutil.rmtree(cut_off)
+        shutil.rmtree(damaged)
+
+
+def test_serving_beyond_this_machine_without_login_warns():
+    from studio.cli import exposure_warning
+    assert exposure_warning("127.0.0.1", []) is None and exposure_warning("localhost", []) is None
+    assert "without login" in exposure_warning("0.0.0.0", [])
+    assert exposure_warning("0.0.0.0", [("ann", "pw")]) is None
