@@ -70,3 +70,39 @@ def test_out_of_memory_at_the_smallest_batch_fails_with_advice(small_dataset, tm
     run_training(config, run)
     snapshot = run.snapshot()
     assert snapshot["status"] == "failed" and "smaller backbone" in snapshot["error"]
+
+
+def test_a_killed_training_process_leaves_an_interrupted_run_whose_best_model_works(small_dataset, tmp_path):
+    """kill -9 mid-run (a closed laptop, a crash): after a restart the run is listed as interrupted and
+    its best model so far classifies photos."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import example_files
+    from studio import history
+    from studio.inference import Predictor
+
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "-m", "studio", "train", str(small_dataset), "--freeze", "7",
+                                "--epochs", "30", "--patience", "0", "--batch-size", "8", "--quiet",
+                                "--out", str(run_dir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    metrics = run_dir / "metrics.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.2)
+    assert process.poll() is None, "the training ended before it could be killed"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(30)
+
+    row = history.summarize(run_dir)
+    assert row["status"] == "interrupted" and row["has_model"], row
+    lines = metrics.read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == list(range(1, len(lines) + 1))  # whole lines only
+    bee = example_files("val", "bees", 30)[-1]
+    assert Predictor(run_dir / MODEL_FILE).predict([bee])[0][0][0] in ("ants", "bees")

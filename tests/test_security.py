@@ -40,3 +40,33 @@ def test_class_names_are_shown_as_text_not_html():
     from components import views
     page = views.confusion_html([[1, 0], [0, 1]], ["<img src=x onerror=alert(1)>", "b"], clickable=True)
     assert "<img" not in page and "&lt;img" in page
+
+
+class _Payload:
+    """A pickle that runs a command when loaded: what a crafted "model file" would carry."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("packing", ["raw pickle", "torch.save archive"])
+def test_a_crafted_pickle_is_refused_without_running_it(tmp_path, packing):
+    import pickle
+
+    import torch
+
+    from studio.inference import Predictor
+    from studio.modelfile import ModelFileError
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "model.pt"
+    if packing == "raw pickle":
+        evil.write_bytes(pickle.dumps(_Payload(marker)))
+    else:
+        torch.save({"state_dict": _Payload(marker)}, evil)
+    with pytest.raises(ModelFileError, match="not a readable"):
+        Predictor(evil)
+    assert not marker.exists(), "loading the file ran its code"
