@@ -7,6 +7,9 @@ so the photos always match the matrix of the model that is kept.
 """
 from __future__ import annotations
 
+import functools
+import hashlib
+import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -40,17 +43,35 @@ def read_predictions(run_dir: str | Path | None, latest: bool = False) -> pd.Dat
         return None
 
 
-def _thumbnail(path: str):
+# Thumbnails are made once per photo and kept as small JPEG files in the temporary folder (which
+# Gradio may serve): ten people watching a run then cost one decode per photo, not ten, and Gradio
+# sends a file instead of encoding a picture for every session at every epoch.
+THUMBNAIL_DIR = Path(tempfile.gettempdir()) / "studio-thumbnails"
+
+
+@functools.lru_cache(maxsize=8192)
+def _thumbnail_file(path: str, modified: float) -> str | None:
     try:
         image = open_rgb(path, draft=THUMBNAIL)
     except ImageDecodeError:
         return None
     image.thumbnail((THUMBNAIL, THUMBNAIL))
-    return image
+    THUMBNAIL_DIR.mkdir(parents=True, exist_ok=True)
+    target = THUMBNAIL_DIR / (hashlib.sha1(f"{path}|{modified}".encode()).hexdigest() + ".jpg")
+    image.save(target, quality=85)
+    return str(target)
+
+
+def _thumbnail(path: str) -> str | None:
+    try:
+        modified = Path(path).stat().st_mtime
+    except OSError:
+        return None
+    return _thumbnail_file(str(path), modified)
 
 
 def gallery_items(rows: pd.DataFrame, show_truth: bool) -> list[tuple]:
-    """(thumbnail, caption) pairs; a caption says what the model said and how sure it was."""
+    """(thumbnail file, caption) pairs; a caption says what the model said and how sure it was."""
     items = []
     for row in rows.itertuples():
         image = _thumbnail(row.path)

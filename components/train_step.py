@@ -100,19 +100,41 @@ def stop(owner: str | None = None):
     return "Nothing is training right now."
 
 
+def _visible_run(user: str | None):
+    """(snapshot of the run this person may see or None, status words when someone else's run is busy)."""
+    run = MANAGER.current
+    snapshot = run.snapshot() if run else None
+    if snapshot is not None and not owned_by(snapshot["config"], user):
+        return None, (views.someone_else_training(snapshot) if run.is_active() else None)
+    return snapshot, None
+
+
+def run_key(snapshot: dict | None) -> list | None:
+    """Changes exactly when the charts, matrix or photos have something new to show."""
+    return None if snapshot is None else [snapshot["id"], len(snapshot["history"]), snapshot["status"],
+                                          len(snapshot["config"].get("choices") or {})]
+
+
+def watch(user: str | None = None):
+    """The page's once-a-second tick: (status, progress bar, run key), plain values only.
+
+    Gradio rebuilds a component's whole config for every update it is sent (a `gr.skip()` included:
+    about 45 ms of CPU each), so the tick sends only plain text; the heavy view is refreshed by the
+    run key's change event, once per epoch (see `poll`)."""
+    snapshot, busy = _visible_run(user)
+    if busy:
+        return busy, "", None
+    return views.status_line(snapshot), views.progress_html(snapshot), run_key(snapshot)
+
+
 def poll(seen: dict | None, user: str | None = None):
     """Everything the live view shows; plots, matrix and photos are only resent when an epoch finished.
 
     With login, another person's run is not shown (only that the studio is busy and for how long)."""
-    run = MANAGER.current
-    snapshot = run.snapshot() if run else None
-    if snapshot is not None and not owned_by(snapshot["config"], user):
-        busy = run.is_active()
-        snapshot = None
-        if busy:
-            return (views.someone_else_training(run.snapshot()), "", *[gr.skip()] * 12)
-    key = None if snapshot is None else [snapshot["id"], len(snapshot["history"]), snapshot["status"],
-                                         len(snapshot["config"].get("choices") or {})]
+    snapshot, busy = _visible_run(user)
+    if busy:
+        return (busy, "", *[gr.skip()] * 12)
+    key = run_key(snapshot)
     changed = key != (seen or {}).get("key")
     status, progress = views.status_line(snapshot), views.progress_html(snapshot)
     if not changed:
@@ -215,7 +237,7 @@ def render() -> SimpleNamespace:
                            suggest=suggest_button, suggestion=suggestion,
                            advanced=[weight_decay, label_smoothing, patience, augment_box, weighting, batchnorm, seed,
                                      optimizer, schedule, head_epochs, strength],
-                           timer=gr.Timer(1.0), seen=gr.State(None),
+                           timer=gr.Timer(1.0), seen=gr.State(None), run_key=gr.State(None),
                            advanced_only=[lr, batch, advanced_box, suggest_row])
 
 
@@ -237,7 +259,12 @@ def bind(ui: SimpleNamespace, data_source: gr.State, model_ui: SimpleNamespace, 
     def poll_as_user(request: gr.Request, *values):
         return poll(*values, user=user_of(request))
 
-    ui.timer.tick(poll_as_user, [ui.seen],
+    def watch_as_user(request: gr.Request):
+        return watch(user_of(request))
+
+    ui.timer.tick(watch_as_user, None, [ui.status, ui.progress, ui.run_key], api_name="watch_training",
+                  show_progress="hidden")
+    ui.run_key.change(poll_as_user, [ui.seen],
                   [ui.status, ui.progress, ui.loss, ui.accuracy, ui.confusion, ui.per_class, ui.choices, ui.seen,
                    ev.true_class, ev.predicted_class, ev.cell_note, ev.cell_gallery, ev.mistakes_note, ev.mistakes],
                   api_name="poll_training", show_progress="hidden")

@@ -30,7 +30,12 @@ def test_a_cell_opens_exactly_its_photos_most_confident_first(trained_run):
     assert len(gallery) == matrix[0][0]
     confidences = [float(caption.split("(")[1].split("%")[0]) for _, caption in gallery]
     assert confidences == sorted(confidences, reverse=True)
-    assert all(image.size[0] <= evaluation_view.THUMBNAIL for image, _ in gallery)
+    from PIL import Image
+    for thumbnail, _ in gallery:
+        with Image.open(thumbnail) as image:
+            assert max(image.size) <= evaluation_view.THUMBNAIL
+    again = evaluation_view.cell_photos(run_dir, "ants", "ants")[1]
+    assert [t for t, _ in again] == [t for t, _ in gallery]  # made once, reused
     note, gallery = evaluation_view.cell_photos(run_dir, "ants", "bees")
     assert (len(gallery) == matrix[0][1]) and ("wrong" in note or "No validation photo" in note)
     assert evaluation_view.cell_photos(run_dir, None, "bees") == (evaluation_view.PICK_HINT, [])

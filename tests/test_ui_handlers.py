@@ -178,3 +178,13 @@ def test_advanced_settings_reach_the_run(small_dataset):
     assert (config["weight_decay"], config["label_smoothing"], config["patience"], config["augment"],
             config["class_weighting"], config["batchnorm"], config["seed"], config["lr"], config["batch_size"]) == (
         0.05, 0.0, 0, False, "off", "adapt", 5, 0.01, 16)
+
+
+def test_the_once_a_second_tick_sends_plain_text_only(trained_run):
+    """Gradio rebuilds a component for every update it is sent (gr.skip() included): the tick that ten
+    open pages send every second must carry none, and its key must change only with new results."""
+    status, progress, key = train_step.watch()
+    for value in (status, progress, key):
+        assert not isinstance(value, dict), value
+    assert status.startswith("**Finished") and key == train_step.run_key(train_step.MANAGER.current.snapshot())
+    assert train_step.watch()[2] == key  # nothing new: the heavy refresh is not triggered again
