@@ -2,7 +2,7 @@
 
 Launches the studio, trains the same run twice through the page's API (the example data,
 top layer group fine-tuned, fixed seed): once with nobody watching, once while N sessions
-poll the live view every second, as the page does (its timer calls /watch_training; the charts refresh on change). Prints the 50th/95th percentile
+poll the live view as often as the page does (its timer calls /watch_training; the charts refresh on change). Prints the 50th/95th percentile
 poll latency and the training-time ratio (watched / unwatched), and one JSON line.
     python benchmarks/poll_load.py [--sessions 10] [--epochs 3]
 """
@@ -23,6 +23,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+
+from components.train_step import TICK_SECONDS as TICK  # noqa: E402  the page's own cadence
 
 
 def free_port() -> int:
@@ -60,7 +63,7 @@ def watcher(url: str, stop: threading.Event, latencies: list, errors: list) -> N
                 latencies.append(time.perf_counter() - started)
             except Exception as exc:  # noqa: BLE001 - counted and reported
                 errors.append(repr(exc))
-            stop.wait(max(0.0, 1.0 - (time.perf_counter() - started)))
+            stop.wait(max(0.0, TICK - (time.perf_counter() - started)))
 
 
 def watch(url: str, sessions: int) -> int:
@@ -70,6 +73,7 @@ def watch(url: str, sessions: int) -> int:
                for _ in range(sessions)]
     for thread in threads:
         thread.start()
+    print("ready", flush=True)
     try:
         while True:
             time.sleep(0.5)
@@ -85,8 +89,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--tick", type=float, default=TICK, help=f"seconds between polls (default: the page's {TICK:g})")
     parser.add_argument("--watch", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    globals()["TICK"] = args.tick
     if args.watch:
         return watch(args.watch, args.sessions)
     os.environ.setdefault("STUDIO_HOME", tempfile.mkdtemp(prefix="studio-load-"))
@@ -96,8 +102,10 @@ def main() -> int:
         train_once(url, 1)  # warm-up: weights converted, kernels ready
         alone = train_once(url, args.epochs)
         # the watchers run in their own process, as browsers would: their work must not count as the server's
-        watchers = subprocess.Popen([sys.executable, __file__, "--watch", url, "--sessions", str(args.sessions)],
+        watchers = subprocess.Popen([sys.executable, __file__, "--watch", url, "--sessions", str(args.sessions),
+                                     "--tick", str(args.tick)],
                                     stdout=subprocess.PIPE, text=True)
+        assert watchers.stdout.readline().strip() == "ready"  # imports done: only polling from here on
         time.sleep(3)
         watched = train_once(url, args.epochs)
         watchers.send_signal(signal.SIGINT)
@@ -111,8 +119,8 @@ def main() -> int:
               "poll_p50_s": round(statistics.median(ordered), 4) if ordered else None,
               "poll_p95_s": round(p95, 4) if p95 is not None else None,
               "train_seconds_alone": round(alone, 2), "train_seconds_watched": round(watched, 2),
-              "watched_vs_alone": round(watched / alone, 3), "cores": os.cpu_count()}
-    print(f"{args.sessions} sessions polling every second: {len(latencies)} polls, {len(errors)} errors, "
+              "watched_vs_alone": round(watched / alone, 3), "cores": os.cpu_count(), "tick_s": args.tick}
+    print(f"{args.sessions} sessions polling every {TICK:g} s: {len(latencies)} polls, {len(errors)} errors, "
           f"p50 {report['poll_p50_s']} s, p95 {report['poll_p95_s']} s; training {alone:.1f} s alone, "
           f"{watched:.1f} s watched (x{report['watched_vs_alone']})")
     print(json.dumps(report))
