@@ -16,6 +16,7 @@ from pathlib import Path
 
 import timm
 import torch
+from safetensors import safe_open
 from safetensors.torch import save_file
 from timm.models import group_parameters
 
@@ -137,7 +138,9 @@ def converted_weights(backbone: Backbone) -> Path:
     """
     target = paths.weights_dir() / f"{backbone.name}.safetensors"
     if target.is_file():
-        return target
+        if _readable(target):
+            return target
+        target.unlink()  # a damaged cache (a crash, a full disk): made again from the installed package
     source = packaged_weight_path(backbone)
     if source is None:
         raise BackboneError(f"The weights for {backbone.title} are not installed: "
@@ -161,6 +164,15 @@ def converted_weights(backbone: Backbone) -> Path:
     save_file(converted, str(partial), metadata={"source": str(source.name)})
     os.replace(partial, target)
     return target
+
+
+def _readable(path: Path) -> bool:
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            handle.keys()
+        return True
+    except Exception:  # safetensors raises its own error type for a damaged header
+        return False
 
 
 def create_model(name: str, num_classes: int, pretrained: bool = True) -> torch.nn.Module:

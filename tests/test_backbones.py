@@ -99,3 +99,20 @@ def test_unknown_backbone_is_a_clear_error():
         backbones.create_model("no_such_net_v9", num_classes=2)
     status, message = backbones.availability("no_such_net_v9")
     assert status == backbones.MISSING
+
+
+def test_a_damaged_weights_cache_is_made_again_from_the_package():
+    """A crash or a full disk can leave the converted-weights cache unreadable: the next run must
+    not fail on it."""
+    from studio import paths
+    backbones.create_model("mobilenetv2_100", 2)
+    cache = paths.weights_dir() / "mobilenetv2_100.safetensors"
+    good = cache.read_bytes()
+    cache.write_bytes(b"\x00" * 8 + b"not a header")
+    try:
+        model = backbones.create_model("mobilenetv2_100", 2)
+        assert cache.read_bytes() == good  # converted again, byte for byte the same
+        reference = backbones.create_model("mobilenetv2_100", 2)
+        assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), reference.state_dict().values()))
+    finally:
+        cache.write_bytes(good)
