@@ -11,6 +11,7 @@ to check. New wizard steps get their own function here.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -22,6 +23,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-dev-shm-usage"]
 VIEWPORT = {"width": 1280, "height": 720}
 TRAIN_TIMEOUT_S = 180
+REPO = Path(__file__).resolve().parent.parent
 
 
 # ---- the browser ------------------------------------------------------------------------------
@@ -398,3 +400,54 @@ def use_made_dataset(page) -> str:
     summary = page.locator("#data-summary")
     summary.filter(has_text=re.compile(r"\d+ classes")).wait_for(timeout=120_000)
     return summary.inner_text()
+
+
+# ---- test support: which browser, screenshots, errors --------------------------------------------
+SCREENSHOTS = Path(os.environ.get("STUDIO_SCREENSHOTS") or REPO / "test-artifacts" / "browser")
+REQUIRED = os.environ.get("STUDIO_REQUIRE_BROWSER", "").strip() not in ("", "0")
+
+
+def browser_executable() -> str:
+    """The chromium to drive; skips the test only when neither it nor Playwright is installed and
+    STUDIO_REQUIRE_BROWSER is unset (CI sets it, so there a missing browser fails)."""
+    import pytest
+    have_playwright = importlib.util.find_spec("playwright") is not None
+    chromium = chromium_path()
+    if not have_playwright and not chromium and not REQUIRED:
+        pytest.skip("no browser: install Playwright (pip install -e '.[dev]') and Debian's chromium "
+                    "(apt-get install chromium); STUDIO_REQUIRE_BROWSER=1 makes this a failure")
+    missing = ([] if have_playwright else ["the Python package playwright (pip install -e '.[dev]')"]) + \
+              ([] if chromium else ["a chromium browser (apt-get install chromium, or set STUDIO_CHROMIUM)"])
+    if missing:
+        pytest.fail("The browser test needs " + " and ".join(missing) + ".", pytrace=False)
+    return chromium
+
+
+class Screenshots:
+    """Numbered full-page screenshots of each step; paths are printed at the end, pass or fail."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for old in self.folder.glob("[0-9][0-9]-*.png"):
+            old.unlink()
+        self.paths: list[Path] = []
+
+    def take(self, page, name: str) -> None:
+        path = self.folder / f"{len(self.paths) + 1:02d}-{name}.png"
+        try:
+            page.screenshot(path=str(path), full_page=True)
+        except Exception as exc:  # noqa: BLE001 - a failed screenshot must not hide the real failure
+            print(f"screenshot {path} failed: {exc}")
+            return
+        self.paths.append(path)
+
+    def report(self) -> None:
+        print(f"\nBrowser test screenshots ({len(self.paths)}) in {self.folder}:")
+        for path in self.paths:
+            print(f"  {path}")
+
+
+def assert_no_errors(page, where: str) -> None:
+    problems = page_errors(page)
+    assert not problems, f"{where}: the page shows an error:\n" + "\n".join(problems)

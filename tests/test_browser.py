@@ -13,8 +13,6 @@ STUDIO_REQUIRE_BROWSER is unset; .ci/run sets it, so in CI a missing browser fai
 from __future__ import annotations
 
 import filecmp
-import importlib.util
-import os
 import re
 import zipfile
 from pathlib import Path
@@ -22,29 +20,14 @@ from pathlib import Path
 import pytest
 
 import browser_flow as flow
-from conftest import REPO, example_files, free_port
+from conftest import example_files, free_port
 
-SCREENSHOTS = Path(os.environ.get("STUDIO_SCREENSHOTS") or REPO / "test-artifacts" / "browser")
-REQUIRED = os.environ.get("STUDIO_REQUIRE_BROWSER", "").strip() not in ("", "0")
 EXAMPLE_VAL_IMAGES = 153  # 70 ants + 83 bees in assets/example/hymenoptera/val
-
-
-def browser_executable() -> str:
-    have_playwright = importlib.util.find_spec("playwright") is not None
-    chromium = flow.chromium_path()
-    if not have_playwright and not chromium and not REQUIRED:
-        pytest.skip("no browser: install Playwright (pip install -e '.[dev]') and Debian's chromium "
-                    "(apt-get install chromium); STUDIO_REQUIRE_BROWSER=1 makes this a failure")
-    missing = ([] if have_playwright else ["the Python package playwright (pip install -e '.[dev]')"]) + \
-              ([] if chromium else ["a chromium browser (apt-get install chromium, or set STUDIO_CHROMIUM)"])
-    if missing:
-        pytest.fail("The browser test needs " + " and ".join(missing) + ".", pytrace=False)
-    return chromium
 
 
 @pytest.fixture(scope="module")
 def browser():
-    executable = browser_executable()
+    executable = flow.browser_executable()
     from playwright.sync_api import sync_playwright
     with sync_playwright() as playwright:
         chromium = flow.launch_browser(playwright, executable)
@@ -60,60 +43,30 @@ def server(browser):
     demo.close()
 
 
-class Screenshots:
-    """Numbered full-page screenshots of each step; paths are printed at the end, pass or fail."""
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-        self.folder.mkdir(parents=True, exist_ok=True)
-        for old in self.folder.glob("[0-9][0-9]-*.png"):
-            old.unlink()
-        self.paths: list[Path] = []
-
-    def take(self, page, name: str) -> None:
-        path = self.folder / f"{len(self.paths) + 1:02d}-{name}.png"
-        try:
-            page.screenshot(path=str(path), full_page=True)
-        except Exception as exc:  # noqa: BLE001 - a failed screenshot must not hide the real failure
-            print(f"screenshot {path} failed: {exc}")
-            return
-        self.paths.append(path)
-
-    def report(self) -> None:
-        print(f"\nBrowser test screenshots ({len(self.paths)}) in {self.folder}:")
-        for path in self.paths:
-            print(f"  {path}")
-
-
-def assert_no_errors(page, where: str) -> None:
-    problems = flow.page_errors(page)
-    assert not problems, f"{where}: the page shows an error:\n" + "\n".join(problems)
-
-
 def test_the_wizard_in_a_real_browser(browser, server, tmp_path):
     from studio import modelfile
     from studio.inference import Predictor
     from studio.runs import MANAGER, MODEL_FILE
 
     MANAGER.wait()  # nothing else may be training
-    shots = Screenshots(SCREENSHOTS)
+    shots = flow.Screenshots(flow.SCREENSHOTS)
     page = flow.new_page(browser)
     try:
         flow.open_studio(page, server)
-        assert_no_errors(page, "opening the page")
+        flow.assert_no_errors(page, "opening the page")
 
         # 1. Data: the example
         summary = flow.step_data(page)
         shots.take(page, "data")
         assert "2 classes, 398 images" in summary, summary
         assert flow.chart_marks(page, "Images per class")["symbols"] >= 4  # 2 classes x train/val bars
-        assert_no_errors(page, "Data step")
+        flow.assert_no_errors(page, "Data step")
 
         # 2. Model: the top layer group fine-tuned (a few seconds an epoch: the page sees each epoch)
         explanation = flow.step_model(page, trainable_groups=1)
         shots.take(page, "model")
         assert "Partial fine-tuning" in explanation and "Trains" in explanation, explanation
-        assert_no_errors(page, "Model step")
+        flow.assert_no_errors(page, "Model step")
 
         # 3. Train: 2 epochs; reload while it runs
         flow.step_start_training(page, epochs=2)
@@ -131,7 +84,7 @@ def test_the_wizard_in_a_real_browser(browser, server, tmp_path):
         progress = page.locator("#train-progress").inner_text()
         assert "No training yet" not in status, status
         assert re.search(r"\d+%", progress), f"no progress after the reload: {progress!r}"
-        assert_no_errors(page, "Train step after a reload")
+        flow.assert_no_errors(page, "Train step after a reload")
 
         seen = flow.wait_for_training(page)
         assert re.search(r"\bFinished\.", seen["final"]), f"training did not finish: {seen}"
@@ -150,7 +103,7 @@ def test_the_wizard_in_a_real_browser(browser, server, tmp_path):
         assert "ants" in page.locator("#confusion table").inner_text()
         flow.scroll_to(page, "#train-status")
         shots.take(page, "train-finished")
-        assert_no_errors(page, "Train step")
+        flow.assert_no_errors(page, "Train step")
 
         # a cell of the matrix opens the photos it counts
         note, thumbnails = flow.click_confusion_cell(page, "bees", "bees")
@@ -158,7 +111,7 @@ def test_the_wizard_in_a_real_browser(browser, server, tmp_path):
         assert thumbnails == min(48, cells[3]), (note, thumbnails)
         flow.scroll_to(page, "#cell-note")
         shots.take(page, "train-cell-photos")
-        assert_no_errors(page, "clicking a matrix cell")
+        flow.assert_no_errors(page, "clicking a matrix cell")
 
         # 4. Try it: a validation bee
         bee = example_files("val", "bees", 100)[-1]
@@ -168,7 +121,7 @@ def test_the_wizard_in_a_real_browser(browser, server, tmp_path):
         assert {name for name, _ in top} == {"ants", "bees"}, top
         assert all(re.fullmatch(r"\d+%", p) for _, p in top), top
         assert "bees" in advice, advice
-        assert_no_errors(page, "Try it step")
+        flow.assert_no_errors(page, "Try it step")
 
         # 5. Export: download the bundle (one zip) and load its model file with the studio's own loader
         downloaded, message = flow.step_export(page, tmp_path)
@@ -183,7 +136,7 @@ def test_the_wizard_in_a_real_browser(browser, server, tmp_path):
         meta = modelfile.read_metadata(downloaded)
         assert meta["classes"] == ["ants", "bees"] and meta["backbone"] == snapshot["config"]["backbone"]
         assert Predictor(downloaded).predict([bee])[0][0][0] == "bees"
-        assert_no_errors(page, "Export step")
+        flow.assert_no_errors(page, "Export step")
 
         # 6. Runs: the run is listed and its matrix opens its photos too
         table = flow.step_runs(page)
@@ -192,7 +145,7 @@ def test_the_wizard_in_a_real_browser(browser, server, tmp_path):
         note, thumbnails = flow.click_confusion_cell(page, "ants", "ants", root="#runs-confusion", prefix="runs-")
         assert "validation photos of ants" in note.replace("*", "") and thumbnails > 0, note
         shots.take(page, "runs")
-        assert_no_errors(page, "Runs view")
+        flow.assert_no_errors(page, "Runs view")
     except BaseException:
         shots.take(page, "failure")
         raise

@@ -15,14 +15,13 @@ import pytest
 
 import browser_flow as flow
 from conftest import example_files, free_port
-from test_browser import SCREENSHOTS, Screenshots, assert_no_errors, browser_executable
 
 PHONE = {"width": 390, "height": 844}
 
 
 @pytest.fixture(scope="module")
 def browser():
-    executable = browser_executable()
+    executable = flow.browser_executable()
     from playwright.sync_api import sync_playwright
     with sync_playwright() as playwright:
         chromium = flow.launch_browser_with_fake_camera(playwright, executable)
@@ -40,7 +39,7 @@ def server(browser):
 
 @pytest.fixture(scope="module")
 def shots():
-    shots = Screenshots(SCREENSHOTS.parent / "create")
+    shots = flow.Screenshots(flow.SCREENSHOTS.parent / "create")
     yield shots
     shots.report()
 
@@ -69,7 +68,7 @@ def test_make_a_dataset_from_files_train_and_predict(browser, server, shots):
         folder = wd.dataset_dir("desk insects")
         assert wd.counts(folder) == {"ants": 8, "bees": 8}
         shots.take(page, "made-from-files")
-        assert_no_errors(page, "making a dataset from files")
+        flow.assert_no_errors(page, "making a dataset from files")
 
         summary = flow.use_made_dataset(page)
         assert "2 classes, 16 images" in summary, summary
@@ -82,7 +81,7 @@ def test_make_a_dataset_from_files_train_and_predict(browser, server, shots):
         shots.take(page, "made-from-files-try")
         assert {name for name, _ in top} == {"ants", "bees"}, top
         assert all(re.fullmatch(r"\d+%", p) for _, p in top), top
-        assert_no_errors(page, "training on a dataset made in the browser")
+        flow.assert_no_errors(page, "training on a dataset made in the browser")
     except BaseException:
         shots.take(page, "made-from-files-failure")
         raise
@@ -124,7 +123,7 @@ def test_webcam_shots_and_burst_with_the_fake_camera(browser, server, shots):
         flow.create_status(page, "Removed")
         assert len(wd.images(wd.dataset_dir("webcam things"), "pattern")) == settled - 1
         shots.take(page, "webcam")
-        assert_no_errors(page, "webcam")
+        flow.assert_no_errors(page, "webcam")
     except BaseException:
         shots.take(page, "webcam-failure")
         raise
@@ -150,7 +149,7 @@ def test_the_section_works_on_a_phone_sized_screen(browser, server, shots):
             box = page.locator(selector).first.bounding_box()
             assert box and box["x"] >= -1 and box["x"] + box["width"] <= PHONE["width"] + 1, (selector, box)
         shots.take(page, "phone")
-        assert_no_errors(page, "phone-sized screen")
+        flow.assert_no_errors(page, "phone-sized screen")
     except BaseException:
         shots.take(page, "phone-failure")
         raise

@@ -1,5 +1,4 @@
 """With login on, several people share one studio and each sees and steers only their own runs."""
-import time
 
 import pytest
 from gradio_client import Client, handle_file
