@@ -47,7 +47,7 @@ def start(data_source, backbone, mode, depth, epochs, lr, batch_size, leave_out=
                              backbone=backbone, freeze="auto" if mode == "auto" else freeze_argument(backbone, depth),
                              epochs=None if epochs in (None, "Auto") else int(epochs),
                              lr=None if lr in (None, "Auto") else float(lr),
-                             batch_size=int(batch_size), exclude=[k for k in leave_out or [] if k != "outliers"],
+                             batch_size=None if batch_size in (None, "", "auto") else int(batch_size), exclude=[k for k in leave_out or [] if k != "outliers"],
                              exclude_files=_chosen_files(leave_out, findings, ("outliers",)),
                              owner=owner, **_advanced(advanced))
         run = start_training(config)
@@ -176,8 +176,9 @@ def render() -> SimpleNamespace:
         lr = gr.Dropdown(LR_CHOICES, value="Auto", label="Learning rate", allow_custom_value=True, visible=False,
                          info="How big each correction is. Auto: chosen from your data (0.003 for the new layer "
                               "alone; less, and less again for deeper layers, when the network retrains).")
-        batch = gr.Dropdown([8, 16, 32, 64], value=32, label="Batch size", visible=False,
-                            info="Photos per step. Smaller uses less memory.")
+        batch = gr.Dropdown([("Auto", "auto"), 8, 16, 32, 64, 128, 256], value="auto", label="Batch size",
+                            visible=False, info="Photos per step. Auto: 32, more on a GPU when you have many "
+                                                "photos. Smaller uses less memory.")
     with gr.Accordion("Advanced: every other setting, with its default", open=False, visible=False) as advanced_box:
         with gr.Row():
             weight_decay = gr.Number(1e-4, label="Weight decay", info="Pulls weights toward zero (AdamW). Default 0.0001.")

@@ -25,10 +25,21 @@ STRENGTHS = {
 }
 
 
+def to_device(values: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A small CPU tensor on `device` without waiting for the GPU.
+
+    A plain `.to("cuda")` waits until every queued kernel has finished, so a few of
+    them per batch keep the CPU from queueing the next step while the GPU works.
+    """
+    if values.device == device:
+        return values
+    return values.to(device, non_blocking=True)
+
+
 def normalize(batch: torch.Tensor, mean, std, dtype=torch.float32) -> torch.Tensor:
     """0-255 pixels [N,3,H,W] (uint8 or float) to normalised float, as the pretrained weights expect."""
-    mean_t = torch.tensor(mean, device=batch.device, dtype=dtype).view(1, 3, 1, 1) * 255.0
-    std_t = torch.tensor(std, device=batch.device, dtype=dtype).view(1, 3, 1, 1) * 255.0
+    mean_t = to_device(torch.tensor(mean, dtype=dtype).view(1, 3, 1, 1) * 255.0, batch.device)
+    std_t = to_device(torch.tensor(std, dtype=dtype).view(1, 3, 1, 1) * 255.0, batch.device)
     return (batch.to(dtype) - mean_t) / std_t
 
 
@@ -61,7 +72,7 @@ def random_resized_crop(batch: torch.Tensor, size: int, generator: torch.Generat
     theta[:, 0, 2] = cx
     theta[:, 1, 1] = height
     theta[:, 1, 2] = cy
-    theta = theta.to(device=batch.device, dtype=batch.dtype)
+    theta = to_device(theta.to(batch.dtype), batch.device)
     grid = F.affine_grid(theta, [n, 3, size, size], align_corners=False)
     return F.grid_sample(batch, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
@@ -74,7 +85,7 @@ def color_jitter(batch_u8_float: torch.Tensor, strength: float, generator: torch
 
     def factors() -> torch.Tensor:
         values = 1 + (torch.rand(n, generator=generator) * 2 - 1) * strength
-        return values.to(batch_u8_float.device, batch_u8_float.dtype).view(n, 1, 1, 1)
+        return to_device(values.to(batch_u8_float.dtype), batch_u8_float.device).view(n, 1, 1, 1)
 
     x = batch_u8_float * factors()
     mean = x.mean(dim=(1, 2, 3), keepdim=True)

@@ -275,7 +275,8 @@ def cmd_bench(args) -> int:
     log = (lambda text: print(text, file=sys.stderr, flush=True)) if not args.quiet else (lambda text: None)
     try:
         report = run_bench(args.data, args.backbone or "", epochs=args.epochs, device=args.device,
-                           only=args.only, log=log)
+                           only=args.only, log=log, batch_size=args.batch_size,
+                           random_weights=args.random_weights)
     except (DatasetError, BenchUsageError) as exc:
         return _fail(str(exc), EXIT_USAGE)
     except (BackboneError, BenchError, RunBusyError) as exc:
@@ -327,7 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "(0 = fine-tune everything)")
     train.add_argument("--epochs", type=int, default=None)
     train.add_argument("--lr", type=float, default=None, help="learning rate of the new head")
-    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument("--batch-size", type=int, default=None,
+                       help="photos per training step (default: 32; on a GPU larger for large datasets)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--val-fraction", type=float, default=0.2, help="held out for validation when the data has no val/ folder")
     train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -417,8 +419,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--epochs", type=int, default=3)
     bench.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     bench.add_argument("--only", default=None, metavar="PARTS",
-                       help="comma-separated subset of tutorial,frozen,finetune,raw (default: all the device can run; "
+                       help="comma-separated subset of tutorial,frozen,finetune,auto,pass,raw (default: all the device can run; "
                             "raw is CUDA only; 'tutorial' runs the tutorial in the modes of the studio runs chosen)")
+    bench.add_argument("--batch-size", type=int, default=None,
+                       help="the studio runs' training batch (default: the studio's own choice for the data)")
+    bench.add_argument("--random-weights", action="store_true",
+                       help="time a backbone whose pretrained weights are not at hand; accuracies mean nothing then")
     bench.add_argument("--json-only", action="store_true", help="no table: stdout is only the JSON line")
     bench.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     bench.set_defaults(func=cmd_bench)

@@ -128,7 +128,7 @@ class CachedPixels:
 
     def batches(self, index_batches: Iterable[torch.Tensor], device: torch.device) -> Iterator[torch.Tensor]:
         for index in index_batches:
-            rows = self.rows[index.to(self.rows.device)]
+            rows = self.rows[index.to(self.rows.device, non_blocking=True)]
             yield self.pixels[rows].contiguous().to(device, non_blocking=True)
 
 

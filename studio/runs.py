@@ -65,6 +65,12 @@ class Run:
         write_json_atomic(self.dir / "config.json", config)
         self._write_status()
 
+    def record_setting(self, name: str, value, words: str) -> None:
+        """A setting the run decided once it saw the data (e.g. the batch size), with the reason."""
+        with self._lock:
+            self._state["config"][name] = value
+        self.add_choice(name, words)
+
     def add_choice(self, name: str, words: str) -> None:
         """Record a decision made during the run (e.g. class weighting) beside the recipe's own."""
         with self._lock:

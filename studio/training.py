@@ -85,7 +85,7 @@ class TrainConfig:
     freeze: str = "auto"               # "auto" (head first, then the top layers), "all" (head only) or a number of frozen groups
     epochs: int | None = None          # None: the recipe decides (auto: the fine-tuning epochs after the head stage)
     lr: float | None = None            # None: the recipe decides (head rate; backbone gets less)
-    batch_size: int = 32
+    batch_size: int | None = None      # None: 32, larger on a GPU for large datasets (recipe.batch_size)
     seed: int = 0
     val_fraction: float = 0.2
     augment: bool = True
@@ -107,6 +107,8 @@ class TrainConfig:
     runs_root: str | None = None
     owner: str | None = None           # the signed-in user who started the run (None: no login)
     memory_budget_mb: int | None = None  # pixel cache limit; None: STUDIO_CACHE_BUDGET or half the free RAM
+    random_weights: bool = False       # timing benchmarks of backbones without offline weights only (`studio bench
+                                       # --random-weights`); the page and `studio train` never set it
     choices: dict = field(default_factory=dict)   # what the recipe decided, in words
 
     def resolved(self) -> "TrainConfig":
@@ -180,16 +182,30 @@ class Trainer:
         self.device = pick_device(config.device)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.amp = hardware.fast_bf16(self.device)
-        # small batches stay in a CPU's cache: ~120 img/s at 8 vs ~70 at 32 (MobileNetV2, 2 cores)
-        self.eval_batch_size = 256 if self.device.type == "cuda" else 8
+        self.eval_batch_size = self.eval_batch_size_for(self.device)
         self.loss_weights: torch.Tensor | None = None
         self._feature_fn = None  # see _frozen_features
         self._best_state: dict | None = None
         self._best_key: tuple | None = None
         self._epochs_without_gain = 0
-        self._t0 = time.perf_counter()
+        self._t0 = self._lap_started = time.perf_counter()
+        self.batch_size = config.batch_size or recipe.CPU_BATCH   # decided for the data in train()
+
+    @staticmethod
+    def eval_batch_size_for(device: torch.device) -> int:
+        """Batch for passes without gradients: large on a GPU; on a CPU small batches stay in the
+        cache (~120 img/s at 8 vs ~70 at 32, MobileNetV2, 2 cores)."""
+        return 256 if device.type == "cuda" else 8
 
     # ------------------------------------------------------------------ helpers
+    def _lap(self, name: str) -> None:
+        """Add the seconds since the last lap to the run's `timings` under `name` (where the time goes)."""
+        now = time.perf_counter()
+        timings = dict(self.run.snapshot().get("timings") or {})
+        timings[name] = round(timings.get(name, 0.0) + now - self._lap_started, 3)
+        self._lap_started = now
+        self.run.update(timings=timings)
+
     def _check_stop(self) -> None:
         if self.run.stop_event.is_set():
             raise StopRequested()
@@ -218,17 +234,23 @@ class Trainer:
         cfg, run = self.cfg, self.run
         torch.manual_seed(cfg.seed)
         if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
+            # cuDNN's autotuner tried every kernel for every new shape: 36 s before MobileNetV2's
+            # first fine-tuning epoch on an H100, whose later epochs took 0.2 s (benchmarks/RESULTS.md)
+            torch.backends.cudnn.benchmark = False
         run.update(status="preparing", phase="Reading the dataset")
         dataset = open_dataset(cfg.data, cfg.val_fraction, cfg.seed, cfg.prefix_separator)
         check_trainable(dataset)
+        self._lap("read_dataset")
         run.update(phase="Loading the pretrained backbone")
-        model = backbones.create_model(cfg.backbone, len(dataset.classes))
+        model = backbones.create_model(cfg.backbone, len(dataset.classes), pretrained=not cfg.random_weights)
+        if cfg.random_weights:
+            run.add_choice("backbone", "random weights: a timing run, not a model to use.")
         prep = backbones.preprocessing(model)
         staged = cfg.freeze == "auto" or cfg.head_epochs > 0   # the head alone first, then unfreeze
         freeze = backbones.apply_freeze(model, "all" if staged else cfg.freeze)
         model.to(self.device, memory_format=torch.channels_last)
         self.prep, self.model = prep, model
+        self._lap("load_backbone")
 
         run.update(phase="Checking and decoding the images")
         side = cache_side(prep)
@@ -255,7 +277,13 @@ class Trainer:
         labels = {split: torch.tensor([self.classes.index(c) for c in samples[samples.split == split].label],
                                       device=self.device) for split in ("train", "val")}
         train_px, val_px, where = self._pixel_sources(squares, train_files, val_files, side)
+        self._lap("check_and_decode")
         self._choose_class_weighting(labels["train"])
+        if cfg.batch_size:
+            self.batch_size = int(cfg.batch_size)
+        else:
+            self.batch_size, words = recipe.batch_size(len(train_files), self.device.type == "cuda")
+            run.record_setting("batch_size", self.batch_size, words)
         run.update(status="running", classes=self.classes, freeze=freeze,
                    engine={"device": hardware.describe(self.device), "precision": "bf16" if self.amp else "fp32",
                            "pixels": where, "batchnorm": cfg.batchnorm},
@@ -389,12 +417,13 @@ class Trainer:
             train_feats.append(self._features(train_px, True, f"Computing features (augmented copy {v})",
                                               0.15 + span * v, span))
         val_feats = self._features(val_px, False, "Computing features (validation)", 0.15 + span * views, span)
+        self._lap("features")
         features = torch.cat(train_feats)
         labels = train_y.repeat(views)
         head = self.model.get_classifier()
         # an epoch of the head costs milliseconds, so small datasets get several passes per epoch:
         # 3 updates an epoch (48 photos, batch 32) leave the head half-trained
-        batches_per_pass = math.ceil(len(features) / cfg.batch_size)
+        batches_per_pass = math.ceil(len(features) / self.batch_size)
         passes = math.ceil(MIN_HEAD_STEPS / batches_per_pass)
         steps_per_epoch = passes * batches_per_pass
         optimizer = optim.make_optimizer(cfg.optimizer, head.parameters(), lr, cfg.weight_decay)
@@ -404,25 +433,27 @@ class Trainer:
             started = time.perf_counter()
             head.train()
             loss_sum = correct = seen = 0
-            batches = [b for _ in range(passes) for b in self._batches(len(features), cfg.batch_size, shuffle=True)]
+            batches = [b for _ in range(passes) for b in self._batches(len(features), self.batch_size, shuffle=True)]
             for index in batches:
                 self._check_stop()
-                index = index.to(features.device)
+                index = augment.to_device(index, features.device)
                 logits = head(features[index])
                 loss = self._loss(logits, labels[index])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 schedule.step()
-                loss_sum += loss.item() * len(index)
-                correct += (logits.argmax(1) == labels[index]).sum().item()
+                loss_sum = loss_sum + loss.detach() * len(index)
+                correct = correct + (logits.argmax(1) == labels[index]).sum()
                 seen += len(index)
             head.eval()
             with torch.no_grad():
                 val_logits = head(val_feats)
             self._progress("Training the new head", epoch, epochs, 0.75, 0.25)
-            if not self._end_epoch(epoch, loss_sum / seen, correct / seen, val_logits, val_y, started,
-                                   last=epoch == epochs or not early_stop):
+            stop = not self._end_epoch(epoch, float(loss_sum) / seen, int(correct) / seen, val_logits, val_y, started,
+                                       last=epoch == epochs or not early_stop)
+            self._lap("head_epochs")
+            if stop:
                 break
 
     # ------------------------------------------------------------------ fine-tuning
@@ -461,7 +492,7 @@ class Trainer:
             self.run.add_choice("train_size", f"training steps on {train_size} px random crops, validation at "
                                 f"{self.prep['input_size']} px: about half the work on a CPU, same accuracy.")
         optimizer = optim.make_optimizer(cfg.optimizer, self._param_groups(lr), lr, cfg.weight_decay)
-        batch_size = cfg.batch_size
+        batch_size = self.batch_size
         # whole batches only (when there is one): a last batch of a few images gives a noisy step and,
         # on a CPU, new kernel shapes to prepare in every epoch
         batches_per_epoch = len(train_px) // batch_size or 1
@@ -480,7 +511,7 @@ class Trainer:
                     self._check_stop()
                     faults.check("train_step", batch_size=batch_size)
                     x = self._input(batch, cfg.augment, train_size)
-                    y = train_y[index.to(train_y.device)]
+                    y = train_y[augment.to_device(index, train_y.device)]
                     with self._autocast():
                         logits = model(x)
                         loss = self._loss(logits.float(), y)
@@ -489,8 +520,9 @@ class Trainer:
                     optimizer.step()
                     schedule.step()
                     steps_done += 1
-                    loss_sum += loss.item() * len(index)
-                    correct += (logits.argmax(1) == y).sum().item()
+                    # summed on the device: reading a number back per step would stall the GPU's queue
+                    loss_sum = loss_sum + loss.detach() * len(index)
+                    correct = correct + (logits.argmax(1) == y).sum()
                     seen += len(index)
                     done = (epoch - first_epoch) * len(batches) + i
                     self._progress(f"Epoch {epoch} of {last_epoch}: training", done, epochs * len(batches),
@@ -502,8 +534,10 @@ class Trainer:
                 schedule = self._resumed_schedule(optimizer, steps_done, remaining)
                 continue  # this epoch again, in smaller batches
             val_logits = self._predict_pixels(val_px)
-            if not self._end_epoch(epoch, loss_sum / seen, correct / seen, val_logits, val_y, started,
-                                   last=epoch == last_epoch):
+            stop = not self._end_epoch(epoch, float(loss_sum) / seen, int(correct) / seen, val_logits, val_y, started,
+                                       last=epoch == last_epoch)
+            self._lap("first_fine_tuning_epoch" if epoch == first_epoch else "fine_tuning_epochs")
+            if stop:
                 break
             epoch += 1
 

@@ -23,6 +23,18 @@ def test_depth_follows_how_well_frozen_features_already_work():
     assert recipe.fine_tune_depth(0.90, 2, 8)[0] < recipe.fine_tune_depth(0.90, 20, 8)[0]
 
 
+def test_batch_grows_with_the_data_on_a_gpu_only():
+    assert recipe.batch_size(245, gpu=False)[0] == 32 and recipe.batch_size(100_000, gpu=False)[0] == 32
+    assert recipe.batch_size(245, gpu=True)[0] == 32       # hymenoptera: 7 steps of 32 already
+    assert recipe.batch_size(4_800, gpu=True)[0] == 128    # 37 steps of 128; 256 would give 18
+    assert recipe.batch_size(100_000, gpu=True)[0] == recipe.GPU_MAX_BATCH
+    for images in (10, 245, 2_047, 2_048, 4_800, 9_000, 100_000):
+        size, words = recipe.batch_size(images, gpu=True)
+        assert size == 32 or images // size >= recipe.MIN_STEPS_PER_EPOCH
+        assert size == recipe.GPU_MAX_BATCH or size == 32 or images // (size * 2) < recipe.MIN_STEPS_PER_EPOCH
+        assert str(size) in words
+
+
 def test_deeper_groups_learn_slower():
     rates = recipe.group_learning_rates(1e-3, 4)
     assert rates == sorted(rates) and len(set(rates)) == 4

@@ -158,7 +158,7 @@ def test_outlier_suggestion_is_added_and_its_files_left_out_only_when_ticked(sma
 
 def test_auto_run_shows_what_it_chose_and_why(small_dataset):
     from studio.runs import MANAGER
-    message, run_dir = train_step.start(str(small_dataset), "mobilenetv2_100", "auto", 0, 1, "Auto", 32, [])
+    message, run_dir = train_step.start(str(small_dataset), "mobilenetv2_100", "auto", 0, 1, "Auto", "auto", [])
     assert run_dir and "Starting" in message
     MANAGER.wait()
     outputs = train_step.poll(None)
@@ -166,6 +166,7 @@ def test_auto_run_shows_what_it_chose_and_why(small_dataset):
     assert status.startswith("**Finished"), status
     assert "What the studio chose" in choices and "layer groups trained" in choices and "learning rate" in choices
     assert MANAGER.current.snapshot()["freeze"]["feature_extraction"] is False  # the top was fine-tuned
+    assert MANAGER.current.snapshot()["config"]["batch_size"] == 32 and "photos per training step" in choices
 
 
 def test_advanced_settings_reach_the_run(small_dataset):
