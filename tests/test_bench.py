@@ -49,13 +49,18 @@ def test_bench_cpu_runs_tutorial_and_studio_and_prints_consistent_ratios(tiny_da
     assert report["backbone"] == "mobilenetv2_100" and report["epochs"] == 1
     assert report["classes"] == ["ants", "bees"]
     assert report["images"] == {"train": 8, "val": 4, "total": 12}
-    assert report["parts"] == ["tutorial", "frozen", "finetune", "auto"]
+    assert report["parts"] == ["tutorial", "frozen", "finetune", "auto", "pass"]
+    assert report["weights"] == "pretrained"
 
     runs = report["runs"]
-    assert set(runs) == {"tutorial_frozen", "tutorial_finetune", "studio_frozen", "studio_finetune", "studio_auto"}
+    assert set(runs) == {"tutorial_frozen", "tutorial_finetune", "studio_frozen", "studio_finetune", "studio_auto",
+                         "one_pass"}
     for name, run in runs.items():
-        if name != "studio_auto":
+        if name not in ("studio_auto", "one_pass"):
             check_run(run, 1, 8)
+    one_pass = runs["one_pass"]
+    assert one_pass["images"] == 12 and one_pass["unreadable"] == 0
+    assert one_pass["seconds"] == pytest.approx(one_pass["decode_seconds"] + one_pass["forward_seconds"], abs=2e-3)
     auto = runs["studio_auto"]
     assert auto["freeze"] == "auto" and auto["epochs"] > 5  # the head stage, then fine-tuning epochs
     assert runs["studio_frozen"]["freeze"] == "all" and runs["studio_finetune"]["freeze"] == "0"
@@ -64,8 +69,10 @@ def test_bench_cpu_runs_tutorial_and_studio_and_prints_consistent_ratios(tiny_da
     assert runs["studio_frozen"]["elapsed_seconds"] <= runs["studio_frozen"]["total_seconds"] + 1e-3
 
     ratios = report["ratios"]
-    assert set(ratios) == {"frozen_total_vs_tutorial", "finetune_epoch_vs_tutorial",
+    assert set(ratios) == {"frozen_total_vs_tutorial", "finetune_epoch_vs_tutorial", "frozen_run_vs_one_pass",
                            "auto_total_vs_tutorial_finetune_total"}  # no CUDA ratios on cpu
+    assert ratios["frozen_run_vs_one_pass"] == pytest.approx(
+        runs["studio_frozen"]["total_seconds"] / one_pass["seconds"], **CLOSE)
     assert ratios["auto_total_vs_tutorial_finetune_total"] == pytest.approx(
         auto["total_seconds"] / runs["tutorial_finetune"]["total_seconds"], **CLOSE)
     assert ratios["frozen_total_vs_tutorial"] == pytest.approx(
@@ -120,8 +127,8 @@ def test_bench_mistakes_are_one_clear_line(tiny_dataset, tmp_path, capsys):
 
 
 def test_parts_and_goals_arithmetic_for_both_devices():
-    assert parse_parts(None, "cpu") == ("tutorial", "frozen", "finetune", "auto")
-    assert parse_parts(None, "cuda") == ("tutorial", "frozen", "finetune", "auto", "raw")
+    assert parse_parts(None, "cpu") == ("tutorial", "frozen", "finetune", "auto", "pass")
+    assert parse_parts(None, "cuda") == ("tutorial", "frozen", "finetune", "auto", "pass", "raw")
     assert parse_parts(" raw , tutorial", "cuda") == ("tutorial", "raw")
     with pytest.raises(BenchUsageError):
         parse_parts("frozen,everything")
@@ -133,23 +140,25 @@ def test_parts_and_goals_arithmetic_for_both_devices():
         "studio_frozen": {"_total": 2.0, "_steady": 0.01, "_ips": 500.0, "best_val_accuracy": 0.96},
         "studio_finetune": {"_total": 3.0, "_steady": 0.5, "_ips": 2000.0, "best_val_accuracy": 0.97},
         "studio_auto": {"_total": 30.0, "_steady": 0.5, "_ips": 2000.0, "best_val_accuracy": 0.89},
-        "raw_bf16": {"_train_ips": 2500.0, "_forward_ips": 400.0},
+        "one_pass": {"_total": 1.6},
+        "raw_bf16": {"_train_ips": 2500.0, "_forward_ips": 400.0, "_engine_ips": 4000.0},
     }
     ratios, goals, extra = ratios_and_goals(runs, "cuda", data_images=400)
     assert ratios == {"frozen_total_vs_tutorial": 0.05, "finetune_epoch_vs_tutorial": 0.025,
                       "finetune_vs_raw_bf16": 0.8, "finetune_vs_tutorial_speedup": 20.0,
-                      "frozen_run_vs_one_forward_pass": 2.0, "auto_total_vs_tutorial_finetune_total": 0.5}
-    assert extra == {"one_forward_pass_seconds": 1.0, "one_forward_pass_images": 400}
+                      "finetune_vs_raw_bf16_at_engine_batch": 0.5, "frozen_run_vs_synthetic_forward": 2.0,
+                      "frozen_run_vs_one_pass": 1.25, "auto_total_vs_tutorial_finetune_total": 0.5}
+    assert extra == {"synthetic_forward_seconds": 1.0, "synthetic_forward_images": 400}
     assert goals == {
         "frozen_best_val_accuracy": {"value": 0.96, "goal": ">= 0.95", "met": True},
         "finetune_vs_raw_bf16": {"value": 0.8, "goal": ">= 0.7", "met": True},
         "finetune_vs_tutorial_speedup": {"value": 20.0, "goal": ">= 14", "met": True},
-        "frozen_run_vs_one_forward_pass": {"value": 2.0, "goal": "<= 1.5", "met": False},
+        "frozen_run_vs_one_pass": {"value": 1.25, "goal": "<= 1.5", "met": True},
         "auto_accuracy_minus_best_tutorial": {"value": -0.01, "goal": ">= 0", "met": False},
         "auto_total_vs_tutorial_finetune_total": {"value": 0.5, "goal": "<= 1", "met": True},
     }
     cpu_ratios, cpu_goals, cpu_extra = ratios_and_goals(runs, "cpu", data_images=400)
-    assert set(cpu_ratios) == {"frozen_total_vs_tutorial", "finetune_epoch_vs_tutorial",
+    assert set(cpu_ratios) == {"frozen_total_vs_tutorial", "finetune_epoch_vs_tutorial", "frozen_run_vs_one_pass",
                                "auto_total_vs_tutorial_finetune_total"} and cpu_extra == {}
     assert set(cpu_goals) == {"frozen_total_vs_tutorial", "frozen_best_val_accuracy", "finetune_epoch_vs_tutorial",
                               "auto_accuracy_minus_best_tutorial", "auto_total_vs_tutorial_finetune_total"}
