@@ -34,9 +34,19 @@ def _bar(snapshot: dict, width: int = 30) -> str:
 def cmd_train(args) -> int:
     from studio.data import DatasetError, check_trainable, open_dataset
     from studio.doctor import DEFAULT_EXCLUDE
-    from studio.runs import MANAGER
-    from studio.training import TrainConfig, start_training
+    from studio.training import ResumeError, TrainConfig, resume_training, start_training
 
+    if args.resume:
+        if args.data:
+            return _fail("--resume carries on a run with its own data and settings: give the run folder only.",
+                         EXIT_USAGE)
+        try:
+            run = resume_training(args.resume)
+        except ResumeError as exc:
+            return _fail(str(exc), EXIT_USAGE)
+        return _follow(run, args.quiet, time.perf_counter())
+    if not args.data:
+        return _fail("give the data to train on (or --resume RUN_DIR to carry on a run).", EXIT_USAGE)
     try:
         check_trainable(open_dataset(args.data, args.val_fraction, args.seed, args.prefix_sep))
     except DatasetError as exc:
@@ -51,10 +61,16 @@ def cmd_train(args) -> int:
                          train_size=args.train_size, optimizer=args.optimizer, schedule=args.schedule,
                          head_epochs=args.head_epochs, augment_strength=args.augment_strength)
     started = time.perf_counter()
-    run = start_training(config, run_dir=args.out)
+    return _follow(start_training(config, run_dir=args.out), args.quiet, started)
+
+
+def _follow(run, quiet: bool, started: float) -> int:
+    """Show a run's progress until it ends (Ctrl-C stops it, keeping the best model), then its result."""
+    from studio.runs import MANAGER
+
     try:
         while run.is_active():
-            if not args.quiet:
+            if not quiet:
                 print(_bar(run.snapshot()), end="", file=sys.stderr, flush=True)
             time.sleep(0.5)
     except KeyboardInterrupt:
@@ -62,7 +78,7 @@ def cmd_train(args) -> int:
         print("\nstopping after the current batch...", file=sys.stderr)
     MANAGER.wait()
     snap = run.snapshot()
-    if not args.quiet:
+    if not quiet:
         print(_bar(snap), file=sys.stderr)
     if snap["status"] == "failed":
         return _fail(snap["error"] or "training failed")
@@ -321,7 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     train = sub.add_parser("train", help="train headless; prints one JSON line at the end")
-    train.add_argument("data", help="folder of class folders, or with train/ and val/ folders, or a .zip of either")
+    train.add_argument("data", nargs="?", help="folder of class folders, or with train/ and val/ folders, or a .zip of either")
+    train.add_argument("--resume", metavar="RUN_DIR", help="carry on a stopped, failed or interrupted run after its "
+                       "last finished epoch (its own data and settings)")
     train.add_argument("--backbone", default="", help="timm model name (default: the first available offline)")
     train.add_argument("--freeze", default="auto", help="'auto' (the new head first, then as many top layer groups as the data needs; "
                        "the default), 'all' (only the new head trains) or a number of leading layer groups to keep frozen "

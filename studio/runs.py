@@ -12,6 +12,7 @@ outlives the process:
     runs/<run id>/samples.csv     exactly which files trained and validated
     runs/<run id>/predictions.csv the best epoch's answer and confidence for each validation photo
     runs/<run id>/model.safetensors   the best model so far (see modelfile)
+    runs/<run id>/resume.pt       the last finished epoch's full training state (until the run finishes)
 """
 from __future__ import annotations
 
@@ -29,8 +30,9 @@ from studio import paths
 
 ACTIVE_STATUSES = ("queued", "preparing", "running")
 MODEL_FILE = "model.safetensors"
+CHECKPOINT_FILE = "resume.pt"
 RUN_FILES = ("config.json", "status.json", "metrics.jsonl", "samples.csv", "predictions.csv",
-             "predictions-latest.csv", MODEL_FILE)
+             "predictions-latest.csv", MODEL_FILE, CHECKPOINT_FILE)
 
 
 def write_json_atomic(path: Path, data) -> None:
@@ -46,11 +48,13 @@ def new_run_id(backbone: str) -> str:
 class Run:
     """Live state of one training run (thread-safe)."""
 
-    def __init__(self, directory: Path, config: dict):
+    def __init__(self, directory: Path, config: dict, resume_after: int | None = None):
+        """A new run in `directory`; with `resume_after`, the run already there, continued after that epoch."""
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
-        for leftover in RUN_FILES:  # a folder reused for a new run starts clean
-            (self.dir / leftover).unlink(missing_ok=True)
+        if resume_after is None:
+            for leftover in RUN_FILES:  # a folder reused for a new run starts clean
+                (self.dir / leftover).unlink(missing_ok=True)
         self.id = self.dir.name
         self.stop_event = threading.Event()
         self._lock = threading.Lock()
@@ -62,8 +66,33 @@ class Run:
             "confusion": None, "per_class": None, "best_val_accuracy": None, "best_epoch": None,
             "model_path": None, "started": time.time(), "finished": None, "notes": [],
         }
+        if resume_after is not None:
+            self._reopen(resume_after)
         write_json_atomic(self.dir / "config.json", config)
         self._write_status()
+
+    def _reopen(self, epochs_done: int) -> None:
+        """Take back what the folder knows up to `epochs_done`; later lines (an epoch recorded
+        but never checkpointed before a crash) are dropped, so the history has no gaps or repeats."""
+        kept = [row for row in load_history(self.dir) if row.get("epoch", 0) <= epochs_done]
+        partial = self.dir / "metrics.jsonl.partial"
+        partial.write_text("".join(json.dumps(row) + "\n" for row in kept))
+        os.replace(partial, self.dir / "metrics.jsonl")
+        try:
+            previous = json.loads((self.dir / "status.json").read_text())
+        except (OSError, ValueError):
+            previous = {}
+        history = [{k: v for k, v in row.items() if k != "confusion_matrix"} for row in kept]
+        best = previous.get("best_epoch")
+        by_epoch = {row["epoch"]: row for row in kept}
+        self._state.update(
+            history=history, epoch=epochs_done, classes=previous.get("classes") or [],
+            confusion=kept[-1].get("confusion_matrix") if kept else None,
+            best_val_accuracy=previous.get("best_val_accuracy"), best_epoch=best,
+            best_confusion=by_epoch.get(best, {}).get("confusion_matrix"),
+            model_path=str(self.dir / MODEL_FILE) if (self.dir / MODEL_FILE).is_file() else None,
+            notes=[*previous.get("notes", []), f"Resumed after epoch {epochs_done}."],
+            resumed_after=epochs_done)
 
     def record_setting(self, name: str, value, words: str) -> None:
         """A setting the run decided once it saw the data (e.g. the batch size), with the reason."""
@@ -148,7 +177,7 @@ class JobManager:
         self._thread: threading.Thread | None = None
 
     def start(self, config: dict, target: Callable[[Run], None], runs_root: Path | None = None,
-              run_dir: Path | None = None) -> Run:
+              run_dir: Path | None = None, resume_after: int | None = None) -> Run:
         with self._lock:
             if self.current is not None and self.current.is_active():
                 snap = self.current.snapshot()
@@ -157,7 +186,8 @@ class JobManager:
                 raise RunBusyError(f"A training run is already going ({snap['id']}, {snap['phase']}{wait}). "
                                    "Wait for it to finish or stop it first.")
             root = Path(runs_root) if runs_root else paths.runs_dir()
-            run = Run(Path(run_dir) if run_dir else root / new_run_id(config.get("backbone", "model")), config)
+            run = Run(Path(run_dir) if run_dir else root / new_run_id(config.get("backbone", "model")), config,
+                      resume_after)
             self.current = run
             self._thread = threading.Thread(target=target, args=(run,), name=f"train-{run.id}", daemon=True)
             self._thread.start()

@@ -18,7 +18,9 @@ thread through the job manager, which is what the page and the CLI use.
 from __future__ import annotations
 
 import errno
+import json
 import math
+import os
 import shutil
 import time
 import warnings
@@ -35,7 +37,7 @@ from studio.doctor import DEFAULT_EXCLUDE, SquareCache, apply_exclusions, diagno
 from studio.hardware import pick_device
 from studio.outliers import find_outliers
 from studio.pixels import StreamedPixels, cache_bytes, cache_side, gpu_budget, memory_budget
-from studio.runs import MANAGER, MODEL_FILE, Run
+from studio.runs import CHECKPOINT_FILE, MANAGER, MODEL_FILE, Run
 
 
 MIN_HEAD_STEPS = 25   # feature extraction: fewest head updates per epoch
@@ -65,6 +67,13 @@ def _weights_fingerprint(model: torch.nn.Module) -> tuple:
 
 class StopRequested(Exception):
     """Raised inside the loop when the user pressed Stop."""
+
+
+class ResumeError(ValueError):
+    """A run cannot be resumed; the message says why and what to do instead."""
+
+
+CHECKPOINT_FORMAT = 1   # resume.pt: a plain dict of tensors, numbers and lists (loads with weights_only)
 
 
 class _Features(torch.nn.Module):
@@ -176,9 +185,10 @@ class TrainConfig:
 class Trainer:
     """One training run from a resolved config, publishing everything to `run`."""
 
-    def __init__(self, config: TrainConfig, run: Run):
+    def __init__(self, config: TrainConfig, run: Run, resume: dict | None = None):
         self.cfg = config
         self.run = run
+        self.resume = resume    # a checkpoint from read_checkpoint: continue after its epoch
         self.device = pick_device(config.device)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.amp = hardware.fast_bf16(self.device)
@@ -270,6 +280,8 @@ class Trainer:
         check_trainable(dataset)
         self.classes = dataset.classes
         samples = dataset.samples[dataset.samples.split.isin(["train", "val"])].reset_index(drop=True)
+        if self.resume:
+            self._check_same_samples(samples)
         samples.to_csv(run.dir / "samples.csv", index=False)
         train_files = samples[samples.split == "train"].path.tolist()
         val_files = samples[samples.split == "val"].path.tolist()
@@ -289,12 +301,16 @@ class Trainer:
                            "pixels": where, "batchnorm": cfg.batchnorm},
                    dataset={"train": len(train_files), "val": len(val_files), "classes": self.classes,
                             "skipped": dataset.skipped})
+        if self.resume:
+            self._take_back_best()
         if staged:
             self._staged(train_px, labels["train"], val_px, labels["val"])
         elif freeze["feature_extraction"]:
-            self._train_head_on_features(train_px, labels["train"], val_px, labels["val"], cfg.epochs, cfg.lr)
+            self._train_head_on_features(train_px, labels["train"], val_px, labels["val"], cfg.epochs, cfg.lr,
+                                         resume=self.resume)
         else:
-            self._fine_tune(train_px, labels["train"], val_px, labels["val"], cfg.epochs, cfg.lr)
+            self._plan = {"frozen": cfg.freeze, "lr": cfg.lr, "epochs": cfg.epochs, "first_epoch": 1}
+            self._fine_tune(train_px, labels["train"], val_px, labels["val"], cfg.epochs, cfg.lr, resume=self.resume)
         self._restore_best()
         return run.snapshot()
 
@@ -306,8 +322,15 @@ class Trainer:
         ft_epochs, epochs_words = ((cfg.epochs, f"{cfg.epochs} fine-tuning epochs (your choice).") if cfg.epochs
                                    else recipe.fine_tune_epochs(len(train_y)))
         run.update(epochs=head_epochs + ft_epochs)
+        if self.resume and self.resume["stage"] == "fine_tune":  # stage 1 and its decisions are behind us
+            plan = self.resume["plan"]
+            run.update(freeze=backbones.apply_freeze(self.model, plan["frozen"]))
+            self._plan = plan
+            self._fine_tune(train_px, train_y, val_px, val_y, plan["epochs"], plan["lr"],
+                            first_epoch=plan["first_epoch"], resume=self.resume)
+            return
         self._train_head_on_features(train_px, train_y, val_px, val_y, head_epochs, HEAD_LR * scale,
-                                     early_stop=False)
+                                     early_stop=False, resume=self.resume)
         self._restore_best()  # stage 2 starts from the best head
         if auto:
             total = len(backbones.layer_groups(self.model))
@@ -326,6 +349,7 @@ class Trainer:
         else:
             frozen, lr = cfg.freeze, cfg.lr
         run.update(freeze=backbones.apply_freeze(self.model, frozen))
+        self._plan = {"frozen": frozen, "lr": lr, "epochs": ft_epochs, "first_epoch": head_epochs + 1}
         self._fine_tune(train_px, train_y, val_px, val_y, ft_epochs, lr, first_epoch=head_epochs + 1)
 
     def _choose_class_weighting(self, train_y: torch.Tensor) -> None:
@@ -408,7 +432,7 @@ class Trainer:
         return torch.cat(out).clone()  # clone: leave inference mode so the head can train on them
 
     def _train_head_on_features(self, train_px, train_y, val_px, val_y, epochs: int, lr: float,
-                                early_stop: bool = True) -> None:
+                                early_stop: bool = True, resume: dict | None = None) -> None:
         cfg = self.cfg
         views = max(1, cfg.feature_views if cfg.augment else 1)
         span = 0.6 / (views + 1)
@@ -429,7 +453,16 @@ class Trainer:
         optimizer = optim.make_optimizer(cfg.optimizer, head.parameters(), lr, cfg.weight_decay)
         schedule = optim.make_schedule(cfg.schedule, optimizer, steps_per_epoch * epochs)
         self._epochs_without_gain = 0
-        for epoch in range(1, epochs + 1):
+        first = 1
+        if resume and resume["stage"] == "head":  # the features are made again (same seed); the head carries on
+            head.load_state_dict(resume["weights"])
+            optimizer.load_state_dict(resume["optimizer"])
+            self.generator.set_state(resume["generator"])
+            self._epochs_without_gain = resume["epochs_without_gain"]
+            first = resume["epoch"] + 1
+            done = resume["epoch"] * steps_per_epoch
+            schedule = self._resumed_schedule(optimizer, done, steps_per_epoch * epochs - done)
+        for epoch in range(first, epochs + 1):
             started = time.perf_counter()
             head.train()
             loss_sum = correct = seen = 0
@@ -452,6 +485,7 @@ class Trainer:
             self._progress("Training the new head", epoch, epochs, 0.75, 0.25)
             stop = not self._end_epoch(epoch, float(loss_sum) / seen, int(correct) / seen, val_logits, val_y, started,
                                        last=epoch == epochs or not early_stop)
+            self._save_checkpoint("head", epoch, head, optimizer)
             self._lap("head_epochs")
             if stop:
                 break
@@ -484,7 +518,8 @@ class Trainer:
         rates = recipe.group_learning_rates(lr, len(body))
         return [{"params": head, "lr": lr}] + [{"params": g, "lr": r} for g, r in zip(body, rates)]
 
-    def _fine_tune(self, train_px, train_y, val_px, val_y, epochs: int, lr: float, first_epoch: int = 1) -> None:
+    def _fine_tune(self, train_px, train_y, val_px, val_y, epochs: int, lr: float, first_epoch: int = 1,
+                   resume: dict | None = None) -> None:
         cfg, model = self.cfg, self.model
         train_size = self._train_size()
         self.run.update(engine={**self.run.snapshot().get("engine", {}), "train_size": train_size})
@@ -493,13 +528,22 @@ class Trainer:
                                 f"{self.prep['input_size']} px: about half the work on a CPU, same accuracy.")
         optimizer = optim.make_optimizer(cfg.optimizer, self._param_groups(lr), lr, cfg.weight_decay)
         batch_size = self.batch_size
+        last_epoch = first_epoch + epochs - 1
+        epoch, steps_done = first_epoch, 0
+        self._epochs_without_gain = 0
+        if resume and resume["stage"] == "fine_tune":
+            model.load_state_dict(resume["weights"])
+            optimizer.load_state_dict(resume["optimizer"])
+            self.generator.set_state(resume["generator"])
+            self._epochs_without_gain = resume["epochs_without_gain"]
+            batch_size, steps_done, epoch = resume["batch_size"], resume["steps_done"], resume["epoch"] + 1
         # whole batches only (when there is one): a last batch of a few images gives a noisy step and,
         # on a CPU, new kernel shapes to prepare in every epoch
         batches_per_epoch = len(train_px) // batch_size or 1
-        schedule = optim.make_schedule(cfg.schedule, optimizer, batches_per_epoch * epochs)
-        self._epochs_without_gain = 0
-        last_epoch = first_epoch + epochs - 1
-        epoch, steps_done = first_epoch, 0
+        if steps_done:
+            schedule = self._resumed_schedule(optimizer, steps_done, batches_per_epoch * (last_epoch - epoch + 1))
+        else:
+            schedule = optim.make_schedule(cfg.schedule, optimizer, batches_per_epoch * epochs)
         while epoch <= last_epoch:
             started = time.perf_counter()
             model.train()
@@ -536,6 +580,8 @@ class Trainer:
             val_logits = self._predict_pixels(val_px)
             stop = not self._end_epoch(epoch, float(loss_sum) / seen, int(correct) / seen, val_logits, val_y, started,
                                        last=epoch == last_epoch)
+            self._save_checkpoint("fine_tune", epoch, model, optimizer, steps_done=steps_done, batch_size=batch_size,
+                                  plan=self._plan)
             self._lap("first_fine_tuning_epoch" if epoch == first_epoch else "fine_tuning_epochs")
             if stop:
                 break
@@ -635,13 +681,53 @@ class Trainer:
         if self._best_state is not None:
             self.model.load_state_dict(self._best_state)
 
+    # ------------------------------------------------------------------ resuming
+    def _save_checkpoint(self, stage: str, epoch: int, module: torch.nn.Module, optimizer, **extra) -> None:
+        """Everything needed to carry on after `epoch`, written whole or not at all (temp file, then rename).
 
-def run_training(config: TrainConfig, run: Run) -> None:
+        The head stage keeps only the head: the frozen backbone's features are made again from the
+        same seed. Plain tensors, numbers and lists only, so it loads with `weights_only=True`.
+        """
+        state = {"format": CHECKPOINT_FORMAT, "stage": stage, "epoch": epoch,
+                 "weights": {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()},
+                 "optimizer": optimizer.state_dict(), "generator": self.generator.get_state(),
+                 "best_key": list(self._best_key) if self._best_key else None,
+                 "epochs_without_gain": self._epochs_without_gain, **extra}
+        faults.check("save_checkpoint", epoch=epoch)
+        target = self.run.dir / CHECKPOINT_FILE
+        partial = target.with_name(target.name + ".partial")
+        torch.save(state, partial)
+        os.replace(partial, target)
+
+    def _take_back_best(self) -> None:
+        """The best model and its score so far, so a resumed run still keeps the best of all epochs."""
+        from safetensors.torch import load_file
+        key = self.resume.get("best_key")
+        if key is not None and (self.run.dir / MODEL_FILE).is_file():
+            self._best_state = load_file(str(self.run.dir / MODEL_FILE))
+            self._best_key = tuple(key)
+
+    def _check_same_samples(self, samples) -> None:
+        """Resuming on changed data would mix two datasets in one model: refuse, saying what changed."""
+        import pandas as pd
+        try:
+            before = pd.read_csv(self.run.dir / "samples.csv")
+        except (OSError, ValueError):
+            return   # nothing to compare with: the checkpoint's own shapes still have to fit
+        old = set(zip(before.path, before.split, before.label))
+        new = set(zip(samples.path, samples.split, samples.label))
+        if old != new:
+            raise ResumeError(f"The dataset changed since this run started ({len(old ^ new)} photos added, removed "
+                              "or moved): resuming would mix two datasets. Train a new run instead.")
+
+
+def run_training(config: TrainConfig, run: Run, resume: dict | None = None) -> None:
     """Thread body: train, and leave the run finished, stopped or failed (never hanging)."""
     try:
-        Trainer(config, run).train()
+        Trainer(config, run, resume).train()
         run.update(phase="Finished", progress=1.0)
         run.finish("finished")
+        (run.dir / CHECKPOINT_FILE).unlink(missing_ok=True)  # nothing left to resume: give the disk back
     except StopRequested:
         run.update(phase="Stopped by you; the best model so far is kept.")
         run.finish("stopped")
@@ -676,3 +762,44 @@ def start_training(config: TrainConfig, run_dir: str | Path | None = None) -> Ru
     payload = asdict(resolved)
     return MANAGER.start(payload, lambda run: run_training(resolved, run),
                          Path(resolved.runs_root) if resolved.runs_root else None, run_dir)
+
+
+def read_checkpoint(run_dir: str | Path) -> dict:
+    """A run's resume.pt, loaded without running any code it might hold (`weights_only`)."""
+    path = Path(run_dir) / CHECKPOINT_FILE
+    if not path.is_file():
+        raise ResumeError(f"{Path(run_dir).name} has no finished epoch saved to resume from: train it again.")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # a crafted pickle, a damaged or foreign file: never unpickled
+        raise ResumeError(f"{path} is not a checkpoint the studio wrote (it is damaged or holds code), so it "
+                          "was not loaded. Train the run again.") from None
+    if (not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT
+            or state.get("stage") not in ("head", "fine_tune") or not isinstance(state.get("epoch"), int)):
+        raise ResumeError(f"{path} is not a checkpoint this version of the studio can resume. Train the run again.")
+    return state
+
+
+def resume_training(run_dir: str | Path, owner: str | None = None) -> Run:
+    """Carry on a stopped, failed or interrupted run after its last finished epoch, in its own folder."""
+    run_dir = Path(run_dir)
+    try:
+        saved = json.loads((run_dir / "config.json").read_text())
+        status = json.loads((run_dir / "status.json").read_text()).get("status")
+    except (OSError, ValueError):
+        raise ResumeError(f"{run_dir} is not a run folder the studio can read (config.json or status.json is "
+                          "missing or damaged).") from None
+    if owner is not None and saved.get("owner") != owner:
+        raise ResumeError("That run is not one of yours.")
+    live = MANAGER.current
+    if live is not None and live.is_active() and live.dir.resolve() == run_dir.resolve():
+        raise ResumeError("That run is still training.")
+    if status == "finished":
+        raise ResumeError("That run finished: there is nothing to resume. Try or export its model instead.")
+    checkpoint = read_checkpoint(run_dir)
+    known = {f for f in TrainConfig.__dataclass_fields__}
+    config = TrainConfig(**{k: v for k, v in saved.items() if k in known})
+    if not Path(config.data).exists():
+        raise ResumeError(f"The run's data ({config.data}) is no longer there, so it cannot be resumed.")
+    return MANAGER.start(asdict(config), lambda run: run_training(config, run, checkpoint), run_dir=run_dir,
+                         resume_after=checkpoint["epoch"])
