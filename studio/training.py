@@ -696,8 +696,12 @@ class Trainer:
         faults.check("save_checkpoint", epoch=epoch)
         target = self.run.dir / CHECKPOINT_FILE
         partial = target.with_name(target.name + ".partial")
-        torch.save(state, partial)
-        os.replace(partial, target)
+        try:
+            torch.save(state, partial)
+            os.replace(partial, target)
+        except OSError:
+            partial.unlink(missing_ok=True)   # a full disk: the previous epoch's checkpoint stays whole
+            raise
 
     def _take_back_best(self) -> None:
         """The best model and its score so far, so a resumed run still keeps the best of all epochs."""

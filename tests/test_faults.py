@@ -73,8 +73,8 @@ def test_out_of_memory_at_the_smallest_batch_fails_with_advice(small_dataset, tm
 
 
 def test_a_killed_training_process_leaves_an_interrupted_run_whose_best_model_works(small_dataset, tmp_path):
-    """kill -9 mid-run (a closed laptop, a crash): after a restart the run is listed as interrupted and
-    its best model so far classifies photos."""
+    """kill -9 mid-run (a closed laptop, a crash): after a restart the run is listed as interrupted, its
+    best model so far classifies photos, and `studio train --resume` finishes it from its last epoch."""
     import os
     import signal
     import subprocess
@@ -87,7 +87,7 @@ def test_a_killed_training_process_leaves_an_interrupted_run_whose_best_model_wo
 
     run_dir = tmp_path / "run"
     process = subprocess.Popen([sys.executable, "-m", "studio", "train", str(small_dataset), "--freeze", "7",
-                                "--epochs", "30", "--patience", "0", "--batch-size", "8", "--quiet",
+                                "--epochs", "8", "--patience", "0", "--batch-size", "8", "--quiet",
                                 "--out", str(run_dir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                env={**os.environ, "PYTHONWARNINGS": "ignore"})
     metrics = run_dir / "metrics.jsonl"
@@ -106,3 +106,12 @@ def test_a_killed_training_process_leaves_an_interrupted_run_whose_best_model_wo
     assert [json.loads(line)["epoch"] for line in lines] == list(range(1, len(lines) + 1))  # whole lines only
     bee = example_files("val", "bees", 30)[-1]
     assert Predictor(run_dir / MODEL_FILE).predict([bee])[0][0][0] in ("ants", "bees")
+
+    saved = torch.load(run_dir / "resume.pt", weights_only=True)["epoch"]
+    assert saved >= len(lines) - 1  # at most the epoch being recorded when it died is missing
+    done = subprocess.run([sys.executable, "-m", "studio", "train", "--resume", str(run_dir), "--quiet"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["status"] == "finished" and [h["epoch"] for h in result["history"]] == list(range(1, 9))
+    assert history.summarize(run_dir)["status"] == "finished"

@@ -1,0 +1,148 @@
+"""Resuming: a run cut off after epoch k carries on from k+1 and ends exactly where an unbroken run
+would have (same seed, same machine), in its own folder; checkpoints from outside never run code."""
+import json
+import pickle
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from studio import faults
+from studio.runs import CHECKPOINT_FILE, MANAGER, MODEL_FILE
+from studio.training import ResumeError, TrainConfig, read_checkpoint, resume_training, start_training
+
+
+@pytest.fixture(autouse=True)
+def no_hooks_left():
+    yield
+    faults.set_hook("save_checkpoint", None)
+
+
+def crash_when_saving(epoch_to_crash: int):
+    """A fault right after epoch `epoch_to_crash` is recorded, before its checkpoint: the hardest moment
+    (metrics.jsonl is one epoch ahead of resume.pt)."""
+    def hook(epoch):
+        if epoch == epoch_to_crash:
+            raise RuntimeError("the machine went away")
+    return hook
+
+
+def train(config: TrainConfig, run_dir):
+    run = start_training(config, run_dir=run_dir)
+    MANAGER.wait()
+    return run.snapshot()
+
+
+LEARNED = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
+
+
+@pytest.mark.parametrize("freeze, crash_after", [
+    ("5", 1),       # fine-tuning only
+    ("all", 2),     # the head on cached features (the features are made again on resume)
+    ("auto", 3),    # Auto, cut off in its head stage
+    ("auto", 6),    # Auto, cut off in its fine-tuning stage (its depth and rate come from the checkpoint)
+])
+def test_a_resumed_run_ends_exactly_as_an_unbroken_one(small_dataset, tmp_path, freeze, crash_after):
+    config = TrainConfig(data=str(small_dataset), backbone="mobilenetv2_100", freeze=freeze, epochs=3, patience=0,
+                         feature_views=2)
+    unbroken = train(config, tmp_path / "unbroken")
+    assert unbroken["status"] == "finished", unbroken["error"]
+    assert not (tmp_path / "unbroken" / CHECKPOINT_FILE).exists()  # a finished run gives the disk back
+
+    faults.set_hook("save_checkpoint", crash_when_saving(crash_after + 1))
+    cut = train(config, tmp_path / "cut")
+    faults.set_hook("save_checkpoint", None)
+    assert cut["status"] == "failed" and len(cut["history"]) == crash_after + 1
+    assert read_checkpoint(tmp_path / "cut")["epoch"] == crash_after
+
+    resumed = resume_training(tmp_path / "cut")
+    MANAGER.wait()
+    final = resumed.snapshot()
+    assert final["status"] == "finished", final["error"]
+    assert f"Resumed after epoch {crash_after}." in final["notes"]
+    assert [h["epoch"] for h in final["history"]] == [h["epoch"] for h in unbroken["history"]]
+    for mine, theirs in zip(final["history"], unbroken["history"]):
+        assert {k: mine[k] for k in LEARNED} == pytest.approx({k: theirs[k] for k in LEARNED}, abs=1e-4), mine
+    assert final["best_epoch"] == unbroken["best_epoch"]
+    assert final["best_val_accuracy"] == pytest.approx(unbroken["best_val_accuracy"])
+    lines = (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [h["epoch"] for h in unbroken["history"]]
+    assert not (tmp_path / "cut" / CHECKPOINT_FILE).exists()
+
+
+def test_stop_then_resume_keeps_the_finished_epochs(small_dataset, tmp_path):
+    """The Stop button mid-run, then Resume: the folder stays consistent and the run goes on."""
+    stopped_at = []
+
+    def stop_after_second(epoch):
+        if epoch == 2:
+            stopped_at.append(epoch)
+            MANAGER.stop()   # what the page's Stop does; the run ends at its next batch
+    faults.set_hook("save_checkpoint", stop_after_second)
+    config = TrainConfig(data=str(small_dataset), backbone="mobilenetv2_100", freeze="6", epochs=4, patience=0)
+    stopped = train(config, tmp_path / "run")
+    faults.set_hook("save_checkpoint", None)
+    assert stopped["status"] == "stopped" and [h["epoch"] for h in stopped["history"]] == [1, 2]
+    assert not list((tmp_path / "run").glob("*.partial"))
+    resumed = resume_training(tmp_path / "run")
+    MANAGER.wait()
+    final = resumed.snapshot()
+    assert final["status"] == "finished" and [h["epoch"] for h in final["history"]] == [1, 2, 3, 4]
+    assert (tmp_path / "run" / MODEL_FILE).is_file()
+
+
+def test_what_cannot_be_resumed_says_why(small_dataset, tmp_path, trained_run):
+    with pytest.raises(ResumeError, match="finished"):
+        resume_training(trained_run["run_dir"])
+    with pytest.raises(ResumeError, match="not a run folder"):
+        resume_training(tmp_path)
+    # a run folder from another user, with login on
+    with pytest.raises(ResumeError, match="not one of yours"):
+        resume_training(trained_run["run_dir"], owner="someone-else")
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("packing", ["raw pickle", "torch.save archive"])
+def test_a_crafted_checkpoint_is_refused_without_running_it(small_dataset, tmp_path, packing):
+    config = TrainConfig(data=str(small_dataset), backbone="mobilenetv2_100", freeze="all", epochs=3, patience=0)
+    faults.set_hook("save_checkpoint", crash_when_saving(2))
+    train(config, tmp_path / "run")
+    faults.set_hook("save_checkpoint", None)
+    marker = tmp_path / "pwned"
+    checkpoint = tmp_path / "run" / CHECKPOINT_FILE
+    if packing == "raw pickle":
+        checkpoint.write_bytes(pickle.dumps(_Payload(marker)))
+    else:
+        torch.save({"format": 1, "stage": "head", "epoch": 1, "weights": _Payload(marker)}, checkpoint)
+    with pytest.raises(ResumeError, match="damaged or holds code"):
+        resume_training(tmp_path / "run")
+    assert not marker.exists(), "loading the checkpoint ran its code"
+
+
+def test_resume_from_the_command_line(small_dataset, tmp_path, trained_run):
+    config = TrainConfig(data=str(small_dataset), backbone="mobilenetv2_100", freeze="all", epochs=3, patience=0)
+    faults.set_hook("save_checkpoint", crash_when_saving(2))
+    train(config, tmp_path / "run")
+    faults.set_hook("save_checkpoint", None)
+
+    def studio(*args):
+        return subprocess.run([sys.executable, "-m", "studio", "train", *map(str, args)], capture_output=True,
+                              text=True, timeout=600)
+    done = studio("--resume", tmp_path / "run", "--quiet")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["status"] == "finished" and [h["epoch"] for h in result["history"]] == [1, 2, 3]
+
+    again = studio("--resume", tmp_path / "run")
+    assert again.returncode == 2 and "nothing to resume" in again.stderr and "Traceback" not in again.stderr
+    both = studio(small_dataset, "--resume", tmp_path / "run")
+    assert both.returncode == 2 and "run folder only" in both.stderr
