@@ -3,7 +3,8 @@
 Reads only what `studio.history` reads back from the run folders, so it shows
 runs from before a restart too (cut-off ones as "interrupted"). "Try" and
 "Export" point the app's run_dir at the chosen run, which the Try and Export
-steps already follow.
+steps already follow; "Resume" carries on a stopped, failed or interrupted run
+and shows it on the Train tab, which follows the running job.
 """
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ import gradio as gr
 from components import evaluation_view, views
 from components.session import user_of
 from studio import history
-from studio.runs import MODEL_FILE
+from studio.runs import CHECKPOINT_FILE, MODEL_FILE, RunBusyError
+from studio.training import ResumeError, resume_training
 
 NO_COMPARISON = ("(no comparison)", "")
 PICK_A_RUN = "Choose a run above to see its curves and confusion matrix."
@@ -118,6 +120,30 @@ def export_run(run_id: str | None, request: gr.Request = None):
     return use_run(run_id, "export", user_of(request))
 
 
+def resume_run(run_id: str | None, request: gr.Request = None):
+    """(tab, message): carry on the chosen run after its last finished epoch, watched on the Train tab."""
+    if not run_id:
+        return gr.skip(), "Choose a run first."
+    user = user_of(request)
+    try:
+        folder = history.find_run(run_id, owner=user)
+        resume_training(folder, owner=user)
+    except history.RunNotFound as exc:
+        return gr.skip(), f"**{exc}** Press Refresh."
+    except (ResumeError, RunBusyError) as exc:
+        return gr.skip(), f"**Cannot resume {run_id}:** {exc}"
+    return gr.Tabs(selected="train"), f"Resuming **{run_id}**: follow it on the **Train** tab."
+
+
+def can_resume(run_id: str | None, request: gr.Request = None):
+    """Show Resume only for a run that has an epoch saved to carry on from."""
+    try:
+        folder = history.find_run(run_id, owner=user_of(request)) if run_id else None
+    except history.RunNotFound:
+        folder = None
+    return gr.Button(visible=bool(folder and (folder / CHECKPOINT_FILE).is_file()))
+
+
 def render() -> SimpleNamespace:
     gr.Markdown("Every training you ran is kept. Look back at any of them, compare two, "
                 "or pick one to try or export.")
@@ -127,7 +153,8 @@ def render() -> SimpleNamespace:
     table = gr.Dataframe(views.runs_table([]), label="All runs", interactive=False, elem_id="runs-table",
                          wrap=True)
     gr.Markdown("*Interrupted* means the studio was restarted while the run trained; its best model so far "
-                "is still kept.", elem_classes="ts-help")
+                "is still kept, and **Resume** carries it on from its last finished epoch (also for a "
+                "stopped or failed run).", elem_classes="ts-help")
     with gr.Row():
         run = gr.Dropdown([], value=None, label="Run to look at",
                           info="Shows this run's curves, confusion matrix and what the studio chose for it.")
@@ -137,6 +164,7 @@ def render() -> SimpleNamespace:
     with gr.Row():
         try_button = gr.Button("Try this run", variant="primary", elem_id="runs-try")
         export_button = gr.Button("Export this run", elem_id="runs-export")
+        resume_button = gr.Button("Resume this run", visible=False, elem_id="runs-resume")
     use_message = gr.Markdown("Try and Export use the run chosen above instead of the latest one.",
                               elem_id="runs-use-message")
     with gr.Row():
@@ -158,7 +186,8 @@ def render() -> SimpleNamespace:
     evaluation = evaluation_view.render("Confusion matrix (best epoch)", elem_prefix="runs-")
     choices = gr.Markdown("", elem_id="runs-choices")
     return SimpleNamespace(refresh=refresh, table=table, run=run, other=other, summary=summary,
-                           try_button=try_button, export_button=export_button, use_message=use_message,
+                           try_button=try_button, export_button=export_button, resume_button=resume_button,
+                           use_message=use_message,
                            loss=loss_plot, accuracy=acc_plot, compare=compare_plot, compare_note=compare_note,
                            confusion=evaluation.confusion, per_class=evaluation.per_class, evaluation=evaluation, choices=choices)
 
@@ -178,3 +207,5 @@ def bind(ui: SimpleNamespace, run_dir: gr.State, tabs: gr.Tabs, tab: gr.Tab) -> 
     ui.run.change(**comparing, api_visibility="private")
     ui.try_button.click(try_run, ui.run, [run_dir, tabs, ui.use_message], api_name="try_run")
     ui.export_button.click(export_run, ui.run, [run_dir, tabs, ui.use_message], api_name="export_run")
+    ui.run.change(can_resume, ui.run, ui.resume_button, api_visibility="private")
+    ui.resume_button.click(resume_run, ui.run, [tabs, ui.use_message], api_name="resume_run")

@@ -128,3 +128,36 @@ def test_runs_api_through_the_real_server(trained_run, past_runs):
         assert "Using run" in client.predict(past_runs["interrupted"], api_name="/try_run")
     finally:
         demo.close()
+
+
+def test_resume_carries_on_a_failed_run_and_shows_it_on_the_train_tab(small_dataset):
+    """Resume appears only for a run with a saved epoch, continues it in its own folder, and says why not
+    when it cannot (a finished run)."""
+    from studio import faults
+    from studio.runs import MANAGER
+    from studio.training import TrainConfig, start_training
+
+    def cut(epoch):
+        if epoch == 2:
+            raise OSError(28, "No space left on device")
+    faults.set_hook("save_checkpoint", cut)
+    try:
+        run = start_training(TrainConfig(data=str(small_dataset), backbone="mobilenetv2_100", freeze="all",
+                                         epochs=3, patience=0))
+        MANAGER.wait()
+    finally:
+        faults.set_hook("save_checkpoint", None)
+    assert run.snapshot()["status"] == "failed" and "disk is full" in run.snapshot()["error"]
+    assert runs_step.can_resume(run.id).visible is True
+
+    tabs, message = runs_step.resume_run(run.id)
+    assert tabs.selected == "train" and "Resuming" in message
+    MANAGER.wait()
+    final = MANAGER.current.snapshot()
+    assert final["id"] == run.id and final["status"] == "finished"
+    assert [h["epoch"] for h in final["history"]] == [1, 2, 3]
+    assert runs_step.can_resume(run.id).visible is False   # finished: nothing left to carry on
+
+    tabs, message = runs_step.resume_run(run.id)
+    assert "Cannot resume" in message and "nothing to resume" in message
+    assert "Choose a run" in runs_step.resume_run(None)[1]
