@@ -22,6 +22,7 @@ STEPS = [("data", "1. Data"), ("model", "2. Model"), ("train", "3. Train"), ("tr
 
 
 VIEWS = ["Simple", "Advanced"]
+GRADIO_CACHE_CLEANUP = (3600, 24 * 3600)  # (check every, delete copies older than), seconds
 
 
 def header_html() -> str:
@@ -31,7 +32,8 @@ def header_html() -> str:
 
 
 def build() -> gr.Blocks:
-    with gr.Blocks(title="Transfer Studio", analytics_enabled=False) as demo:
+    # Gradio keeps a copy of every file it serves: delete copies older than a day, checked hourly
+    with gr.Blocks(title="Transfer Studio", analytics_enabled=False, delete_cache=GRADIO_CACHE_CLEANUP) as demo:
         with gr.Row(equal_height=True):
             gr.HTML(header_html(), scale=5)
             view = gr.Radio(VIEWS, value="Simple", label="View", scale=1, min_width=200, elem_id="view-switch",

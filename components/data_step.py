@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import html
 import json
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from types import SimpleNamespace
@@ -12,7 +11,7 @@ import gradio as gr
 import pandas as pd
 
 from components import create_step, views
-from studio import paths
+from studio import paths, scratch
 from studio.data import DatasetError, open_dataset, prefix_preview
 from studio.doctor import DEFAULT_EXCLUDE, diagnose
 from studio.imaging import ImageDecodeError, open_rgb
@@ -78,7 +77,7 @@ def describe(source: str, progress=None, separator: str | None = None) -> tuple:
     lines.append("\nNext: **2. Model**.")
     findings = [asdict(f) for f in report.findings if f.paths or f.severity != "info"]
     finding_md, picker, leave_out, paths_by_kind = render_findings(findings, list(DEFAULT_EXCLUDE))
-    report_file = Path(tempfile.mkdtemp(prefix="studio-report-")) / "data-report.json"
+    report_file = scratch.new_folder("report-") / "data-report.json"
     report_file.write_text(json.dumps(report.to_dict(dataset), indent=2))
     source_state = {"source": str(dataset.root), "prefix_separator": separator or None}
     return (source_state, "\n".join(lines), views.counts_frame(counts), _gallery(dataset),

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import html
 import shutil
-import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -17,6 +16,7 @@ import gradio as gr
 from components.session import user_of
 from components.try_step import model_path
 from studio import bundle, parity
+from studio import scratch as studio_scratch
 from studio.export import FORMATS
 from studio.modelfile import ModelFileError
 
@@ -105,7 +105,7 @@ def export_model(choice: str, run_dir: str | None, user: str | None = None, prog
         return None, "**No trained model yet.** Train one in step 3 first."
     fmt = format_key(choice)
     run = source.parent
-    scratch = Path(tempfile.mkdtemp(prefix="studio-export-"))
+    scratch = studio_scratch.new_folder("export-")
     name = f"{run.name}-{fmt}"
     report = (lambda fraction, words: progress(fraction, desc=words)) if progress else None
     try:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import tempfile
 import time
 import unicodedata
 import zipfile
@@ -23,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from studio import paths
+from studio import paths, scratch
 from studio.data import SPLIT_NAMES, DatasetError, open_dataset, stratified_split
 from studio.doctor import MAX_PIXELS, MIN_TRAIN_PER_CLASS, MIN_VAL_PER_CLASS
 from studio.imaging import IMAGE_EXTENSIONS, ImageDecodeError, open_rgb
@@ -351,7 +350,7 @@ def add_arrays(folder: Path, name: str, frames: list, prefix: str = "webcam") ->
 
 def zip_dataset(folder: Path, destination: Path | None = None) -> Path:
     """The dataset as a .zip of its class folders (`<name>/<class>/<file>`), ready to upload anywhere."""
-    destination = Path(destination or Path(tempfile.mkdtemp(prefix="studio-dataset-")) / f"{folder.name}.zip")
+    destination = Path(destination or scratch.new_folder("dataset-") / f"{folder.name}.zip")
     with zipfile.ZipFile(destination, "w", zipfile.ZIP_STORED) as archive:  # photos are compressed already
         for name in classes(folder):
             for file in images(folder, name):
