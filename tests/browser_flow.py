@@ -194,6 +194,14 @@ def wait_for_training(page, timeout_s: float = TRAIN_TIMEOUT_S) -> dict:
             seen["final"] = status
             break
         page.wait_for_timeout(300)
+    # the status line comes with the light tick; the last epoch's matrix follows with the heavy refresh
+    # that the tick's run key triggers, a moment later: keep watching the matrix for a few seconds
+    settle = time.monotonic() + 5
+    while seen["final"] and time.monotonic() < settle:
+        cells = confusion_cells(page)
+        if cells and (not seen["matrices"] or seen["matrices"][-1] != cells):
+            seen["matrices"].append(cells)
+        page.wait_for_timeout(300)
     return seen
 
 
