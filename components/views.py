@@ -161,7 +161,7 @@ def choices_markdown(snapshot: dict | None) -> str:
 
 def run_status_words(status: str) -> str:
     """A run's status in the Runs table (adds the two statuses only a past run can have)."""
-    extra = {"interrupted": "Interrupted (studio restarted)", "unreadable": "Unreadable files"}
+    extra = {"interrupted": "Interrupted (studio restarted)", "damaged": "Damaged (files unreadable)"}
     return extra.get(status) or STATUS_WORDS.get(status, status)
 
 
@@ -189,7 +189,7 @@ def run_choice_label(row: dict) -> str:
 def run_summary_markdown(summary: dict) -> str:
     """A few plain sentences about one past run, including what an interruption means."""
     words = f"**{html.escape(summary['id'])}**: {html.escape(run_status_words(summary['status']))}."
-    if summary["status"] == "unreadable":
+    if summary["status"] == "damaged":
         return (f"{words} Its files could not be read ({html.escape(summary.get('error') or 'unknown')}), "
                 "so there is nothing to show.")
     best = summary.get("best_val_accuracy")

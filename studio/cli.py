@@ -265,7 +265,7 @@ def cmd_serve(args) -> int:
 
 
 def cmd_runs(args) -> int:
-    """Every run on disk with its status (running, finished, stopped, failed, interrupted, unreadable)."""
+    """Every run on disk with its status (running, finished, stopped, failed, interrupted, damaged)."""
     from studio.history import list_runs
     rows = list_runs()
     if args.json:

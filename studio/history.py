@@ -5,7 +5,7 @@ folder (see `runs`), so the history survives restarts. This module only reads:
 a run whose status.json still says it is active but which is not this process's
 live run was cut off by a restart, and is reported as "interrupted" (its best
 model so far is still usable), never rewritten. A folder whose files cannot be
-read is listed as "unreadable" instead of breaking the list.
+read is listed as "damaged", with the reason, instead of breaking the list.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from studio import evaluation, paths
 from studio.runs import ACTIVE_STATUSES, MANAGER, MODEL_FILE, load_history
 
 INTERRUPTED = "interrupted"
-UNREADABLE = "unreadable"
+UNREADABLE = "damaged"   # a run folder that cannot be read back (the reason is in "error")
 
 
 class RunNotFound(LookupError):
@@ -115,7 +115,7 @@ def summarize(run_dir: Path, live_dir: Path | None = None) -> dict:
 
 
 def _dated(row: dict, run_dir: Path) -> dict:
-    """An unreadable run still sorts by when it was made (its id's date, else its folder's)."""
+    """A damaged run still sorts by when it was made (its id's date, else its folder's)."""
     if row["started"] is None:
         row["started"] = run_dir.stat().st_mtime
     return row

@@ -84,10 +84,10 @@ def test_runs_listing_shows_every_status(trained_run, capsys):
         rows = {row["id"]: row for row in map(json.loads, capsys.readouterr().out.splitlines())}
         assert rows[trained_run["id"]]["status"] == "finished"
         assert rows[cut_off.name]["status"] == "interrupted"
-        assert rows[damaged.name]["status"] == "unreadable" and "damaged" in rows[damaged.name]["error"]
+        assert rows[damaged.name]["status"] == "damaged" and "damaged" in rows[damaged.name]["error"]
         assert main(["runs"]) == 0
         text = capsys.readouterr().out
-        assert "interrupted" in text and "unreadable" in text and trained_run["id"] in text
+        assert "interrupted" in text and "damaged" in text and trained_run["id"] in text
     finally:
         shutil.rmtree(cut_off)
         shutil.rmtree(damaged)

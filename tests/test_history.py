@@ -108,12 +108,12 @@ def test_unreadable_runs_are_listed_not_fatal(trained_run, tmp_path):
     rows = {row["id"]: row for row in history.list_runs(tmp_path)}
     assert set(rows) == {"fine", "20200101-120000-broken", "half"}
     assert rows["fine"]["status"] == "finished"
-    assert rows["20200101-120000-broken"]["status"] == "unreadable" and "JSONDecodeError" in rows[
+    assert rows["20200101-120000-broken"]["status"] == "damaged" and "JSONDecodeError" in rows[
         "20200101-120000-broken"]["error"]
     assert rows["20200101-120000-broken"]["started"] == history._started_from_id("20200101-120000-broken")
-    assert rows["half"]["status"] == "unreadable"
+    assert rows["half"]["status"] == "damaged"
     details = history.load_run("half", tmp_path)
-    assert details["summary"]["status"] == "unreadable" and details["confusion"] is None
+    assert details["summary"]["status"] == "damaged" and details["confusion"] is None
 
 
 def test_find_run_takes_ids_not_paths(tmp_path):

@@ -39,7 +39,7 @@ def test_list_runs_fills_the_table_and_both_dropdowns(trained_run, past_runs):
     assert lines.loc[past_runs["interrupted"], "Status"].startswith("Interrupted")
     assert lines.loc[trained_run["id"], "Best accuracy"] == f"{trained_run['best_val_accuracy']:.1%}"
     ids = [value for _, value in picker.choices]
-    newest_readable = table[table.Status != "Unreadable files"].Run.iloc[0]
+    newest_readable = table[table.Status != "Damaged (files unreadable)"].Run.iloc[0]
     assert set(ids) == set(table.Run) and picker.value == newest_readable  # newest first, newest chosen
     assert list(table.Started) == sorted(table.Started, reverse=True)
     assert other.choices[0] == runs_step.NO_COMPARISON and other.value == ""
