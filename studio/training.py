@@ -749,7 +749,8 @@ def failure_words(exc: Exception) -> str:
     if isinstance(exc, OSError) and exc.errno in DISK_WORDS:
         where = f" ({exc.filename})" if exc.filename else ""
         return (f"Could not save{where}: {DISK_WORDS[exc.errno]}. The epochs finished so far and the best "
-                "model saved before this are kept; free some space and start again.")
+                "model saved before this are kept; free some space, then resume the run (Resume in the Runs "
+                "view, or studio train --resume).")
     if isinstance(exc, MemoryError):
         return str(exc) or "Out of memory: choose a smaller backbone or batch size."
     return str(exc) if _is_user_error(exc) else f"{exc.__class__.__name__}: {exc}"

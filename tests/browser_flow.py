@@ -293,7 +293,7 @@ def step_runs(page) -> str:
     """Runs: open the tab; returns the text of the runs table once it lists a run."""
     go_to_tab(page, "Runs")
     table = page.locator("#runs-table")
-    table.filter(has_text=re.compile(r"finished|stopped|interrupted", re.I)).wait_for(timeout=30_000)
+    table.filter(has_text=re.compile(r"finished|stopped|failed|interrupted", re.I)).wait_for(timeout=30_000)
     return table.inner_text()
 
 

@@ -152,3 +152,50 @@ def test_the_wizard_in_a_real_browser(browser, server, tmp_path):
     finally:
         shots.report()
         page.close()
+
+
+def test_resume_a_failed_run_from_the_runs_view(browser, server, small_dataset):
+    """A run that failed after its second epoch (disk full while saving) shows **Resume this run**;
+    clicking it carries the run on in the Train tab to its last epoch."""
+    from components import views
+    from studio import faults, history, paths
+    from studio.runs import MANAGER
+    from studio.training import TrainConfig, start_training
+
+    MANAGER.wait()
+
+    def full_disk(epoch):
+        if epoch == 3:
+            raise OSError(28, "No space left on device")
+    faults.set_hook("save_checkpoint", full_disk)
+    try:
+        run = start_training(TrainConfig(data=str(small_dataset), backbone="mobilenetv2_100", freeze="all",
+                                         epochs=4, patience=0, runs_root=str(paths.runs_dir())))
+        MANAGER.wait()
+    finally:
+        faults.set_hook("save_checkpoint", None)
+    assert run.snapshot()["status"] == "failed"
+
+    page = flow.new_page(browser)
+    shots = flow.Screenshots(flow.SCREENSHOTS)
+    try:
+        flow.open_studio(page, server)
+        flow.step_runs(page)
+        flow.choose_dropdown(page, "Run to look at", views.run_choice_label(history.summarize(run.dir)))
+        resume = page.locator("#runs-resume")
+        resume.wait_for(state="visible", timeout=30_000)
+        shots.take(page, "runs-resume")
+        resume.click()
+        page.locator("#train-status").wait_for(state="visible", timeout=30_000)   # the Train tab opened
+        seen = flow.wait_for_training(page)
+        assert re.search(r"\bFinished\.", seen["final"]), seen
+        final = run.snapshot() if MANAGER.current is None else MANAGER.current.snapshot()
+        assert final["id"] == run.id and final["status"] == "finished", final["status"]
+        assert [h["epoch"] for h in final["history"]] == [1, 2, 3, 4] and "Resumed after epoch 2." in final["notes"]
+        flow.assert_no_errors(page, "resuming a run")
+    except BaseException:
+        shots.take(page, "failure-resume")
+        raise
+    finally:
+        shots.report()
+        page.close()

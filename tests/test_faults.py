@@ -34,7 +34,7 @@ def test_a_full_disk_while_saving_keeps_the_earlier_best_and_says_what_to_do(sma
     snapshot = run.snapshot()
     assert len(saves) == 2, saves  # (a seeded run: a later epoch always improves on the first here)
     assert snapshot["status"] == "failed"
-    assert "the disk is full" in snapshot["error"] and "start again" in snapshot["error"]
+    assert "the disk is full" in snapshot["error"] and "resume the run" in snapshot["error"]
     model, meta = modelfile.load(tmp_path / "run" / MODEL_FILE)  # the epoch-1 best is whole
     assert meta["summary"]["epoch"] == saves[0]
     assert not list((tmp_path / "run").glob("*.partial"))
