@@ -17,7 +17,8 @@ from components import evaluation_view, views
 from components.session import user_of
 from studio import history
 from studio.runs import CHECKPOINT_FILE, MODEL_FILE, RunBusyError
-from studio.training import ResumeError, resume_training
+from studio.checkpoints import ResumeError
+from studio.training import resume_training
 
 NO_COMPARISON = ("(no comparison)", "")
 PICK_A_RUN = "Choose a run above to see its curves and confusion matrix."

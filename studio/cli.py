@@ -34,7 +34,8 @@ def _bar(snapshot: dict, width: int = 30) -> str:
 def cmd_train(args) -> int:
     from studio.data import DatasetError, check_trainable, open_dataset
     from studio.doctor import DEFAULT_EXCLUDE
-    from studio.training import ResumeError, TrainConfig, resume_training, start_training
+    from studio.checkpoints import ResumeError
+    from studio.training import TrainConfig, resume_training, start_training
 
     if args.resume:
         if args.data:

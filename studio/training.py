@@ -20,7 +20,6 @@ from __future__ import annotations
 import errno
 import json
 import math
-import os
 import shutil
 import time
 import warnings
@@ -31,7 +30,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from studio import augment, backbones, evaluation, faults, hardware, modelfile, optim, recipe
+from studio import augment, backbones, checkpoints, evaluation, faults, hardware, modelfile, optim, recipe
+from studio.checkpoints import ResumeError
 from studio.data import check_trainable, open_dataset
 from studio.doctor import DEFAULT_EXCLUDE, SquareCache, apply_exclusions, diagnose, leave_out_files
 from studio.hardware import pick_device
@@ -68,12 +68,6 @@ def _weights_fingerprint(model: torch.nn.Module) -> tuple:
 class StopRequested(Exception):
     """Raised inside the loop when the user pressed Stop."""
 
-
-class ResumeError(ValueError):
-    """A run cannot be resumed; the message says why and what to do instead."""
-
-
-CHECKPOINT_FORMAT = 1   # resume.pt: a plain dict of tensors, numbers and lists (loads with weights_only)
 
 
 class _Features(torch.nn.Module):
@@ -688,20 +682,13 @@ class Trainer:
         The head stage keeps only the head: the frozen backbone's features are made again from the
         same seed. Plain tensors, numbers and lists only, so it loads with `weights_only=True`.
         """
-        state = {"format": CHECKPOINT_FORMAT, "stage": stage, "epoch": epoch,
+        state = {"stage": stage, "epoch": epoch,
                  "weights": {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()},
                  "optimizer": optimizer.state_dict(), "generator": self.generator.get_state(),
                  "best_key": list(self._best_key) if self._best_key else None,
                  "epochs_without_gain": self._epochs_without_gain, **extra}
         faults.check("save_checkpoint", epoch=epoch)
-        target = self.run.dir / CHECKPOINT_FILE
-        partial = target.with_name(target.name + ".partial")
-        try:
-            torch.save(state, partial)
-            os.replace(partial, target)
-        except OSError:
-            partial.unlink(missing_ok=True)   # a full disk: the previous epoch's checkpoint stays whole
-            raise
+        checkpoints.write(self.run.dir, state)
 
     def _take_back_best(self) -> None:
         """The best model and its score so far, so a resumed run still keeps the best of all epochs."""
@@ -769,21 +756,6 @@ def start_training(config: TrainConfig, run_dir: str | Path | None = None) -> Ru
                          Path(resolved.runs_root) if resolved.runs_root else None, run_dir)
 
 
-def read_checkpoint(run_dir: str | Path) -> dict:
-    """A run's resume.pt, loaded without running any code it might hold (`weights_only`)."""
-    path = Path(run_dir) / CHECKPOINT_FILE
-    if not path.is_file():
-        raise ResumeError(f"{Path(run_dir).name} has no finished epoch saved to resume from: train it again.")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # a crafted pickle, a damaged or foreign file: never unpickled
-        raise ResumeError(f"{path} is not a checkpoint the studio wrote (it is damaged or holds code), so it "
-                          "was not loaded. Train the run again.") from None
-    if (not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT
-            or state.get("stage") not in ("head", "fine_tune") or not isinstance(state.get("epoch"), int)):
-        raise ResumeError(f"{path} is not a checkpoint this version of the studio can resume. Train the run again.")
-    return state
-
 
 def resume_training(run_dir: str | Path, owner: str | None = None) -> Run:
     """Carry on a stopped, failed or interrupted run after its last finished epoch, in its own folder."""
@@ -801,7 +773,7 @@ def resume_training(run_dir: str | Path, owner: str | None = None) -> Run:
         raise ResumeError("That run is still training.")
     if status == "finished":
         raise ResumeError("That run finished: there is nothing to resume. Try or export its model instead.")
-    checkpoint = read_checkpoint(run_dir)
+    checkpoint = checkpoints.read(run_dir)
     known = {f for f in TrainConfig.__dataclass_fields__}
     config = TrainConfig(**{k: v for k, v in saved.items() if k in known})
     if not Path(config.data).exists():

@@ -10,7 +10,9 @@ import torch
 
 from studio import faults
 from studio.runs import CHECKPOINT_FILE, MANAGER, MODEL_FILE
-from studio.training import ResumeError, TrainConfig, read_checkpoint, resume_training, start_training
+from studio.checkpoints import ResumeError
+from studio.checkpoints import read as read_checkpoint
+from studio.training import TrainConfig, resume_training, start_training
 
 
 @pytest.fixture(autouse=True)
