@@ -148,3 +148,23 @@ def test_resume_from_the_command_line(small_dataset, tmp_path, trained_run):
     assert again.returncode == 2 and "nothing to resume" in again.stderr and "Traceback" not in again.stderr
     both = studio(small_dataset, "--resume", tmp_path / "run")
     assert both.returncode == 2 and "run folder only" in both.stderr
+
+
+def test_a_dataset_changed_since_the_run_started_is_not_mixed_in(small_dataset, tmp_path):
+    import shutil
+    data = tmp_path / "data"
+    shutil.copytree(small_dataset, data)
+    config = TrainConfig(data=str(data), backbone="mobilenetv2_100", freeze="all", epochs=3, patience=0)
+    faults.set_hook("save_checkpoint", crash_when_saving(2))
+    train(config, tmp_path / "run")
+    faults.set_hook("save_checkpoint", None)
+    from conftest import example_files
+    new_bee = example_files("train", "bees", 60)[-1]   # not among the first 24 the run trains on
+    shutil.copy(new_bee, data / "train" / "bees" / "one-more-bee.jpg")   # the user added a photo meanwhile
+
+    resumed = resume_training(tmp_path / "run")
+    MANAGER.wait()
+    final = resumed.snapshot()
+    assert final["status"] == "failed" and "dataset changed" in final["error"], final["error"]
+    assert [h["epoch"] for h in final["history"]] == [1]   # what was learnt before is kept
+    assert read_checkpoint(tmp_path / "run")["epoch"] == 1  # and can still be resumed once the data is back
