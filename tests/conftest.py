@@ -74,6 +74,37 @@ def exports(trained_run):
                                       check_data=fmt == "bundle")
     return made
 
+@pytest.fixture(scope="module")
+def server():
+    """The real studio server (no login), once per test module; yields its URL."""
+    from components.app import launch
+    demo, url = launch(port=free_port(), block=False)
+    yield url
+    demo.close()
+
+
+def cut_off_run(config, saving_epoch: int, run_dir=None):
+    """Train `config` until the disk fills while epoch `saving_epoch`'s checkpoint is written: that
+    epoch is recorded, its checkpoint is not (the hardest moment to resume from). Returns the Run."""
+    import errno
+
+    from studio import faults
+    from studio.runs import MANAGER
+    from studio.training import start_training
+
+    def full_disk(epoch):
+        if epoch == saving_epoch:
+            raise OSError(errno.ENOSPC, "No space left on device")
+    MANAGER.wait()
+    faults.set_hook("save_checkpoint", full_disk)
+    try:
+        run = start_training(config, run_dir=run_dir)
+        MANAGER.wait()
+    finally:
+        faults.set_hook("save_checkpoint", None)
+    return run
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -2,18 +2,9 @@
 import re
 import time
 
-import pytest
 from gradio_client import Client, handle_file
 
-from conftest import example_files, free_port
-
-
-@pytest.fixture(scope="module")
-def server():
-    from components.app import launch
-    demo, url = launch(port=free_port(), block=False)
-    yield url
-    demo.close()
+from conftest import example_files
 
 
 def test_wizard_end_to_end(server, tmp_path):

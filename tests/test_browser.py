@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 import browser_flow as flow
-from conftest import example_files, free_port
+from conftest import example_files
 
 EXAMPLE_VAL_IMAGES = 153  # 70 ants + 83 bees in assets/example/hymenoptera/val
 
@@ -33,14 +33,6 @@ def browser():
         chromium = flow.launch_browser(playwright, executable)
         yield chromium
         chromium.close()
-
-
-@pytest.fixture(scope="module")
-def server(browser):
-    from components.app import launch
-    demo, url = launch(port=free_port(), block=False)
-    yield url
-    demo.close()
 
 
 def test_the_wizard_in_a_real_browser(browser, server, tmp_path):
@@ -158,22 +150,13 @@ def test_resume_a_failed_run_from_the_runs_view(browser, server, small_dataset):
     """A run that failed after its second epoch (disk full while saving) shows **Resume this run**;
     clicking it carries the run on in the Train tab to its last epoch."""
     from components import views
-    from studio import faults, history, paths
+    from conftest import cut_off_run
+    from studio import history, paths
     from studio.runs import MANAGER
-    from studio.training import TrainConfig, start_training
+    from studio.training import TrainConfig
 
-    MANAGER.wait()
-
-    def full_disk(epoch):
-        if epoch == 3:
-            raise OSError(28, "No space left on device")
-    faults.set_hook("save_checkpoint", full_disk)
-    try:
-        run = start_training(TrainConfig(data=str(small_dataset), backbone="mobilenetv2_100", freeze="all",
-                                         epochs=4, patience=0, runs_root=str(paths.runs_dir())))
-        MANAGER.wait()
-    finally:
-        faults.set_hook("save_checkpoint", None)
+    run = cut_off_run(TrainConfig(data=str(small_dataset), backbone="mobilenetv2_100", freeze="all", epochs=4,
+                                  patience=0, runs_root=str(paths.runs_dir())), saving_epoch=3)
     assert run.snapshot()["status"] == "failed"
 
     page = flow.new_page(browser)

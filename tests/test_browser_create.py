@@ -14,7 +14,7 @@ import re
 import pytest
 
 import browser_flow as flow
-from conftest import example_files, free_port
+from conftest import example_files
 
 PHONE = {"width": 390, "height": 844}
 
@@ -27,14 +27,6 @@ def browser():
         chromium = flow.launch_browser_with_fake_camera(playwright, executable)
         yield chromium
         chromium.close()
-
-
-@pytest.fixture(scope="module")
-def server(browser):
-    from components.app import launch
-    demo, url = launch(port=free_port(), block=False)
-    yield url
-    demo.close()
 
 
 @pytest.fixture(scope="module")

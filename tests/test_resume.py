@@ -8,10 +8,11 @@ import sys
 import pytest
 import torch
 
+from conftest import cut_off_run, example_files
 from studio import faults
-from studio.runs import CHECKPOINT_FILE, MANAGER, MODEL_FILE
 from studio.checkpoints import ResumeError
 from studio.checkpoints import read as read_checkpoint
+from studio.runs import CHECKPOINT_FILE, MANAGER, MODEL_FILE
 from studio.training import TrainConfig, resume_training, start_training
 
 
@@ -19,15 +20,6 @@ from studio.training import TrainConfig, resume_training, start_training
 def no_hooks_left():
     yield
     faults.set_hook("save_checkpoint", None)
-
-
-def crash_when_saving(epoch_to_crash: int):
-    """A fault right after epoch `epoch_to_crash` is recorded, before its checkpoint: the hardest moment
-    (metrics.jsonl is one epoch ahead of resume.pt)."""
-    def hook(epoch):
-        if epoch == epoch_to_crash:
-            raise RuntimeError("the machine went away")
-    return hook
 
 
 def train(config: TrainConfig, run_dir):
@@ -52,9 +44,7 @@ def test_a_resumed_run_ends_exactly_as_an_unbroken_one(small_dataset, tmp_path, 
     assert unbroken["status"] == "finished", unbroken["error"]
     assert not (tmp_path / "unbroken" / CHECKPOINT_FILE).exists()  # a finished run gives the disk back
 
-    faults.set_hook("save_checkpoint", crash_when_saving(crash_after + 1))
-    cut = train(config, tmp_path / "cut")
-    faults.set_hook("save_checkpoint", None)
+    cut = cut_off_run(config, crash_after + 1, tmp_path / "cut").snapshot()
     assert cut["status"] == "failed" and len(cut["history"]) == crash_after + 1
     assert read_checkpoint(tmp_path / "cut")["epoch"] == crash_after
 
@@ -116,9 +106,7 @@ class _Payload:
 @pytest.mark.parametrize("packing", ["raw pickle", "torch.save archive"])
 def test_a_crafted_checkpoint_is_refused_without_running_it(small_dataset, tmp_path, packing):
     config = TrainConfig(data=str(small_dataset), backbone="mobilenetv2_100", freeze="all", epochs=3, patience=0)
-    faults.set_hook("save_checkpoint", crash_when_saving(2))
-    train(config, tmp_path / "run")
-    faults.set_hook("save_checkpoint", None)
+    cut_off_run(config, 2, tmp_path / "run")
     marker = tmp_path / "pwned"
     checkpoint = tmp_path / "run" / CHECKPOINT_FILE
     if packing == "raw pickle":
@@ -132,9 +120,7 @@ def test_a_crafted_checkpoint_is_refused_without_running_it(small_dataset, tmp_p
 
 def test_resume_from_the_command_line(small_dataset, tmp_path, trained_run):
     config = TrainConfig(data=str(small_dataset), backbone="mobilenetv2_100", freeze="all", epochs=3, patience=0)
-    faults.set_hook("save_checkpoint", crash_when_saving(2))
-    train(config, tmp_path / "run")
-    faults.set_hook("save_checkpoint", None)
+    cut_off_run(config, 2, tmp_path / "run")
 
     def studio(*args):
         return subprocess.run([sys.executable, "-m", "studio", "train", *map(str, args)], capture_output=True,
@@ -155,10 +141,7 @@ def test_a_dataset_changed_since_the_run_started_is_not_mixed_in(small_dataset, 
     data = tmp_path / "data"
     shutil.copytree(small_dataset, data)
     config = TrainConfig(data=str(data), backbone="mobilenetv2_100", freeze="all", epochs=3, patience=0)
-    faults.set_hook("save_checkpoint", crash_when_saving(2))
-    train(config, tmp_path / "run")
-    faults.set_hook("save_checkpoint", None)
-    from conftest import example_files
+    cut_off_run(config, 2, tmp_path / "run")
     new_bee = example_files("train", "bees", 60)[-1]   # not among the first 24 the run trains on
     shutil.copy(new_bee, data / "train" / "bees" / "one-more-bee.jpg")   # the user added a photo meanwhile
 

@@ -133,20 +133,12 @@ def test_runs_api_through_the_real_server(trained_run, past_runs):
 def test_resume_carries_on_a_failed_run_and_shows_it_on_the_train_tab(small_dataset):
     """Resume appears only for a run with a saved epoch, continues it in its own folder, and says why not
     when it cannot (a finished run)."""
-    from studio import faults
+    from conftest import cut_off_run
     from studio.runs import MANAGER
-    from studio.training import TrainConfig, start_training
+    from studio.training import TrainConfig
 
-    def cut(epoch):
-        if epoch == 2:
-            raise OSError(28, "No space left on device")
-    faults.set_hook("save_checkpoint", cut)
-    try:
-        run = start_training(TrainConfig(data=str(small_dataset), backbone="mobilenetv2_100", freeze="all",
-                                         epochs=3, patience=0))
-        MANAGER.wait()
-    finally:
-        faults.set_hook("save_checkpoint", None)
+    run = cut_off_run(TrainConfig(data=str(small_dataset), backbone="mobilenetv2_100", freeze="all", epochs=3,
+                                  patience=0), saving_epoch=2)
     assert run.snapshot()["status"] == "failed" and "disk is full" in run.snapshot()["error"]
     assert runs_step.can_resume(run.id).visible is True
 
