@@ -111,5 +111,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+NO_SKIPS = os.environ.get("STUDIO_NO_SKIPS", "").strip() not in ("", "0")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """With STUDIO_NO_SKIPS=1 (CI sets it) a skipped test fails, with its reason: nothing skips silently."""
+    outcome = yield
+    report = outcome.get_result()
+    if NO_SKIPS and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped, and STUDIO_NO_SKIPS=1 makes a skip a failure: {reason}"
+
+
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(WORKSPACE, ignore_errors=True)
