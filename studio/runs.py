@@ -48,11 +48,12 @@ def new_run_id(backbone: str) -> str:
 class Run:
     """Live state of one training run (thread-safe)."""
 
-    def __init__(self, directory: Path, config: dict, resume_after: int | None = None):
-        """A new run in `directory`; with `resume_after`, the run already there, continued after that epoch."""
+    def __init__(self, directory: Path, config: dict, resume_from: dict | None = None):
+        """A new run in `directory`; with `resume_from` (its checkpoint), the run already there, continued
+        after the checkpoint's epoch."""
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
-        if resume_after is None:
+        if resume_from is None:
             for leftover in RUN_FILES:  # a folder reused for a new run starts clean
                 (self.dir / leftover).unlink(missing_ok=True)
         self.id = self.dir.name
@@ -66,15 +67,24 @@ class Run:
             "confusion": None, "per_class": None, "best_val_accuracy": None, "best_epoch": None,
             "model_path": None, "started": time.time(), "finished": None, "notes": [],
         }
-        if resume_after is not None:
-            self._reopen(resume_after)
+        if resume_from is not None:
+            self._reopen(resume_from)
         write_json_atomic(self.dir / "config.json", config)
         self._write_status()
 
-    def _reopen(self, epochs_done: int) -> None:
-        """Take back what the folder knows up to `epochs_done`; later lines (an epoch recorded
-        but never checkpointed before a crash) are dropped, so the history has no gaps or repeats."""
+    def _reopen(self, checkpoint: dict) -> None:
+        """Take back what the folder knows up to the checkpoint's epoch.
+
+        The checkpoint is written before its epoch is announced, so it carries that epoch's record
+        and the best so far: an epoch missing from metrics.jsonl (a crash just after the save) is put
+        back from it, and later lines (never checkpointed) are dropped, so the history has no gaps
+        or repeats.
+        """
+        epochs_done = checkpoint["epoch"]
         kept = [row for row in load_history(self.dir) if row.get("epoch", 0) <= epochs_done]
+        record = checkpoint.get("epoch_record")
+        if record and not any(row.get("epoch") == epochs_done for row in kept):
+            kept.append(dict(record))
         partial = self.dir / "metrics.jsonl.partial"
         partial.write_text("".join(json.dumps(row) + "\n" for row in kept))
         os.replace(partial, self.dir / "metrics.jsonl")
@@ -83,13 +93,15 @@ class Run:
         except (OSError, ValueError):
             previous = {}
         history = [{k: v for k, v in row.items() if k != "confusion_matrix"} for row in kept]
-        best = previous.get("best_epoch")
         by_epoch = {row["epoch"]: row for row in kept}
+        best = checkpoint.get("best") or {"epoch": previous.get("best_epoch"),
+                                          "val_accuracy": previous.get("best_val_accuracy")}
+        best_confusion = best.get("confusion") or by_epoch.get(best.get("epoch"), {}).get("confusion_matrix")
         self._state.update(
             history=history, epoch=epochs_done, classes=previous.get("classes") or [],
             confusion=kept[-1].get("confusion_matrix") if kept else None,
-            best_val_accuracy=previous.get("best_val_accuracy"), best_epoch=best,
-            best_confusion=by_epoch.get(best, {}).get("confusion_matrix"),
+            best_val_accuracy=best.get("val_accuracy"), best_epoch=best.get("epoch"),
+            best_confusion=best_confusion,
             model_path=str(self.dir / MODEL_FILE) if (self.dir / MODEL_FILE).is_file() else None,
             notes=[*previous.get("notes", []), f"Resumed after epoch {epochs_done}."],
             resumed_after=epochs_done)
@@ -177,7 +189,7 @@ class JobManager:
         self._thread: threading.Thread | None = None
 
     def start(self, config: dict, target: Callable[[Run], None], runs_root: Path | None = None,
-              run_dir: Path | None = None, resume_after: int | None = None) -> Run:
+              run_dir: Path | None = None, resume_from: dict | None = None) -> Run:
         with self._lock:
             if self.current is not None and self.current.is_active():
                 snap = self.current.snapshot()
@@ -187,7 +199,7 @@ class JobManager:
                                    "Wait for it to finish or stop it first.")
             root = Path(runs_root) if runs_root else paths.runs_dir()
             run = Run(Path(run_dir) if run_dir else root / new_run_id(config.get("backbone", "model")), config,
-                      resume_after)
+                      resume_from)
             self.current = run
             self._thread = threading.Thread(target=target, args=(run,), name=f"train-{run.id}", daemon=True)
             self._thread.start()

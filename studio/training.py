@@ -18,6 +18,7 @@ thread through the job manager, which is what the page and the CLI use.
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import math
 import shutil
@@ -26,6 +27,7 @@ import warnings
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -478,8 +480,8 @@ class Trainer:
                 val_logits = head(val_feats)
             self._progress("Training the new head", epoch, epochs, 0.75, 0.25)
             stop = not self._end_epoch(epoch, float(loss_sum) / seen, int(correct) / seen, val_logits, val_y, started,
+                                       functools.partial(self._save_checkpoint, "head", epoch, head, optimizer),
                                        last=epoch == epochs or not early_stop)
-            self._save_checkpoint("head", epoch, head, optimizer)
             self._lap("head_epochs")
             if stop:
                 break
@@ -572,10 +574,10 @@ class Trainer:
                 schedule = self._resumed_schedule(optimizer, steps_done, remaining)
                 continue  # this epoch again, in smaller batches
             val_logits = self._predict_pixels(val_px)
+            checkpoint = functools.partial(self._save_checkpoint, "fine_tune", epoch, model, optimizer,
+                                           steps_done=steps_done, batch_size=batch_size, plan=self._plan)
             stop = not self._end_epoch(epoch, float(loss_sum) / seen, int(correct) / seen, val_logits, val_y, started,
-                                       last=epoch == last_epoch)
-            self._save_checkpoint("fine_tune", epoch, model, optimizer, steps_done=steps_done, batch_size=batch_size,
-                                  plan=self._plan)
+                                       checkpoint, last=epoch == last_epoch)
             self._lap("first_fine_tuning_epoch" if epoch == first_epoch else "fine_tuning_epochs")
             if stop:
                 break
@@ -617,8 +619,13 @@ class Trainer:
 
     # ------------------------------------------------------------------ bookkeeping
     def _end_epoch(self, epoch: int, train_loss: float, train_acc: float, val_logits: torch.Tensor,
-                   val_y: torch.Tensor, started: float, last: bool = False) -> bool:
-        """Record the epoch, keep the model if it is the best so far; False when this stage should stop."""
+                   val_y: torch.Tensor, started: float, checkpoint: Callable[..., None], last: bool = False) -> bool:
+        """Keep the model if it is the best so far, save the checkpoint, then announce the epoch;
+        False when this stage should stop.
+
+        The checkpoint comes before the epoch reaches metrics.jsonl and the page, so an epoch the
+        studio calls done can always be resumed: a crash in between loses an epoch nobody was told of.
+        """
         val_loss = F.cross_entropy(val_logits, val_y).item()
         predicted = val_logits.argmax(1)
         matrix = evaluation.confusion_matrix(val_y.cpu(), predicted.cpu(), len(self.classes))
@@ -629,10 +636,10 @@ class Trainer:
                    "elapsed_seconds": round(time.perf_counter() - self._t0, 3)}
         evaluation.predictions_table(self.val_files, val_y, val_logits, self.classes).to_csv(
             self.run.dir / evaluation.LATEST_PREDICTIONS_FILE, index=False)
-        self.run.record_epoch(metrics, matrix, evaluation.per_class_metrics(matrix, self.classes))
         # better = higher accuracy, or the same accuracy with a lower loss (small validation sets tie often)
         key = (round(val_acc, 6), -val_loss)
-        if self._best_key is None or key > self._best_key:
+        improved = self._best_key is None or key > self._best_key
+        if improved:
             self._best_key, self._epochs_without_gain = key, 0
             self._best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
             faults.check("save_model", epoch=epoch)
@@ -641,10 +648,18 @@ class Trainer:
             path = modelfile.save(self.model, self.run.dir / MODEL_FILE, self.cfg.backbone, self.classes,
                                   self.prep, {"epoch": epoch, "val_accuracy": val_acc,
                                               "freeze": str(self.cfg.freeze), "run_id": self.run.id})
-            self.run.update(best_val_accuracy=val_acc, best_epoch=epoch, best_confusion=matrix,
-                            model_path=str(path))
         else:
             self._epochs_without_gain += 1
+        previous = self.run.snapshot()
+        best = ({"epoch": epoch, "val_accuracy": val_acc, "confusion": matrix} if improved else
+                {"epoch": previous["best_epoch"], "val_accuracy": previous["best_val_accuracy"],
+                 "confusion": previous.get("best_confusion")})
+        checkpoint(epoch_record={**metrics, "confusion_matrix": matrix}, best=best)
+        faults.check("announce_epoch", epoch=epoch)
+        self.run.record_epoch(metrics, matrix, evaluation.per_class_metrics(matrix, self.classes))
+        if improved:
+            self.run.update(best_val_accuracy=val_acc, best_epoch=epoch, best_confusion=matrix,
+                            model_path=str(path))
         self.run.update(epoch=epoch, advice=self._overfitting_advice())
         patience = self.cfg.patience or 0
         if patience and self._epochs_without_gain >= patience and not last:
@@ -779,4 +794,4 @@ def resume_training(run_dir: str | Path, owner: str | None = None) -> Run:
     if not Path(config.data).exists():
         raise ResumeError(f"The run's data ({config.data}) is no longer there, so it cannot be resumed.")
     return MANAGER.start(asdict(config), lambda run: run_training(config, run, checkpoint), run_dir=run_dir,
-                         resume_after=checkpoint["epoch"])
+                         resume_from=checkpoint)

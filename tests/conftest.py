@@ -85,7 +85,7 @@ def server():
 
 def cut_off_run(config, saving_epoch: int, run_dir=None):
     """Train `config` until the disk fills while epoch `saving_epoch`'s checkpoint is written: that
-    epoch is recorded, its checkpoint is not (the hardest moment to resume from). Returns the Run."""
+    epoch is neither checkpointed nor announced (the checkpoint comes first). Returns the Run."""
     import errno
 
     from studio import faults

@@ -20,6 +20,7 @@ from studio.training import TrainConfig, resume_training, start_training
 def no_hooks_left():
     yield
     faults.set_hook("save_checkpoint", None)
+    faults.set_hook("announce_epoch", None)
 
 
 def train(config: TrainConfig, run_dir):
@@ -45,7 +46,7 @@ def test_a_resumed_run_ends_exactly_as_an_unbroken_one(small_dataset, tmp_path, 
     assert not (tmp_path / "unbroken" / CHECKPOINT_FILE).exists()  # a finished run gives the disk back
 
     cut = cut_off_run(config, crash_after + 1, tmp_path / "cut").snapshot()
-    assert cut["status"] == "failed" and len(cut["history"]) == crash_after + 1
+    assert cut["status"] == "failed" and len(cut["history"]) == crash_after   # the unsaved epoch was never announced
     assert read_checkpoint(tmp_path / "cut")["epoch"] == crash_after
 
     resumed = resume_training(tmp_path / "cut")
@@ -61,6 +62,82 @@ def test_a_resumed_run_ends_exactly_as_an_unbroken_one(small_dataset, tmp_path, 
     lines = (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [h["epoch"] for h in unbroken["history"]]
     assert not (tmp_path / "cut" / CHECKPOINT_FILE).exists()
+
+
+def test_an_epoch_is_checkpointed_before_it_is_announced(small_dataset, tmp_path):
+    """When an epoch's checkpoint is written, neither metrics.jsonl nor the live run knows the epoch yet."""
+    seen = []
+
+    def look(epoch):
+        metrics = tmp_path / "run" / "metrics.jsonl"
+        lines = metrics.read_text().splitlines() if metrics.is_file() else []
+        seen.append((epoch, [json.loads(line)["epoch"] for line in lines],
+                     [h["epoch"] for h in MANAGER.current.snapshot()["history"]]))
+    faults.set_hook("save_checkpoint", look)
+    config = TrainConfig(data=str(small_dataset), backbone="mobilenetv2_100", freeze="auto", epochs=3, patience=0)
+    done = train(config, tmp_path / "run")
+    assert done["status"] == "finished", done["error"]
+    assert len(seen) == len(done["history"]) >= 2   # every epoch, head and fine-tuning alike
+    for epoch, on_disk, live in seen:
+        assert epoch not in on_disk and epoch not in live, (epoch, on_disk, live)
+
+
+@pytest.mark.parametrize("freeze, crash_at", [("all", 2), ("5", 1)])
+def test_a_crash_right_after_the_checkpoint_loses_nothing(small_dataset, tmp_path, freeze, crash_at):
+    """Cut off between the checkpoint and the announcement: the resumed run takes that epoch's record
+    from the checkpoint and ends exactly as an unbroken run."""
+    config = TrainConfig(data=str(small_dataset), backbone="mobilenetv2_100", freeze=freeze, epochs=3, patience=0)
+    unbroken = train(config, tmp_path / "unbroken")
+
+    def crash(epoch):
+        if epoch == crash_at:
+            raise RuntimeError("the machine went away")
+    faults.set_hook("announce_epoch", crash)
+    cut = train(config, tmp_path / "cut")
+    faults.set_hook("announce_epoch", None)
+    assert cut["status"] == "failed" and len(cut["history"]) == crash_at - 1
+    assert read_checkpoint(tmp_path / "cut")["epoch"] == crash_at
+
+    resumed = resume_training(tmp_path / "cut")
+    MANAGER.wait()
+    final = resumed.snapshot()
+    assert final["status"] == "finished", final["error"]
+    assert [h["epoch"] for h in final["history"]] == [h["epoch"] for h in unbroken["history"]]
+    for mine, theirs in zip(final["history"], unbroken["history"]):
+        assert {k: mine[k] for k in LEARNED} == pytest.approx({k: theirs[k] for k in LEARNED}, abs=1e-4), mine
+    assert final["best_epoch"] == unbroken["best_epoch"]
+    lines = (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [h["epoch"] for h in unbroken["history"]]
+
+
+def test_a_killed_cli_run_resumes_from_its_first_announced_epoch(small_dataset, tmp_path):
+    """The reported case: `studio train` killed (SIGKILL) as soon as an epoch shows in metrics.jsonl."""
+    import os
+    import signal
+    import time
+    run_dir = tmp_path / "run"
+    child = subprocess.Popen([sys.executable, "-m", "studio", "train", str(small_dataset), "--backbone",
+                              "mobilenetv2_100", "--freeze", "0", "--epochs", "3", "--patience", "0",
+                              "--out", str(run_dir), "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and child.poll() is None:
+            metrics = run_dir / "metrics.jsonl"
+            if metrics.is_file() and metrics.read_text().strip():
+                break
+            time.sleep(0.05)
+        assert child.poll() is None, child.stderr.read().decode()
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.wait()
+    announced = [json.loads(line)["epoch"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert announced and read_checkpoint(run_dir)["epoch"] >= announced[-1]
+
+    resumed = resume_training(run_dir)
+    MANAGER.wait()
+    final = resumed.snapshot()
+    assert final["status"] == "finished", final["error"]
+    assert [h["epoch"] for h in final["history"]] == [1, 2, 3]
 
 
 def test_stop_then_resume_keeps_the_finished_epochs(small_dataset, tmp_path):
