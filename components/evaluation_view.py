@@ -38,7 +38,7 @@ def read_predictions(run_dir: str | Path | None, latest: bool = False) -> pd.Dat
         return None
     path = Path(run_dir) / (evaluation.LATEST_PREDICTIONS_FILE if latest else evaluation.PREDICTIONS_FILE)
     try:
-        return pd.read_csv(path)
+        return evaluation.read_run_table(path)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError):
         return None
 

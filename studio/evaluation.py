@@ -35,6 +35,25 @@ PREDICTIONS_FILE = "predictions.csv"             # the best epoch's (the kept mo
 LATEST_PREDICTIONS_FILE = "predictions-latest.csv"  # the last finished epoch's, for the live view
 
 
+# Columns of a run's CSV files that hold numbers; every other column (paths, class names, splits) is text.
+NUMERIC_COLUMNS = ("confidence", "true_class_probability")
+
+
+def read_run_table(path):
+    """A run's CSV file (samples.csv, predictions.csv) with class names kept exactly as written.
+
+    pandas would turn a class called `0`, `007` or `2019` into a number, `True` into a boolean and
+    `NaN` or `null` into a missing value, and then "0" != 0 breaks every lookup by class. So every
+    column is read as text and only the known numeric columns are converted back.
+    """
+    import pandas as pd
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    for column in NUMERIC_COLUMNS:
+        if column in table.columns:
+            table[column] = pd.to_numeric(table[column], errors="coerce")
+    return table
+
+
 def predictions_table(files: list[str], true: torch.Tensor, logits: torch.Tensor, classes: list[str]):
     """One row per validation photo: its true class, what the model said, and how sure it was.
 

@@ -715,9 +715,8 @@ class Trainer:
 
     def _check_same_samples(self, samples) -> None:
         """Resuming on changed data would mix two datasets in one model: refuse, saying what changed."""
-        import pandas as pd
         try:
-            before = pd.read_csv(self.run.dir / "samples.csv")
+            before = evaluation.read_run_table(self.run.dir / "samples.csv")
         except (OSError, ValueError):
             return   # nothing to compare with: the checkpoint's own shapes still have to fit
         old = set(zip(before.path, before.split, before.label))

@@ -40,6 +40,31 @@ def make_subset(root: Path, train: int, val: int) -> Path:
     return root
 
 
+# Class names that pandas, JSON or YAML would read as something other than text, and non-Latin ones.
+TRICKY_CLASS_NAMES = ("0", "1", "10", "007", "2019", "True", "NaN", "null", "猫", "Ελληνικά")
+
+
+def named_class_dataset(root: Path, names, train: int = 4, val: int = 2) -> Path:
+    """train/ and val/ folders with one class folder per name, filled with example photos
+    (ants and bees taken in turn, so no two classes hold the same file)."""
+    pool = {split: example_files(split, "ants", 200) + example_files(split, "bees", 200) for split in ("train", "val")}
+    for split, count in (("train", train), ("val", val)):
+        files = pool[split]
+        for k, name in enumerate(names):
+            target = root / split / name
+            target.mkdir(parents=True, exist_ok=True)
+            for n in range(count):
+                source = files[(k * count + n) % len(files)]
+                shutil.copyfile(source, target / f"{n}-{source.name}")
+    return root
+
+
+@pytest.fixture(scope="session")
+def tricky_names_dataset() -> Path:
+    """Ten classes named like numbers, booleans, missing values and in non-Latin scripts."""
+    return named_class_dataset(WORKSPACE / "tricky-names", TRICKY_CLASS_NAMES)
+
+
 @pytest.fixture(scope="session")
 def small_dataset() -> Path:
     """24 training and 10 validation photos per class: small enough to train in seconds."""
