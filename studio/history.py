@@ -15,7 +15,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from studio import evaluation, paths
+from studio import evaluation, paths, run_index
 from studio.runs import ACTIVE_STATUSES, MANAGER, MODEL_FILE, load_history
 
 INTERRUPTED = "interrupted"
@@ -126,26 +126,66 @@ def run_folders(root: Path | None = None) -> list[Path]:
     root = Path(root) if root else paths.runs_dir()
     if not root.is_dir():
         return []
-    return [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
-            and ((p / "config.json").exists() or (p / "status.json").exists())]
+    return [p for p in root.iterdir() if not p.name.startswith(".") and run_index.is_run_folder(p)]
 
 
-def list_runs(root: Path | None = None, owner: str | None = None) -> list[dict]:
-    """Every run on disk, newest first; with `owner` (login), only that person's runs."""
+def known_runs(root: Path | None = None) -> dict[str, Path]:
+    """Every run by id: the workspace's runs folder, then the runs written elsewhere (`--out`).
+
+    An id is the folder's name; a folder elsewhere whose name is already taken gets its parent's
+    name added (`x@experiments`), so every id in the list opens exactly one folder. With `root`,
+    only the runs under that folder.
+    """
+    runs = {folder.name: folder for folder in run_folders(root)}
+    if root is not None:
+        return runs
+    taken = {folder.resolve() for folder in runs.values()}
+    for folder in run_index.indexed_folders()[0]:
+        if folder.resolve() in taken:
+            continue
+        run_id, n = folder.name, 1
+        while run_id in runs:
+            n += 1
+            run_id = f"{folder.name}@{folder.parent.name}" + (f"~{n - 1}" if n > 2 else "")
+        runs[run_id] = folder
+        taken.add(folder.resolve())
+    return runs
+
+
+def _rows(runs: dict[str, Path], owner: str | None = None) -> list[dict]:
     live = _live_dir()
-    rows = [summarize(folder, live) for folder in run_folders(root)]
+    rows = [{**summarize(folder, live), "id": run_id} for run_id, folder in runs.items()]
     if owner is not None:
         rows = [row for row in rows if row.get("owner") == owner]
     return sorted(rows, key=lambda r: (r["started"] or 0, r["id"]), reverse=True)
 
 
+def list_runs(root: Path | None = None, owner: str | None = None) -> list[dict]:
+    """Every run the studio has written, wherever it is, newest first; with `owner` (login), only
+    that person's runs. With `root`, only the runs under that folder."""
+    return _rows(known_runs(root), owner)
+
+
+def list_runs_at(locations) -> tuple[list[dict], list[str]]:
+    """The runs in folders a person named (run folders, or folders of runs), newest first, and a
+    line for each path that holds none. They are remembered, so the Runs page lists them too;
+    each keeps the id the Runs page and `studio runs` give it."""
+    folders, problems = run_index.run_folders_at(locations)
+    ids = {folder.resolve(): run_id for run_id, folder in known_runs().items()}
+    return _rows({ids.get(folder.resolve(), str(folder)): folder for folder in folders}), problems
+
+
+def missing_runs() -> list[Path]:
+    """Run folders the studio wrote elsewhere that are no longer where they were."""
+    return run_index.indexed_folders()[1]
+
+
 def find_run(run_id: str, root: Path | None = None, owner: str | None = None) -> Path:
     """The folder of run `run_id` (an id from the list, never a path); with `owner`, only theirs."""
-    root = Path(root) if root else paths.runs_dir()
     if not run_id or Path(run_id).name != run_id or run_id.startswith("."):
         raise RunNotFound(f"'{run_id}' is not a run id.")
-    folder = root / run_id
-    if not folder.is_dir():
+    folder = known_runs(root).get(run_id)
+    if folder is None or not folder.is_dir():
         raise RunNotFound(f"There is no run '{run_id}' (it may have been deleted).")
     if owner is not None and _owner_of(folder) != owner:
         raise RunNotFound(f"There is no run '{run_id}' among your runs.")
@@ -162,7 +202,7 @@ def _owner_of(folder: Path) -> str | None:
 def load_run(run_id: str, root: Path | None = None, owner: str | None = None) -> dict:
     """Everything the Runs view shows about one run: its row, curves, best epoch's matrix, choices."""
     folder = find_run(run_id, root, owner)
-    summary = summarize(folder, _live_dir())
+    summary = {**summarize(folder, _live_dir()), "id": run_id}
     history = load_history(folder)
     details = {"summary": summary, "history": history, "classes": [], "confusion": None, "per_class": None,
                "choices": {}, "config": {}}

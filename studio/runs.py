@@ -13,11 +13,13 @@ outlives the process:
     runs/<run id>/predictions.csv the best epoch's answer and confidence for each validation photo
     runs/<run id>/model.safetensors   the best model so far (see modelfile)
     runs/<run id>/resume.pt       the last finished epoch's full training state (until the run finishes)
+    runs/<run id>/run.log         what happened, in order, with the traceback of any failure (see run_log)
 """
 from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
 import threading
 import time
@@ -26,13 +28,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
-from studio import paths
+from studio import paths, run_index
+from studio.run_log import LOG_FILE, close_log, open_log
 
 ACTIVE_STATUSES = ("queued", "preparing", "running")
 MODEL_FILE = "model.safetensors"
 CHECKPOINT_FILE = "resume.pt"
 RUN_FILES = ("config.json", "status.json", "metrics.jsonl", "samples.csv", "predictions.csv",
-             "predictions-latest.csv", MODEL_FILE, CHECKPOINT_FILE)
+             "predictions-latest.csv", MODEL_FILE, CHECKPOINT_FILE, LOG_FILE)
 
 
 def write_json_atomic(path: Path, data) -> None:
@@ -57,6 +60,7 @@ class Run:
             for leftover in RUN_FILES:  # a folder reused for a new run starts clean
                 (self.dir / leftover).unlink(missing_ok=True)
         self.id = self.dir.name
+        run_index.remember(self.dir)   # a run written outside the workspace's runs folder is still listed
         self.stop_event = threading.Event()
         self._lock = threading.Lock()
         self._state = {
@@ -66,9 +70,14 @@ class Run:
             "progress": 0.0, "eta_seconds": None, "history": [], "classes": [],
             "confusion": None, "per_class": None, "best_val_accuracy": None, "best_epoch": None,
             "model_path": None, "started": time.time(), "finished": None, "notes": [],
+            "log_file": str(self.dir / LOG_FILE),
         }
+        self.log = open_log(self.dir, self.id)
         if resume_from is not None:
             self._reopen(resume_from)
+            self.log.info("Resumed after epoch %s.", resume_from["epoch"])
+        else:
+            self.log.info("Run %s started with %s", self.id, json.dumps(config, default=str))
         write_json_atomic(self.dir / "config.json", config)
         self._write_status()
 
@@ -118,6 +127,7 @@ class Run:
             config = self._state["config"]
             config.setdefault("choices", {})[name] = words
             snapshot = copy.deepcopy(config)
+        self.log.info("Chose %s: %s", name, words)
         write_json_atomic(self.dir / "config.json", snapshot)
 
     # -- reading
@@ -136,13 +146,17 @@ class Run:
     # -- writing (training thread)
     def update(self, **fields) -> None:
         with self._lock:
+            new_phase = "phase" in fields and fields["phase"] != self._state["phase"]
             self._state.update(fields)
+        if new_phase:
+            self.log.info("%s", fields["phase"])
         if {"status", "best_val_accuracy", "error"} & fields.keys():
             self._write_status()
 
     def note(self, text: str) -> None:
         with self._lock:
             self._state["notes"].append(text)
+        self.log.info("Note: %s", text)
 
     def record_epoch(self, metrics: dict, confusion: list, per_class: list) -> None:
         with self._lock:
@@ -151,10 +165,14 @@ class Run:
             self._state["per_class"] = per_class
         with open(self.dir / "metrics.jsonl", "a") as handle:
             handle.write(json.dumps({**metrics, "confusion_matrix": confusion}) + "\n")
+        self.log.info("Epoch %s: %s", metrics.get("epoch"), json.dumps(metrics))
         self._write_status()
 
     def finish(self, status: str, error: str | None = None) -> None:
         self.update(status=status, error=error, finished=time.time(), eta_seconds=0 if status == "finished" else None)
+        self.log.log(logging.ERROR if status == "failed" else logging.INFO, "Run %s%s", status,
+                     f": {error}" if error else ".")
+        close_log(self.log)
 
     def _write_status(self) -> None:
         """Mirror the state to status.json; a failed write (disk full) keeps the previous file whole."""

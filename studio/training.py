@@ -39,6 +39,7 @@ from studio.doctor import DEFAULT_EXCLUDE, SquareCache, apply_exclusions, diagno
 from studio.hardware import pick_device
 from studio.outliers import find_outliers
 from studio.pixels import StreamedPixels, cache_bytes, cache_side, gpu_budget, memory_budget
+from studio.run_log import LOG_FILE
 from studio.runs import CHECKPOINT_FILE, MANAGER, MODEL_FILE, Run
 
 
@@ -737,8 +738,12 @@ def run_training(config: TrainConfig, run: Run, resume: dict | None = None) -> N
         run.update(phase="Stopped by you; the best model so far is kept.")
         run.finish("stopped")
     except Exception as exc:  # reported on the page, not raised into a dead thread
+        run.log.exception("Training failed")   # the traceback goes to run.log; the page gets words
         run.update(phase="Failed")
-        run.finish("failed", error=failure_words(exc))
+        words = failure_words(exc)
+        if not _is_user_error(exc):
+            words += f" The details are in {run.dir / LOG_FILE}."
+        run.finish("failed", error=words)
 
 
 DISK_WORDS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
