@@ -184,8 +184,10 @@ def find_run(run_id: str, root: Path | None = None, owner: str | None = None) ->
     """The folder of run `run_id` (an id from the list, never a path); with `owner`, only theirs."""
     if not run_id or Path(run_id).name != run_id or run_id.startswith("."):
         raise RunNotFound(f"'{run_id}' is not a run id.")
-    folder = known_runs(root).get(run_id)
-    if folder is None or not folder.is_dir():
+    folder = (Path(root) if root else paths.runs_dir()) / run_id
+    if not folder.is_dir():
+        folder = known_runs(root).get(run_id) or folder
+    if not folder.is_dir():
         raise RunNotFound(f"There is no run '{run_id}' (it may have been deleted).")
     if owner is not None and _owner_of(folder) != owner:
         raise RunNotFound(f"There is no run '{run_id}' among your runs.")
