@@ -24,7 +24,6 @@ import math
 import shutil
 import time
 import warnings
-from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -32,7 +31,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from studio import augment, backbones, checkpoints, evaluation, faults, hardware, modelfile, optim, recipe
+from studio import augment, backbones, checkpoints, evaluation, fastpath, faults, hardware, modelfile, optim, recipe
 from studio.checkpoints import ResumeError
 from studio.data import check_trainable, open_dataset
 from studio.doctor import DEFAULT_EXCLUDE, SquareCache, apply_exclusions, diagnose, leave_out_files
@@ -54,18 +53,6 @@ def class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """Inverse-frequency loss weights (mean 1): each class counts as much as the others in total."""
     counts = torch.bincount(labels.cpu(), minlength=num_classes).clamp(min=1).float()
     return counts.sum() / (num_classes * counts)
-
-
-TRACED_KEPT = 2  # traced feature graphs kept for later runs (one per recently used backbone)
-_TRACED: "OrderedDict[tuple, torch.jit.ScriptModule]" = OrderedDict()
-
-
-def _weights_fingerprint(model: torch.nn.Module) -> tuple:
-    """A cheap identity for a model's weights (a few tensors' sums), so a cached graph is only
-    reused for exactly the weights it was traced with."""
-    params = [p for _, p in sorted(model.named_parameters()) if p.ndim > 1]
-    step = max(1, len(params) // 8)
-    return tuple(round(float(p.detach().double().sum()), 6) for p in params[::step])
 
 
 class StopRequested(Exception):
@@ -200,9 +187,7 @@ class Trainer:
 
     @staticmethod
     def eval_batch_size_for(device: torch.device) -> int:
-        """Batch for passes without gradients: large on a GPU; on a CPU small batches stay in the
-        cache (~120 img/s at 8 vs ~70 at 32, MobileNetV2, 2 cores)."""
-        return 256 if device.type == "cuda" else 8
+        return fastpath.eval_batch_size(device)
 
     # ------------------------------------------------------------------ helpers
     def _lap(self, name: str) -> None:
@@ -394,24 +379,10 @@ class Trainer:
         eager = _Features(self.model).eval()
         self._feature_fn = eager
         if self.device.type == "cpu":
-            key = (self.cfg.backbone, self.prep["input_size"], self.amp, _weights_fingerprint(self.model))
-            cached = _TRACED.get(key)
-            if cached is not None:
-                _TRACED.move_to_end(key)
-                self._feature_fn = cached
-                return cached
+            key = (self.cfg.backbone, self.prep["input_size"], self.amp, fastpath.weights_fingerprint(self.model))
             side = self.prep["input_size"]
-            example = torch.zeros(self.eval_batch_size, 3, side, side).contiguous(memory_format=torch.channels_last)
-            try:
-                with torch.inference_mode(), self._autocast(), warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    self._feature_fn = torch.jit.freeze(torch.jit.trace(eager, example))
-            except Exception:  # any tracing limitation: the eager path gives the same features, slower
-                self._feature_fn = eager
-            else:
-                _TRACED[key] = self._feature_fn
-                while len(_TRACED) > TRACED_KEPT:
-                    _TRACED.popitem(last=False)
+            example = fastpath.channels_last(torch.zeros(self.eval_batch_size, 3, side, side))
+            self._feature_fn = fastpath.traced(key, eager, example, self.amp)
         return self._feature_fn
 
     @torch.inference_mode()
