@@ -148,27 +148,38 @@ def _expand_images(items: list[str]) -> list[Path]:
 
 
 def cmd_predict(args) -> int:
-    from studio.imaging import ImageDecodeError
+    """Classify every image given (files and folders) in one fast pass, in the order given; an
+    unreadable file is named with its reason and the rest are still classified."""
     from studio.inference import Predictor
     from studio.modelfile import ModelFileError
 
+    if args.top_k < 1:
+        return _fail(f"--top-k must be 1 or more (got {args.top_k}).", EXIT_USAGE)
+    images = _expand_images(args.images)
+    if not images:
+        return _fail(f"no images in {', '.join(args.images)} (looked for "
+                     "jpg, jpeg, png, bmp, gif, webp, tif, tiff).")
     try:
         predictor = Predictor(args.model)
     except ModelFileError as exc:
         return _fail(str(exc))
-    status = 0
-    for image in _expand_images(args.images):
-        try:
-            top = predictor.predict([image], args.top_k)[0]
-        except (ImageDecodeError, FileNotFoundError) as exc:
-            print(f"studio: {image}: {exc}", file=sys.stderr)
-            status = EXIT_ERROR
-            continue
-        if args.json:
-            print(json.dumps({"image": str(image), "predictions": [{"class": c, "probability": round(p, 5)} for c, p in top]}))
+    unreadable = 0
+    for result in predictor.predict_each(images, args.top_k):
+        if result.error is not None:
+            unreadable += 1
+            print(f"studio: {result.image}: {result.error}", file=sys.stderr)
+            if args.json:
+                print(json.dumps({"image": str(result.image), "error": result.error}))
+        elif args.json:
+            print(json.dumps({"image": str(result.image), "predictions": [
+                {"class": c, "probability": round(p, 5)} for c, p in result.top]}))
         else:
-            print(f"{image}: " + ", ".join(f"{c} {p:.1%}" for c, p in top))
-    return status
+            print(f"{result.image}: " + ", ".join(f"{c} {p:.1%}" for c, p in result.top))
+    if unreadable:
+        print(f"studio: {unreadable} of {len(images)} images could not be read (named above); "
+              f"the other {len(images) - unreadable} were classified.", file=sys.stderr)
+        return EXIT_ERROR
+    return 0
 
 
 def _run_folder(run: str) -> Path:
@@ -400,8 +411,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("model", help="model.safetensors, an exported .pt (TorchScript) or .onnx (float or int8) "
                                        "file, or an export's folder or zip")
     predict.add_argument("images", nargs="+", help="image files or folders")
-    predict.add_argument("--top-k", type=int, default=3)
-    predict.add_argument("--json", action="store_true", help="one JSON line per image")
+    predict.add_argument("--top-k", type=int, default=3, help="classes to show per image (default 3)")
+    predict.add_argument("--json", action="store_true", help="one JSON line per image, in the order given: "
+                         "{image, predictions} or, for a file that cannot be read, {image, error}")
     predict.set_defaults(func=cmd_predict)
 
     export = sub.add_parser("export", help="export a run's model, checked against the trained model")
