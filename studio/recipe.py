@@ -98,3 +98,21 @@ def group_learning_rates(head_lr: float, trainable_groups: int) -> list[float]:
         return [top] * trainable_groups
     ratio = DEEPEST_LR_FACTOR ** (1 / (trainable_groups - 1))
     return [top * ratio ** (trainable_groups - 1 - i) for i in range(trainable_groups)]
+
+
+FREEZE_WORDS = ("auto (the recipe decides), all (only the new head trains) or a whole number of leading "
+                "layer groups to keep frozen (0 = fine-tune everything)")
+
+
+def freeze_setting(value) -> str:
+    """A freeze setting as the engine takes it: 'auto', 'all' or a whole number of frozen layer groups.
+
+    Checked where it is typed (the CLI, a config), so a wrong one fails before any data is read or
+    backbone loaded, not inside the training thread. A number beyond the backbone's groups means all.
+    """
+    text = str(value).strip().lower()
+    if text in ("auto", "all"):
+        return text
+    if text.isascii() and text.isdigit():
+        return str(int(text))
+    raise ValueError(f"{value!r} is not a freeze setting: use {FREEZE_WORDS}.")
