@@ -1,21 +1,29 @@
 """`studio`: the command line over the same engine the page uses.
 
 User mistakes (a missing folder, an unknown backbone, a damaged model file) end
-in one clear line on stderr and a non-zero exit, never a traceback.
+in one clear line on stderr and a non-zero exit, never a traceback. A flag's
+value is checked while the command line is read, before any data is opened or a
+backbone loaded.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import shlex
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 EXIT_FLAGGED = 3  # an export was written but differs from the trained model beyond the tolerance
 PREFIX_HELP = "flat folder of images: the class is the file name up to this separator (e.g. '_' for cat_001.jpg)"
+DEVICES = ("auto", "cpu", "cuda")
+MIN_BATCH = 2          # one photo per step breaks BatchNorm statistics (training.MIN_BATCH_SIZE, bench's rule)
+MIN_TRAIN_SIZE = 32    # px: a smaller crop leaves a 32x-downsampling backbone nothing to see
 
 
 def _fail(message: str, code: int = EXIT_ERROR) -> int:
@@ -23,12 +31,159 @@ def _fail(message: str, code: int = EXIT_ERROR) -> int:
     return code
 
 
-def _bar(snapshot: dict, width: int = 30) -> str:
-    fraction = snapshot.get("progress") or 0.0
-    filled = int(width * fraction)
-    eta = snapshot.get("eta_seconds")
-    eta_text = f" ETA {int(eta)}s" if eta else ""
-    return f"\r[{'#' * filled}{'.' * (width - filled)}] {fraction:4.0%} {snapshot.get('phase', '')[:50]:<50}{eta_text:<10}"
+# ---------------------------------------------------------------- flag values
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose mistakes end in one line, what was wrong and what is allowed (exit 2), not usage text."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message.rstrip('.')}. (`{self.prog} --help` lists every flag.)\n")
+
+
+def whole_number(minimum: int = 0, maximum: int | None = None) -> Callable[[str], int]:
+    """A `type=`: a whole number in the bounds, which the error names."""
+    allowed = (f"a whole number from {minimum} to {maximum}" if maximum is not None
+               else f"a whole number, {minimum} or more")
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {allowed}")
+        return value
+    return parse
+
+
+def number(allowed: str, ok: Callable[[float], bool]) -> Callable[[str], float]:
+    """A `type=`: a finite number that passes `ok`; `allowed` says which in words."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or not ok(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {allowed}")
+        return value
+    return parse
+
+
+def freeze_value(text: str) -> str:
+    """--freeze: the engine's own rule (recipe.freeze_setting), so the CLI and the engine never disagree."""
+    from studio.recipe import freeze_setting
+    try:
+        return freeze_setting(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).rstrip(".")) from None
+
+
+def device_name(text: str) -> str:
+    """--device: auto, cpu or cuda, and cuda only where there is a CUDA GPU (checked now, not after the data)."""
+    from studio.hardware import pick_device
+    value = text.strip().lower()
+    if value not in DEVICES:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device: choose from {', '.join(DEVICES)}")
+    try:
+        pick_device(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).rstrip(".")) from None
+    return value
+
+
+def backbone_name(text: str) -> str:
+    """--backbone: a catalog entry or any model timm knows (empty: the first one available offline)."""
+    name = text.strip()
+    if not name:
+        return ""
+    from studio.backbones import CATALOG, MISSING, availability, lookup
+    if lookup(name) is None and availability(name)[0] == MISSING:
+        raise argparse.ArgumentTypeError(
+            f"{name!r} is not a model timm knows: choose one of {', '.join(b.name for b in CATALOG)} "
+            "(`studio backbones` says which are ready) or another timm model name")
+    return name
+
+
+def train_size(text: str) -> str | int:
+    """--train-size: auto or a crop size in pixels."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < MIN_TRAIN_SIZE:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a crop size: use auto or a whole number of pixels, "
+                                         f"{MIN_TRAIN_SIZE} or more (e.g. 160)")
+    return value
+
+
+def separator(text: str) -> str:
+    """--prefix-sep: an empty one would silently read the folder as class folders instead."""
+    if not text:
+        raise argparse.ArgumentTypeError("the separator is empty: give the characters between the class and the "
+                                         "rest of the file name, e.g. _ for cat_001.jpg")
+    return text
+
+
+def out_folder(text: str) -> str:
+    """--out: a folder (made if missing); an existing file there would fail only once the work is done."""
+    if Path(text).exists() and not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file: give a folder to write into (it is made if missing)")
+    return text
+
+
+def bench_parts(text: str) -> str:
+    """--only: a comma-separated subset of the bench's parts (studio.bench.PARTS)."""
+    from studio.bench import PARTS, BenchUsageError, parse_parts
+    try:
+        parse_parts(text, "cuda")
+    except BenchUsageError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated subset of {','.join(PARTS)}") from None
+    return text
+
+
+# ---------------------------------------------------------------- progress
+
+class Progress:
+    """Progress on stderr. On a terminal, one bar redrawn in place; anywhere else (CI, nohup, a notebook,
+    a pipe) one line per phase, so a log keeps what happened instead of a redraw every half second."""
+
+    WIDTH = 30
+
+    def __init__(self, quiet: bool = False):
+        self.stream = sys.stderr
+        self.quiet = quiet
+        self.tty = self.stream.isatty()
+        self.phase: str | None = None
+        self.drawn = False
+
+    def update(self, fraction: float, phase: str, detail: str = "") -> None:
+        if self.quiet:
+            return
+        if self.tty:
+            fraction = min(max(fraction or 0.0, 0.0), 1.0)
+            filled = int(self.WIDTH * fraction)
+            print(f"\r[{'#' * filled}{'.' * (self.WIDTH - filled)}] {fraction:4.0%} {phase[:50]:<50}{detail:<12}",
+                  end="", file=self.stream, flush=True)
+            self.drawn = True
+        elif phase and phase != self.phase:
+            print(phase, file=self.stream, flush=True)
+        self.phase = phase
+
+    def line(self, text: str) -> None:
+        """A line of its own (an epoch's result), above the bar on a terminal."""
+        if self.quiet:
+            return
+        if self.drawn:
+            print("\r\033[K", end="", file=self.stream)
+            self.drawn = False
+        print(text, file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.drawn:
+            print(file=self.stream, flush=True)
+            self.drawn = False
 
 
 def cmd_train(args) -> int:
@@ -45,13 +200,12 @@ def cmd_train(args) -> int:
             run = resume_training(args.resume)
         except ResumeError as exc:
             return _fail(str(exc), EXIT_USAGE)
-        return _follow(run, args.quiet, time.perf_counter())
+        return _follow(run, args, time.perf_counter())
     if not args.data:
         return _fail("give the data to train on (or --resume RUN_DIR to carry on a run).", EXIT_USAGE)
-    try:
-        check_trainable(open_dataset(args.data, args.val_fraction, args.seed, args.prefix_sep))
-    except DatasetError as exc:
-        return _fail(str(exc), EXIT_USAGE)
+    if args.freeze == "auto" and args.head_epochs == 0:
+        return _fail("--head-epochs 0 needs --freeze all or a number: Auto trains the new head alone first "
+                     "(1 epoch or more) to choose how deep to fine-tune.", EXIT_USAGE)
     config = TrainConfig(data=str(Path(args.data).resolve()), backbone=args.backbone or "", freeze=args.freeze,
                          epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
                          val_fraction=args.val_fraction, device=args.device, prefix_separator=args.prefix_sep,
@@ -61,26 +215,50 @@ def cmd_train(args) -> int:
                          augment=not args.no_augment, class_weighting=args.class_weighting,
                          train_size=args.train_size, optimizer=args.optimizer, schedule=args.schedule,
                          head_epochs=args.head_epochs, augment_strength=args.augment_strength)
+    try:
+        config.resolved()   # the engine's own checks of the settings together, before the data is read
+        check_trainable(open_dataset(args.data, args.val_fraction, args.seed, args.prefix_sep))
+    except (DatasetError, ValueError) as exc:
+        return _fail(str(exc), EXIT_USAGE)
     started = time.perf_counter()
-    return _follow(start_training(config, run_dir=args.out), args.quiet, started)
+    return _follow(start_training(config, run_dir=args.out), args, started)
 
 
-def _follow(run, quiet: bool, started: float) -> int:
-    """Show a run's progress until it ends (Ctrl-C stops it, keeping the best model), then its result."""
+def _epoch_line(record: dict, total: int | None) -> str:
+    """One finished epoch in words, for the log."""
+    of = f" of {total}" if total and total >= record["epoch"] else ""
+    seconds = f", {record['epoch_seconds']:.1f} s" if record.get("epoch_seconds") is not None else ""
+    return (f"Epoch {record['epoch']}{of}: validation accuracy {record['val_accuracy']:.1%} "
+            f"(loss {record['val_loss']:.3f}), training accuracy {record['train_accuracy']:.1%} "
+            f"(loss {record['train_loss']:.3f}){seconds}")
+
+
+def _follow(run, args, started: float) -> int:
+    """Show a run's progress until it ends (Ctrl-C stops it, keeping the best model), then its result:
+    a short summary for a person, or with --json one JSON line for a program."""
     from studio.runs import MANAGER
+
+    progress = Progress(args.quiet)
+    announced = len(run.snapshot()["history"])   # a resumed run's earlier epochs were shown when they ran
+
+    def show(snap: dict) -> int:
+        for record in snap["history"][announced:]:
+            progress.line(_epoch_line(record, snap.get("epochs")))
+        eta = snap.get("eta_seconds")
+        progress.update(snap.get("progress") or 0.0, snap.get("phase", ""), f" ETA {int(eta)}s" if eta else "")
+        return len(snap["history"])
 
     try:
         while run.is_active():
-            if not quiet:
-                print(_bar(run.snapshot()), end="", file=sys.stderr, flush=True)
+            announced = show(run.snapshot())
             time.sleep(0.5)
     except KeyboardInterrupt:
         run.stop_event.set()
-        print("\nstopping after the current batch...", file=sys.stderr)
+        progress.line("stopping after the current batch...")
     MANAGER.wait()
     snap = run.snapshot()
-    if not quiet:
-        print(_bar(snap), file=sys.stderr)
+    show(snap)
+    progress.close()
     if snap["status"] == "failed":
         return _fail(snap["error"] or "training failed")
     result = {
@@ -93,8 +271,34 @@ def _follow(run, quiet: bool, started: float) -> int:
         "advice": snap.get("advice"), "skipped": snap.get("dataset", {}).get("skipped", []),
         "run_dir": snap["run_dir"], "model_path": snap["model_path"],
     }
-    print(json.dumps(result))
+    print(json.dumps(result) if args.json else train_summary(result, snap["config"].get("data")))
     return 0
+
+
+def train_summary(result: dict, data: str | None = None) -> str:
+    """What a person wants when a run ends: how well it did, where it is, how to try it."""
+    run_dir, model = result["run_dir"], result["model_path"]
+    done = "Finished" if result["status"] == "finished" else "Stopped"
+    lines = [f"{done} after {result['epochs_run']} epoch(s) in {result['train_seconds']:.0f} s ({result['backbone']}, "
+             f"{len(result['classes'])} classes)."]
+    if result["best_epoch"] is not None:
+        lines.append(f"Best: epoch {result['best_epoch']}, validation accuracy {result['best_val_accuracy']:.1%}.")
+    for note in (result.get("stopped_early"), result.get("advice")):
+        if note:
+            lines.append(note)
+    if result.get("skipped"):
+        lines.append(f"{len(result['skipped'])} file(s) not used" +
+                     (f": `studio doctor {shlex.quote(data)}` lists them and why." if data else "."))
+    lines.append(f"Run:    {run_dir}")
+    if model:
+        lines += [f"Model:  {model}",
+                  f"Try it: studio predict {shlex.quote(model)} PHOTO_OR_FOLDER",
+                  f"Export: studio export {shlex.quote(run_dir)} --out FOLDER"]
+    else:
+        lines.append("No epoch finished, so there is no model yet.")
+    if result["status"] != "finished":
+        lines.append(f"Carry on: studio train --resume {shlex.quote(run_dir)}")
+    return "\n".join(lines)
 
 
 def cmd_doctor(args) -> int:
@@ -105,18 +309,21 @@ def cmd_doctor(args) -> int:
         dataset = open_dataset(args.data, args.val_fraction, args.seed, args.prefix_sep)
     except DatasetError as exc:
         return _fail(str(exc), EXIT_USAGE)
-    progress = None if args.json else (lambda d, t: print(f"\rchecking {d}/{t}", end="", file=sys.stderr))
-    report = diagnose(dataset, progress)
+    progress = Progress(quiet=args.json)
+
+    def counter(phase: str):
+        return None if args.json else (lambda done, total: progress.update(done / max(1, total), phase,
+                                                                           f" {done}/{total}"))
+    report = diagnose(dataset, counter("Checking the images"))
     if args.outliers:
         from studio.outliers import find_outliers
-        finding = find_outliers(dataset, progress=None if args.json else
-                                (lambda d, t: print(f"\rlooking for outliers {d}/{t}", end="", file=sys.stderr)))
+        finding = find_outliers(dataset, progress=counter("Looking for pictures that don't belong"))
         if finding is not None:
             report.findings.append(finding)
+    progress.close()
     if args.json:
         print(json.dumps(report.to_dict(dataset)))
     else:
-        print(file=sys.stderr)
         counts = dataset.counts()
         print(f"{len(dataset.classes)} classes, {len(dataset.samples)} images ({dataset.split_source} split)")
         print(counts.to_string())
@@ -202,18 +409,15 @@ def cmd_export(args) -> int:
 
     fmt = "bundle" if args.format == "model" else args.format
     out = Path(args.out)
-    progress = None if args.quiet else (
-        lambda fraction, words: print(f"\r[{fraction:4.0%}] {words[:60]:<60}", end="", file=sys.stderr, flush=True))
+    progress = Progress(args.quiet)
     try:
         result = bundle.export_run(_run_folder(args.run), fmt, out,
                                    zip_path=out.with_name(out.name + ".zip") if args.zip else None,
-                                   progress=progress)
+                                   progress=progress.update)
     except (ModelFileError, bundle.ExportError, FileNotFoundError) as exc:
-        if progress:
-            print(file=sys.stderr)
+        progress.close()
         return _fail(str(exc))
-    if progress:
-        print(file=sys.stderr)
+    progress.close()
     main_file = result.model_files[-1] if fmt != "bundle" else result.model_files[0]
     print(json.dumps({"format": fmt, "path": str(main_file), "bytes": main_file.stat().st_size,
                       "folder": str(result.folder), "files": sorted(p.name for p in result.folder.iterdir()),
@@ -335,42 +539,54 @@ def cmd_lr_find(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from studio import augment, optim  # the choices' names live beside what they choose
+    """Every command and flag; each constrained value has its `type=` or `choices=`, checked before any work."""
+    from studio import __version__, augment, optim  # the choices' names live beside what they choose
+    from studio.doctor import EXCLUDABLE
     export_formats = ["bundle", "torchscript", "onnx", "onnx-int8"]  # studio.export.FORMATS, without importing torch
-    parser = argparse.ArgumentParser(prog="studio", description="Transfer Studio: train an image classifier on your photos.")
-    sub = parser.add_subparsers(dest="command")
+    parser = Parser(prog="studio", description="Transfer Studio: train an image classifier on your photos.",
+                    epilog="With no command, or with serve's flags alone (`studio --port 7999`, `studio --host "
+                           "0.0.0.0 --auth ann:secret`), it launches the studio in the browser.")
+    parser.add_argument("--version", action="version", version=f"studio {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="launch the studio in the browser (the default)")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=7860)
+    serve.add_argument("--port", type=whole_number(1, 65535), default=7860)
     serve.add_argument("--auth", action="append", metavar="USER:PASSWORD",
                        help="ask for a login (repeat for several people); each person sees only their own runs")
     serve.add_argument("--auth-file", metavar="FILE", help="logins, one user:password per line")
     serve.set_defaults(func=cmd_serve)
 
-    train = sub.add_parser("train", help="train headless; prints one JSON line at the end")
+    train = sub.add_parser("train", help="train headless; ends with a short summary (--json: one JSON line)")
     train.add_argument("data", nargs="?", help="folder of class folders, or with train/ and val/ folders, or a .zip of either")
     train.add_argument("--resume", metavar="RUN_DIR", help="carry on a stopped, failed or interrupted run after its "
                        "last finished epoch (its own data and settings)")
-    train.add_argument("--backbone", default="", help="timm model name (default: the first available offline)")
-    train.add_argument("--freeze", default="auto", help="'auto' (the new head first, then as many top layer groups as the data needs; "
+    train.add_argument("--backbone", type=backbone_name, default="",
+                       help="timm model name (default: the first available offline)")
+    train.add_argument("--freeze", type=freeze_value, default="auto", metavar="auto|all|N",
+                       help="'auto' (the new head first, then as many top layer groups as the data needs; "
                        "the default), 'all' (only the new head trains) or a number of leading layer groups to keep frozen "
                        "(0 = fine-tune everything)")
-    train.add_argument("--epochs", type=int, default=None)
-    train.add_argument("--lr", type=float, default=None, help="learning rate of the new head")
-    train.add_argument("--batch-size", type=int, default=None,
+    train.add_argument("--epochs", type=whole_number(1), default=None)
+    train.add_argument("--lr", type=number("a learning rate above 0, e.g. 0.001", lambda v: v > 0), default=None,
+                       help="learning rate of the new head")
+    train.add_argument("--batch-size", type=whole_number(MIN_BATCH), default=None,
                        help="photos per training step (default: 32; on a GPU larger for large datasets)")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--val-fraction", type=float, default=0.2, help="held out for validation when the data has no val/ folder")
-    train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    train.add_argument("--prefix-sep", default=None, help=PREFIX_HELP)
-    train.add_argument("--out", default=None, help="run folder (default: a new folder in the workspace)")
-    train.add_argument("--quiet", action="store_true", help="no progress bar")
-    train.add_argument("--exclude", action="append", metavar="KIND",
+    train.add_argument("--seed", type=whole_number(0), default=0)
+    train.add_argument("--val-fraction", type=number("a fraction between 0 and 1, e.g. 0.2", lambda v: 0 < v < 1),
+                       default=0.2, help="held out for validation when the data has no val/ folder")
+    train.add_argument("--device", type=device_name, default="auto", metavar="auto|cpu|cuda",
+                       help="auto (the default), cpu or cuda")
+    train.add_argument("--prefix-sep", type=separator, default=None, help=PREFIX_HELP)
+    train.add_argument("--out", type=out_folder, default=None,
+                       help="run folder (default: a new folder in the workspace)")
+    train.add_argument("--json", action="store_true", help="end with one JSON line on stdout instead of the summary")
+    train.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    train.add_argument("--exclude", action="append", metavar="KIND", choices=EXCLUDABLE,
                        help="leave out the files of this data-check finding (repeatable; default: "
-                            "exact_duplicates and train_val_leak; see `studio doctor`)")
+                            "exact_duplicates and train_val_leak; see `studio doctor`): " + ", ".join(EXCLUDABLE))
     train.add_argument("--keep-all", action="store_true", help="train on every readable file, leave nothing out")
-    train.add_argument("--views", type=int, default=None,
+    train.add_argument("--views", type=whole_number(1), default=None,
                        help="feature extraction: views of each training image (1 = no augmentation; default 2 on CPU, 4 on GPU)")
     train.add_argument("--batchnorm", default="pretrained", choices=["pretrained", "adapt"],
                        help="'pretrained' keeps every BatchNorm layer's ImageNet statistics (steadier on small data, faster on CPU); "
@@ -379,20 +595,22 @@ def build_parser() -> argparse.ArgumentParser:
                        help="default adamw; sgd gets 10x the automatic learning rates")
     train.add_argument("--schedule", default="warmup-cosine", choices=list(optim.SCHEDULES),
                        help="how the learning rate changes over the run (default warmup-cosine)")
-    train.add_argument("--head-epochs", type=int, default=None,
+    train.add_argument("--head-epochs", type=whole_number(0), default=None,
                        help="epochs of the new head alone before unfreezing (default: 5 with --freeze auto, 0 otherwise)")
     train.add_argument("--augment-strength", default="auto", choices=["auto", *augment.STRENGTHS],
                        help="how different each training view may be (default auto = normal)")
-    train.add_argument("--weight-decay", type=float, default=1e-4, help="weight decay (default 1e-4)")
-    train.add_argument("--label-smoothing", type=float, default=0.1, help="default 0.1")
-    train.add_argument("--patience", type=int, default=None,
+    train.add_argument("--weight-decay", type=number("a weight decay of 0 or more, e.g. 1e-4", lambda v: v >= 0),
+                       default=1e-4, help="weight decay (default 1e-4)")
+    train.add_argument("--label-smoothing", type=number("a label smoothing from 0 up to (not including) 1, e.g. 0.1",
+                                                        lambda v: 0 <= v < 1), default=0.1, help="default 0.1")
+    train.add_argument("--patience", type=whole_number(0), default=None,
                        help="stop after this many epochs without a better validation result (default 3; 0 = never)")
     train.add_argument("--no-augment", action="store_true", help="no random crops, flips or colour changes")
     train.add_argument("--class-weighting", default="auto", choices=["auto", "on", "off"],
                        help="class-weighted loss: auto = when the largest class has 1.5x the smallest's images")
-    train.add_argument("--train-size", default="auto",
+    train.add_argument("--train-size", type=train_size, default="auto", metavar="auto|PX",
                        help="fine-tuning crop size in px (default auto: 3/4 of the input size on CPU, full on GPU)")
-    train.add_argument("--memory-budget", type=int, default=None, metavar="MB",
+    train.add_argument("--memory-budget", type=whole_number(0), default=None, metavar="MB",
                        help="largest in-memory image cache; bigger datasets stream from disk (default: half the free RAM, "
                             "or STUDIO_CACHE_BUDGET)")
     train.set_defaults(func=cmd_train)
@@ -400,9 +618,10 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = sub.add_parser("doctor", help="check a dataset for what would ruin a model")
     doctor.add_argument("data")
     doctor.add_argument("--json", action="store_true", help="one JSON document on stdout")
-    doctor.add_argument("--val-fraction", type=float, default=0.2)
-    doctor.add_argument("--seed", type=int, default=0)
-    doctor.add_argument("--prefix-sep", default=None, help=PREFIX_HELP)
+    doctor.add_argument("--val-fraction", type=number("a fraction between 0 and 1, e.g. 0.2", lambda v: 0 < v < 1),
+                        default=0.2)
+    doctor.add_argument("--seed", type=whole_number(0), default=0)
+    doctor.add_argument("--prefix-sep", type=separator, default=None, help=PREFIX_HELP)
     doctor.add_argument("--outliers", action="store_true",
                         help="also suggest pictures that do not look like their class (runs the pretrained network)")
     doctor.set_defaults(func=cmd_doctor)
@@ -421,9 +640,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=[*export_formats, "model"], default="bundle", metavar="FORMAT",
                         help="bundle (safetensors + ONNX + model card + predict.py; the default), torchscript, "
                              "onnx or onnx-int8")
-    export.add_argument("--out", required=True, help="folder to write the export into")
+    export.add_argument("--out", type=out_folder, required=True, help="folder to write the export into")
     export.add_argument("--zip", action="store_true", help="also pack the folder into OUT.zip")
-    export.add_argument("--quiet", action="store_true", help="no progress line")
+    export.add_argument("--quiet", action="store_true", help="no progress on stderr")
     export.set_defaults(func=cmd_export)
 
     runs = sub.add_parser("runs", help="list every run on disk with its status")
@@ -436,23 +655,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     finder = sub.add_parser("lr-find", help="suggest a learning rate (the learning-rate range test)")
     finder.add_argument("data")
-    finder.add_argument("--backbone", default="")
-    finder.add_argument("--freeze", default="auto", help="as for `studio train`: auto/all test the new head; a number "
-                                                        "tests fine-tuning with that many groups frozen")
-    finder.add_argument("--seed", type=int, default=0)
-    finder.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    finder.add_argument("--backbone", type=backbone_name, default="")
+    finder.add_argument("--freeze", type=freeze_value, default="auto", metavar="auto|all|N",
+                        help="as for `studio train`: auto/all test the new head; a number tests fine-tuning "
+                             "with that many groups frozen")
+    finder.add_argument("--seed", type=whole_number(0), default=0)
+    finder.add_argument("--device", type=device_name, default="auto", metavar="auto|cpu|cuda",
+                        help="auto (the default), cpu or cuda")
     finder.add_argument("--json", action="store_true", help="one JSON line: lr, curve [(rate, loss)], words")
     finder.set_defaults(func=cmd_lr_find)
 
     bench = sub.add_parser("bench", help="time the tutorial loop, the studio engine and (CUDA) the raw limit on the same data")
     bench.add_argument("data", help="a dataset as `studio train` takes it")
-    bench.add_argument("--backbone", default="", help="timm model name (default: the first available offline)")
-    bench.add_argument("--epochs", type=int, default=3)
-    bench.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    bench.add_argument("--only", default=None, metavar="PARTS",
+    bench.add_argument("--backbone", type=backbone_name, default="",
+                       help="timm model name (default: the first available offline)")
+    bench.add_argument("--epochs", type=whole_number(1), default=3)
+    bench.add_argument("--device", type=device_name, default="auto", metavar="auto|cpu|cuda",
+                       help="auto (the default), cpu or cuda")
+    bench.add_argument("--only", type=bench_parts, default=None, metavar="PARTS",
                        help="comma-separated subset of tutorial,frozen,finetune,auto,pass,raw (default: all the device can run; "
                             "raw is CUDA only; 'tutorial' runs the tutorial in the modes of the studio runs chosen)")
-    bench.add_argument("--batch-size", type=int, default=None,
+    bench.add_argument("--batch-size", type=whole_number(MIN_BATCH), default=None,
                        help="the studio runs' training batch (default: the studio's own choice for the data)")
     bench.add_argument("--random-weights", action="store_true",
                        help="time a backbone whose pretrained weights are not at hand; accuracies mean nothing then")
@@ -462,11 +685,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def with_command(argv: list[str]) -> list[str]:
+    """The arguments with `serve` put first when none is named: plain `studio` launches the studio, and
+    serve's flags work alone (`studio --port 7999`). `studio --help` and `--version` stay the program's own."""
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
+        return ["serve", *argv]
+    return argv
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        args = parser.parse_args(["serve", *(argv or [])])
+    args = parser.parse_args(with_command(list(sys.argv[1:] if argv is None else argv)))
     try:
         return args.func(args)
     except KeyboardInterrupt:

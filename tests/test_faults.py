@@ -109,7 +109,8 @@ def test_a_killed_training_process_leaves_an_interrupted_run_whose_best_model_wo
 
     saved = torch.load(run_dir / "resume.pt", weights_only=True)["epoch"]
     assert saved >= len(lines) - 1  # at most the epoch being recorded when it died is missing
-    done = subprocess.run([sys.executable, "-m", "studio", "train", "--resume", str(run_dir), "--quiet"],
+    done = subprocess.run([sys.executable, "-m", "studio", "train", "--resume", str(run_dir), "--quiet",
+                           "--json"],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])

@@ -202,7 +202,7 @@ def test_resume_from_the_command_line(small_dataset, tmp_path, trained_run):
     def studio(*args):
         return subprocess.run([sys.executable, "-m", "studio", "train", *map(str, args)], capture_output=True,
                               text=True, timeout=600)
-    done = studio("--resume", tmp_path / "run", "--quiet")
+    done = studio("--resume", tmp_path / "run", "--quiet", "--json")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["status"] == "finished" and [h["epoch"] for h in result["history"]] == [1, 2, 3]
