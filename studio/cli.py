@@ -37,7 +37,7 @@ class Parser(argparse.ArgumentParser):
     """argparse whose mistakes end in one line, what was wrong and what is allowed (exit 2), not usage text."""
 
     def error(self, message: str):
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message.rstrip('.')}. (`{self.prog} --help` lists every flag.)\n")
+        self.exit(EXIT_USAGE, f"studio: error: {message.rstrip('.')}. (`{self.prog} --help` lists every flag.)\n")
 
 
 def whole_number(minimum: int = 0, maximum: int | None = None) -> Callable[[str], int]:
@@ -694,8 +694,12 @@ def with_command(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The exit status, also for a refused flag, --help and --version (argparse exits; callers get a number)."""
     parser = build_parser()
-    args = parser.parse_args(with_command(list(sys.argv[1:] if argv is None else argv)))
+    try:
+        args = parser.parse_args(with_command(list(sys.argv[1:] if argv is None else argv)))
+    except SystemExit as exited:
+        return int(exited.code or 0)
     try:
         return args.func(args)
     except KeyboardInterrupt:
