@@ -79,6 +79,14 @@ def test_version_is_the_package_version():
     assert result.returncode == 0 and result.stdout.strip() == f"studio {version('transfer-studio')}"
 
 
+def test_plain_studio_and_serve_flags_alone_mean_serve():
+    from studio.cli import with_command
+    assert with_command([]) == ["serve"]
+    assert with_command(["--host", "0.0.0.0", "--port", "7999"]) == ["serve", "--host", "0.0.0.0", "--port", "7999"]
+    assert with_command(["--help"]) == ["--help"] and with_command(["--version"]) == ["--version"]
+    assert with_command(["train", "data"]) == ["train", "data"]
+
+
 def test_serve_flags_work_without_the_word_serve(tmp_path):
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "studio", "--port", str(port), "--host", "127.0.0.1"],
