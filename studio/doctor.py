@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from studio import data as data_module
 from studio.data import Dataset
 from studio.imaging import open_rgb, resize_short_side_center_square
 from studio.pixels import CachedPixels, decode_threads
@@ -233,42 +234,20 @@ def diagnose(dataset: Dataset, progress: Callable[[int, int], None] | None = Non
              squares: SquareCache | None = None) -> Report:
     """Check a dataset; returns every finding, and whether a classifier can be trained on it.
 
-    A training run passes `squares` to keep the decoded pixels of its files.
+    A training run passes `squares` to keep the decoded pixels of its files. Images
+    that cannot be decoded are added to `dataset.skipped` (training always leaves them
+    out), so the page and `studio doctor --json` list them with everything else unused.
     """
     samples = dataset.samples.reset_index(drop=True)
     facts = gather(samples.path.tolist(), progress, squares)
     findings: list[Finding] = []
 
-    junk = [s["path"] for s in dataset.skipped if "system or hidden" in s["reason"]]
-    if junk:
-        findings.append(Finding("junk", INFO, f"{len(junk)} system or hidden file(s) (__MACOSX, .DS_Store, "
-                                "Thumbs.db, hidden folders) are not data: ignored, never a class.", junk))
-    nested = [s["path"] for s in dataset.skipped if s["reason"].startswith("archive inside")]
-    if nested:
-        findings.append(Finding("nested_archives", WARNING, f"{len(nested)} archive(s) inside the dataset are "
-                                "not opened (a zip inside a zip can hide a zip bomb). Unpack them into class "
-                                "folders if they hold images.", nested))
-    csv_missing = [s["path"] for s in dataset.skipped if "listed in the CSV" in s["reason"]
-                   or "CSV gives no label" in s["reason"]]
-    if csv_missing:
-        findings.append(Finding("csv_missing_files", WARNING, f"{len(csv_missing)} row(s) of the labels CSV name "
-                                "a file that is not there (or give it no label). Check the file names in the CSV "
-                                "against the files you uploaded.", csv_missing))
-    unnamed = [s["path"] for s in dataset.skipped if s["reason"] == "not named in the CSV"]
-    if unnamed:
-        findings.append(Finding("csv_unlabelled_files", WARNING, f"{len(unnamed)} image(s) are not named in the "
-                                "labels CSV, so they have no class and are not used. Add a row for each one you "
-                                "want to train on.", unnamed))
-    listed = set(junk) | set(nested) | set(csv_missing) | set(unnamed)
-    other = [s["path"] for s in dataset.skipped if s["path"] not in listed]
-    if other:
-        findings.append(Finding("not_images", WARNING, f"{len(other)} file(s) are not used (not an image, "
-                                "empty, unreadable, or outside the expected folders) and are left out. See the "
-                                "skipped list for each reason.", other))
+    findings += _skipped_findings(dataset.skipped)
     broken = [p for p, f in facts.items() if f.error]
     if broken:
         findings.append(Finding("unreadable", ERROR, f"{len(broken)} image(s) cannot be decoded (truncated, "
                                 "corrupt or too large). They are left out of training.", broken, broken))
+        _list_undecodable(dataset, {p: facts[p].error for p in broken})
     lying = [p for p, f in facts.items() if not f.error and f.format and
              EXTENSION_FORMATS.get(Path(p).suffix.lower()) not in (None, f.format)]
     if lying:
@@ -306,6 +285,109 @@ def diagnose(dataset: Dataset, progress: Callable[[int, int], None] | None = Non
     if not trainable:
         findings.insert(0, Finding("not_trainable", ERROR, reason))
     return Report(findings, facts, trainable, reason)
+
+
+def _skip_kind(reason: str) -> str | None:
+    """Which finding a skipped line belongs to (None: the finding that left it out already names it)."""
+    if reason.startswith(data_module.JUNK):
+        return "junk"
+    if reason.startswith(data_module.NOT_UNPACKED):
+        return "not_unpacked"
+    if reason.startswith("archive inside"):
+        return "nested_archives"
+    if reason.startswith(("listed in the CSV", "the CSV gives no label")):
+        return "csv_missing_files"
+    if reason.startswith("not named in the CSV"):
+        return "csv_unlabelled_files"
+    if reason.startswith((data_module.EMPTY_CLASS, data_module.NO_TRAINING)):
+        return "unused_classes"
+    if reason.startswith(data_module.TEST_SPLIT):
+        return "test_split"
+    if reason.startswith(data_module.LEFT_OUT):
+        return None
+    return "not_images"
+
+
+def _named(rows: list[dict]) -> list[str]:
+    """Every name in these skipped lines (a line for a group of files stands for its members)."""
+    return [name for row in rows for name in (row.get("members") or [row["path"]])]
+
+
+def _unused_class_names(rows: list[dict]) -> list[str]:
+    names = []
+    for row in rows:
+        reason = row["reason"]
+        if reason.startswith(data_module.NO_TRAINING) and "': " in reason:
+            names.append(reason[len(data_module.NO_TRAINING) + 2:reason.index("': ")])
+        elif reason.startswith(data_module.EMPTY_CLASS):
+            names.append(Path(row["path"].rstrip("/")).name)
+    return sorted(set(names), key=str.lower)
+
+
+def _skipped_findings(skipped: list[dict]) -> list[Finding]:
+    """One finding per kind of file that the reading left out, naming every file of it."""
+    by_kind: dict[str, list[dict]] = {}
+    for row in skipped:
+        kind = _skip_kind(row["reason"])
+        if kind:
+            by_kind.setdefault(kind, []).append(row)
+    findings = []
+    rows = by_kind.get("not_unpacked")
+    if rows:
+        findings.append(Finding("not_unpacked", WARNING, f"{len(rows)} member(s) of the zip were not unpacked: "
+                                "names with '..' or an absolute path, links and device files are refused for "
+                                "safety, and encrypted, damaged or same-named files cannot be read. Nothing was "
+                                "written for them; the skipped list says what to do for each.", _named(rows)))
+    rows = by_kind.get("unused_classes")
+    if rows:
+        names = _unused_class_names(rows)
+        findings.append(Finding("unused_classes", WARNING, f"{len(names)} class(es) are not used, because they "
+                                "have no usable training images: " + ", ".join(f"'{n}'" for n in names)
+                                + ". Add training images of each, or remove its folder.", _named(rows)))
+    rows = by_kind.get("junk")
+    if rows:
+        findings.append(Finding("junk", INFO, f"{len(_named(rows))} system or hidden file(s) (__MACOSX, .DS_Store, "
+                                "Thumbs.db, hidden folders) are not data: ignored, never a class.", _named(rows)))
+    rows = by_kind.get("nested_archives")
+    if rows:
+        findings.append(Finding("nested_archives", WARNING, f"{len(rows)} archive(s) inside the dataset are "
+                                "not opened (a zip inside a zip can hide a zip bomb). Unpack them into class "
+                                "folders if they hold images.", _named(rows)))
+    rows = by_kind.get("csv_missing_files")
+    if rows:
+        findings.append(Finding("csv_missing_files", WARNING, f"{len(rows)} row(s) of the labels CSV name "
+                                "a file that is not there (or give it no label). Check the file names in the CSV "
+                                "against the files you uploaded.", _named(rows)))
+    rows = by_kind.get("csv_unlabelled_files")
+    if rows:
+        findings.append(Finding("csv_unlabelled_files", WARNING, f"{len(rows)} image(s) are not named in the "
+                                "labels CSV, so they have no class and are not used. Add a row for each one you "
+                                "want to train on.", _named(rows)))
+    rows = by_kind.get("test_split")
+    if rows:
+        findings.append(Finding("test_split", INFO, f"{len(_named(rows))} image(s) of the test split are kept "
+                                "aside: training uses the train and val splits only.", _named(rows)))
+    rows = by_kind.get("not_images")
+    if rows:
+        findings.append(Finding("not_images", WARNING, f"{len(_named(rows))} file(s) are not used (not an image, "
+                                "empty, unreadable, or outside the expected folders) and are left out. See the "
+                                "skipped list for each reason.", _named(rows)))
+    return findings
+
+
+def _left_out(skipped: list[dict]) -> set[str]:
+    """Names already listed as left out of training (one reason per file is enough)."""
+    return {row["path"] for row in skipped if row["reason"].startswith(data_module.LEFT_OUT)}
+
+
+def _list_undecodable(dataset: Dataset, errors: dict[str, str]) -> None:
+    """Images that cannot be decoded are always left out of training, so they join the skipped list."""
+    listed = _left_out(dataset.skipped)
+    for path, error in errors.items():
+        name = dataset.shown(path)
+        if name not in listed:
+            dataset.skipped.append({"path": name, "reason": f"{data_module.LEFT_OUT}: the image cannot be decoded "
+                                    f"({error}). Open it in an image viewer; if it is broken, export it again."})
 
 
 def _balance_findings(dataset: Dataset, usable) -> list[Finding]:
@@ -359,9 +441,8 @@ def apply_exclusions(dataset: Dataset, report: Report, kinds: list[str]) -> Data
             for path in finding.exclude:
                 reasons.setdefault(path, f"left out: {finding.kind.replace('_', ' ')}")
     keep = ~dataset.samples.path.isin(reasons)
-    skipped = dataset.skipped + [{"path": p, "reason": r} for p, r in reasons.items()]
-    return Dataset(dataset.root, dataset.samples[keep].reset_index(drop=True), dataset.classes, skipped,
-                   dataset.split_source, dataset.source)
+    return replace(dataset, samples=dataset.samples[keep].reset_index(drop=True),
+                   skipped=_with_left_out(dataset, reasons))
 
 
 def leave_out_files(dataset: Dataset, reasons: dict[str, str]) -> Dataset:
@@ -370,6 +451,17 @@ def leave_out_files(dataset: Dataset, reasons: dict[str, str]) -> Dataset:
         return dataset
     keep = ~dataset.samples.path.isin(reasons)
     gone = set(dataset.samples.path[~keep])
-    skipped = dataset.skipped + [{"path": p, "reason": r} for p, r in reasons.items() if p in gone]
-    return Dataset(dataset.root, dataset.samples[keep].reset_index(drop=True), dataset.classes, skipped,
-                   dataset.split_source, dataset.source)
+    return replace(dataset, samples=dataset.samples[keep].reset_index(drop=True),
+                   skipped=_with_left_out(dataset, {p: r for p, r in reasons.items() if p in gone}))
+
+
+def _with_left_out(dataset: Dataset, reasons: dict[str, str]) -> list[dict]:
+    """The skipped list plus these files ({path: reason}), named as uploaded, each listed once."""
+    skipped = list(dataset.skipped)
+    listed = _left_out(skipped)
+    for path, reason in reasons.items():
+        name = dataset.shown(path)
+        if name not in listed:
+            skipped.append({"path": name, "reason": reason})
+            listed.add(name)
+    return skipped
