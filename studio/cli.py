@@ -481,20 +481,34 @@ def cmd_serve(args) -> int:
 
 
 def cmd_runs(args) -> int:
-    """Every run on disk with its status (running, finished, stopped, failed, interrupted, damaged)."""
-    from studio.history import list_runs
-    rows = list_runs()
+    """Every run the studio wrote, wherever it is, with its status; or the runs in the folders given."""
+    from studio import history, paths
+    if args.paths:
+        rows, problems = history.list_runs_at(args.paths)
+        for problem in problems:
+            print(f"studio: {problem}", file=sys.stderr)
+        if problems and not rows:
+            return _fail("No run found there: give a run folder (it holds config.json) or a folder of runs.",
+                         EXIT_USAGE)
+    else:
+        rows = history.list_runs()
     if args.json:
         for row in rows:
             print(json.dumps(row, default=str))
         return 0
     if not rows:
         print("No runs yet.")
-        return 0
+    inside = paths.runs_dir().resolve()
     for row in rows:
         accuracy = f"{row['best_val_accuracy']:.1%}" if row.get("best_val_accuracy") is not None else "-"
+        where = "" if Path(row["run_dir"]).resolve().parent == inside else f"  {row['run_dir']}"
         print(f"{row['id']:<48} {row['status']:<11} {row['data']:<16} {row['backbone']:<18} {accuracy:>6}"
-              + (f"  ({row['error']})" if row.get("error") else ""))
+              + where + (f"  ({row['error']})" if row.get("error") else ""))
+    missing = [] if args.paths else history.missing_runs()
+    if missing:
+        print(f"{len(missing)} run folder(s) the studio wrote are no longer where they were (moved or deleted): "
+              + ", ".join(map(str, missing[:5])) + (" …" if len(missing) > 5 else "")
+              + ". `studio runs NEW_PLACE` finds them again.", file=sys.stderr)
     return 0
 
 
@@ -645,7 +659,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--quiet", action="store_true", help="no progress on stderr")
     export.set_defaults(func=cmd_export)
 
-    runs = sub.add_parser("runs", help="list every run on disk with its status")
+    runs = sub.add_parser("runs", help="list every run the studio wrote, wherever it is, with its status")
+    runs.add_argument("paths", nargs="*", metavar="PATH",
+                      help="list the runs in these folders instead (a run folder or a folder of runs); they are "
+                           "remembered, so the Runs page lists them too")
     runs.add_argument("--json", action="store_true", help="one JSON object per run")
     runs.set_defaults(func=cmd_runs)
 
