@@ -49,7 +49,7 @@ LARGE=$STUDIO_HOME/large
 timeout 120 $PY tools/make_scale_data.py "$LARGE" --images 6000 | tail -1
 bench mobilenetv2-large 150 "$LARGE" --backbone mobilenetv2_100 --only frozen,finetune,pass --epochs 2
 step "train on the GPU (Auto), predict, export with parity"
-timeout 120 $PY -m studio train "$DATA" --device cuda --out "$STUDIO_HOME/auto-run" --quiet > "$OUT/train-auto.json"
+timeout 120 $PY -m studio train "$DATA" --device cuda --out "$STUDIO_HOME/auto-run" --quiet --json > "$OUT/train-auto.json"
 echo "train exit $?"
 $PY - "$OUT/train-auto.json" <<'EOF'
 import sys, json

@@ -110,7 +110,7 @@ class TrainConfig:
         if not cfg.backbone:
             cfg.backbone = backbones.default_backbone()
             cfg.choices["backbone"] = f"{cfg.backbone}: the first backbone available offline."
-        cfg.freeze = str(cfg.freeze).strip().lower()
+        cfg.freeze = recipe.freeze_setting(cfg.freeze)   # a wrong value fails here, before any work
         feature_extraction = cfg.freeze == "all"
         if cfg.head_epochs is None or feature_extraction:  # "all" is the head alone throughout
             cfg.head_epochs = recipe.HEAD_EPOCHS if cfg.freeze == "auto" else 0

@@ -112,7 +112,7 @@ def test_bench_only_and_json_only(tiny_dataset, capsys):
 def test_bench_mistakes_are_one_clear_line(tiny_dataset, tmp_path, capsys):
     cases = [
         ([tmp_path / "nothing-here"], 2, "does not exist"),
-        ([tiny_dataset, "--backbone", "no_such_model"], 1, "no_such_model"),
+        ([tiny_dataset, "--backbone", "no_such_model"], 2, "no_such_model"),   # refused by the parser
         ([tiny_dataset, "--only", "tutorial,bogus"], 2, "--only"),
         ([tiny_dataset, "--only", "raw", "--device", "cpu"], 2, "CUDA"),
         ([tiny_dataset, "--epochs", "0"], 2, "--epochs"),
