@@ -1,0 +1,123 @@
+"""The studio as a Python library: `train` a classifier, `load` one back, `predict`, `export`.
+
+    from studio import train, load
+    model = train("photos/", backbone="mobilenetv2_100", epochs=3, on_epoch=print)
+    model.accuracy, model.classes, model.run_dir
+    model.predict(["a.jpg", "b.jpg"])          # [Prediction(image, top=[(class, p), ...]), ...]
+    model.export("onnx", "exported/")          # checked against the trained model, as on the page
+    load(model.run_dir)                        # the same object back, later or elsewhere
+
+It is the engine the page and the CLI run (the same recipe, run folder and checks), made to
+block until the run ends, which is what a script or a notebook wants.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Callable
+
+from studio.runs import MANAGER, MODEL_FILE
+
+
+class TrainingFailed(RuntimeError):
+    """The run ended in failure; the message says why (and names run.log for the details)."""
+
+    def __init__(self, message: str, run_dir: Path):
+        super().__init__(message)
+        self.run_dir = run_dir
+
+
+@dataclass
+class TrainedModel:
+    """A trained classifier and what is known of how it was trained."""
+    model_path: Path
+    classes: list[str]
+    accuracy: float | None = None        # best validation accuracy (None for an export without it)
+    history: list[dict] = field(default_factory=list)   # one dict per finished epoch
+    run_dir: Path | None = None          # the run folder (None when loaded from an export)
+    status: str = "finished"             # finished, or stopped when training was stopped early
+    _predictor: object = field(default=None, repr=False, compare=False)
+
+    def predict(self, images, top_k: int = 5) -> list:
+        """`Prediction`s (image, top [(class, probability)], error) for a path, an image or a list
+        of them, in order; an unreadable image gets its reason and the others are still classified."""
+        if self._predictor is None:
+            from studio.inference import Predictor
+            self._predictor = Predictor(self.model_path)
+        many = isinstance(images, (list, tuple))
+        return list(self._predictor.predict_each(list(images) if many else [images], top_k))
+
+    def export(self, fmt: str, out: str | Path, zip: bool = False):
+        """Export as `fmt` (bundle, torchscript, onnx, onnx-int8) into `out`, checked against the
+        trained model on the run's validation photos. Returns the ExportResult (files, parity)."""
+        from studio import bundle
+        if self.run_dir is None:
+            raise ValueError("This model was loaded from an export; export from its run folder instead.")
+        out = Path(out)
+        return bundle.export_run(self.run_dir, fmt, out, zip_path=out.with_suffix(".zip") if zip else None)
+
+
+def train(data: str | Path, *, backbone: str = "", freeze: str = "auto", epochs: int | None = None,
+          out: str | Path | None = None, on_epoch: Callable[[dict], None] | None = None,
+          **settings) -> TrainedModel:
+    """Train on `data` (the same folders and zips the page takes) and block until the run ends.
+
+    `settings` are any other TrainConfig fields (lr, batch_size, patience, device, ...). Each
+    finished epoch's figures go to `on_epoch`. Ctrl-C stops the run, keeping its best model so
+    far, and returns it with status "stopped". A failed run raises TrainingFailed.
+    """
+    from studio.training import TrainConfig, start_training
+    known = {f.name for f in fields(TrainConfig)} - {"data", "choices"}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise TypeError(f"train() got unknown settings {', '.join(unknown)}; the settings are: "
+                        f"{', '.join(sorted(known))}.")
+    config = TrainConfig(data=str(data), backbone=backbone, freeze=freeze, epochs=epochs, **settings)
+    run = start_training(config, run_dir=out)
+    reported = 0
+    try:
+        while True:
+            MANAGER.wait(0.25)
+            snapshot = run.snapshot()
+            for epoch in snapshot["history"][reported:]:
+                if on_epoch is not None:
+                    on_epoch(epoch)
+            reported = len(snapshot["history"])
+            if not run.is_active():
+                break
+    except KeyboardInterrupt:
+        MANAGER.stop()
+    MANAGER.wait()
+    snapshot = run.snapshot()
+    if snapshot["status"] == "failed":
+        raise TrainingFailed(snapshot["error"] or "the run failed", run.dir)
+    return load(run.dir)
+
+
+def load(path: str | Path) -> TrainedModel:
+    """A run folder, its model.safetensors, or an export (folder, zip or model file) as a TrainedModel."""
+    path = Path(path)
+    run_dir = path.parent if path.name == MODEL_FILE else path
+    if (run_dir / MODEL_FILE).is_file() and (run_dir / "status.json").is_file():
+        status = json.loads((run_dir / "status.json").read_text())
+        from studio.runs import load_history
+        history = [{k: v for k, v in row.items() if k != "confusion_matrix"} for row in load_history(run_dir)]
+        from studio import modelfile
+        meta = modelfile.read_metadata(run_dir / MODEL_FILE)
+        return TrainedModel(run_dir / MODEL_FILE, list(meta["classes"]), status.get("best_val_accuracy"),
+                            history, run_dir, status.get("status") or "finished")
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is neither a run folder nor an exported model.")
+    from studio.inference import Predictor
+    predictor = Predictor(path)
+    return TrainedModel(Path(predictor.path), list(predictor.classes), _export_accuracy(predictor.meta),
+                        _predictor=predictor)
+
+
+def _export_accuracy(meta: dict) -> float | None:
+    value = (meta.get("summary") or {}).get("val_accuracy")
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+__all__ = ["train", "load", "TrainedModel", "TrainingFailed"]
