@@ -21,10 +21,11 @@ from studio.imaging import ImageDecodeError, decode_square
 from studio.pixels import cache_side, decode_all
 
 # Largest probability difference from the plain fp32 path (one photo at a time, eager, NCHW):
-# the fast fp32 path only reorders sums (measured 2e-7); bf16 keeps 8 bits of mantissa (measured
-# up to about 0.01 on the example photos), which can swap the order of two near-equal classes.
+# the fast fp32 path only reorders sums (measured 2e-7); bf16 keeps 8 bits of mantissa (measured on
+# the 153 example validation photos: median 0.001, largest 0.076, every top class the same), so
+# two classes closer than that can swap.
 FP32_TOLERANCE = 1e-4
-BF16_TOLERANCE = 0.03
+BF16_TOLERANCE = 0.1
 TRACE_FROM = 200       # photos in one call from which tracing (about 2 s on 2 cores) pays for itself
 CHUNK_BATCHES = 8      # photos decoded ahead of the model: this many batches (bounded memory)
 
