@@ -86,8 +86,10 @@ def build(run_dir: Path, meta: dict, fmt: str, parity_report: dict | None, check
     by_hand = len(config.get("exclude_files") or {})
     if by_hand:
         left_out += f", plus {by_hand} file(s) chosen by hand"
-    skipped = len(status_dataset.get("skipped") or [])
-    out.append(f"Left out before training: {left_out}; {skipped} file(s) were not usable (not images, unreadable).")
+    # a grouped line (a test split, a __MACOSX folder) stands for every file listed under its members
+    skipped = sum(len(entry.get("members") or []) or 1 for entry in status_dataset.get("skipped") or [])
+    out.append(f"Left out before training: {left_out}; {skipped} file(s) in the data were not used (not images, "
+               "unreadable, refused for safety, or kept aside as a test split).")
     findings = data_findings(run_dir, classes) if check_data else None
     if findings is None:
         out.append("The data check was not run again for this card (the photos are no longer where they were, "
