@@ -118,12 +118,18 @@ def pick_cell(evt: gr.EventData):
     return evt.true_class, evt.predicted_class
 
 
-def render(label: str = "Confusion matrix", elem_prefix: str = "") -> SimpleNamespace:
-    """The clickable matrix beside the per-class table, then the photo browsers."""
-    with gr.Row():
+def render(label: str = "Confusion matrix", elem_prefix: str = "", polled: bool = False) -> SimpleNamespace:
+    """The clickable matrix beside the per-class table (below it when the matrix is too wide to share
+    the row), then the photo browsers. `polled`: the matrix and table are refreshed by a poll, so
+    Gradio's progress overlay is kept out of them (assets/studio.css, .ts-polled)."""
+    extra = ["ts-polled"] if polled else []
+    # the row wraps: the matrix takes the width it needs (scrolling inside its box past the page's width)
+    # and the table goes below it when both don't fit side by side (assets/studio.css)
+    with gr.Row(elem_classes="ts-evaluation-row"):
         confusion = gr.HTML(views.confusion_html(None, []), label=label, elem_id=f"{elem_prefix}confusion",
-                            js_on_load=CELL_CLICK_JS)
-        per_class = gr.Dataframe(views.per_class_table(None), label="Per-class results", interactive=False)
+                            js_on_load=CELL_CLICK_JS, elem_classes=["ts-matrix", *extra])
+        per_class = gr.Dataframe(views.per_class_table(None), label="Per-class results", interactive=False,
+                                 elem_id=f"{elem_prefix}per-class", elem_classes=["ts-per-class", *extra])
     with gr.Accordion("Look at the photos behind the numbers", open=True):
         with gr.Row():
             true_class = gr.Dropdown([], value=None, label="True class", elem_id=f"{elem_prefix}cell-true",
@@ -132,15 +138,30 @@ def render(label: str = "Confusion matrix", elem_prefix: str = "") -> SimpleName
                                           elem_id=f"{elem_prefix}cell-predicted",
                                           info="Pick a different class to see the mistakes between the two.")
         cell_note = gr.Markdown(PICK_HINT, elem_id=f"{elem_prefix}cell-note")
+        # fit_columns=False: a cell with one photo shows one thumbnail, not one photo stretched to the full
+        # width. Hidden while empty (see follow_galleries).
         cell_gallery = gr.Gallery([], label="Photos in this cell", columns=6, height=300, object_fit="cover",
-                                  elem_id=f"{elem_prefix}cell-gallery")
+                                  elem_id=f"{elem_prefix}cell-gallery", fit_columns=False, visible="hidden")
         mistakes_note = gr.Markdown("The model's mistakes appear after the first epoch.",
                                     elem_id=f"{elem_prefix}mistakes-note")
         mistakes = gr.Gallery([], label="Most confident mistakes", columns=6, height=300, object_fit="cover",
-                              elem_id=f"{elem_prefix}mistakes")
+                              elem_id=f"{elem_prefix}mistakes", fit_columns=False, visible="hidden")
     return SimpleNamespace(confusion=confusion, per_class=per_class, true_class=true_class,
                            predicted_class=predicted_class, cell_note=cell_note, cell_gallery=cell_gallery,
                            mistakes_note=mistakes_note, mistakes=mistakes)
+
+
+def shown_when_filled(cell_items, mistake_items) -> tuple:
+    """The two photo galleries, each shown only when it has photos (its note says why when it has none)."""
+    return (gr.Gallery(visible=views.shown_if(bool(cell_items))),
+            gr.Gallery(visible=views.shown_if(bool(mistake_items))))
+
+
+def follow_galleries(ui: SimpleNamespace, event) -> None:
+    """After an event that fills or empties the galleries, show or hide them (a private follow-up, so the
+    event's API keeps returning plain values; Gallery.change does not fire for a function's update)."""
+    galleries = [ui.cell_gallery, ui.mistakes]
+    event.then(shown_when_filled, galleries, galleries, api_visibility="private", show_progress="hidden")
 
 
 def class_pickers(classes: list[str], current_true: str | None = None, current_predicted: str | None = None):
@@ -158,7 +179,9 @@ def bind(ui: SimpleNamespace, source: gr.components.Component, to_folder, api_pr
         return cell_photos(to_folder(value, user_of(request)), true_class, predicted_class, latest)
 
     ui.confusion.click(pick_cell, None, [ui.true_class, ui.predicted_class], api_visibility="private")
-    ui.true_class.change(photos, [source, ui.true_class, ui.predicted_class], [ui.cell_note, ui.cell_gallery],
-                         api_name=f"{api_prefix}cell_photos", show_progress="hidden")
-    ui.predicted_class.change(photos, [source, ui.true_class, ui.predicted_class], [ui.cell_note, ui.cell_gallery],
-                              api_visibility="private", show_progress="hidden")
+    follow_galleries(ui, ui.true_class.change(photos, [source, ui.true_class, ui.predicted_class],
+                                              [ui.cell_note, ui.cell_gallery], api_name=f"{api_prefix}cell_photos",
+                                              show_progress="hidden"))
+    follow_galleries(ui, ui.predicted_class.change(photos, [source, ui.true_class, ui.predicted_class],
+                                                   [ui.cell_note, ui.cell_gallery], api_visibility="private",
+                                                   show_progress="hidden"))

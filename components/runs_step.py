@@ -200,8 +200,9 @@ def bind(ui: SimpleNamespace, run_dir: gr.State, tabs: gr.Tabs, tab: gr.Tab) -> 
     ui.run.change(show_run, ui.run, [ui.summary, ui.loss, ui.accuracy, ui.confusion, ui.per_class, ui.choices],
                   api_name="show_run")
     ev = ui.evaluation
-    ui.run.change(run_photos, ui.run, [ev.true_class, ev.predicted_class, ev.cell_note, ev.cell_gallery,
-                                       ev.mistakes_note, ev.mistakes], api_visibility="private")
+    evaluation_view.follow_galleries(ev, ui.run.change(
+        run_photos, ui.run, [ev.true_class, ev.predicted_class, ev.cell_note, ev.cell_gallery, ev.mistakes_note,
+                             ev.mistakes], api_visibility="private"))
     evaluation_view.bind(ev, ui.run, run_folder, api_prefix="runs_")
     comparing = dict(fn=compare_runs, inputs=[ui.run, ui.other], outputs=[ui.compare, ui.compare_note])
     ui.other.change(**comparing, api_name="compare_runs")

@@ -147,13 +147,26 @@ def poll(seen: dict | None, user: str | None = None):
     # the matrix shown is the last finished epoch's, and so are the photos behind it
     cell_note, cell_gallery = evaluation_view.cell_photos(run_folder, true_class, predicted_class, latest=True)
     mistakes_note, mistakes = evaluation_view.confident_mistakes(run_folder, latest=True)
-    return (status, progress, views.curves(history, "loss") if history else None,
-            views.curves(history, "accuracy") if history else None,
+    # no finished epoch (a new run): the charts keep what they show, hidden (see layout). Emptied (None)
+    # while hidden, Gradio's plot would throw from its resize observer once the page's size changes.
+    return (status, progress, views.curves(history, "loss") if history else gr.skip(),
+            views.curves(history, "accuracy") if history else gr.skip(),
             views.confusion_html(snapshot and snapshot["confusion"], classes, clickable=True),
             views.per_class_table(snapshot and snapshot["per_class"]), views.choices_markdown(snapshot),
             {"key": key, "run_dir": run_folder, "pair": (true_class, predicted_class)},
             *evaluation_view.class_pickers(classes, true_class, predicted_class),
             cell_note, cell_gallery, mistakes_note, mistakes)
+
+
+ACTIVE = ("queued", "preparing", "running")
+
+
+def layout(key: list | None):
+    """(Stop button, results) for a run key: Stop while a run is going, the curves, matrix and photos once
+    an epoch has finished. Follows the run key, which changes with the status and each epoch."""
+    has_epoch = bool(key) and key[1] > 0
+    return (gr.Button(visible=views.shown_if(bool(key) and key[2] in ACTIVE)),
+            gr.Column(elem_classes=views.classes_if(has_epoch)))
 
 
 def remember_pair(seen: dict | None, true_class: str | None, predicted_class: str | None) -> dict:
@@ -217,25 +230,30 @@ def render() -> SimpleNamespace:
         suggestion = gr.Markdown("", elem_id="lr-suggestion")
     with gr.Row():
         start_button = gr.Button("Start training", variant="primary", elem_id="start-training")
-        stop_button = gr.Button("Stop", variant="stop", elem_id="stop-training")
-    status = gr.Markdown(views.status_line(None), elem_id="train-status")
-    progress = gr.HTML("", elem_id="train-progress")
-    choices = gr.Markdown("", elem_id="train-choices")
-    with gr.Row():
-        # charts start empty (None): one that starts from an empty table never draws later data
-        loss_plot = gr.LinePlot(None, x="epoch", y="value", color="series",
-                                color_map=views.SERIES_COLOURS, sort=views.EPOCH_ORDER,
-                                title="Loss (lower is better)", height=260, x_title="epoch", y_title="loss")
-        acc_plot = gr.LinePlot(None, x="epoch", y="value", color="series",
-                               color_map=views.SERIES_COLOURS, sort=views.EPOCH_ORDER,
-                               title="Accuracy (higher is better)", height=260, y_lim=[0, 1],
-                               x_title="epoch", y_title="accuracy")
-    evaluation = evaluation_view.render()
+        # shown only while a run is going (see layout)
+        stop_button = gr.Button("Stop", variant="stop", elem_id="stop-training", visible=False)
+    polled = ["ts-polled"]  # no Gradio progress overlay inside what the timer refreshes (assets/studio.css)
+    status = gr.Markdown(views.status_line(None), elem_id="train-status", elem_classes=polled)
+    progress = gr.HTML("", elem_id="train-progress", elem_classes=polled)
+    choices = gr.Markdown("", elem_id="train-choices", elem_classes=polled)
+    # curves, matrix and photos only once there is a finished epoch to show (see layout)
+    with gr.Column(elem_classes=views.classes_if(False), elem_id="train-results") as results:
+        with gr.Row():
+            # charts start empty (None): one that starts from an empty table never draws later data
+            loss_plot = gr.LinePlot(None, x="epoch", y="value", color="series",
+                                    color_map=views.SERIES_COLOURS, sort=views.EPOCH_ORDER,
+                                    title="Loss (lower is better)", height=260, x_title="epoch", y_title="loss",
+                                    elem_classes=polled)
+            acc_plot = gr.LinePlot(None, x="epoch", y="value", color="series",
+                                   color_map=views.SERIES_COLOURS, sort=views.EPOCH_ORDER,
+                                   title="Accuracy (higher is better)", height=260, y_lim=[0, 1],
+                                   x_title="epoch", y_title="accuracy", elem_classes=polled)
+        evaluation = evaluation_view.render(polled=True)
     next_button = gr.Button("Next: try it →")
     return SimpleNamespace(epochs=epochs, lr=lr, batch=batch, start=start_button, stop=stop_button,
                            status=status, progress=progress, loss=loss_plot, accuracy=acc_plot,
                            confusion=evaluation.confusion, per_class=evaluation.per_class, evaluation=evaluation,
-                           choices=choices, next=next_button,
+                           choices=choices, next=next_button, results=results,
                            suggest=suggest_button, suggestion=suggestion,
                            advanced=[weight_decay, label_smoothing, patience, augment_box, weighting, batchnorm, seed,
                                      optimizer, schedule, head_epochs, strength],
@@ -253,8 +271,8 @@ def bind(ui: SimpleNamespace, data_source: gr.State, model_ui: SimpleNamespace, 
 
     ui.start.click(start_as_user, [data_source, model_ui.backbone, model_ui.mode, model_ui.freeze, ui.epochs, ui.lr,
                                    ui.batch, leave_out, findings, *ui.advanced],
-                   [ui.status, run_dir], api_name="start_training")
-    ui.stop.click(stop_as_user, None, ui.status, api_name="stop_training")
+                   [ui.status, run_dir], api_name="start_training", show_progress="hidden")
+    ui.stop.click(stop_as_user, None, ui.status, api_name="stop_training", show_progress="hidden")
     ui.suggest.click(suggest_lr, [data_source, model_ui.backbone, model_ui.mode, model_ui.freeze],
                      [ui.lr, ui.suggestion], api_name="suggest_lr")
     ev = ui.evaluation
@@ -266,10 +284,13 @@ def bind(ui: SimpleNamespace, data_source: gr.State, model_ui: SimpleNamespace, 
 
     ui.timer.tick(watch_as_user, None, [ui.status, ui.progress, ui.run_key], api_name="watch_training",
                   show_progress="hidden")
-    ui.run_key.change(poll_as_user, [ui.seen],
+    refreshed = ui.run_key.change(poll_as_user, [ui.seen],
                   [ui.status, ui.progress, ui.loss, ui.accuracy, ui.confusion, ui.per_class, ui.choices, ui.seen,
                    ev.true_class, ev.predicted_class, ev.cell_note, ev.cell_gallery, ev.mistakes_note, ev.mistakes],
                   api_name="poll_training", show_progress="hidden")
+    # what shows follows the new values (so a new run's first epoch is not shown beside the last run's charts)
+    refreshed.then(layout, ui.run_key, [ui.stop, ui.results], api_visibility="private", show_progress="hidden")
+    evaluation_view.follow_galleries(ev, refreshed)
     evaluation_view.bind(ev, ui.seen, watched_run, api_prefix="train_", latest=True)
     for picker in (ev.true_class, ev.predicted_class):  # so the photos follow each new best epoch
         picker.change(remember_pair, [ui.seen, ev.true_class, ev.predicted_class], ui.seen, api_visibility="private",

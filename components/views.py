@@ -44,6 +44,12 @@ def curves(history: list[dict], metric: str) -> pd.DataFrame:
         {"epoch": "int64", "value": "float64", "series": "str"}))
 
 
+# Above this many classes the matrix uses smaller cells, so that up to about 25 classes fit the page's
+# width at 1280 px; a wider one scrolls inside its own box (assets/studio.css, .ts-matrix).
+COMPACT_MATRIX_ABOVE = 8
+SCROLL_HINT_ABOVE = 15  # compact columns of short names: about this many fit before the box scrolls
+
+
 def confusion_html(matrix: list[list[int]] | None, classes: list[str], clickable: bool = False) -> str:
     """The confusion matrix as a heatmap table: rows true class, columns predicted class.
 
@@ -52,7 +58,8 @@ def confusion_html(matrix: list[list[int]] | None, classes: list[str], clickable
     """
     if not matrix:
         return "<div class='ts-empty'>The confusion matrix appears after the first epoch.</div>"
-    head = "".join(f"<th scope='col'>{html.escape(c)}</th>" for c in classes)
+    # headers carry the full name as a tooltip: long names are cut short in the narrow columns of a big matrix
+    head = "".join(f"<th scope='col' title='{html.escape(c, quote=True)}'>{html.escape(c)}</th>" for c in classes)
     body = []
     for i, row in enumerate(matrix):
         total = sum(row) or 1
@@ -66,11 +73,31 @@ def confusion_html(matrix: list[list[int]] | None, classes: list[str], clickable
             hint = " (click to see them)" if clickable and count else ""
             cells.append(f"<td style='{style}'{pair} title='true {html.escape(classes[i])}, predicted "
                          f"{html.escape(classes[j])}: {count} of {sum(row)}{hint}'>{count}</td>")
-        body.append(f"<tr><th scope='row'>{html.escape(classes[i])}</th>{''.join(cells)}</tr>")
+        body.append(f"<tr><th scope='row' title='{html.escape(classes[i], quote=True)}'>{html.escape(classes[i])}</th>"
+                    f"{''.join(cells)}</tr>")
     caption = "Rows: true class. Columns: what the model said." + (
-        " Click a number to see those photos." if clickable else "")
-    return (f"<table class='ts-confusion'><caption>{caption}</caption>"
+        " Click a number to see those photos." if clickable else "") + (
+        f" Scroll inside the matrix to see all {len(classes)} classes." if len(classes) > SCROLL_HINT_ABOVE else "")
+    size = " ts-confusion-compact" if len(classes) > COMPACT_MATRIX_ABOVE else ""
+    return (f"<table class='ts-confusion{size}'><caption><span>{caption}</span></caption>"
             f"<thead><tr><th></th>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
+
+
+def shown_if(applies: bool) -> bool | str:
+    """Gradio's `visible` for a component shown only when it applies. One that stops applying is hidden
+    in the page ("hidden"), not taken out of it (False): a chart taken out keeps a resize observer that
+    throws on its missing element (Gradio 6.31)."""
+    return True if applies else "hidden"
+
+
+HIDDEN = "ts-hidden"  # assets/studio.css: display none
+
+
+def classes_if(applies: bool) -> list[str]:
+    """`elem_classes` for a Row or Column shown only when it applies. Gradio 6.31 has no "hidden" for
+    layouts (it shows them), and visible=False would take its charts out of the page (see shown_if);
+    a class that hides it keeps them in."""
+    return [] if applies else [HIDDEN]
 
 
 def per_class_table(per_class: list[dict] | None) -> pd.DataFrame:
