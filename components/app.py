@@ -13,6 +13,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 import gradio as gr  # noqa: E402
 
 from components import data_step, export_step, model_step, runs_step, train_step, try_step  # noqa: E402
+from components.session import user_of  # noqa: E402
 from studio import paths  # noqa: E402
 
 MAX_UPLOAD = os.environ.get("STUDIO_MAX_UPLOAD", "2gb")  # largest .zip the page accepts
@@ -64,7 +65,19 @@ def build() -> gr.Blocks:
                     api_visibility="private")
         for ui, target in ((data_ui, "model"), (model_ui, "train"), (train_ui, "try"), (try_ui, "export")):
             ui.next.click(lambda t=target: gr.Tabs(selected=t), None, tabs, api_visibility="private")
+        # Try it and Export show their controls only once there is a model: checked whenever the chosen
+        # run changes and whenever a tab opens (a run may have finished meanwhile)
+        ready = dict(fn=models_ready, inputs=run_dir, api_visibility="private", show_progress="hidden",
+                     outputs=[try_ui.no_model, try_ui.ready, export_ui.target, export_ui.ready])
+        run_dir.change(**ready)
+        tabs.change(**ready)
     return demo
+
+
+def models_ready(folder: str | None, request: gr.Request):
+    """What Try it and Export show: their no-model note, or their controls (try_step/export_step.readiness)."""
+    user = user_of(request)
+    return (*try_step.readiness(folder, user), *export_step.readiness(folder, user))
 
 
 def theme() -> gr.themes.Base:

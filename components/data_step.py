@@ -32,7 +32,9 @@ EXCLUDE_LABELS = {"exact_duplicates": "Extra copies of identical files",
 
 
 def _empty(message: str) -> tuple:
-    return (None, message, None, [], _skipped(None), "", gr.Dropdown(choices=[], value=None),
+    # the chart keeps what it showed (hidden, see show_what_applies): emptied while hidden, Gradio's plot
+    # would throw from its resize observer
+    return (None, message, gr.skip(), [], _skipped(None), "", gr.Dropdown(choices=[], value=None),
             gr.CheckboxGroup(choices=[], value=[]), None, {}, [])
 
 
@@ -215,50 +217,84 @@ def render() -> SimpleNamespace:
                                    placeholder="_", info="For cat_001.jpg and dog_002.jpg, type _")
             prefix_note = gr.Markdown("", elem_id="prefix-note")
         prefix_table = gr.Dataframe(pd.DataFrame(columns=["file", "class"]), label="What it would give",
-                                    interactive=False, max_height=220)
+                                    interactive=False, max_height=220, visible=False, elem_id="prefix-table")
         apply_prefix = gr.Button("Use these classes")
     summary = gr.Markdown("No data chosen yet.", elem_id="data-summary")
-    with gr.Row():
+    # Until data is chosen only the summary shows; then each part shows when it has something in it
+    # (see show_what_applies).
+    with gr.Row(elem_classes=views.classes_if(False), elem_id="data-overview") as overview:
         # a title, not a label: with a label and a fixed height, the legend's entries fall below the box
         chart = gr.BarPlot(None, color_map=views.SPLIT_COLOURS, x="class", y="images", color="split",
                            title="Images per class", height=260, scale=1)
         gallery = gr.Gallery(label="Sample images per class", columns=6, height=260, scale=2,
-                             allow_preview=True, object_fit="cover")
+                             allow_preview=True, object_fit="cover", fit_columns=False)
     skipped = gr.Dataframe(_skipped(None), label="Files not used, and why", interactive=False,
-                           wrap=True, max_height=200)
+                           wrap=True, max_height=200, visible=False, elem_id="data-skipped")
     findings = gr.Markdown("", elem_id="data-findings")
-    with gr.Row():
+    with gr.Row(elem_classes=views.classes_if(False), elem_id="data-checks") as checks:
         with gr.Column(scale=1):
-            picker = gr.Dropdown([], label="Show the files of", interactive=True)
-            leave_out = gr.CheckboxGroup([], label="Leave out of training",
+            picker = gr.Dropdown([], label="Show the files of", interactive=True, visible=False)
+            leave_out = gr.CheckboxGroup([], label="Leave out of training", visible=False,
                                          info="Suggested choices are ticked. Nothing is deleted.")
-            report = gr.File(label="Download the data report (JSON)", interactive=False)
+            report = gr.File(label="Download the data report (JSON)", interactive=False, visible=False,
+                             elem_id="data-report")
             outliers = gr.Button("Look for pictures that don't belong", size="sm")
             outlier_note = gr.Markdown("A pretrained network compares every picture with the rest of its "
                                        "class (a placeholder, a blank frame, a screenshot). About 15 s per "
                                        "1,000 images on a 2-core CPU.")
-        finding_files = gr.Gallery(label="Files concerned", columns=6, height=300, scale=2, object_fit="cover")
+        finding_files = gr.Gallery(label="Files concerned", columns=6, height=300, scale=2, object_fit="cover",
+                                   visible=False, elem_id="data-finding-files", fit_columns=False)
     next_button = gr.Button("Next: choose a model →")
     return SimpleNamespace(example=example, upload=upload, summary=summary, chart=chart, gallery=gallery,
                            skipped=skipped, findings=findings, picker=picker, leave_out=leave_out,
                            report=report, finding_files=finding_files, paths=gr.State({}), next=next_button,
                            separator=separator, prefix_note=prefix_note, prefix_table=prefix_table,
                            apply_prefix=apply_prefix, uploaded=gr.State(None), outliers=outliers,
-                           outlier_note=outlier_note, findings_state=gr.State([]), create=create)
+                           outlier_note=outlier_note, findings_state=gr.State([]), create=create,
+                           overview=overview, checks=checks)
+
+
+def show_what_applies(data_source: dict | None, kind: str | None, paths_by_kind: dict | None,
+                      findings: list[dict] | None, skipped: pd.DataFrame | None, report: str | None) -> tuple:
+    """Visibility of the Data step's parts (overview, skipped table, checks, finding picker, leave-out
+    choices, report file) and the finding's files: each shows only once it has something in it,
+    so the page before any data is chosen holds the choices and nothing empty."""
+    chosen = bool(data_source)
+    excludable = any(f["kind"] in EXCLUDE_LABELS and f["exclude"] for f in findings or [])
+    shown = views.shown_if
+    layout = gr.Row(elem_classes=views.classes_if(chosen))
+    return (layout, gr.Dataframe(visible=shown(skipped is not None and len(skipped) > 0)),
+            layout, gr.Dropdown(visible=shown(chosen and bool(paths_by_kind))),
+            gr.CheckboxGroup(visible=shown(chosen and excludable)), gr.File(visible=shown(chosen and bool(report))),
+            shown_finding_files(kind, paths_by_kind if chosen else None))
+
+
+def shown_finding_files(kind: str | None, paths_by_kind: dict | None):
+    """The finding's files, in a gallery that shows only when there are some."""
+    items = finding_gallery(kind, paths_by_kind)
+    return gr.Gallery(value=items, visible=views.shown_if(bool(items)))
 
 
 def bind(ui: SimpleNamespace, data_source: gr.State) -> None:
     outputs = [data_source, ui.summary, ui.chart, ui.gallery, ui.skipped, ui.findings, ui.picker,
                ui.leave_out, ui.report, ui.paths, ui.findings_state, ui.uploaded]
-    show_files = dict(fn=finding_gallery, inputs=[ui.picker, ui.paths], outputs=ui.finding_files,
-                      api_visibility="private")
+    # after every event that describes data: show the parts that now have something in them
+    show_files = dict(fn=show_what_applies, inputs=[data_source, ui.picker, ui.paths, ui.findings_state, ui.skipped,
+                                                    ui.report],
+                      outputs=[ui.overview, ui.skipped, ui.checks, ui.picker, ui.leave_out, ui.report,
+                               ui.finding_files], api_visibility="private", show_progress="hidden")
     ui.example.click(use_example, None, outputs, api_name="use_example").then(**show_files)
     ui.upload.upload(use_upload, ui.upload, outputs, api_name="use_upload").then(**show_files)
+    # tables and galleries show only with something in them: private follow-ups, so the API keeps plain values
     ui.separator.change(preview_prefix, [ui.uploaded, ui.separator], [ui.prefix_table, ui.prefix_note],
-                        api_name="preview_prefix", show_progress="hidden")
+                        api_name="preview_prefix", show_progress="hidden").then(
+        lambda table: gr.Dataframe(visible=views.shown_if(table is not None and len(table) > 0)), ui.prefix_table,
+        ui.prefix_table, api_visibility="private", show_progress="hidden")
     ui.apply_prefix.click(use_prefix, [ui.uploaded, ui.separator], outputs, api_name="use_prefix").then(**show_files)
     ui.outliers.click(look_for_outliers, [data_source, ui.findings_state, ui.leave_out],
                       [ui.outlier_note, ui.findings, ui.picker, ui.leave_out, ui.paths, ui.findings_state],
                       api_name="look_for_outliers").then(**show_files)
-    ui.picker.change(finding_gallery, [ui.picker, ui.paths], ui.finding_files, api_name="finding_files")
+    ui.picker.change(finding_gallery, [ui.picker, ui.paths], ui.finding_files, api_name="finding_files").then(
+        lambda items: gr.Gallery(visible=views.shown_if(bool(items))), ui.finding_files, ui.finding_files,
+        api_visibility="private", show_progress="hidden")
     create_step.bind(ui.create, data_source, outputs, show_files)

@@ -15,6 +15,7 @@ import gradio as gr
 
 from components.session import user_of
 from components.try_step import model_path
+from components.views import classes_if, shown_if
 from studio import bundle, parity
 from studio import scratch as studio_scratch
 from studio.export import FORMATS
@@ -77,6 +78,16 @@ def format_help() -> str:
             "`predict.py` (classifies a photo or a folder) and its `requirements.txt`.")
 
 
+NO_MODEL = ("**No trained model yet.** Train one in step 3 (or pick a past run under **Runs** and press "
+            "*Export this run*); the formats to download it in appear here then.")
+
+
+def readiness(run_dir: str | None, user: str | None = None):
+    """(target words, export options): the formats and the Export button only when there is a model."""
+    ready = model_path(run_dir, user) is not None
+    return (target_words(run_dir) if ready else NO_MODEL), gr.Column(elem_classes=classes_if(ready))
+
+
 def target_words(run_dir: str | None) -> str:
     if not run_dir:
         return DEFAULT_TARGET
@@ -121,18 +132,23 @@ def export_model(choice: str, run_dir: str | None, user: str | None = None, prog
 def render() -> SimpleNamespace:
     gr.Markdown("Download the model to use it in your own code, service or device. Every export is first "
                 "checked against the trained model on your validation photos.")
-    target = gr.Markdown(DEFAULT_TARGET, elem_id="export-target")
-    fmt = gr.Radio(CHOICES, value="bundle", label="Format", elem_id="export-format")
-    gr.Markdown(format_help(), elem_classes="ts-help")
-    button = gr.Button("Export", variant="primary")
-    message = gr.Markdown("", elem_id="export-message")
-    file = gr.File(label="Download (one zip)", interactive=False, elem_id="export-file")
-    return SimpleNamespace(format=fmt, button=button, file=file, message=message, target=target)
+    target = gr.Markdown(NO_MODEL, elem_id="export-target")
+    # shown once a model exists (readiness); the download box once there is a file in it
+    with gr.Column(elem_classes=classes_if(False), elem_id="export-ready") as ready:
+        fmt = gr.Radio(CHOICES, value="bundle", label="Format", elem_id="export-format")
+        gr.Markdown(format_help(), elem_classes="ts-help")
+        button = gr.Button("Export", variant="primary")
+        message = gr.Markdown("", elem_id="export-message")
+        file = gr.File(label="Download (one zip)", interactive=False, elem_id="export-file", visible=False)
+    return SimpleNamespace(format=fmt, button=button, file=file, message=message, target=target, ready=ready)
 
 
 def bind(ui: SimpleNamespace, run_dir: gr.State) -> None:
     def export_as_user(request: gr.Request, choice, folder, progress=gr.Progress()):
         return export_model(choice, folder, user_of(request), progress)
 
-    ui.button.click(export_as_user, [ui.format, run_dir], [ui.file, ui.message], api_name="export_model")
-    run_dir.change(target_words, run_dir, ui.target, api_visibility="private")
+    # the download box shows only with a file in it (a private follow-up: the API returns plain values)
+    ui.button.click(export_as_user, [ui.format, run_dir], [ui.file, ui.message], api_name="export_model").then(
+        lambda file: gr.File(visible=shown_if(bool(file))), ui.file, ui.file, api_visibility="private",
+        show_progress="hidden")
+    # readiness (what the step shows before a model exists) is wired in app.py: it follows the tabs too

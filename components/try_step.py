@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import gradio as gr
 
 from components.session import user_of
+from components.views import classes_if, shown_if
 from studio.imaging import ImageDecodeError
 from studio.inference import Predictor
 from studio.modelfile import ModelFileError
@@ -53,19 +54,39 @@ def classify(image, run_dir: str | None, user: str | None = None):
     return {name: p for name, p in top}, advice
 
 
+NO_MODEL = ("**No trained model yet.** Train one in step 3 (or pick a past run under **Runs** and press "
+            "*Try this run*), then come back here to give it a photo.")
+
+
+def readiness(run_dir: str | None, user: str | None = None):
+    """(no-model note, photo row): the photo box only when there is a model to give it to."""
+    ready = model_path(run_dir, user) is not None
+    return gr.Markdown(visible=shown_if(not ready)), gr.Row(elem_classes=classes_if(ready))
+
+
 def render() -> SimpleNamespace:
     gr.Markdown("Give the model a photo it has never seen.")
-    with gr.Row():
+    no_model = gr.Markdown(NO_MODEL, elem_id="try-no-model")
+    # shown once a model exists (readiness); the answer box once there is an answer
+    with gr.Row(elem_classes=classes_if(False), elem_id="try-ready") as ready:
         image = gr.Image(type="pil", sources=["upload", "webcam", "clipboard"], label="Photo", height=320)
         with gr.Column():
-            label = gr.Label(num_top_classes=5, label="What the model sees")
+            label = gr.Label(num_top_classes=5, label="What the model sees", visible=False, elem_id="try-label")
             advice = gr.Markdown("", elem_id="try-advice")
     next_button = gr.Button("Next: export →")
-    return SimpleNamespace(image=image, label=label, advice=advice, next=next_button)
+    return SimpleNamespace(image=image, label=label, advice=advice, next=next_button, no_model=no_model,
+                           ready=ready)
 
 
 def bind(ui: SimpleNamespace, run_dir: gr.State) -> None:
     def classify_as_user(request: gr.Request, image, folder):
         return classify(image, folder, user_of(request))
 
-    ui.image.change(classify_as_user, [ui.image, run_dir], [ui.label, ui.advice], api_name="classify")
+    # the answer box shows only with an answer (a private follow-up: the API keeps returning plain values)
+    ui.image.change(classify_as_user, [ui.image, run_dir], [ui.label, ui.advice], api_name="classify").then(
+        show_answer, ui.label, ui.label, api_visibility="private", show_progress="hidden")
+
+
+def show_answer(label) -> gr.Label:
+    """The answer box, shown only when it holds an answer."""
+    return gr.Label(visible=shown_if(bool(label)))
