@@ -241,6 +241,8 @@ def step_try(page, image: Path) -> tuple[list[tuple[str, str]], str]:
     page.locator("input[type=file][accept='image/*']").set_input_files(str(image))
     advice = page.locator("#try-advice")
     advice.filter(has_text=re.compile("sure|unsure|Could not", re.I)).wait_for(timeout=60_000)
+    if "Could not" not in advice.inner_text():  # the answer box shows itself with the answer: wait for it
+        page.locator("#try-label [data-testid$='-confidence-set']").first.wait_for()
     top = []
     for row in page.locator("[data-testid$='-confidence-set']").all():
         top.append((row.locator("dt").inner_text().strip(), row.locator("dd").inner_text().strip()))
@@ -295,6 +297,74 @@ def step_runs(page) -> str:
     table = page.locator("#runs-table")
     table.filter(has_text=re.compile(r"finished|stopped|failed|interrupted", re.I)).wait_for(timeout=30_000)
     return table.inner_text()
+
+
+# ---- what the page shows, and where ------------------------------------------------------------
+
+# Gradio draws an empty plot, gallery, file or label box as an "Empty value" placeholder, and an empty
+# table with the class no-rows: those are what a page that shows only what applies never has.
+EMPTY_BOXES = """() => [...document.querySelectorAll('[aria-label="Empty value"], .table-container.no-rows')]
+    .filter(el => el.checkVisibility() && el.getClientRects().length)
+    .map(el => { const block = el.closest('.block');
+                 const label = block && block.querySelector('[data-testid=block-label], .label, [data-testid=block-info]');
+                 return (block && block.id ? '#' + block.id + ' ' : '') +
+                        (label ? label.innerText.trim() : el.className.split(' ')[0]); })"""
+
+
+def empty_boxes(page) -> list[str]:
+    """Every empty chart, gallery, table, file or label box the page shows now (id and label of each)."""
+    return page.evaluate(EMPTY_BOXES)
+
+
+def shown(page, selector: str) -> bool:
+    """Whether the element is on the page and visible (Gradio leaves a hidden component out of the page)."""
+    locator = page.locator(selector)
+    return locator.count() > 0 and locator.first.is_visible()
+
+
+MATRIX_LAYOUT = """([matrix, table]) => {
+    const box = document.querySelector(matrix), other = document.querySelector(table);
+    const grid = box && box.querySelector('table.ts-confusion');
+    if (!grid || !other) return null;
+    const rect = el => { const r = el.getBoundingClientRect();
+                         return {left: r.left, right: r.right, top: r.top + scrollY, bottom: r.bottom + scrollY}; };
+    const a = rect(box), b = rect(other);
+    const overlap = a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+    const row = box.parentElement.getBoundingClientRect();
+    // the last column's bottom cell, scrolled to within the matrix's own box (and the page to it)
+    const last = grid.querySelector('tbody tr:last-child td:last-child');
+    last.scrollIntoView({block: 'center', inline: 'end'});
+    const inner = box.getBoundingClientRect(), cell = last.getBoundingClientRect();
+    const hit = document.elementFromPoint((cell.left + cell.right) / 2, (cell.top + cell.bottom) / 2);
+    const head = grid.querySelector('thead th:last-child').getBoundingClientRect();
+    return {matrix: a, table: b, overlap, columns: grid.querySelectorAll('thead th').length - 1,
+            within_row: a.left >= row.left - 1 && a.right <= row.right + 1,
+            scrolls: box.scrollWidth > box.clientWidth + 1,
+            last_cell_inside: cell.left >= inner.left - 1 && cell.right <= inner.right + 1 &&
+                              cell.top >= inner.top - 1 && cell.bottom <= inner.bottom + 1,
+            last_head_inside: head.left >= inner.left - 1 && head.right <= inner.right + 1,
+            last_cell_on_top: !!hit && (hit === last || last.contains(hit)),
+            box_in_view: [inner.left, inner.right, inner.top, inner.bottom].map(Math.round),
+            cell_in_view: [cell.left, cell.right, cell.top, cell.bottom].map(Math.round),
+            head_in_view: [head.left, head.right].map(Math.round),
+            hit: hit ? hit.tagName + (hit.closest('.block') ? ' in #' + hit.closest('.block').id : '') : null};
+}"""
+
+
+def matrix_layout(page, root: str = "#confusion", table: str = "#per-class") -> dict:
+    """Where the confusion matrix and the per-class table are, and whether the matrix's last column can be
+    seen: its bottom cell is scrolled into view within the matrix's box, then checked to be inside that
+    box and the topmost element there (not under the table). Leaves the last cell scrolled into view."""
+    page.locator(f"{root} table.ts-confusion").wait_for()
+    layout = page.evaluate(MATRIX_LAYOUT, [root, table])
+    assert layout, f"no matrix in {root} or no table {table}"
+    return layout
+
+
+def scroll_matrix_home(page, root: str = "#confusion") -> None:
+    """Scroll the matrix's box back to its first row and column."""
+    page.evaluate("sel => { const el = document.querySelector(sel); if (el) { el.scrollLeft = 0; el.scrollTop = 0; } }",
+                  root)
 
 
 # ---- making a dataset in the browser (Data step, "make your own dataset here") -------------------
@@ -441,10 +511,14 @@ class Screenshots:
             old.unlink()
         self.paths: list[Path] = []
 
-    def take(self, page, name: str) -> None:
+    def take(self, page, name: str, element: str | None = None) -> None:
+        """The full page, or with `element` (a selector) just that part of it."""
         path = self.folder / f"{len(self.paths) + 1:02d}-{name}.png"
         try:
-            page.screenshot(path=str(path), full_page=True)
+            if element:
+                page.locator(element).first.screenshot(path=str(path))
+            else:
+                page.screenshot(path=str(path), full_page=True)
         except Exception as exc:  # noqa: BLE001 - a failed screenshot must not hide the real failure
             print(f"screenshot {path} failed: {exc}")
             return

@@ -160,7 +160,7 @@ def test_resume_a_failed_run_from_the_runs_view(browser, server, small_dataset):
     assert run.snapshot()["status"] == "failed"
 
     page = flow.new_page(browser)
-    shots = flow.Screenshots(flow.SCREENSHOTS)
+    shots = flow.Screenshots(flow.SCREENSHOTS / "resume")  # its own folder: a new series clears its folder's
     try:
         flow.open_studio(page, server)
         flow.step_runs(page)

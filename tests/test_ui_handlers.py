@@ -2,6 +2,7 @@
 import zipfile
 from pathlib import Path
 
+import gradio as gr
 import pandas as pd
 
 from components import data_step, export_step, model_step, train_step, try_step, views
@@ -189,3 +190,34 @@ def test_the_once_a_second_tick_sends_plain_text_only(trained_run):
         assert not isinstance(value, dict), value
     assert status.startswith("**Finished") and key == train_step.run_key(train_step.MANAGER.current.snapshot())
     assert train_step.watch()[2] == key  # nothing new: the heavy refresh is not triggered again
+
+
+def test_each_step_shows_only_what_applies(trained_run):
+    """Parts with nothing in them are hidden (in the page, so a chart keeps its element): the Data step's
+    overview, checks and report until data is chosen, the Train step's results until an epoch has
+    finished and Stop while nothing trains, Try it and Export's controls until there is a model."""
+    def shown(part):  # rows and columns are hidden by a class, components by visible="hidden"
+        return views.HIDDEN not in part.elem_classes if isinstance(part, (gr.Row, gr.Column)) else part.visible is True
+
+    parts = data_step.show_what_applies(None, None, {}, [], data_step._skipped(None), None)
+    assert [shown(part) for part in parts] == [False] * 7
+    chosen = data_step.show_what_applies({"source": "x"}, None, {}, [], data_step._skipped(None), "/r.json")
+    assert [shown(part) for part in chosen] == [True, False, True, False, False, True, False]
+    skipped = data_step._skipped([{"path": "a.txt", "reason": "not an image"}])
+    assert shown(data_step.show_what_applies({"source": "x"}, None, {}, [], skipped, None)[1])
+    assert [shown(part) for part in train_step.layout(None)] == [False, False]  # (Stop, results)
+    assert [shown(part) for part in train_step.layout(["run", 0, "preparing", 0])] == [True, False]
+    assert [shown(part) for part in train_step.layout(["run", 2, "finished", 3])] == [False, True]
+    note, ready = try_step.readiness(trained_run["run_dir"])  # before a model: see test_browser_layout.py
+    assert not shown(note) and shown(ready)
+    words, options = export_step.readiness(trained_run["run_dir"])
+    assert words == export_step.target_words(trained_run["run_dir"]) and shown(options)
+
+
+def test_a_big_confusion_matrix_is_compact_and_says_it_scrolls():
+    names = [f"kind {k}" for k in range(30)]
+    big = views.confusion_html([[1] * 30 for _ in names], names, clickable=True)
+    assert "ts-confusion-compact" in big and "Scroll inside the matrix to see all 30 classes" in big
+    assert "title='kind 29'" in big  # a header cut short keeps its full name as a tooltip
+    small = views.confusion_html([[3, 1], [0, 4]], ["a", "b"])
+    assert "compact" not in small and "Scroll" not in small
