@@ -140,6 +140,12 @@ def quantize_onnx(onnx_path: Path, out_path: Path, calibration: np.ndarray) -> P
     convolutions' activations in float (or quantizes them per batch at run time),
     while static calibrates every activation once on real photos (see the README
     for the numbers on the example run).
+
+    Weights use 7 bits (`reduce_range`) and activations are signed: the file runs on whatever
+    CPU the user deploys to, and on x86 CPUs without VNNI (most AVX2 machines, e.g. AMD EPYC
+    before Zen 4) onnxruntime's 8-bit integer products saturate. There, full-range weights with
+    uint8 activations gave 17/20 of the trained model's answers; this setting gives 20/20, and
+    costs nothing measurable on CPUs with VNNI.
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -151,10 +157,11 @@ def quantize_onnx(onnx_path: Path, out_path: Path, calibration: np.ndarray) -> P
         prepared = Path(scratch) / "prepared.onnx"
         quant_pre_process(str(onnx_path), str(prepared), skip_symbolic_shape=True)
         quantize_static(str(prepared), str(partial), _Calibration(calibration.astype(np.float32)),
-                        quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
-                        weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax)
+                        quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=True,
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=CalibrationMethod.MinMax)
     describe_onnx(partial, {**meta, "export": {**meta.get("export", {}), "format": "onnx-int8",
-                                               "quantization": "static int8, QDQ, per-channel weights, "
+                                               "quantization": "static int8, QDQ, per-channel 7-bit weights, signed activations, "
                                                                f"{len(calibration)} calibration photos"}})
     os.replace(partial, out_path)
     return Path(out_path)
