@@ -12,7 +12,7 @@ import pandas as pd
 
 from components import create_step, views
 from studio import paths, scratch
-from studio.data import DatasetError, open_dataset, prefix_preview
+from studio.data import OUTSIDE_CLASS, DatasetError, open_dataset, prefix_preview
 from studio.doctor import DEFAULT_EXCLUDE, diagnose
 from studio.imaging import ImageDecodeError, open_rgb
 from studio.outliers import find_outliers
@@ -31,10 +31,11 @@ EXCLUDE_LABELS = {"exact_duplicates": "Extra copies of identical files",
                   "outliers": "Pictures that don't look like their class (suggestion)"}
 
 
-def _empty(message: str) -> tuple:
+def _empty(message: str, skipped: list[dict] | None = None) -> tuple:
+    """Nothing to train on; what was left out (`skipped`) is still listed, so the user sees why."""
     # the chart keeps what it showed (hidden, see show_what_applies): emptied while hidden, Gradio's plot
     # would throw from its resize observer
-    return (None, message, gr.skip(), [], _skipped(None), "", gr.Dropdown(choices=[], value=None),
+    return (None, message, gr.skip(), [], _skipped(skipped), "", gr.Dropdown(choices=[], value=None),
             gr.CheckboxGroup(choices=[], value=[]), None, {}, [])
 
 
@@ -58,13 +59,13 @@ def describe(source: str, progress=None, separator: str | None = None) -> tuple:
         return _empty(f"### This data can't be used yet\n{html.escape(str(exc))}")
     if len(dataset.classes) == 1 and not separator:
         return _empty(f"### Only one class found ({html.escape(dataset.classes[0])})\nA classifier needs at "
-                      "least two. " + PREFIX_HINT)
-    loose = [s for s in dataset.skipped if s["reason"] == "file outside a class folder"]
+                      "least two. " + PREFIX_HINT, dataset.skipped)
+    loose = [s for s in dataset.skipped if s["reason"].startswith(OUTSIDE_CLASS)]
     if len(dataset.samples) == 0 and loose:
-        return _empty(f"### {len(loose)} images, but no class folders\n" + PREFIX_HINT)
+        return _empty(f"### {len(loose)} images, but no class folders\n" + PREFIX_HINT, dataset.skipped)
     report = diagnose(dataset, _check_progress(progress))
     if not report.trainable:
-        return _empty(f"### This data can't be used yet\n{html.escape(report.reason)}")
+        return _empty(f"### This data can't be used yet\n{html.escape(report.reason)}", dataset.skipped)
     counts = dataset.counts()
     lines = [f"### {len(dataset.classes)} classes, {len(dataset.samples):,} images",
              "| class | " + " | ".join(counts.columns) + " |", "|---|" + "---|" * len(counts.columns)]
@@ -74,7 +75,9 @@ def describe(source: str, progress=None, separator: str | None = None) -> tuple:
              else "No validation folder found: 20% of each class is held out to measure accuracy honestly.")
     lines.append(f"\n{split}")
     if dataset.skipped:
-        lines.append(f"\n**{len(dataset.skipped)} file(s) skipped** (listed below, with the reason). "
+        # a grouped line (a test split, a __MACOSX folder) stands for every file under its members
+        left_out = sum(len(entry.get("members") or []) or 1 for entry in dataset.skipped)
+        lines.append(f"\n**{left_out} file(s) not used** (listed below, with the reason). "
                      "Your files are not changed.")
     lines.append("\nNext: **2. Model**.")
     findings = [asdict(f) for f in report.findings if f.paths or f.severity != "info"]

@@ -41,7 +41,7 @@ GROUP_AT = 3             # more junk files of one kind than this are shown as on
 # The start of each reason: the doctor and the page sort skipped files by these, so keep them stable.
 JUNK = "system or hidden file, not data"
 NOT_UNPACKED = "not unpacked"
-OUTSIDE_CLASS = "file outside a class folder"   # matched exactly by the Data step: keep it as it is
+OUTSIDE_CLASS = "file outside a class folder"   # the Data step matches reasons by this start
 EMPTY_CLASS = "empty class folder"
 NO_TRAINING = "no training images for class"
 TEST_SPLIT = "test split, kept aside"

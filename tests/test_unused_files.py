@@ -401,3 +401,19 @@ def test_a_zip_extracted_by_an_older_studio_is_unpacked_again_to_learn_what_it_r
     dataset = open_dataset(archive)
     assert "'..'" in reason_of(dataset.skipped, "../evil.jpg")
     assert len(dataset.samples) == 6
+
+
+def test_data_that_cannot_train_still_lists_what_was_left_out(tmp_path):
+    """One usable class (so nothing to train on): the page still says which files were not used, and why."""
+    from components import data_step
+    upload = tmp_path / "one-class.zip"
+    with zipfile.ZipFile(upload, "w") as zf:
+        for i, data in enumerate(_photos("ants", 3)):
+            zf.writestr(f"ants/{i}.jpg", data)
+        zf.writestr("bees/notes.txt", "not a photo")
+        zf.writestr("../escape.jpg", _photos("bees", 1)[0])
+    outputs = data_step.describe(str(upload))
+    assert outputs[0] is None and "Only one class" in outputs[1]
+    listed = dict(outputs[4].itertuples(index=False, name=None))
+    assert "bees/notes.txt" in listed and "../escape.jpg" in listed
+    assert all(reason for reason in listed.values())
