@@ -64,13 +64,6 @@ class Predictor:
         batch = torch.stack([torch.from_numpy(decode_square(image, side)).permute(2, 0, 1) for image in images])
         return augment.eval_batch(batch, self.prep)
 
-    @torch.no_grad()
-    def reference_probabilities(self, images: list) -> torch.Tensor:
-        """The plain path: fp32, eager, NCHW, as `studio predict` ran before the fast pass; what
-        the fast path's answers are measured against."""
-        x = self.tensor(images).to(self.device).contiguous()
-        return torch.softmax(self.model(x).float(), dim=1).cpu()
-
     def probabilities(self, images: list) -> torch.Tensor:
         """[N, classes] probabilities through the fast pass; an unreadable image raises ImageDecodeError."""
         rows = []
@@ -88,9 +81,9 @@ class Predictor:
         """One Prediction per image, in the order given, as soon as its chunk is done; an unreadable
         image gets its reason in `error` and the others are still classified.
 
-        Same top class as `reference_probabilities` and probabilities within FP32_TOLERANCE
-        (BF16_TOLERANCE when `self.amp`: bf16 rounds each layer's inputs, so two classes within
-        a few hundredths of each other can swap).
+        Same top class as the plain path (fp32, eager, one photo at a time) and probabilities
+        within FP32_TOLERANCE (BF16_TOLERANCE when `self.amp`: bf16 rounds each layer's inputs,
+        so two classes closer than that can swap).
         """
         for image, result in zip(images, self._passes(images)):
             if isinstance(result, str):
