@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -133,6 +134,7 @@ def main() -> int:
           f"{summary['ratio']:.2f}x (per round: {', '.join(f'{p:.2f}x' for p in pairs)}); "
           f"same top class in the same order on {summary['same_class_and_order']}")
     print(json.dumps(summary))
+    shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
