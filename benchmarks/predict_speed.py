@@ -99,6 +99,13 @@ def main() -> int:
 
     import torch
     work = Path(tempfile.mkdtemp(prefix="predict-speed-"))
+    try:
+        return _measure(args, work, torch.__version__)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _measure(args, work: Path, torch_version: str) -> int:
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONWARNINGS": "ignore"}
     photos = work / "photos"
     make_photos(photos, args.photos)
@@ -128,13 +135,11 @@ def main() -> int:
                "after_photos_per_s": round(rate["after"], 1), "ratio": round(rate["after"] / rate["before"], 2),
                "ratio_per_round": pairs, "ratio_median_of_rounds": statistics.median(pairs),
                "same_class_and_order": f"{same}/{len(before)}" if len(before) == len(after) else "different counts",
-               "runs": times, "cpu": _cpu(), "cores": os.cpu_count(), "torch": torch.__version__,
-               "threads": torch.get_num_threads()}
+               "runs": times, "cpu": _cpu(), "cores": os.cpu_count(), "torch": torch_version}
     print(f"before {rate['before']:.1f} photos/s, after {rate['after']:.1f} photos/s: "
           f"{summary['ratio']:.2f}x (per round: {', '.join(f'{p:.2f}x' for p in pairs)}); "
           f"same top class in the same order on {summary['same_class_and_order']}")
     print(json.dumps(summary))
-    shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
