@@ -324,6 +324,28 @@ def _unused_class_names(rows: list[dict]) -> list[str]:
     return sorted(set(names), key=str.lower)
 
 
+# (kind, severity, count files rather than lines, words): one finding per kind of left-out file, in this order
+_SKIP_WORDS = (
+    ("not_unpacked", WARNING, False, "{n} member(s) of the zip were not unpacked: names with '..' or an absolute "
+     "path, links and device files are refused for safety, and encrypted, damaged or same-named files cannot be "
+     "read. Nothing was written for them; the skipped list says what to do for each."),
+    ("unused_classes", WARNING, False, "{n} class(es) are not used, because they have no usable training images: "
+     "{names}. Add training images of each, or remove its folder."),
+    ("junk", INFO, True, "{n} system or hidden file(s) (__MACOSX, .DS_Store, Thumbs.db, hidden folders) are not "
+     "data: ignored, never a class."),
+    ("nested_archives", WARNING, False, "{n} archive(s) inside the dataset are not opened (a zip inside a zip can "
+     "hide a zip bomb). Unpack them into class folders if they hold images."),
+    ("csv_missing_files", WARNING, False, "{n} row(s) of the labels CSV name a file that is not there (or give it "
+     "no label). Check the file names in the CSV against the files you uploaded."),
+    ("csv_unlabelled_files", WARNING, False, "{n} image(s) are not named in the labels CSV, so they have no class "
+     "and are not used. Add a row for each one you want to train on."),
+    ("test_split", INFO, True, "{n} image(s) of the test split are kept aside: training uses the train and val "
+     "splits only."),
+    ("not_images", WARNING, True, "{n} file(s) are not used (not an image, empty, unreadable, or outside the "
+     "expected folders) and are left out. See the skipped list for each reason."),
+)
+
+
 def _skipped_findings(skipped: list[dict]) -> list[Finding]:
     """One finding per kind of file that the reading left out, naming every file of it."""
     by_kind: dict[str, list[dict]] = {}
@@ -332,46 +354,16 @@ def _skipped_findings(skipped: list[dict]) -> list[Finding]:
         if kind:
             by_kind.setdefault(kind, []).append(row)
     findings = []
-    rows = by_kind.get("not_unpacked")
-    if rows:
-        findings.append(Finding("not_unpacked", WARNING, f"{len(rows)} member(s) of the zip were not unpacked: "
-                                "names with '..' or an absolute path, links and device files are refused for "
-                                "safety, and encrypted, damaged or same-named files cannot be read. Nothing was "
-                                "written for them; the skipped list says what to do for each.", _named(rows)))
-    rows = by_kind.get("unused_classes")
-    if rows:
-        names = _unused_class_names(rows)
-        findings.append(Finding("unused_classes", WARNING, f"{len(names)} class(es) are not used, because they "
-                                "have no usable training images: " + ", ".join(f"'{n}'" for n in names)
-                                + ". Add training images of each, or remove its folder.", _named(rows)))
-    rows = by_kind.get("junk")
-    if rows:
-        findings.append(Finding("junk", INFO, f"{len(_named(rows))} system or hidden file(s) (__MACOSX, .DS_Store, "
-                                "Thumbs.db, hidden folders) are not data: ignored, never a class.", _named(rows)))
-    rows = by_kind.get("nested_archives")
-    if rows:
-        findings.append(Finding("nested_archives", WARNING, f"{len(rows)} archive(s) inside the dataset are "
-                                "not opened (a zip inside a zip can hide a zip bomb). Unpack them into class "
-                                "folders if they hold images.", _named(rows)))
-    rows = by_kind.get("csv_missing_files")
-    if rows:
-        findings.append(Finding("csv_missing_files", WARNING, f"{len(rows)} row(s) of the labels CSV name "
-                                "a file that is not there (or give it no label). Check the file names in the CSV "
-                                "against the files you uploaded.", _named(rows)))
-    rows = by_kind.get("csv_unlabelled_files")
-    if rows:
-        findings.append(Finding("csv_unlabelled_files", WARNING, f"{len(rows)} image(s) are not named in the "
-                                "labels CSV, so they have no class and are not used. Add a row for each one you "
-                                "want to train on.", _named(rows)))
-    rows = by_kind.get("test_split")
-    if rows:
-        findings.append(Finding("test_split", INFO, f"{len(_named(rows))} image(s) of the test split are kept "
-                                "aside: training uses the train and val splits only.", _named(rows)))
-    rows = by_kind.get("not_images")
-    if rows:
-        findings.append(Finding("not_images", WARNING, f"{len(_named(rows))} file(s) are not used (not an image, "
-                                "empty, unreadable, or outside the expected folders) and are left out. See the "
-                                "skipped list for each reason.", _named(rows)))
+    for kind, severity, per_file, words in _SKIP_WORDS:
+        rows = by_kind.get(kind)
+        if not rows:
+            continue
+        if kind == "unused_classes":
+            names = _unused_class_names(rows)
+            message = words.format(n=len(names), names=", ".join(f"'{n}'" for n in names))
+        else:
+            message = words.format(n=len(_named(rows)) if per_file else len(rows))
+        findings.append(Finding(kind, severity, message, _named(rows)))
     return findings
 
 

@@ -108,6 +108,18 @@ def server():
     demo.close()
 
 
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium through Playwright, once per browser-test module (see tests/browser_flow.py)."""
+    import browser_flow as flow
+    executable = flow.browser_executable()
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as playwright:
+        chromium = flow.launch_browser(playwright, executable)
+        yield chromium
+        chromium.close()
+
+
 def cut_off_run(config, saving_epoch: int, run_dir=None):
     """Train `config` until the disk fills while epoch `saving_epoch`'s checkpoint is written: that
     epoch is neither checkpointed nor announced (the checkpoint comes first). Returns the Run."""

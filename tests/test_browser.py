@@ -17,22 +17,10 @@ import re
 import zipfile
 from pathlib import Path
 
-import pytest
-
 import browser_flow as flow
 from conftest import example_files
 
 EXAMPLE_VAL_IMAGES = 153  # 70 ants + 83 bees in assets/example/hymenoptera/val
-
-
-@pytest.fixture(scope="module")
-def browser():
-    executable = flow.browser_executable()
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as playwright:
-        chromium = flow.launch_browser(playwright, executable)
-        yield chromium
-        chromium.close()
 
 
 def test_the_wizard_in_a_real_browser(browser, server, tmp_path):

@@ -26,16 +26,6 @@ STEPS = ("1. Data", "3. Train", "4. Try it", "5. Export")
 
 
 @pytest.fixture(scope="module")
-def browser():
-    executable = flow.browser_executable()
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as playwright:
-        chromium = flow.launch_browser(playwright, executable)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture(scope="module")
 def shots():
     """One numbered series for the module (a Screenshots per test would delete the previous test's)."""
     pictures = flow.Screenshots(flow.SCREENSHOTS.parent / "layout")
