@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import re
 import shutil
+import threading
 import time
 
 import pytest
 
 import browser_flow as flow
+from studio import faults
 from conftest import TRICKY_CLASS_NAMES, WORKSPACE, example_files, named_class_dataset
 
 # Gradio's progress overlay: "queue: 1/1 |", "processing |", "0.4s", "0.1/0.1s" (the studio writes "15 s")
@@ -154,24 +156,37 @@ def test_the_confusion_matrix_fits_from_2_to_30_classes(browser, server, shots):
         flow.scroll_matrix_home(page, "#confusion")
         shots.take(page, "train-30-classes", element=".ts-evaluation-row:has(#confusion)")
 
-        # the ten tricky names, trained while the page watches: the status line never shows the overlay
-        run = train(tricky_data, wait=False)
-        overlays, statuses, preparing = [], [], []
-        deadline = time.monotonic() + flow.TRAIN_TIMEOUT_S
-        while time.monotonic() < deadline:
-            status = flow.status_text(page)
-            seen = status + "\n" + page.locator("#train-progress").inner_text()
-            if not statuses or statuses[-1] != status:
-                statuses.append(status)
-            if OVERLAY_TEXT.search(seen):
-                overlays.append(seen)
-            if status.endswith("…"):  # getting ready: no epoch of this run to show yet
-                preparing.append((flow.shown(page, "#train-results"), flow.shown(page, "#stop-training")))
-            # the page showed the last run's end at first: stop at this run's end, seen after its start
-            ended = re.search(r"\bFinished\.|Training failed", status)
-            if ended and not run.is_active() and any("Finished." not in s for s in statuses):
-                break
-            page.wait_for_timeout(100)
+        # the ten tricky names, trained while the page watches: the status line never shows the overlay.
+        # A run this small can end between two of the page's polls on a busy machine, so the run waits
+        # before announcing each epoch until the page has shown it getting ready (epoch 1) and training (2).
+        page_saw = {1: threading.Event(), 2: threading.Event()}
+        faults.set_hook("announce_epoch", lambda epoch, **_: page_saw[epoch].wait(flow.TRAIN_TIMEOUT_S))
+        try:
+            run = train(tricky_data, wait=False)
+            overlays, statuses, preparing = [], [], []
+            deadline = time.monotonic() + flow.TRAIN_TIMEOUT_S
+            while time.monotonic() < deadline:
+                status = flow.status_text(page)
+                seen = status + "\n" + page.locator("#train-progress").inner_text()
+                if not statuses or statuses[-1] != status:
+                    statuses.append(status)
+                if OVERLAY_TEXT.search(seen):
+                    overlays.append(seen)
+                if status.endswith("…"):  # getting ready: no epoch of this run to show yet
+                    preparing.append((flow.shown(page, "#train-results"), flow.shown(page, "#stop-training")))
+                    if preparing[-1] == (False, True):
+                        page_saw[1].set()
+                if status.startswith("Training."):
+                    page_saw[2].set()
+                # the page showed the last run's end at first: stop at this run's end, seen after its start
+                ended = re.search(r"\bFinished\.|Training failed", status)
+                if ended and not run.is_active() and any("Finished." not in s for s in statuses):
+                    break
+                page.wait_for_timeout(100)
+        finally:
+            faults.set_hook("announce_epoch", None)
+            for event in page_saw.values():
+                event.set()  # a run still waiting goes on
         assert run.snapshot()["status"] == "finished", run.snapshot()["error"]
         assert "Finished." in statuses[-1] and any("Finished." not in s for s in statuses), statuses  # it watched
         assert not overlays, f"Gradio's overlay in the status line: {overlays[:3]}"
