@@ -7,56 +7,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import tempfile
 from pathlib import Path
 
 import pytest
 
-WORKSPACE = Path(tempfile.mkdtemp(prefix="studio-tests-"))
-os.environ["STUDIO_HOME"] = str(WORKSPACE / "home")
-os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
-
-from studio import paths  # noqa: E402
-
-REPO = Path(__file__).resolve().parent.parent
-SHARED_DATASETS = REPO.parent / "shared" / "datasets"
-EXAMPLE = paths.EXAMPLE_DATASET
-
-
-def example_files(split: str, label: str, count: int) -> list[Path]:
-    files = sorted((EXAMPLE / split / label).iterdir())
-    return [f for f in files if f.suffix.lower() in (".jpg", ".jpeg")][:count]
-
-
-def make_subset(root: Path, train: int, val: int) -> Path:
-    """A copy of the first images of each example class, in train/ and val/ folders."""
-    for split, count in (("train", train), ("val", val)):
-        for label in ("ants", "bees"):
-            target = root / split / label
-            target.mkdir(parents=True, exist_ok=True)
-            for file in example_files(split, label, count):
-                shutil.copyfile(file, target / file.name)
-    return root
-
-
-# Class names that pandas, JSON or YAML would read as something other than text, and non-Latin ones.
-TRICKY_CLASS_NAMES = ("0", "1", "10", "007", "2019", "True", "NaN", "null", "猫", "Ελληνικά")
-
-
-def named_class_dataset(root: Path, names, train: int = 4, val: int = 2) -> Path:
-    """train/ and val/ folders with one class folder per name, filled with example photos
-    (ants and bees taken in turn, so no two classes hold the same file)."""
-    pool = {split: example_files(split, "ants", 200) + example_files(split, "bees", 200) for split in ("train", "val")}
-    for split, count in (("train", train), ("val", val)):
-        files = pool[split]
-        for k, name in enumerate(names):
-            target = root / split / name
-            target.mkdir(parents=True, exist_ok=True)
-            for n in range(count):
-                source = files[(k * count + n) % len(files)]
-                shutil.copyfile(source, target / f"{n}-{source.name}")
-    return root
+from helpers import TRICKY_CLASS_NAMES, WORKSPACE, free_port, make_subset, named_class_dataset
 
 
 @pytest.fixture(scope="session")
@@ -118,34 +73,6 @@ def browser():
         chromium = flow.launch_browser(playwright, executable)
         yield chromium
         chromium.close()
-
-
-def cut_off_run(config, saving_epoch: int, run_dir=None):
-    """Train `config` until the disk fills while epoch `saving_epoch`'s checkpoint is written: that
-    epoch is neither checkpointed nor announced (the checkpoint comes first). Returns the Run."""
-    import errno
-
-    from studio import faults
-    from studio.runs import MANAGER
-    from studio.training import start_training
-
-    def full_disk(epoch):
-        if epoch == saving_epoch:
-            raise OSError(errno.ENOSPC, "No space left on device")
-    MANAGER.wait()
-    faults.set_hook("save_checkpoint", full_disk)
-    try:
-        run = start_training(config, run_dir=run_dir)
-        MANAGER.wait()
-    finally:
-        faults.set_hook("save_checkpoint", None)
-    return run
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 NO_SKIPS = os.environ.get("STUDIO_NO_SKIPS", "").strip() not in ("", "0")

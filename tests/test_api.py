@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from helpers import REPO
 
 
 def readme_example() -> str:
@@ -36,7 +36,7 @@ def test_train_returns_what_the_run_folder_says_and_load_gives_it_back(trained_r
     assert model.classes == trained_run["classes"] and model.status == "finished"
     assert model.accuracy == pytest.approx(trained_run["best_val_accuracy"])
     assert [h["epoch"] for h in model.history] == [h["epoch"] for h in trained_run["history"]]
-    from conftest import example_files
+    from helpers import example_files
     photos = example_files("val", "ants", 3) + [tmp_path / "missing.jpg"]
     answers = model.predict(photos, top_k=2)
     assert [a.image for a in answers] == photos
@@ -44,7 +44,7 @@ def test_train_returns_what_the_run_folder_says_and_load_gives_it_back(trained_r
 
 
 def test_an_exported_model_loads_and_predicts(exports):
-    from conftest import example_files
+    from helpers import example_files
     from studio import load
     exported = load(exports["onnx"].folder)
     assert exported.run_dir is None and exported.classes == ["ants", "bees"]

@@ -4,7 +4,7 @@ import time
 
 from gradio_client import Client, handle_file
 
-from conftest import example_files
+from helpers import example_files
 
 
 def test_wizard_end_to_end(server, tmp_path):

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from conftest import example_files
+from helpers import example_files
 from studio import backbones
 from studio.inference import Predictor  # noqa: F401  (import check: engine loads without Gradio)
 

@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from conftest import WORKSPACE, make_subset
+from helpers import WORKSPACE, make_subset
 from studio.bench import GOALS, BenchUsageError, parse_parts, ratios_and_goals
 from studio.cli import main
 

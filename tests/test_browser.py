@@ -18,7 +18,7 @@ import zipfile
 from pathlib import Path
 
 import browser_flow as flow
-from conftest import example_files
+from helpers import example_files
 
 EXAMPLE_VAL_IMAGES = 153  # 70 ants + 83 bees in assets/example/hymenoptera/val
 
@@ -138,7 +138,7 @@ def test_resume_a_failed_run_from_the_runs_view(browser, server, small_dataset):
     """A run that failed after its second epoch (disk full while saving) shows **Resume this run**;
     clicking it carries the run on in the Train tab to its last epoch."""
     from components import views
-    from conftest import cut_off_run
+    from helpers import cut_off_run
     from studio import history, paths
     from studio.runs import MANAGER
     from studio.training import TrainConfig

@@ -14,7 +14,7 @@ import re
 import pytest
 
 import browser_flow as flow
-from conftest import example_files
+from helpers import example_files
 
 PHONE = {"width": 390, "height": 844}
 

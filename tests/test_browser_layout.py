@@ -20,7 +20,7 @@ import pytest
 
 import browser_flow as flow
 from studio import faults
-from conftest import TRICKY_CLASS_NAMES, WORKSPACE, example_files, named_class_dataset
+from helpers import TRICKY_CLASS_NAMES, WORKSPACE, example_files, named_class_dataset
 
 # Gradio's progress overlay: "queue: 1/1 |", "processing |", "0.4s", "0.1/0.1s" (the studio writes "15 s")
 OVERLAY_TEXT = re.compile(r"queue:|processing \||\b\d+(\.\d+)?(/\d+(\.\d+)?)?s\b")

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from conftest import TRICKY_CLASS_NAMES, cut_off_run
+from helpers import TRICKY_CLASS_NAMES, cut_off_run
 from studio import evaluation, history
 from studio.runs import MANAGER
 from studio.training import TrainConfig, resume_training, start_training

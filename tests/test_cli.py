@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from conftest import example_files, free_port
+from helpers import example_files, free_port
 
 
 def studio(*args, timeout=600, env=None):

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from components import create_step as cs
-from conftest import REPO, example_files
+from helpers import REPO, example_files
 from studio import paths
 from studio import workspace_data as wd
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from conftest import example_files
+from helpers import example_files
 from studio.data import open_dataset
 from studio.doctor import apply_exclusions, diagnose
 
@@ -122,7 +122,7 @@ def test_doctor_cli_json_and_exit_codes(tmp_path):
 def test_real_shared_datasets_when_present():
     """On the real data sets (where ../shared exists): hymenoptera is clean, CIFAR has a real leak."""
     import pytest
-    from conftest import SHARED_DATASETS
+    from helpers import SHARED_DATASETS
     if not SHARED_DATASETS.is_dir():
         pytest.skip("../shared/datasets is not beside this checkout")
     report = diagnose(open_dataset(SHARED_DATASETS / "hymenoptera_data"))

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import example_files
+from helpers import example_files
 from studio import bundle, cli, export, modelfile, parity, runtimes
 from studio.inference import Predictor
 from studio.runs import MODEL_FILE

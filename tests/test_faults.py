@@ -81,7 +81,7 @@ def test_a_killed_training_process_leaves_an_interrupted_run_whose_best_model_wo
     import sys
     import time
 
-    from conftest import example_files
+    from helpers import example_files
     from studio import history
     from studio.inference import Predictor
 

@@ -7,7 +7,7 @@ import time
 
 from gradio_client import Client
 
-from conftest import free_port
+from helpers import free_port
 
 WATCHERS = 10
 

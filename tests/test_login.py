@@ -3,7 +3,7 @@
 import pytest
 from gradio_client import Client, handle_file
 
-from conftest import example_files, free_port
+from helpers import example_files, free_port
 
 LOGINS = [("ann", "ann-pw"), ("bob", "bob-pw")]
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from conftest import EXAMPLE, example_files
+from helpers import EXAMPLE, example_files
 from studio import outliers
 from studio.data import open_dataset
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import REPO, WORKSPACE, example_files
+from helpers import REPO, WORKSPACE, example_files
 from studio import augment, bundle, cli, fastpath, inference, modelfile, runtimes
 from studio.imaging import ImageDecodeError, decode_square
 from studio.inference import Predictor

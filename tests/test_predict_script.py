@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import example_files
+from helpers import example_files
 from studio import bundle
 from studio.inference import Predictor
 from studio.runs import MODEL_FILE

@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from conftest import cut_off_run, example_files
+from helpers import cut_off_run, example_files
 from studio import faults
 from studio.checkpoints import ResumeError
 from studio.checkpoints import read as read_checkpoint

@@ -48,7 +48,7 @@ def test_an_unexpected_failure_keeps_its_traceback_and_says_where(small_dataset,
 
 
 def test_a_resumed_run_carries_on_the_same_log(small_dataset, tmp_path):
-    from conftest import cut_off_run
+    from helpers import cut_off_run
     cut_off_run(TrainConfig(data=str(small_dataset), backbone="mobilenetv2_100", freeze="all", epochs=3,
                             patience=0), 2, tmp_path / "run")
     before = (tmp_path / "run" / LOG_FILE).read_text()

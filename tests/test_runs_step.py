@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from components import export_step, runs_step, try_step
-from conftest import example_files, free_port
+from helpers import example_files, free_port
 from studio import paths
 from studio.runs import MODEL_FILE
 
@@ -133,7 +133,7 @@ def test_runs_api_through_the_real_server(trained_run, past_runs):
 def test_resume_carries_on_a_failed_run_and_shows_it_on_the_train_tab(small_dataset):
     """Resume appears only for a run with a saved epoch, continues it in its own folder, and says why not
     when it cannot (a finished run)."""
-    from conftest import cut_off_run
+    from helpers import cut_off_run
     from studio.runs import MANAGER
     from studio.training import TrainConfig
 

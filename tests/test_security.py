@@ -3,7 +3,7 @@ that are paths, text that is really HTML."""
 import httpx
 import pytest
 
-from conftest import free_port
+from helpers import free_port
 
 
 @pytest.fixture(scope="module")

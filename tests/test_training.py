@@ -164,7 +164,7 @@ def test_early_stopping_keeps_the_best_epoch_and_says_why(small_dataset, tmp_pat
 
 
 def test_imbalanced_classes_get_a_weighted_loss(tmp_path):
-    from conftest import example_files
+    from helpers import example_files
     from studio.runs import Run
     from studio.training import class_weights
     assert torch.allclose(class_weights(torch.tensor([0] * 30 + [1] * 10), 2), torch.tensor([2 / 3, 2.0]))

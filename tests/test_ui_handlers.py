@@ -80,7 +80,7 @@ def test_views_escape_user_text_and_shape_curves():
 
 def test_try_and_export_with_a_trained_run(trained_run):
     from PIL import Image
-    from conftest import example_files
+    from helpers import example_files
     image = Image.open(example_files("val", "bees", 30)[-1])
     label, advice = try_step.classify(image, trained_run["run_dir"])
     assert set(label) == {"ants", "bees"} and abs(sum(label.values()) - 1) < 1e-4
@@ -109,7 +109,7 @@ def test_data_step_shows_findings_and_their_files(tmp_path):
 
 
 def test_flat_zip_with_class_in_file_names_is_previewed_then_used(tmp_path):
-    from conftest import example_files
+    from helpers import example_files
     archive = tmp_path / "flat.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         for label in ("ants", "bees"):

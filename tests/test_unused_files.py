@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import example_files
+from helpers import example_files
 from studio import paths
 from studio.data import open_dataset
 from studio.doctor import diagnose
