@@ -33,8 +33,8 @@ def old_predict(model: str, folder: str, top_k: int = 3) -> None:
     import torch
 
     from studio import augment, runtimes
-    from studio.imaging import ImageDecodeError, decode_square, is_image_name
-    from studio.pixels import cache_side
+    from studio.data.imaging import ImageDecodeError, decode_square, is_image_name
+    from studio.data.pixels import cache_side
 
     path = runtimes.resolve(model)
     net, meta, _kind, _runtime = runtimes.open_model(path, "cpu")

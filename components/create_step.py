@@ -1,7 +1,7 @@
 """Inside step 1, Data: make a dataset in the browser (classes by name, photos, webcam) or extend one.
 
 What is made is an ordinary folder of class folders in the studio's workspace
-(`studio.workspace_data`); "Use this dataset" hands it to the Data step like any
+(`studio.data.workspace`); "Use this dataset" hands it to the Data step like any
 upload, so the summary, the checks and training see exactly those files.
 """
 from __future__ import annotations
@@ -14,10 +14,10 @@ from types import SimpleNamespace
 import gradio as gr
 
 from components.session import user_of
-from studio import workspace_data as wd
-from studio.data import DatasetError, open_dataset
-from studio.doctor import diagnose
-from studio.imaging import IMAGE_EXTENSIONS, ImageDecodeError, open_rgb
+from studio.data import workspace as wd
+from studio.data.sources import DatasetError, open_dataset
+from studio.data.checks import diagnose
+from studio.data.imaging import IMAGE_EXTENSIONS, ImageDecodeError, open_rgb
 
 THUMBS = 60                 # newest photos of a class shown as thumbnails
 BURST_EVERY_S = 0.25        # a burst saves about 4 photos a second

@@ -12,10 +12,10 @@ import pandas as pd
 
 from components import create_step, views
 from studio import paths, scratch
-from studio.data import OUTSIDE_CLASS, DatasetError, open_dataset, prefix_preview
-from studio.doctor import DEFAULT_EXCLUDE, diagnose
-from studio.imaging import ImageDecodeError, open_rgb
-from studio.outliers import find_outliers
+from studio.data.sources import OUTSIDE_CLASS, DatasetError, open_dataset, prefix_preview
+from studio.data.checks import DEFAULT_EXCLUDE, diagnose
+from studio.data.imaging import ImageDecodeError, open_rgb
+from studio.data.outliers import find_outliers
 
 SAMPLES_PER_CLASS = 6
 PREFIX_HINT = ("If each file name starts with its class (for example `cat_001.jpg`, `dog_002.jpg`), open "

@@ -19,7 +19,7 @@ import pandas as pd
 from components import views
 from components.session import user_of
 from studio import evaluation
-from studio.imaging import ImageDecodeError, open_rgb
+from studio.data.imaging import ImageDecodeError, open_rgb
 
 THUMBNAIL = 256
 # Event delegation on the component's root survives the table being re-rendered every epoch.

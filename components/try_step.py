@@ -8,7 +8,7 @@ import gradio as gr
 
 from components.session import user_of
 from components.views import classes_if, shown_if
-from studio.imaging import ImageDecodeError
+from studio.data.imaging import ImageDecodeError
 from studio.inference import Predictor
 from studio.modelfile import ModelFileError
 from studio.runs import MANAGER, MODEL_FILE, owned_by

@@ -324,7 +324,7 @@ def one_pass(dataset, backbone: str, device: str, log: Log = _quiet, pretrained:
     look at the data once.
     """
     from studio import augment, backbones, hardware
-    from studio.pixels import cache_side, decode_all
+    from studio.data.pixels import cache_side, decode_all
     from studio.training import Trainer
 
     dev = torch.device(device)
@@ -527,7 +527,7 @@ def run_bench(data: str, backbone: str = "", epochs: int = 3, device: str = "aut
     modes of the selected studio runs ("frozen", "finetune"), or in both if none is selected.
     """
     from studio import backbones
-    from studio.data import check_trainable, open_dataset
+    from studio.data.sources import check_trainable, open_dataset
 
     load_at_start = _load_average()
     device = resolve_device(device)

@@ -187,8 +187,8 @@ class Progress:
 
 
 def cmd_train(args) -> int:
-    from studio.data import DatasetError, check_trainable, open_dataset
-    from studio.doctor import DEFAULT_EXCLUDE
+    from studio.data.sources import DatasetError, check_trainable, open_dataset
+    from studio.data.checks import DEFAULT_EXCLUDE
     from studio.checkpoints import ResumeError
     from studio.training import TrainConfig, resume_training, start_training
 
@@ -302,8 +302,8 @@ def train_summary(result: dict, data: str | None = None) -> str:
 
 
 def cmd_doctor(args) -> int:
-    from studio.data import DatasetError, open_dataset
-    from studio.doctor import diagnose
+    from studio.data.sources import DatasetError, open_dataset
+    from studio.data.checks import diagnose
 
     try:
         dataset = open_dataset(args.data, args.val_fraction, args.seed, args.prefix_sep)
@@ -316,7 +316,7 @@ def cmd_doctor(args) -> int:
                                                                            f" {done}/{total}"))
     report = diagnose(dataset, counter("Checking the images"))
     if args.outliers:
-        from studio.outliers import find_outliers
+        from studio.data.outliers import find_outliers
         finding = find_outliers(dataset, progress=counter("Looking for pictures that don't belong"))
         if finding is not None:
             report.findings.append(finding)
@@ -343,7 +343,7 @@ def cmd_doctor(args) -> int:
 
 
 def _expand_images(items: list[str]) -> list[Path]:
-    from studio.imaging import is_image_name
+    from studio.data.imaging import is_image_name
     files: list[Path] = []
     for item in items:
         path = Path(item)
@@ -515,7 +515,7 @@ def cmd_runs(args) -> int:
 def cmd_bench(args) -> int:
     from studio.backbones import BackboneError
     from studio.bench import BenchError, BenchUsageError, format_table, run_bench
-    from studio.data import DatasetError
+    from studio.data.sources import DatasetError
     from studio.runs import RunBusyError
 
     log = (lambda text: print(text, file=sys.stderr, flush=True)) if not args.quiet else (lambda text: None)
@@ -536,7 +536,7 @@ def cmd_bench(args) -> int:
 
 def cmd_lr_find(args) -> int:
     from studio.backbones import BackboneError
-    from studio.data import DatasetError
+    from studio.data.sources import DatasetError
     from studio.lr_finder import find_lr
 
     try:
@@ -555,7 +555,7 @@ def cmd_lr_find(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """Every command and flag; each constrained value has its `type=` or `choices=`, checked before any work."""
     from studio import __version__, augment, optim  # the choices' names live beside what they choose
-    from studio.doctor import EXCLUDABLE
+    from studio.data.checks import EXCLUDABLE
     export_formats = ["bundle", "torchscript", "onnx", "onnx-int8"]  # studio.export.FORMATS, without importing torch
     parser = Parser(prog="studio", description="Transfer Studio: train an image classifier on your photos.",
                     epilog="With no command, or with serve's flags alone (`studio --port 7999`, `studio --host "

@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 
 from studio import augment, backbones
-from studio.data import check_trainable, open_dataset
+from studio.data.sources import check_trainable, open_dataset
 from studio.hardware import pick_device
-from studio.pixels import cache_side, decode_all
+from studio.data.pixels import cache_side, decode_all
 
 SMOOTHING = 0.9           # exponential moving average of the loss (the raw loss is too noisy to read)
 EXPLODED = 4.0            # stop once the smoothed loss is this many times its best

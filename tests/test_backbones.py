@@ -25,8 +25,8 @@ def test_packaged_weights_are_really_pretrained(name):
     numbers for these weights are 75-95% on this data.
     """
     from studio.augment import eval_batch
-    from studio.imaging import decode_square
-    from studio.pixels import cache_side
+    from studio.data.imaging import decode_square
+    from studio.data.pixels import cache_side
 
     model = backbones.create_model(name, num_classes=1000).eval()
     prep = backbones.preprocessing(model)

@@ -37,7 +37,7 @@ def shots():
 
 
 def test_make_a_dataset_from_files_train_and_predict(browser, server, shots):
-    from studio import workspace_data as wd
+    from studio.data import workspace as wd
     from studio.runs import MANAGER
 
     MANAGER.wait()
@@ -82,7 +82,7 @@ def test_make_a_dataset_from_files_train_and_predict(browser, server, shots):
 
 
 def test_webcam_shots_and_burst_with_the_fake_camera(browser, server, shots):
-    from studio import workspace_data as wd
+    from studio.data import workspace as wd
 
     page = flow.new_page(browser)
     try:

@@ -1,4 +1,4 @@
-"""Making a dataset in the browser: the engine (studio.workspace_data) and the handlers the page calls
+"""Making a dataset in the browser: the engine (studio.data.workspace) and the handlers the page calls
 (components.create_step), called as Gradio calls them. Real files, real photos, no mocks."""
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from PIL import Image
 from components import create_step as cs
 from helpers import REPO, example_files
 from studio import paths
-from studio import workspace_data as wd
+from studio.data import workspace as wd
 
 # the order of create_step.view(): status, datasets, classes, table, thumbnails, check, names, picked photo
 STATUS, DATASETS, CLASSES, TABLE, THUMBS, CHECK, NAMES, PHOTO = range(8)
@@ -203,7 +203,7 @@ def test_use_download_persist_and_cli(who, tmp_path):
 
     # another process (a restart) lists it, and the CLI's dataset check reads it like any folder
     env = {**os.environ, "STUDIO_HOME": str(paths.home())}
-    listed = subprocess.run([sys.executable, "-c", "from studio import workspace_data as w; "
+    listed = subprocess.run([sys.executable, "-c", "from studio.data import workspace as w; "
                              f"print(w.list_datasets({who.username!r}))"], env=env, cwd=REPO,
                             capture_output=True, text=True, timeout=120)
     assert listed.returncode == 0 and name in listed.stdout, listed.stderr

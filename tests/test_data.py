@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from studio.data import DatasetError, check_trainable, extract_zip, open_dataset, stratified_split
+from studio.data.sources import DatasetError, check_trainable, extract_zip, open_dataset, stratified_split
 
 
 def _images(folder: Path, count: int, color=(200, 10, 10), ext=".jpg"):
@@ -134,7 +134,7 @@ def test_csv_labels_next_to_the_images_with_missing_and_unnamed_files(tmp_path):
     assert len(dataset.split("val")) == 2 and len(dataset.split("train")) == 3
     reasons = {Path(s["path"]).name: s["reason"] for s in dataset.skipped}
     assert "missing" in reasons["gone.jpg"] and "not named in the CSV" in reasons["img 5.jpg"]
-    from studio.doctor import diagnose
+    from studio.data.checks import diagnose
     report = diagnose(dataset)
     assert [Path(p).name for p in report.by_kind("csv_missing_files").paths] == ["gone.jpg"]
     assert [Path(p).name for p in report.by_kind("csv_unlabelled_files").paths] == ["img 5.jpg"]
@@ -162,7 +162,7 @@ def test_csv_without_the_needed_columns_says_so(tmp_path):
 
 
 def test_class_from_filename_prefix(tmp_path):
-    from studio.data import prefix_preview
+    from studio.data.sources import prefix_preview
     tmp_path.mkdir(exist_ok=True)
     for name in ("cat_1.jpg", "cat_2.jpg", "cat_3.jpg", "dog_1.png", "dog_2.png", "dog_3.png", "nolabel.jpg"):
         Image.new("RGB", (40, 40), (len(name) * 9, 0, 0)).save(tmp_path / name)

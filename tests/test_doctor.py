@@ -8,8 +8,8 @@ from pathlib import Path
 from PIL import Image
 
 from helpers import example_files
-from studio.data import open_dataset
-from studio.doctor import apply_exclusions, diagnose
+from studio.data.sources import open_dataset
+from studio.data.checks import apply_exclusions, diagnose
 
 
 def _photo(src: Path, dst: Path, size=None, fmt=None):

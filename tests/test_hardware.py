@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from studio import hardware, pixels
+from studio import hardware
+from studio.data import pixels
 
 
 def test_bf16_guess_can_be_overridden(monkeypatch):

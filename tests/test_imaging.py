@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from studio.imaging import ImageDecodeError, decode_square, open_rgb
+from studio.data.imaging import ImageDecodeError, decode_square, open_rgb
 
 
 def test_rgba_transparency_becomes_white_not_black(tmp_path):

@@ -59,7 +59,7 @@ def test_sgd_gets_larger_automatic_rates_and_says_so():
 
 
 def test_stronger_augmentation_changes_the_photos_more(small_dataset, tmp_path):
-    from studio.imaging import decode_square
+    from studio.data.imaging import decode_square
     files = sorted(small_dataset.glob("train/*/*"))[:8]
     batch = torch.stack([torch.from_numpy(decode_square(f, 256)).permute(2, 0, 1) for f in files])
     prep = {"input_size": 224, "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}

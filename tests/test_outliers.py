@@ -10,8 +10,8 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from helpers import EXAMPLE, example_files
-from studio import outliers
-from studio.data import open_dataset
+from studio.data import outliers
+from studio.data.sources import open_dataset
 
 BACKBONE = "mobilenetv2_100"
 PLACEHOLDER = "imageNotFound.gif"

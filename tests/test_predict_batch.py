@@ -17,9 +17,9 @@ from PIL import Image
 
 from helpers import REPO, WORKSPACE, example_files
 from studio import augment, bundle, cli, fastpath, inference, modelfile, runtimes
-from studio.imaging import ImageDecodeError, decode_square
+from studio.data.imaging import ImageDecodeError, decode_square
 from studio.inference import Predictor
-from studio.pixels import cache_side
+from studio.data.pixels import cache_side
 from studio.runs import MODEL_FILE
 
 BROKEN = {"b-empty.jpg": b"", "d-text.png": b"this is not a picture\n", "f-truncated.jpg": None}

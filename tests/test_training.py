@@ -201,7 +201,7 @@ def test_overfitting_is_put_in_plain_words(small_dataset, tmp_path):
 
 def test_frozen_backbone_runs_as_one_traced_graph_on_cpu_with_the_same_features(small_dataset, tmp_path):
     from studio import augment
-    from studio.pixels import decode_all
+    from studio.data.pixels import decode_all
     from studio.runs import Run
     config = TrainConfig(data=str(small_dataset), backbone="mobilenetv2_100", freeze="all", epochs=1,
                          feature_views=1).resolved()

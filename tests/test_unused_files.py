@@ -30,8 +30,8 @@ import pytest
 
 from helpers import example_files
 from studio import paths
-from studio.data import open_dataset
-from studio.doctor import diagnose
+from studio.data.sources import open_dataset
+from studio.data.checks import diagnose
 
 ABSOLUTE = f"/tmp/studio-absolute-{uuid.uuid4().hex}.jpg"   # where an absolute member would land
 

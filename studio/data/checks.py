@@ -20,10 +20,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from studio import data as data_module
-from studio.data import Dataset
-from studio.imaging import open_rgb, resize_short_side_center_square
-from studio.pixels import CachedPixels, decode_threads
+from studio.data import sources as data_module
+from studio.data.sources import Dataset
+from studio.data.imaging import open_rgb, resize_short_side_center_square
+from studio.data.pixels import CachedPixels, decode_threads
 
 MIN_SIDE = 32                 # px: below this an image carries almost nothing for a 224 px network
 MAX_ASPECT = 4.0              # wider or taller than 4:1 loses most of the picture in a square crop

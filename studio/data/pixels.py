@@ -21,7 +21,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import torch
 
-from studio.imaging import ImageDecodeError, decode_square
+from studio.data.imaging import ImageDecodeError, decode_square
 
 BUDGET_FRACTION = 0.5   # of the memory available now: leaves room for the model, the page and other users
 

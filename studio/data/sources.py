@@ -28,7 +28,7 @@ import pandas as pd
 from PIL import Image
 
 from studio import paths
-from studio.imaging import IMAGE_EXTENSIONS, is_image_name
+from studio.data.imaging import IMAGE_EXTENSIONS, is_image_name
 
 SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val",
                "validation": "val", "test": "test", "testing": "test"}
