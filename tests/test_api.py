@@ -15,6 +15,7 @@ def readme_example() -> str:
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
+@pytest.mark.slow
 def test_the_readme_example_runs_in_a_fresh_process(small_dataset, tmp_path):
     """Run as written, on the small copy of the example (the same layout) to keep CI short."""
     code = readme_example().replace('"assets/example/hymenoptera"', repr(str(small_dataset)))
@@ -30,6 +31,7 @@ def test_the_readme_example_runs_in_a_fresh_process(small_dataset, tmp_path):
     assert (tmp_path / "exported-bees" / "model.onnx").is_file()
 
 
+@pytest.mark.slow
 def test_train_returns_what_the_run_folder_says_and_load_gives_it_back(trained_run, tmp_path):
     from studio import load
     model = load(trained_run["run_dir"])
@@ -43,6 +45,7 @@ def test_train_returns_what_the_run_folder_says_and_load_gives_it_back(trained_r
     assert all(len(a.top) == 2 and a.error is None for a in answers[:3]) and answers[3].error
 
 
+@pytest.mark.slow
 def test_an_exported_model_loads_and_predicts(exports):
     from helpers import example_files
     from studio import load

@@ -2,9 +2,13 @@
 import re
 import time
 
+import pytest
 from gradio_client import Client, handle_file
 
 from helpers import example_files
+
+
+pytestmark = pytest.mark.slow  # every test trains real runs through the server
 
 
 def test_wizard_end_to_end(server, tmp_path):

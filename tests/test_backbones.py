@@ -18,6 +18,7 @@ def test_catalog_marks_packaged_backbones_offline():
 
 
 @pytest.mark.parametrize("name", PACKAGED)
+@pytest.mark.slow
 def test_packaged_weights_are_really_pretrained(name):
     """Zero-shot: with its ImageNet head, the backbone calls ants 'ant' and bees 'bee'.
 

@@ -33,6 +33,7 @@ def check_run(run, epochs, train_images):
     assert run["train_images"] == train_images
 
 
+@pytest.mark.slow
 def test_bench_cpu_runs_tutorial_and_studio_and_prints_consistent_ratios(tiny_dataset, capsys):
     code, out, err = bench(capsys, tiny_dataset, "--backbone", "mobilenetv2_100", "--epochs", "1",
                            "--device", "cpu")
@@ -96,6 +97,7 @@ def test_bench_cpu_runs_tutorial_and_studio_and_prints_consistent_ratios(tiny_da
         assert goals[name]["met"] == (ratios[name] <= GOALS[name][1])
 
 
+@pytest.mark.slow
 def test_bench_only_and_json_only(tiny_dataset, capsys):
     code, out, err = bench(capsys, tiny_dataset, "--backbone", "mobilenetv2_100", "--epochs", "2",
                            "--device", "cpu", "--only", "frozen", "--json-only", "--quiet")
@@ -109,6 +111,7 @@ def test_bench_only_and_json_only(tiny_dataset, capsys):
     assert list(report["goals"]) == ["frozen_best_val_accuracy"]
 
 
+@pytest.mark.slow
 def test_bench_mistakes_are_one_clear_line(tiny_dataset, tmp_path, capsys):
     cases = [
         ([tmp_path / "nothing-here"], 2, "does not exist"),

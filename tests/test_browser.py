@@ -17,8 +17,12 @@ import re
 import zipfile
 from pathlib import Path
 
+import pytest
+
 import browser_flow as flow
 from helpers import example_files
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # drives chromium through whole real runs
 
 EXAMPLE_VAL_IMAGES = 153  # 70 ants + 83 bees in assets/example/hymenoptera/val
 

@@ -16,6 +16,8 @@ import pytest
 import browser_flow as flow
 from helpers import example_files
 
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # drives chromium through whole real runs
+
 PHONE = {"width": 390, "height": 844}
 
 

@@ -22,6 +22,8 @@ import browser_flow as flow
 from studio import faults
 from helpers import TRICKY_CLASS_NAMES, WORKSPACE, example_files, named_class_dataset
 
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # drives chromium through whole real runs
+
 # Gradio's progress overlay: "queue: 1/1 |", "processing |", "0.4s", "0.1/0.1s" (the studio writes "15 s")
 OVERLAY_TEXT = re.compile(r"queue:|processing \||\b\d+(\.\d+)?(/\d+(\.\d+)?)?s\b")
 STEPS = ("1. Data", "3. Train", "4. Try it", "5. Export")

@@ -11,6 +11,8 @@ from studio import evaluation, history
 from studio.runs import MANAGER
 from studio.training import TrainConfig, resume_training, start_training
 
+pytestmark = pytest.mark.slow  # every test trains the ten-class run or resumes one
+
 NAMES = list(TRICKY_CLASS_NAMES)
 
 

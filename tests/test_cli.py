@@ -16,6 +16,7 @@ def studio(*args, timeout=600, env=None):
                           timeout=timeout, env={**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})})
 
 
+@pytest.mark.slow
 def test_train_json_is_one_line_and_the_log_one_line_per_epoch(small_dataset, tmp_path):
     """stderr is a pipe here, as in CI or under nohup: no redrawn bar, one line per phase and per epoch."""
     out = tmp_path / "run"
@@ -56,6 +57,7 @@ def test_train_json_is_one_line_and_the_log_one_line_per_epoch(small_dataset, tm
     assert json.loads(again.stdout)["predictions"][0]["class"] == "bees"
 
 
+@pytest.mark.slow
 def test_train_ends_with_a_summary_for_a_person_and_quiet_shows_no_progress(small_dataset, tmp_path):
     out = tmp_path / "run"
     result = studio("train", small_dataset, "--backbone", "mobilenetv2_100", "--freeze", "all",
@@ -87,6 +89,7 @@ def test_plain_studio_and_serve_flags_alone_mean_serve():
     assert with_command(["train", "data"]) == ["train", "data"]
 
 
+@pytest.mark.slow
 def test_serve_flags_work_without_the_word_serve(tmp_path):
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "studio", "--port", str(port), "--host", "127.0.0.1"],
@@ -189,6 +192,7 @@ def test_cuda_is_refused_at_once_where_there_is_no_gpu(small_dataset, tmp_path, 
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_a_bad_flag_in_a_fresh_process_writes_nothing(small_dataset, tmp_path):
     """The reported case, as typed: no traceback, no run folder, and the backbone never loaded (a fresh
     workspace keeps no converted weights)."""
@@ -202,6 +206,7 @@ def test_a_bad_flag_in_a_fresh_process_writes_nothing(small_dataset, tmp_path):
         assert not home.exists() or not any(home.rglob("*")), list(home.rglob("*"))
 
 
+@pytest.mark.slow
 def test_user_mistakes_are_one_clear_line(tmp_path):
     missing = studio("train", tmp_path / "nothing-here")
     assert missing.returncode != 0
@@ -220,6 +225,7 @@ def test_user_mistakes_are_one_clear_line(tmp_path):
     assert unknown.returncode != 0 and "Traceback" not in unknown.stderr
 
 
+@pytest.mark.slow
 def test_help_and_backbones_listing():
     assert studio("--help").returncode == 0
     listing = studio("backbones", "--json")
@@ -227,6 +233,7 @@ def test_help_and_backbones_listing():
     assert names["mobilenetv2_100"] == "offline"
 
 
+@pytest.mark.slow
 def test_runs_listing_shows_every_status(trained_run, capsys):
     import shutil
     from pathlib import Path

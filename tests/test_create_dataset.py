@@ -186,6 +186,7 @@ def made_dataset(who, per_class: int = 8) -> str:
     return name
 
 
+@pytest.mark.slow
 def test_use_download_persist_and_cli(who, tmp_path):
     name = made_dataset(who)
     folder = wd.dataset_dir(name, who.username)
@@ -241,6 +242,7 @@ def test_extend_an_upload_copies_it_and_leaves_the_original(who, small_dataset):
     assert "Choose a dataset" in cs.extend(None, who)[STATUS]
 
 
+@pytest.mark.slow
 def test_a_dataset_made_this_way_trains(who):
     from studio.runs import MANAGER
     from studio.training import TrainConfig, start_training

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from helpers import example_files
@@ -83,6 +84,7 @@ def test_every_flaw_is_found_with_its_files(tmp_path):
     assert all(any(s["path"] == p for s in kept.skipped) for p in gone)
 
 
+@pytest.mark.slow
 def test_training_uses_exactly_the_files_the_report_keeps(tmp_path):
     from studio.runs import Run
     from studio.training import TrainConfig, Trainer
@@ -96,6 +98,7 @@ def test_training_uses_exactly_the_files_the_report_keeps(tmp_path):
     assert "a2.jpg" not in used and "truncated.jpg" not in used and "resized a2.jpg" in used
 
 
+@pytest.mark.slow
 def test_doctor_cli_json_and_exit_codes(tmp_path):
     root = build_corpus(tmp_path / "corpus")
     result = subprocess.run([sys.executable, "-m", "studio", "doctor", str(root), "--json"], capture_output=True,
@@ -119,6 +122,7 @@ def test_doctor_cli_json_and_exit_codes(tmp_path):
     assert json.loads(single.stdout)["trainable"] is False
 
 
+@pytest.mark.slow
 def test_real_shared_datasets_when_present():
     """On the real data sets (where ../shared exists): hymenoptera is clean, CIFAR has a real leak."""
     import pytest
@@ -132,6 +136,7 @@ def test_real_shared_datasets_when_present():
     assert leak and names(leak.paths) == ["0089.jpg", "0338.jpg"]
 
 
+@pytest.mark.slow
 def test_placeholder_gif_is_suggested_and_left_out_only_when_asked(tmp_path):
     """The example's imageNotFound.gif: an outlier suggestion in `studio doctor --outliers`,
     left out of training with `--exclude outliers`; the odd `.jpeg` extension is simply used."""

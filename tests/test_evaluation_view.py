@@ -2,6 +2,7 @@
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from components import evaluation_view, views
 from studio import evaluation
@@ -14,6 +15,7 @@ def _matches(table, matrix, classes):
             assert ((table.label == true) & (table.predicted == said)).sum() == matrix[i][j], (true, said)
 
 
+@pytest.mark.slow
 def test_predictions_files_match_the_best_and_the_latest_confusion_matrix(trained_run):
     folder, classes = Path(trained_run["run_dir"]), trained_run["classes"]
     table = pd.read_csv(folder / evaluation.PREDICTIONS_FILE)
@@ -23,6 +25,7 @@ def test_predictions_files_match_the_best_and_the_latest_confusion_matrix(traine
     assert all(Path(p).is_file() for p in table.path)
 
 
+@pytest.mark.slow
 def test_a_cell_opens_exactly_its_photos_most_confident_first(trained_run):
     run_dir, matrix = trained_run["run_dir"], trained_run["best_confusion"]
     note, gallery = evaluation_view.cell_photos(run_dir, "ants", "ants")

@@ -21,6 +21,8 @@ from studio import bundle, cli, export, modelfile, parity, runtimes
 from studio.inference import Predictor
 from studio.runs import MODEL_FILE
 
+pytestmark = pytest.mark.slow  # every test exports or reloads the trained run
+
 # Loaded before any script these tests run in a fresh interpreter: the listed packages cannot be
 # imported there, as on a machine where only the export's own requirements are installed.
 BLOCKER = """

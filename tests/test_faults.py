@@ -12,6 +12,9 @@ from studio.runs import MODEL_FILE, Run
 from studio.training import TrainConfig, run_training
 
 
+pytestmark = pytest.mark.slow  # every test trains a real run
+
+
 @pytest.fixture(autouse=True)
 def no_hooks_left():
     yield

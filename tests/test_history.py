@@ -21,6 +21,7 @@ def copy_run(source: str, root: Path, name: str, **status_changes) -> Path:
     return target
 
 
+@pytest.mark.slow
 def test_a_finished_run_is_listed_with_its_facts(trained_run, small_dataset, tmp_path):
     copy_run(trained_run["run_dir"], tmp_path, trained_run["id"])
     rows = history.list_runs(tmp_path)
@@ -35,12 +36,14 @@ def test_a_finished_run_is_listed_with_its_facts(trained_run, small_dataset, tmp
     assert row["started"] == pytest.approx(trained_run["started"]) and row["has_model"]
 
 
+@pytest.mark.slow
 def test_the_default_root_holds_the_real_run(trained_run):
     rows = {row["id"]: row for row in history.list_runs()}
     assert rows[trained_run["id"]]["status"] == "finished"
     assert Path(rows[trained_run["id"]]["run_dir"]).parent == paths.runs_dir()
 
 
+@pytest.mark.slow
 def test_load_run_gives_history_best_confusion_and_choices(trained_run):
     run = history.load_run(trained_run["id"])
     assert run["classes"] == ["ants", "bees"]
@@ -52,6 +55,7 @@ def test_load_run_gives_history_best_confusion_and_choices(trained_run):
     assert run["choices"] == trained_run["config"]["choices"] and "patience" in run["choices"]
 
 
+@pytest.mark.slow
 def test_a_run_cut_off_by_a_restart_is_interrupted_not_lost(trained_run, tmp_path):
     started = trained_run["started"]
     copy_run(trained_run["run_dir"], tmp_path, "cut-off", status="running", finished=None, started=started + 10)
@@ -73,6 +77,7 @@ def test_a_run_cut_off_by_a_restart_is_interrupted_not_lost(trained_run, tmp_pat
     assert json.loads((tmp_path / "cut-off" / "status.json").read_text())["status"] == "running"
 
 
+@pytest.mark.slow
 def test_the_live_run_of_this_process_is_not_interrupted(trained_run, tmp_path):
     MANAGER.wait()
     gate = threading.Event()
@@ -98,6 +103,7 @@ def test_the_live_run_of_this_process_is_not_interrupted(trained_run, tmp_path):
     assert {row["id"]: row["status"] for row in history.list_runs(tmp_path)}[live.id] == "finished"
 
 
+@pytest.mark.slow
 def test_unreadable_runs_are_listed_not_fatal(trained_run, tmp_path):
     copy_run(trained_run["run_dir"], tmp_path, "fine")
     broken = copy_run(trained_run["run_dir"], tmp_path, "20200101-120000-broken")

@@ -5,9 +5,12 @@ import statistics
 import threading
 import time
 
+import pytest
 from gradio_client import Client
 
 from helpers import free_port
+
+pytestmark = pytest.mark.slow  # ten sessions watch a real run to its end
 
 WATCHERS = 10
 

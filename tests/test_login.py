@@ -16,6 +16,7 @@ def server():
     demo.close()
 
 
+@pytest.mark.slow
 def test_each_person_sees_only_their_own_runs(server):
     from studio.runs import MANAGER
     MANAGER.wait()

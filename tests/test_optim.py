@@ -73,6 +73,7 @@ def test_stronger_augmentation_changes_the_photos_more(small_dataset, tmp_path):
     assert change["strong"] > 1.1 * change["light"], change  # same seed: equal if strength were ignored
 
 
+@pytest.mark.slow
 def test_manual_depth_with_a_freeze_schedule_trains_the_head_alone_first(small_dataset, tmp_path):
     config = TrainConfig(data=str(small_dataset), backbone="mobilenetv2_100", freeze="8", epochs=1, head_epochs=2,
                          batch_size=16, patience=0).resolved()

@@ -33,6 +33,7 @@ def example():
     return dataset, embeddings, finding, calls
 
 
+@pytest.mark.slow
 def test_example_placeholder_is_flagged_first(example):
     _, _, finding, calls = example
     assert finding is not None and finding.kind == "outliers" and finding.severity == "info"
@@ -41,12 +42,14 @@ def test_example_placeholder_is_flagged_first(example):
     assert calls and calls[-1][0] == calls[-1][1]
 
 
+@pytest.mark.slow
 def test_example_flags_few_real_photos(example):
     dataset, _, finding, _ = example
     others = [p for p in finding.paths if Path(p).name != PLACEHOLDER]
     assert len(others) <= 0.02 * len(dataset.samples)  # measured: none of the 397 photos
 
 
+@pytest.mark.slow
 def test_message_says_it_is_a_suggestion_and_what_to_do(example):
     message = example[2].message
     for words in ("Suggestion", "pretrained network", "do not look like the rest of their class",
@@ -55,6 +58,7 @@ def test_message_says_it_is_a_suggestion_and_what_to_do(example):
     assert "'ants'" in message and "'bees'" not in message
 
 
+@pytest.mark.slow
 def test_example_scores_leave_margin_around_threshold(example):
     """The threshold sits between the placeholder and the most unusual real photo."""
     dataset, embeddings, _, _ = example
@@ -91,6 +95,7 @@ def _two_classes(root: Path, count: int = 15) -> Path:
 
 
 @pytest.mark.parametrize("make", [_grey, _no_image], ids=["flat_grey", "rendered_no_image"])
+@pytest.mark.slow
 def test_foreign_picture_is_flagged_first(tmp_path, make):
     root = _two_classes(tmp_path / "data")
     foreign = make(root / "ants")
@@ -100,6 +105,7 @@ def test_foreign_picture_is_flagged_first(tmp_path, make):
     assert "'ants'" in finding.message
 
 
+@pytest.mark.slow
 def test_clean_classes_flag_at_most_one(tmp_path):
     finding = outliers.find_outliers(open_dataset(_two_classes(tmp_path / "data")), BACKBONE)
     assert finding is None or len(finding.paths) <= 1  # measured: nothing (highest z 1.9)

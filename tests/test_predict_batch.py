@@ -22,6 +22,8 @@ from studio.inference import Predictor
 from studio.data.pixels import cache_side
 from studio.runs import MODEL_FILE
 
+pytestmark = pytest.mark.slow  # every test trains or predicts with the trained run
+
 BROKEN = {"b-empty.jpg": b"", "d-text.png": b"this is not a picture\n", "f-truncated.jpg": None}
 
 

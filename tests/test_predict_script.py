@@ -53,6 +53,7 @@ def awkward_images(tmp_path_factory) -> list[Path]:
     return sorted(folder.iterdir())
 
 
+@pytest.mark.slow
 def test_template_preprocessing_is_the_studios_to_the_bit(trained_run, awkward_images):
     predictor = Predictor(Path(trained_run["run_dir"]) / MODEL_FILE)
     script = template()
@@ -68,6 +69,7 @@ def _run(script: Path, args: list[str], blocked: list[str], cwd: Path):
     return fresh_python(RUN_SCRIPT.format(argv=[str(script), *map(str, args)]), blocked, cwd)
 
 
+@pytest.mark.slow
 def test_bundle_predict_py_runs_with_only_its_requirements(exports, trained_run, awkward_images, tmp_path):
     folder = tmp_path / "photos"
     folder.mkdir()
@@ -87,6 +89,7 @@ def test_bundle_predict_py_runs_with_only_its_requirements(exports, trained_run,
         assert abs(row["predictions"][0]["probability"] - answer[0][1]) < 1e-3, (row, answer)
 
 
+@pytest.mark.slow
 def test_predict_py_runs_torchscript_with_torch_alone(exports, trained_run, tmp_path):
     bee, ant = example_files("val", "bees", 1)[0], example_files("val", "ants", 1)[0]
     result = _run(exports["torchscript"].folder / "predict.py", [ant, bee], NOT_NEEDED + ["onnxruntime"], tmp_path)
@@ -100,6 +103,7 @@ def test_predict_py_runs_torchscript_with_torch_alone(exports, trained_run, tmp_
         assert abs(shown - answer[0][1] * 100) <= 0.051, (line, answer)
 
 
+@pytest.mark.slow
 def test_predict_py_explains_what_is_wrong(exports, tmp_path):
     script = exports["onnx-int8"].folder / "predict.py"
     bee = example_files("val", "bees", 1)[0]

@@ -52,6 +52,7 @@ def _run(config: TrainConfig, folder) -> tuple[dict, Trainer]:
     return run.snapshot(), trainer
 
 
+@pytest.mark.slow
 def test_auto_trains_the_head_first_then_unfreezes_the_top(small_dataset, tmp_path):
     from studio import faults
     network_steps = []  # training steps through the network (the head stage trains on stored features)
@@ -76,6 +77,7 @@ def test_auto_trains_the_head_first_then_unfreezes_the_top(small_dataset, tmp_pa
     assert len(groups) - 1 == freeze["total_groups"] - freeze["frozen_groups"]
 
 
+@pytest.mark.slow
 def test_same_config_same_machine_same_result(small_dataset, tmp_path):
     config = TrainConfig(data=str(small_dataset), backbone="mobilenetv2_100", freeze="6", epochs=2, seed=7)
     outcomes = []
@@ -96,6 +98,7 @@ def test_learning_rate_range_test_finds_the_valley():
     assert len(curve) < 80 and suggestion(curve) == pytest.approx(1e-3, rel=0.6)
 
 
+@pytest.mark.slow
 def test_suggest_a_learning_rate_on_real_photos(small_dataset, capsys):
     from components import train_step
     from studio.cli import main

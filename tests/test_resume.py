@@ -16,6 +16,9 @@ from studio.runs import CHECKPOINT_FILE, MANAGER, MODEL_FILE
 from studio.training import TrainConfig, resume_training, start_training
 
 
+pytestmark = pytest.mark.slow  # every test trains and resumes real runs
+
+
 @pytest.fixture(autouse=True)
 def no_hooks_left():
     yield

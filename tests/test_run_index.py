@@ -34,6 +34,7 @@ def out_run(small_dataset, tmp_path_factory):
     return folder.resolve()
 
 
+@pytest.mark.slow
 def test_a_run_trained_with_out_is_listed_everywhere(out_run):
     assert listed_ids().get(str(out_run)) == out_run.name            # `studio runs`
     rows = {row["run_dir"]: row for row in history.list_runs()}       # the engine
@@ -45,6 +46,7 @@ def test_a_run_trained_with_out_is_listed_everywhere(out_run):
     assert history.find_run(out_run.name) == out_run
 
 
+@pytest.mark.slow
 def test_moved_and_deleted_folders_are_tolerated_and_found_again_by_path(out_run, tmp_path):
     moved = tmp_path / "moved" / "experiment-copy"
     shutil.copytree(out_run, tmp_path / "original")
@@ -63,6 +65,7 @@ def test_moved_and_deleted_folders_are_tolerated_and_found_again_by_path(out_run
     assert "experiment-copy" in set(runs_step.list_runs()[0].Run)
 
 
+@pytest.mark.slow
 def test_runs_with_the_same_folder_name_each_open_their_own_folder(out_run, tmp_path):
     twins = [tmp_path / place / out_run.name for place in ("a", "b")]
     for twin in twins:
@@ -75,6 +78,7 @@ def test_runs_with_the_same_folder_name_each_open_their_own_folder(out_run, tmp_
         assert history.find_run(run_id) == folder
 
 
+@pytest.mark.slow
 def test_a_path_without_runs_is_named_in_words(tmp_path):
     (tmp_path / "empty").mkdir()
     done = studio("runs", tmp_path / "empty", tmp_path / "nowhere")

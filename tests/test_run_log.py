@@ -8,6 +8,9 @@ from studio.runs import MANAGER
 from studio.training import TrainConfig, resume_training, start_training
 
 
+pytestmark = pytest.mark.slow  # every test trains a real run
+
+
 @pytest.fixture(autouse=True)
 def no_hooks_left():
     yield

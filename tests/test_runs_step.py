@@ -12,6 +12,9 @@ from studio import paths
 from studio.runs import MODEL_FILE
 
 
+pytestmark = pytest.mark.slow  # every test uses the trained run or trains one
+
+
 @pytest.fixture()
 def past_runs(trained_run):
     """Copies of the real run in the studio's own runs folder: one cut off by a restart, one without a model."""

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # fifty real runs in a row
+
 RUNS = int(os.environ.get("STUDIO_SOAK_RUNS", "50"))
 
 

@@ -13,6 +13,7 @@ from studio.runs import MANAGER, MODEL_FILE, RunBusyError
 from studio.training import TrainConfig, Trainer, start_training
 
 
+@pytest.mark.slow
 def test_feature_extraction_run_learns_and_writes_its_folder(trained_run):
     run_dir = Path(trained_run["run_dir"])
     history = trained_run["history"]
@@ -39,6 +40,7 @@ def test_feature_extraction_run_learns_and_writes_its_folder(trained_run):
 
 
 @pytest.mark.parametrize("batchnorm", ["pretrained", "adapt"])
+@pytest.mark.slow
 def test_partial_fine_tune_changes_only_unfrozen_layers(small_dataset, tmp_path, batchnorm):
     from studio.runs import Run
     config = TrainConfig(data=str(small_dataset), backbone="mobilenetv2_100", freeze="5", epochs=1,
@@ -64,6 +66,7 @@ def test_partial_fine_tune_changes_only_unfrozen_layers(small_dataset, tmp_path,
     assert run.snapshot()["history"][0]["val_accuracy"] > 0
 
 
+@pytest.mark.slow
 def test_stop_keeps_finished_epochs_and_a_second_start_is_refused(small_dataset):
     run = start_training(TrainConfig(data=str(small_dataset), backbone="mobilenetv2_100", freeze="4",
                                      epochs=30, batch_size=8))
@@ -82,6 +85,7 @@ def test_stop_keeps_finished_epochs_and_a_second_start_is_refused(small_dataset)
     assert (run.dir / MODEL_FILE).is_file() and not list(run.dir.glob("*.partial"))
 
 
+@pytest.mark.slow
 def test_undecodable_image_is_skipped_and_listed(small_dataset, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(small_dataset, data)
@@ -107,6 +111,7 @@ def test_bad_data_fails_the_run_with_a_message(tmp_path):
     assert "Traceback" not in snapshot["error"]
 
 
+@pytest.mark.slow
 def test_same_seed_same_result_on_cpu(small_dataset, tmp_path):
     from studio.runs import Run
     results = []
@@ -120,6 +125,7 @@ def test_same_seed_same_result_on_cpu(small_dataset, tmp_path):
 
 
 @pytest.mark.parametrize("freeze", ["all", "3"])
+@pytest.mark.slow
 def test_streaming_from_disk_gives_the_same_model_as_the_memory_cache(small_dataset, tmp_path, freeze):
     """A dataset too big for the memory budget streams from disk: same batches, same seed, same model."""
     from studio.runs import Run
@@ -140,6 +146,7 @@ def test_streaming_from_disk_gives_the_same_model_as_the_memory_cache(small_data
     assert all(torch.equal(cached_state[k], streamed_state[k]) for k in cached_state)
 
 
+@pytest.mark.slow
 def test_early_stopping_keeps_the_best_epoch_and_says_why(small_dataset, tmp_path):
     from studio.runs import Run
     config = TrainConfig(data=str(small_dataset), backbone="mobilenetv2_100", freeze="all", epochs=60,
@@ -163,6 +170,7 @@ def test_early_stopping_keeps_the_best_epoch_and_says_why(small_dataset, tmp_pat
     assert len(run.snapshot()["history"]) == len(history) + 2 and not run.snapshot().get("stopped_early")
 
 
+@pytest.mark.slow
 def test_imbalanced_classes_get_a_weighted_loss(tmp_path):
     from helpers import example_files
     from studio.runs import Run
@@ -199,6 +207,7 @@ def test_overfitting_is_put_in_plain_words(small_dataset, tmp_path):
     assert "memorise" in advice and "100%" in advice and "79%" in advice
 
 
+@pytest.mark.slow
 def test_frozen_backbone_runs_as_one_traced_graph_on_cpu_with_the_same_features(small_dataset, tmp_path):
     from studio import augment
     from studio.data.pixels import decode_all

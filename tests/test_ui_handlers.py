@@ -4,6 +4,7 @@ from pathlib import Path
 
 import gradio as gr
 import pandas as pd
+import pytest
 
 from components import data_step, export_step, model_step, train_step, try_step, views
 from studio import backbones
@@ -78,6 +79,7 @@ def test_views_escape_user_text_and_shape_curves():
     assert "no model" in views.status_line({**running, "status": "finished", "history": []})
 
 
+@pytest.mark.slow
 def test_try_and_export_with_a_trained_run(trained_run):
     from PIL import Image
     from helpers import example_files
@@ -108,6 +110,7 @@ def test_data_step_shows_findings_and_their_files(tmp_path):
     assert data_step.finding_gallery(None, paths) == []
 
 
+@pytest.mark.slow
 def test_flat_zip_with_class_in_file_names_is_previewed_then_used(tmp_path):
     from helpers import example_files
     archive = tmp_path / "flat.zip"
@@ -133,6 +136,7 @@ def test_flat_zip_with_class_in_file_names_is_previewed_then_used(tmp_path):
     assert snapshot["classes"] == ["ants", "bees"] and snapshot["dataset"]["train"] + snapshot["dataset"]["val"] == 24
 
 
+@pytest.mark.slow
 def test_outlier_suggestion_is_added_and_its_files_left_out_only_when_ticked(small_dataset):
     example = data_step.use_example()
     source, finding_list = example[0], example[-2]
@@ -157,6 +161,7 @@ def test_outlier_suggestion_is_added_and_its_files_left_out_only_when_ticked(sma
     assert {"path": str(victim), "reason": "left out: outliers"} in snapshot["dataset"]["skipped"]
 
 
+@pytest.mark.slow
 def test_auto_run_shows_what_it_chose_and_why(small_dataset):
     from studio.runs import MANAGER
     message, run_dir = train_step.start(str(small_dataset), "mobilenetv2_100", "auto", 0, 1, "Auto", "auto", [])
@@ -170,6 +175,7 @@ def test_auto_run_shows_what_it_chose_and_why(small_dataset):
     assert MANAGER.current.snapshot()["config"]["batch_size"] == 32 and "photos per training step" in choices
 
 
+@pytest.mark.slow
 def test_advanced_settings_reach_the_run(small_dataset):
     from studio.runs import MANAGER
     message, run_dir = train_step.start(str(small_dataset), "mobilenetv2_100", "manual", 8, 2, "0.01", 16, [], [],
@@ -182,6 +188,7 @@ def test_advanced_settings_reach_the_run(small_dataset):
         0.05, 0.0, 0, False, "off", "adapt", 5, 0.01, 16)
 
 
+@pytest.mark.slow
 def test_the_once_a_second_tick_sends_plain_text_only(trained_run):
     """Gradio rebuilds a component for every update it is sent (gr.skip() included): the tick that ten
     open pages send every second must carry none, and its key must change only with new results."""
@@ -192,6 +199,7 @@ def test_the_once_a_second_tick_sends_plain_text_only(trained_run):
     assert train_step.watch()[2] == key  # nothing new: the heavy refresh is not triggered again
 
 
+@pytest.mark.slow
 def test_each_step_shows_only_what_applies(trained_run):
     """Parts with nothing in them are hidden (in the page, so a chart keeps its element): the Data step's
     overview, checks and report until data is chosen, the Train step's results until an epoch has

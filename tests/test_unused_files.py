@@ -320,6 +320,7 @@ def corpus(tmp_path_factory) -> dict:
 
 
 @pytest.mark.parametrize("name", list(CORPUS))
+@pytest.mark.slow
 def test_doctor_json_names_every_member_not_trained_on(corpus, name):
     """Each member is trained on or in `skipped` with a reason in words; refused ones are never written,
     nothing lands outside the extraction folder, and a folder upload is left exactly as it was."""
@@ -345,6 +346,7 @@ def test_doctor_json_names_every_member_not_trained_on(corpus, name):
 
 
 @pytest.mark.parametrize("name", list(CORPUS))
+@pytest.mark.slow
 def test_the_data_page_lists_the_same_files_as_the_cli(corpus, name):
     """The Data step's handler (what the page renders) and `studio doctor --json` agree, line for line;
     and the folder the page hands to training is still reported with the names of the upload."""
