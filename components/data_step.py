@@ -12,7 +12,8 @@ import pandas as pd
 
 from components import create_step, views
 from studio import paths, scratch
-from studio.data.sources import OUTSIDE_CLASS, DatasetError, open_dataset, prefix_preview
+from studio.data.samples import OUTSIDE_CLASS
+from studio.data.sources import DatasetError, open_dataset, prefix_preview
 from studio.data.checks import DEFAULT_EXCLUDE, diagnose
 from studio.data.imaging import ImageDecodeError, open_rgb
 from studio.data.outliers import find_outliers

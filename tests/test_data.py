@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from studio.data.sources import DatasetError, check_trainable, extract_zip, open_dataset, stratified_split
+from studio.data.samples import stratified_split
+from studio.data.sources import DatasetError, check_trainable, open_dataset
+from studio.data.zips import extract_zip
 
 
 def _images(folder: Path, count: int, color=(200, 10, 10), ext=".jpg"):

@@ -12,18 +12,18 @@ from __future__ import annotations
 
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import torch
 from PIL import Image
 
-from studio.data import sources as data_module
-from studio.data.sources import Dataset
-from studio.data.imaging import open_rgb, resize_short_side_center_square
-from studio.data.pixels import CachedPixels, decode_threads
+from studio.data.findings import (ERROR, INFO, WARNING, Finding, balance_findings, duplicate_findings,
+                                  skipped_findings)
+from studio.data.imaging import open_rgb, square_of
+from studio.data.pixels import SquareCache, decode_threads
+from studio.data.samples import LEFT_OUT, Dataset
 
 MIN_SIDE = 32                 # px: below this an image carries almost nothing for a 224 px network
 MAX_ASPECT = 4.0              # wider or taller than 4:1 loses most of the picture in a square crop
@@ -31,26 +31,13 @@ MAX_PIXELS = 100_000_000      # above this the header alone refuses it (decompre
 HASH_DRAFT = 256              # px: decode size for hashing when no training square is wanted
 NEAR_DUPLICATE_BITS = 4       # of 64 dHash bits: re-encoded or resized copies differ by a few
 NEAR_DUPLICATE_COLOUR = 20    # mean 8x8 RGB difference (0-255): flat pictures share hashes, not colours
-IMBALANCE_RATIO = 3.0         # largest / smallest class
-MIN_TRAIN_PER_CLASS = 5
-MIN_VAL_PER_CLASS = 2
 EXTENSION_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".gif": "GIF",
                      ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
 
-ERROR, WARNING, INFO = "error", "warning", "info"
 DEFAULT_EXCLUDE = ("exact_duplicates", "train_val_leak")  # safe to leave out without asking
 EXCLUDABLE = ("exact_duplicates", "near_duplicates", "conflicting_labels", "train_val_leak", "tiny_images",
               "unreadable", "outliers")
 
-
-@dataclass
-class Finding:
-    kind: str
-    severity: str
-    message: str
-    paths: list[str] = field(default_factory=list)
-    # files the studio leaves out if the user accepts the suggestion (subset of paths)
-    exclude: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -111,14 +98,14 @@ def inspect(path: str, side: int | None = None) -> tuple[ImageFacts, np.ndarray 
         facts.dhash = dhash(decoded)
         facts.thumb = np.asarray(decoded.resize((8, 8), Image.Resampling.BOX), dtype=np.int16)
         if side:
-            square = np.asarray(resize_short_side_center_square(decoded, side), dtype=np.uint8)
+            square = square_of(decoded, side)
     except Exception as exc:  # any unreadable file is a finding, not a crash
         facts.error = f"not a readable image ({exc.__class__.__name__}: {exc})"[:300]
     return facts, square
 
 
 def gather(paths: list[str], progress: Callable[[int, int], None] | None = None,
-           squares: "SquareCache | None" = None) -> dict[str, ImageFacts]:
+           squares: SquareCache | None = None) -> dict[str, ImageFacts]:
     """Inspect every file on a thread pool; fill `squares` for the files it holds rows for."""
     facts: dict[str, ImageFacts] = {}
 
@@ -135,25 +122,6 @@ def gather(paths: list[str], progress: Callable[[int, int], None] | None = None,
             if progress and (done % 64 == 0 or done == len(paths)):
                 progress(done, len(paths))
     return facts
-
-
-@dataclass
-class SquareCache:
-    """Decoded training squares filled in by the doctor's pass: rows[path] -> index in pixels."""
-    side: int
-    rows: dict[str, int]
-    pixels: np.ndarray
-
-    @classmethod
-    def for_files(cls, files: list[str], side: int) -> "SquareCache":
-        rows = {path: i for i, path in enumerate(dict.fromkeys(files))}
-        return cls(side, rows, np.zeros((len(rows), side, side, 3), dtype=np.uint8))
-
-    def sources(self, *file_lists: list[str]) -> list[CachedPixels]:
-        """One CachedPixels per list of files, all views of the same array (no copy)."""
-        pixels = torch.from_numpy(self.pixels).permute(0, 3, 1, 2)
-        return [CachedPixels(pixels, torch.tensor([self.rows[f] for f in files], dtype=torch.long))
-                for files in file_lists]
 
 
 def _near_duplicate_pairs(hashes: np.ndarray, max_bits: int) -> list[tuple[int, int]]:
@@ -192,44 +160,6 @@ def _groups(pairs: list[tuple[int, int]], n: int) -> list[list[int]]:
     return [g for g in groups.values() if len(g) > 1]
 
 
-def _duplicate_findings(samples, groups: list[list[int]], near: bool) -> list[Finding]:
-    """Sort duplicate groups into: same class, different classes, train/val leak."""
-    same, conflict, leak = [], [], []
-    for group in groups:
-        rows = samples.iloc[group]
-        if rows.label.nunique() > 1:
-            conflict.append(rows)
-        elif rows.split.nunique() > 1:
-            leak.append(rows)
-        else:
-            same.append(rows)
-    word = "Near-duplicates (the same picture re-encoded or resized)" if near else "Exact duplicates (identical files)"
-    findings = []
-    if same:
-        paths = [p for rows in same for p in rows.path]
-        extra = [p for rows in same for p in rows.path.iloc[1:]]
-        findings.append(Finding("near_duplicates" if near else "exact_duplicates", WARNING,
-                                f"{word}: {len(same)} group(s) in the same class. Copies add no information "
-                                f"and count twice. Suggestion: keep one of each ({len(extra)} file(s) left out).",
-                                paths, extra))
-    if conflict:
-        paths = [p for rows in conflict for p in rows.path]
-        findings.append(Finding("conflicting_labels", ERROR,
-                                f"{len(conflict)} picture(s) appear in more than one class"
-                                f"{' (as near-copies)' if near else ''}. The model is told the same image is "
-                                "two different things. Suggestion: leave them all out, or move each to its one "
-                                "right class.", paths, paths))
-    if leak:
-        paths = [p for rows in leak for p in rows.path]
-        in_train = [p for rows in leak for p in rows[rows.split == "train"].path]
-        findings.append(Finding("train_val_leak", ERROR,
-                                f"{len(leak)} picture(s) are in both training and validation"
-                                f"{' (as near-copies)' if near else ''}. Validation accuracy would be inflated: "
-                                "the model is tested on photos it trained on. Suggestion: leave the training "
-                                f"copies out ({len(in_train)} file(s)).", paths, in_train))
-    return findings
-
-
 def diagnose(dataset: Dataset, progress: Callable[[int, int], None] | None = None,
              squares: SquareCache | None = None) -> Report:
     """Check a dataset; returns every finding, and whether a classifier can be trained on it.
@@ -242,7 +172,7 @@ def diagnose(dataset: Dataset, progress: Callable[[int, int], None] | None = Non
     facts = gather(samples.path.tolist(), progress, squares)
     findings: list[Finding] = []
 
-    findings += _skipped_findings(dataset.skipped)
+    findings += skipped_findings(dataset.skipped)
     broken = [p for p, f in facts.items() if f.error]
     if broken:
         findings.append(Finding("unreadable", ERROR, f"{len(broken)} image(s) cannot be decoded (truncated, "
@@ -271,105 +201,25 @@ def diagnose(dataset: Dataset, progress: Callable[[int, int], None] | None = Non
     for i, p in enumerate(usable.path):
         by_hash.setdefault(facts[p].bytes_hash, []).append(i)
     exact_groups = [g for g in by_hash.values() if len(g) > 1]
-    findings += _duplicate_findings(usable, exact_groups, near=False)
+    findings += duplicate_findings(usable, exact_groups, near=False)
     exact_members = {i for g in exact_groups for i in g[1:]}
     candidates = [i for i in range(len(usable)) if i not in exact_members]
     if candidates:
         hashes = np.array([facts[usable.path[i]].dhash for i in candidates], dtype=np.uint64)
         pairs = [(candidates[a], candidates[b]) for a, b in _near_duplicate_pairs(hashes, NEAR_DUPLICATE_BITS)]
         pairs = [(a, b) for a, b in pairs if _same_colours(facts[usable.path[a]], facts[usable.path[b]])]
-        findings += _duplicate_findings(usable, _groups(pairs, len(usable)), near=True)
+        findings += duplicate_findings(usable, _groups(pairs, len(usable)), near=True)
 
-    findings += _balance_findings(dataset, usable)
+    findings += balance_findings(dataset, usable)
     trainable, reason = _trainability(dataset, usable)
     if not trainable:
         findings.insert(0, Finding("not_trainable", ERROR, reason))
     return Report(findings, facts, trainable, reason)
 
 
-def _skip_kind(reason: str) -> str | None:
-    """Which finding a skipped line belongs to (None: the finding that left it out already names it)."""
-    if reason.startswith(data_module.JUNK):
-        return "junk"
-    if reason.startswith(data_module.NOT_UNPACKED):
-        return "not_unpacked"
-    if reason.startswith("archive inside"):
-        return "nested_archives"
-    if reason.startswith(("listed in the CSV", "the CSV gives no label")):
-        return "csv_missing_files"
-    if reason.startswith("not named in the CSV"):
-        return "csv_unlabelled_files"
-    if reason.startswith((data_module.EMPTY_CLASS, data_module.NO_TRAINING)):
-        return "unused_classes"
-    if reason.startswith(data_module.TEST_SPLIT):
-        return "test_split"
-    if reason.startswith(data_module.LEFT_OUT):
-        return None
-    return "not_images"
-
-
-def _named(rows: list[dict]) -> list[str]:
-    """Every name in these skipped lines (a line for a group of files stands for its members)."""
-    return [name for row in rows for name in (row.get("members") or [row["path"]])]
-
-
-def _unused_class_names(rows: list[dict]) -> list[str]:
-    names = []
-    for row in rows:
-        reason = row["reason"]
-        if reason.startswith(data_module.NO_TRAINING) and "': " in reason:
-            names.append(reason[len(data_module.NO_TRAINING) + 2:reason.index("': ")])
-        elif reason.startswith(data_module.EMPTY_CLASS):
-            names.append(Path(row["path"].rstrip("/")).name)
-    return sorted(set(names), key=str.lower)
-
-
-# (kind, severity, count files rather than lines, words): one finding per kind of left-out file, in this order
-_SKIP_WORDS = (
-    ("not_unpacked", WARNING, False, "{n} member(s) of the zip were not unpacked: names with '..' or an absolute "
-     "path, links and device files are refused for safety, and encrypted, damaged or same-named files cannot be "
-     "read. Nothing was written for them; the skipped list says what to do for each."),
-    ("unused_classes", WARNING, False, "{n} class(es) are not used, because they have no usable training images: "
-     "{names}. Add training images of each, or remove its folder."),
-    ("junk", INFO, True, "{n} system or hidden file(s) (__MACOSX, .DS_Store, Thumbs.db, hidden folders) are not "
-     "data: ignored, never a class."),
-    ("nested_archives", WARNING, False, "{n} archive(s) inside the dataset are not opened (a zip inside a zip can "
-     "hide a zip bomb). Unpack them into class folders if they hold images."),
-    ("csv_missing_files", WARNING, False, "{n} row(s) of the labels CSV name a file that is not there (or give it "
-     "no label). Check the file names in the CSV against the files you uploaded."),
-    ("csv_unlabelled_files", WARNING, False, "{n} image(s) are not named in the labels CSV, so they have no class "
-     "and are not used. Add a row for each one you want to train on."),
-    ("test_split", INFO, True, "{n} image(s) of the test split are kept aside: training uses the train and val "
-     "splits only."),
-    ("not_images", WARNING, True, "{n} file(s) are not used (not an image, empty, unreadable, or outside the "
-     "expected folders) and are left out. See the skipped list for each reason."),
-)
-
-
-def _skipped_findings(skipped: list[dict]) -> list[Finding]:
-    """One finding per kind of file that the reading left out, naming every file of it."""
-    by_kind: dict[str, list[dict]] = {}
-    for row in skipped:
-        kind = _skip_kind(row["reason"])
-        if kind:
-            by_kind.setdefault(kind, []).append(row)
-    findings = []
-    for kind, severity, per_file, words in _SKIP_WORDS:
-        rows = by_kind.get(kind)
-        if not rows:
-            continue
-        if kind == "unused_classes":
-            names = _unused_class_names(rows)
-            message = words.format(n=len(names), names=", ".join(f"'{n}'" for n in names))
-        else:
-            message = words.format(n=len(_named(rows)) if per_file else len(rows))
-        findings.append(Finding(kind, severity, message, _named(rows)))
-    return findings
-
-
 def _left_out(skipped: list[dict]) -> set[str]:
     """Names already listed as left out of training (one reason per file is enough)."""
-    return {row["path"] for row in skipped if row["reason"].startswith(data_module.LEFT_OUT)}
+    return {row["path"] for row in skipped if row["reason"].startswith(LEFT_OUT)}
 
 
 def _list_undecodable(dataset: Dataset, errors: dict[str, str]) -> None:
@@ -378,33 +228,8 @@ def _list_undecodable(dataset: Dataset, errors: dict[str, str]) -> None:
     for path, error in errors.items():
         name = dataset.shown(path)
         if name not in listed:
-            dataset.skipped.append({"path": name, "reason": f"{data_module.LEFT_OUT}: the image cannot be decoded "
+            dataset.skipped.append({"path": name, "reason": f"{LEFT_OUT}: the image cannot be decoded "
                                     f"({error}). Open it in an image viewer; if it is broken, export it again."})
-
-
-def _balance_findings(dataset: Dataset, usable) -> list[Finding]:
-    findings = []
-    train_counts = usable[usable.split == "train"].label.value_counts().reindex(dataset.classes, fill_value=0)
-    val_counts = usable[usable.split == "val"].label.value_counts().reindex(dataset.classes, fill_value=0)
-    if len(train_counts) >= 2 and train_counts.min() > 0 and train_counts.max() / train_counts.min() >= IMBALANCE_RATIO:
-        big, small = train_counts.idxmax(), train_counts.idxmin()
-        findings.append(Finding("class_imbalance", WARNING,
-                                f"Classes are unbalanced: '{big}' has {train_counts.max()} training images, "
-                                f"'{small}' only {train_counts.min()}. A model can score well by mostly guessing "
-                                f"'{big}'; watch the per-class results, and add images to the small classes if you can."))
-    few_train = [c for c in dataset.classes if 0 < train_counts[c] < MIN_TRAIN_PER_CLASS]
-    if few_train:
-        findings.append(Finding("too_few_images", WARNING,
-                                "Too few training images in: " + ", ".join(f"'{c}' ({train_counts[c]}, add "
-                                f"{MIN_TRAIN_PER_CLASS - train_counts[c]}+)" for c in few_train)
-                                + f". Aim for at least {MIN_TRAIN_PER_CLASS}, better 20 or more per class."))
-    few_val = [c for c in dataset.classes if val_counts[c] < MIN_VAL_PER_CLASS]
-    if few_val:
-        findings.append(Finding("too_few_validation", WARNING,
-                                "Too few validation images to judge: " + ", ".join(f"'{c}' ({val_counts[c]})"
-                                                                                  for c in few_val)
-                                + f". With fewer than {MIN_VAL_PER_CLASS} per class, accuracy numbers mean little."))
-    return findings
 
 
 def _trainability(dataset: Dataset, usable) -> tuple[bool, str]:

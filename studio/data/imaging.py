@@ -78,7 +78,11 @@ def resize_short_side_center_square(image: Image.Image, size: int) -> Image.Imag
     return image.crop((left, top, left + size, top + size))
 
 
+def square_of(image: Image.Image, size: int) -> np.ndarray:
+    """A decoded RGB image to the `size` x `size` x 3 uint8 square a run caches (see above)."""
+    return np.array(resize_short_side_center_square(image, size), dtype=np.uint8)
+
+
 def decode_square(source, size: int) -> np.ndarray:
     """File to a `size` x `size` x 3 uint8 array (see resize_short_side_center_square)."""
-    image = open_rgb(source, draft=size)
-    return np.array(resize_short_side_center_square(image, size), dtype=np.uint8)
+    return square_of(open_rgb(source, draft=size), size)

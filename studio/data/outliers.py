@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 from studio import augment, backbones
-from studio.data.sources import Dataset
-from studio.data.checks import INFO, Finding
+from studio.data.findings import INFO, Finding
 from studio.data.pixels import cache_side, decode_all
+from studio.data.samples import Dataset
 
 NEIGHBOURS = 5          # an image's score: mean cosine distance to its 5 nearest images
 THRESHOLD = 5.5         # robust z above which a score stands out (measured: see tests/test_outliers.py)

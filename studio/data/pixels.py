@@ -6,6 +6,11 @@ an N x 3 x S x S uint8 tensor, where S = input size / crop fraction. Evaluation
 takes the centre crop of S (timm's own eval preprocessing); augmentation crops
 batches of it on the training device (see `augment`).
 
+A training run's cache is a `SquareCache`: the doctor's one pass over the files
+(`checks.diagnose`) decodes each square into it while it checks the file, and the
+run's train and validation sets are `CachedPixels` views of that one array. Other
+users (the LR finder, outliers, parity, prediction) decode with `decode_all`.
+
 When that cache would not fit the memory budget, `StreamedPixels` decodes the
 same squares from disk in DataLoader worker processes, batch by batch. Both hand
 out identical uint8 batches for the same indices, so results do not depend on
@@ -16,6 +21,7 @@ from __future__ import annotations
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
@@ -114,7 +120,7 @@ class CachedPixels:
     """Decoded squares held in memory (on the GPU when they fit there).
 
     `rows` picks this source's images out of a larger array (a run's train and
-    validation images share the doctor's one array), so nothing is copied.
+    validation images share one `SquareCache`), so nothing is copied.
     """
 
     streamed = False
@@ -130,6 +136,26 @@ class CachedPixels:
         for index in index_batches:
             rows = self.rows[index.to(self.rows.device, non_blocking=True)]
             yield self.pixels[rows].contiguous().to(device, non_blocking=True)
+
+
+@dataclass
+class SquareCache:
+    """A run's decoded squares, filled in by the doctor's pass (`checks.gather`): rows[path] -> index in
+    pixels. A run's train and validation sources are views of it (`sources`)."""
+    side: int
+    rows: dict[str, int]
+    pixels: np.ndarray
+
+    @classmethod
+    def for_files(cls, files: list[str], side: int) -> "SquareCache":
+        rows = {path: i for i, path in enumerate(dict.fromkeys(files))}
+        return cls(side, rows, np.zeros((len(rows), side, side, 3), dtype=np.uint8))
+
+    def sources(self, *file_lists: list[str]) -> list[CachedPixels]:
+        """One CachedPixels per list of files, all views of the same array (no copy)."""
+        pixels = torch.from_numpy(self.pixels).permute(0, 3, 1, 2)
+        return [CachedPixels(pixels, torch.tensor([self.rows[f] for f in files], dtype=torch.long))
+                for files in file_lists]
 
 
 class _SquareFiles(torch.utils.data.Dataset):

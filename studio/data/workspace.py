@@ -23,9 +23,11 @@ import numpy as np
 from PIL import Image
 
 from studio import paths, scratch
-from studio.data.sources import SPLIT_NAMES, DatasetError, open_dataset, stratified_split
-from studio.data.checks import MAX_PIXELS, MIN_TRAIN_PER_CLASS, MIN_VAL_PER_CLASS
+from studio.data.checks import MAX_PIXELS
+from studio.data.findings import MIN_TRAIN_PER_CLASS, MIN_VAL_PER_CLASS
 from studio.data.imaging import IMAGE_EXTENSIONS, ImageDecodeError, open_rgb
+from studio.data.samples import SPLIT_NAMES, stratified_split
+from studio.data.sources import DatasetError, open_dataset
 
 MAX_NAME = 60
 USERS_FOLDER = "@users"       # '@' is refused in names, so no dataset can be called this
