@@ -32,9 +32,10 @@ def old_predict(model: str, folder: str, top_k: int = 3) -> None:
     """The old `studio predict` loop, kept here as the reference: one photo per forward pass, fp32."""
     import torch
 
-    from studio import augment, runtimes
+    from studio import augment
     from studio.data.imaging import ImageDecodeError, decode_square, is_image_name
     from studio.data.pixels import cache_side
+    from studio.export import runtimes
 
     path = runtimes.resolve(model)
     net, meta, _kind, _runtime = runtimes.open_model(path, "cpu")

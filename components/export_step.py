@@ -1,6 +1,6 @@
 """Step 5, Export: one zip with the model in a chosen format, checked against the trained model first.
 
-The engine (`studio.bundle`) converts, runs the parity check and writes the model
+The engine (`studio.export.bundle`) converts, runs the parity check and writes the model
 card and predict.py; this step lets a person choose the format in plain words and
 shows the parity figures with a verdict before the download.
 """
@@ -16,49 +16,13 @@ import gradio as gr
 from components.session import user_of
 from components.try_step import model_path
 from components.views import classes_if, shown_if
-from studio import bundle, parity
 from studio import scratch as studio_scratch
-from studio.export import FORMATS
+from studio.export import bundle, parity
+from studio.export.formats import DEFAULT, FORMATS
 from studio.modelfile import ModelFileError
 
-SIZES = {"bundle": "about twice the model file (the weights plus an ONNX copy)",
-         "torchscript": "about the size of the model file", "onnx": "about the size of the model file",
-         "onnx-int8": "about a quarter of the model file"}
-LABELS = {"bundle": "Studio bundle (everything: weights, ONNX copy, model card, predict.py)",
-          "torchscript": "TorchScript (.pt: PyTorch alone)",
-          "onnx": "ONNX (.onnx: any language, no PyTorch)",
-          "onnx-int8": "ONNX int8 (.onnx: about 4x smaller, for small devices)"}
-CHOICES = [(LABELS[key], key) for key in FORMATS]
+CHOICES = [(f.label, f.key) for f in FORMATS.values()]
 DEFAULT_TARGET = "Exports the run chosen under **Runs** (*Export this run*), else the latest run."
-
-USAGE = {
-    "bundle": '''```python
-import json, timm
-from safetensors import safe_open
-from safetensors.torch import load_file
-
-with safe_open("model.safetensors", "pt") as f:
-    meta = json.loads(f.metadata()["transfer_studio"])
-model = timm.create_model(meta["backbone"], num_classes=len(meta["classes"]))
-model.load_state_dict(load_file("model.safetensors"))
-model.eval()   # meta["preprocessing"] has input size, crop, mean and std
-```''',
-    "torchscript": '''```python
-import torch
-model = torch.jit.load("model.torchscript.pt")   # no timm, no studio
-logits = model(batch)   # batch: float [N, 3, size, size], preprocessed as predict.py does
-```''',
-    "onnx": '''```python
-import onnxruntime as ort
-session = ort.InferenceSession("model.onnx")
-logits = session.run(None, {"image": batch})[0]   # batch: float32 [N, 3, size, size], any N
-```''',
-    "onnx-int8": '''```python
-import onnxruntime as ort
-session = ort.InferenceSession("model.int8.onnx")   # takes and gives float32, like model.onnx
-logits = session.run(None, {"image": batch})[0]
-```''',
-}
 
 
 def format_key(choice: str | None) -> str:
@@ -66,14 +30,14 @@ def format_key(choice: str | None) -> str:
     for label, key in CHOICES:
         if choice in (label, key):
             return key
-    return "bundle"
+    return DEFAULT
 
 
 def format_help() -> str:
     """Each format in plain words: what runs it, how big it is, where to use it."""
     rows = ["| Format | What runs it | Size | Use it for |", "|---|---|---|---|"]
     for f in FORMATS.values():
-        rows.append(f"| **{f.title}** | {f.runs_with} | {SIZES[f.key]} | {f.use_it} |")
+        rows.append(f"| **{f.title}** | {f.runs_with} | {f.size} | {f.use_it} |")
     return ("\n".join(rows) + "\n\nEvery download is one zip with the model, a model card (MODEL_CARD.md), "
             "`predict.py` (classifies a photo or a folder) and its `requirements.txt`.")
 
@@ -106,7 +70,7 @@ def result_markdown(result: bundle.ExportResult, run_id: str) -> str:
             f"Tolerance: {parity.TOLERANCE_WORDS}. Times are for one photo on this machine's CPU.\n\n"
             f"In the zip: {', '.join(sorted(p.name for p in result.folder.iterdir()))}. Classify photos with "
             f"`pip install -r requirements.txt` then `python predict.py photo.jpg` (or a folder), or in your own "
-            f"code:\n\n{USAGE[result.format]}")
+            f"code:\n\n{FORMATS[result.format].usage}")
 
 
 def export_model(choice: str, run_dir: str | None, user: str | None = None, progress=None):
@@ -135,7 +99,7 @@ def render() -> SimpleNamespace:
     target = gr.Markdown(NO_MODEL, elem_id="export-target")
     # shown once a model exists (readiness); the download box once there is a file in it
     with gr.Column(elem_classes=classes_if(False), elem_id="export-ready") as ready:
-        fmt = gr.Radio(CHOICES, value="bundle", label="Format", elem_id="export-format")
+        fmt = gr.Radio(CHOICES, value=DEFAULT, label="Format", elem_id="export-format")
         gr.Markdown(format_help(), elem_classes="ts-help")
         button = gr.Button("Export", variant="primary")
         message = gr.Markdown("", elem_id="export-message")

@@ -51,7 +51,7 @@ class TrainedModel:
     def export(self, fmt: str, out: str | Path, zip: bool = False):
         """Export as `fmt` (bundle, torchscript, onnx, onnx-int8) into `out`, checked against the
         trained model on the run's validation photos. Returns the ExportResult (files, parity)."""
-        from studio import bundle
+        from studio.export import bundle
         if self.run_dir is None:
             raise ValueError("This model was loaded from an export; export from its run folder instead.")
         out = Path(out)

@@ -404,10 +404,11 @@ def _run_folder(run: str) -> Path:
 
 
 def cmd_export(args) -> int:
-    from studio import bundle
+    from studio.export import bundle
+    from studio.export.formats import DEFAULT
     from studio.modelfile import ModelFileError
 
-    fmt = "bundle" if args.format == "model" else args.format
+    fmt = DEFAULT if args.format == "model" else args.format
     out = Path(args.out)
     progress = Progress(args.quiet)
     try:
@@ -418,7 +419,7 @@ def cmd_export(args) -> int:
         progress.close()
         return _fail(str(exc))
     progress.close()
-    main_file = result.model_files[-1] if fmt != "bundle" else result.model_files[0]
+    main_file = result.model_files[0]  # the format's first file: the bundle's is the studio model file
     print(json.dumps({"format": fmt, "path": str(main_file), "bytes": main_file.stat().st_size,
                       "folder": str(result.folder), "files": sorted(p.name for p in result.folder.iterdir()),
                       "zip": str(result.zip_path) if result.zip_path else None,
@@ -556,7 +557,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Every command and flag; each constrained value has its `type=` or `choices=`, checked before any work."""
     from studio import __version__, augment, optim  # the choices' names live beside what they choose
     from studio.data.checks import EXCLUDABLE
-    export_formats = ["bundle", "torchscript", "onnx", "onnx-int8"]  # studio.export.FORMATS, without importing torch
+    from studio.export.formats import DEFAULT as export_default, FORMATS as export_formats  # imports nothing heavy
     parser = Parser(prog="studio", description="Transfer Studio: train an image classifier on your photos.",
                     epilog="With no command, or with serve's flags alone (`studio --port 7999`, `studio --host "
                            "0.0.0.0 --auth ann:secret`), it launches the studio in the browser.")
@@ -651,7 +652,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser("export", help="export a run's model, checked against the trained model")
     export.add_argument("run", help="a run folder (or its id, or its model.safetensors)")
-    export.add_argument("--format", choices=[*export_formats, "model"], default="bundle", metavar="FORMAT",
+    export.add_argument("--format", choices=[*export_formats, "model"], default=export_default, metavar="FORMAT",
                         help="bundle (safetensors + ONNX + model card + predict.py; the default), torchscript, "
                              "onnx or onnx-int8")
     export.add_argument("--out", type=out_folder, required=True, help="folder to write the export into")

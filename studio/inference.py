@@ -16,9 +16,10 @@ from typing import Iterator, Sequence
 
 import torch
 
-from studio import augment, fastpath, hardware, modelfile, runtimes
+from studio import augment, fastpath, hardware, modelfile
 from studio.data.imaging import ImageDecodeError, decode_square
 from studio.data.pixels import cache_side, decode_all
+from studio.export import runtimes
 
 # Largest probability difference from the plain fp32 path (one photo at a time, eager, NCHW):
 # the fast fp32 path only reorders sums (measured 2e-7); bf16 keeps 8 bits of mantissa (measured on

@@ -44,8 +44,8 @@ def trained_run(small_dataset):
 @pytest.fixture(scope="session")
 def exports(trained_run):
     """The trained run exported once in every format, each as a folder and a zip (shared by export tests)."""
-    from studio import bundle
-    from studio.export import FORMATS
+    from studio.export import bundle
+    from studio.export.formats import FORMATS
 
     root = WORKSPACE / "exports"
     made = {}

@@ -71,7 +71,7 @@ def test_resuming_does_not_mistake_the_names_for_a_changed_dataset(tricky_names_
 
 
 def test_predict_and_the_export_name_the_classes_as_text(tricky_run, tmp_path, tricky_names_dataset):
-    from studio import bundle
+    from studio.export import bundle
     model = f"{tricky_run['run_dir']}/model.safetensors"
     photo = next((tricky_names_dataset / "val" / "007").iterdir())
     done = subprocess.run([sys.executable, "-m", "studio", "predict", model, str(photo), "--json",

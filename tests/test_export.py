@@ -17,7 +17,8 @@ import pytest
 import torch
 
 from helpers import example_files
-from studio import bundle, cli, export, modelfile, parity, runtimes
+from studio import cli, modelfile
+from studio.export import bundle, formats, parity, runtimes
 from studio.inference import Predictor
 from studio.runs import MODEL_FILE
 
@@ -116,7 +117,7 @@ def test_each_format_reloads_in_a_fresh_process_and_matches(exports, trained_run
     assert out["meta"]["classes"] == ["ants", "bees"] and out["meta"]["preprocessing"]["input_size"] == 224
     assert logits.shape == expected.shape  # a batch of 20 through a file traced with a batch of 1
     if runtime == "onnx":
-        assert out["input_shape"][0] == "batch" and out["meta"]["export"]["opset"] == export.OPSET
+        assert out["input_shape"][0] == "batch" and out["meta"]["export"]["opset"] == formats.OPSET
     agree = (logits.argmax(1) == expected.argmax(1)).float().mean().item()
     if fmt == "onnx-int8":
         probs, reference = torch.softmax(logits, 1), torch.softmax(expected, 1)
@@ -134,7 +135,7 @@ def test_parity_figures_for_every_format(exports, trained_run):
     for fmt, result in exports.items():
         report = result.parity
         assert report["images"] == 20 and report["unreadable"] == 0 and report["checked"]
-        assert [row["file"] for row in report["exports"]] == list(export.FORMATS[fmt].files)
+        assert [row["file"] for row in report["exports"]] == list(formats.FORMATS[fmt].files)
         for row in report["exports"]:
             assert row["ok"] is True, (fmt, row)
             assert row["bytes"] == (result.folder / row["file"]).stat().st_size and row["latency_ms"] > 0
@@ -158,9 +159,9 @@ def test_zip_holds_everything_and_the_card_states_the_facts(exports, trained_run
             names = set(archive.namelist())
             description = json.loads(archive.read("model.json"))
             requirements = archive.read("requirements.txt").decode()
-        assert names == {*export.FORMATS[fmt].files, "model.json", "MODEL_CARD.md", "predict.py", "requirements.txt"}
+        assert names == {*formats.FORMATS[fmt].files, "model.json", "MODEL_CARD.md", "predict.py", "requirements.txt"}
         assert description["classes"] == ["ants", "bees"] and description["export"]["format"] == fmt
-        assert set(description["files"]) == set(export.FORMATS[fmt].files) and description["parity"]["ok"]
+        assert set(description["files"]) == set(formats.FORMATS[fmt].files) and description["parity"]["ok"]
         assert ("torch" in requirements) == (fmt == "torchscript") and "pillow" in requirements
     with zipfile.ZipFile(exports["bundle"].zip_path) as archive:
         assert archive.read("model.safetensors") == (Path(trained_run["run_dir"]) / MODEL_FILE).read_bytes()
@@ -207,7 +208,7 @@ def test_export_from_the_command_line(trained_run, tmp_path, capsys):
     assert cli.main(["predict", summary["zip"], str(bee), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["predictions"][0]["class"] == "bees"
     assert sorted(cli.build_parser()._subparsers._group_actions[0].choices["export"]._option_string_actions[
-        "--format"].choices) == sorted([*export.FORMATS, "model"])
+        "--format"].choices) == sorted([*formats.FORMATS, "model"])
 
 
 # ---------------------------------------------------------------- damaged and mismatched files

@@ -16,10 +16,11 @@ import torch
 from PIL import Image
 
 from helpers import REPO, WORKSPACE, example_files
-from studio import augment, bundle, cli, fastpath, inference, modelfile, runtimes
+from studio import augment, cli, fastpath, inference, modelfile
 from studio.data.imaging import ImageDecodeError, decode_square
 from studio.inference import Predictor
 from studio.data.pixels import cache_side
+from studio.export import bundle, runtimes
 from studio.runs import MODEL_FILE
 
 pytestmark = pytest.mark.slow  # every test trains or predicts with the trained run

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from helpers import example_files
-from studio import bundle
+from studio.export import bundle
 from studio.inference import Predictor
 from studio.runs import MODEL_FILE
 from test_export import NOT_NEEDED, fresh_python

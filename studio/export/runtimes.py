@@ -20,12 +20,12 @@ import numpy as np
 import torch
 
 from studio import modelfile
+from studio.export.formats import ONNX, SAFETENSORS, TORCHSCRIPT, model_files
 
-SAFETENSORS, TORCHSCRIPT, ONNX = "safetensors", "torchscript", "onnx"
 TORCHSCRIPT_META = "transfer_studio.json"   # extra file inside a TorchScript archive
 ONNX_META = modelfile.METADATA_KEY          # key in an ONNX file's metadata_props
 EXPORT_DESCRIPTION = "model.json"           # marks a folder or zip as a studio export
-MODEL_FILES = ("model.safetensors", "model.onnx", "model.int8.onnx", "model.torchscript.pt")
+MODEL_FILES = model_files()                 # every format's files, the studio model file first
 
 
 def sniff(path: Path) -> str:

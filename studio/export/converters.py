@@ -1,9 +1,10 @@
-"""Write a run's model in the formats people deploy: what each is, and the converters.
+"""The converters: the run's model file to the files people deploy (what each format is: `formats`).
 
 Every exported file describes itself (class names, preprocessing, backbone) the
 way the studio model file does: TorchScript as an extra file in its archive,
 ONNX in its metadata_props, so a file that travels alone can still be used
 (see `runtimes`, which opens them, and `bundle`, which packs and checks them).
+Each is written beside its target as `.partial` and renamed into place when complete.
 """
 from __future__ import annotations
 
@@ -12,55 +13,16 @@ import os
 import shutil
 import tempfile
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from studio import modelfile
-from studio.runtimes import ONNX_META, TORCHSCRIPT_META
+from studio.export.formats import OPSET, export_description
+from studio.export.runtimes import ONNX_META, TORCHSCRIPT_META
 
-OPSET = 17  # ONNX opset: read by onnxruntime >= 1.13, OpenVINO, TensorRT 8.6+, ONNX.js successors
 ONNX_INPUT, ONNX_OUTPUT = "image", "logits"
-CALIBRATION_IMAGES = 64  # training photos that set the int8 ranges
-
-
-@dataclass(frozen=True)
-class Format:
-    key: str
-    title: str
-    files: tuple[str, ...]       # model files this export holds
-    runs_with: str               # what runs it, in plain words
-    use_it: str                  # where it is the right choice
-    requirements: tuple[str, ...]  # what predict.py needs for it
-
-
-FORMATS: dict[str, Format] = {f.key: f for f in (
-    Format("bundle", "Studio bundle", ("model.safetensors", "model.onnx"),
-           "the weights load with timm + PyTorch (or back into the studio); predict.py runs the ONNX copy "
-           "with onnxruntime",
-           "the master copy to keep: reload it in Python, fine-tune it further, or run it anywhere",
-           ("onnxruntime>=1.16", "numpy>=1.24", "pillow>=10")),
-    Format("torchscript", "TorchScript", ("model.torchscript.pt",),
-           "PyTorch alone (torch.jit.load, no timm, no studio), in Python or C++ (LibTorch)",
-           "services that already run PyTorch",
-           ("torch>=2.0", "numpy>=1.24", "pillow>=10")),
-    Format("onnx", "ONNX", ("model.onnx",),
-           f"onnxruntime (Python, C++, C#, Java, JavaScript), OpenVINO or TensorRT; opset {OPSET}, any batch size",
-           "web services and apps without PyTorch, in any language",
-           ("onnxruntime>=1.16", "numpy>=1.24", "pillow>=10")),
-    Format("onnx-int8", "ONNX int8 (quantized)", ("model.int8.onnx",),
-           f"onnxruntime, like ONNX; weights and activations in 8-bit integers (opset {OPSET})",
-           "small devices (Raspberry Pi, phones, edge boxes): about 4x smaller, and its accuracy change is "
-           "shown before you download",
-           ("onnxruntime>=1.16", "numpy>=1.24", "pillow>=10")),
-)}
-
-
-def export_description(meta: dict, fmt: str) -> dict:
-    """The model's own description plus how this file was made."""
-    return {**meta, "export": {"format": fmt, "opset": OPSET if fmt.startswith("onnx") or fmt == "bundle" else None}}
 
 
 def _atomic(out_path: Path) -> Path:
@@ -133,8 +95,8 @@ class _Calibration:
         pass
 
 
-def quantize_onnx(onnx_path: Path, out_path: Path, calibration: np.ndarray) -> Path:
-    """Static int8 quantization (QDQ, per-channel weights) with ranges measured on `calibration`.
+def quantize_onnx(onnx_path: Path, out_path: Path, calibration: np.ndarray, fmt: str) -> Path:
+    """Static int8 quantization (QDQ, per-channel weights) with ranges measured on `calibration`, described as `fmt`.
 
     Static beats dynamic quantization for convolutional networks: dynamic leaves
     convolutions' activations in float (or quantizes them per batch at run time),
@@ -160,7 +122,7 @@ def quantize_onnx(onnx_path: Path, out_path: Path, calibration: np.ndarray) -> P
                         quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=True,
                         activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                         calibrate_method=CalibrationMethod.MinMax)
-    describe_onnx(partial, {**meta, "export": {**meta.get("export", {}), "format": "onnx-int8",
+    describe_onnx(partial, {**meta, "export": {**meta.get("export", {}), "format": fmt,
                                                "quantization": "static int8, QDQ, per-channel 7-bit weights, signed activations, "
                                                                f"{len(calibration)} calibration photos"}})
     os.replace(partial, out_path)

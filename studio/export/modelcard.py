@@ -16,9 +16,10 @@ from pathlib import Path
 import pandas as pd
 
 import studio
-from studio import backbones, history, parity
-from studio.data import Dataset
-from studio.export import FORMATS
+from studio import backbones, history
+from studio.data.sources import Dataset
+from studio.export import parity
+from studio.export.formats import FORMATS
 
 UNSURE_BELOW = 0.6   # as the Try step: below this the answer deserves a second look
 
@@ -41,7 +42,7 @@ def wilson_interval(correct: int, total: int, z: float = 1.96) -> tuple[float, f
 
 def data_findings(run_dir: Path, classes: list[str]) -> list[str] | None:
     """The data check's findings on the run's training and validation files (None: files gone)."""
-    from studio.doctor import diagnose
+    from studio.data.checks import diagnose
     rows = [(p, label, split) for split in ("train", "val") for p, label in history.run_samples(run_dir, split)]
     rows = [r for r in rows if Path(r[0]).is_file()]
     if not rows:
@@ -63,10 +64,7 @@ def build(run_dir: Path, meta: dict, fmt: str, parity_report: dict | None, check
     """MODEL_CARD.md for an export of the run in `run_dir`."""
     run_dir = Path(run_dir)
     details = history.load_run(run_dir.name, root=run_dir.parent)
-    config, summary, classes = details["config"], details["summary"], meta["classes"]
-    status_dataset = _status(run_dir).get("dataset") or {}
-    backbone = backbones.lookup(meta["backbone"])
-    prep = meta["preprocessing"]
+    classes = meta["classes"]
     title = " / ".join(classes) if len(classes) <= 6 else f"{len(classes)} classes"
     out = [f"# Model card: {title} image classifier",
            f"Exported {datetime.now():%Y-%m-%d %H:%M} by Transfer Studio {studio.__version__} "
@@ -75,8 +73,20 @@ def build(run_dir: Path, meta: dict, fmt: str, parity_report: dict | None, check
            "## What it does",
            f"Given a photo, it gives one probability for each of {len(classes)} classes: "
            f"{', '.join(f'`{c}`' for c in classes)}. The class with the highest probability is its answer."]
+    out += _data_section(run_dir, details, classes, check_data)
+    out += _model_section(meta, details["summary"])
+    out += _recipe_section(details)
+    out += _results_section(details, classes)
+    out += _export_section(fmt, parity_report)
+    out += _limits_section(classes)
+    return "\n\n".join(out) + "\n"
 
-    out.append("## Data")
+
+def _data_section(run_dir: Path, details: dict, classes: list[str], check_data: bool) -> list[str]:
+    """The photos per class, what was left out, and the data check's findings on exactly these files."""
+    config, summary = details["config"], details["summary"]
+    status_dataset = _status(run_dir).get("dataset") or {}
+    out = ["## Data"]
     counts = {split: Counter(label for _, label in history.run_samples(run_dir, split)) for split in ("train", "val")}
     out.append(f"Dataset: **{summary['data']}**. Photos per class the model trained and was validated on:")
     out.append(_table(["class", "training", "validation"],
@@ -98,8 +108,14 @@ def build(run_dir: Path, meta: dict, fmt: str, parity_report: dict | None, check
         out.append("What the data check finds on exactly these files:\n\n" + "\n".join(f"- {f}" for f in findings))
     else:
         out.append("The data check finds nothing to report on these files.")
+    return out
 
-    out.append("## Model")
+
+def _model_section(meta: dict, summary: dict) -> list[str]:
+    """The backbone, what was frozen, and the input the model expects."""
+    backbone = backbones.lookup(meta["backbone"])
+    prep = meta["preprocessing"]
+    out = ["## Model"]
     freeze = summary.get("freeze") or "?"
     named = f"{backbone.title} (`{meta['backbone']}`)" if backbone else f"`{meta['backbone']}`"
     facts = [f"Backbone: {named}, ImageNet-pretrained"
@@ -109,8 +125,13 @@ def build(run_dir: Path, meta: dict, fmt: str, parity_report: dict | None, check
              f"(bicubic), the centre {prep['input_size']} x {prep['input_size']} px, RGB scaled to 0-1 and normalised "
              f"with mean {prep['mean']} and std {prep['std']} (predict.py does this for you)."]
     out.append("\n".join(f"- {f}" for f in facts))
+    return out
 
-    out.append("## Training recipe")
+
+def _recipe_section(details: dict) -> list[str]:
+    """The training settings and the studio's reasons."""
+    config = details["config"]
+    out = ["## Training recipe"]
     recipe = [f"{k.replace('_', ' ')}: {config[k]}" for k in ("epochs", "head_epochs", "lr", "batch_size",
                                                               "optimizer", "schedule", "augment_strength",
                                                               "label_smoothing", "weight_decay", "seed")
@@ -118,8 +139,13 @@ def build(run_dir: Path, meta: dict, fmt: str, parity_report: dict | None, check
     out.append("\n".join(f"- {r}" for r in recipe) or "- (not recorded)")
     if details["choices"]:
         out.append("What the studio chose and why:\n\n" + "\n".join(f"- {w}" for w in details["choices"].values()))
+    return out
 
-    out.append("## Results on the validation photos (best epoch)")
+
+def _results_section(details: dict, classes: list[str]) -> list[str]:
+    """Accuracy with its interval, per-class figures and the confusion matrix at the best epoch."""
+    summary = details["summary"]
+    out = ["## Results on the validation photos (best epoch)"]
     confusion = details["confusion"]
     if confusion:
         total, correct = sum(map(sum, confusion)), sum(confusion[i][i] for i in range(len(confusion)))
@@ -134,8 +160,12 @@ def build(run_dir: Path, meta: dict, fmt: str, parity_report: dict | None, check
                    _table(["true \\ answer", *classes], [[c, *row] for c, row in zip(classes, confusion)]))
     else:
         out.append("No finished epoch was recorded.")
+    return out
 
-    out.append("## This export")
+
+def _export_section(fmt: str, parity_report: dict | None) -> list[str]:
+    """What runs this format, where to use it, and the parity figures."""
+    out = ["## This export"]
     fmt_info = FORMATS[fmt]
     out.append(f"What runs it: {fmt_info.runs_with}. Use it for: {fmt_info.use_it}.")
     if parity_report:
@@ -143,8 +173,12 @@ def build(run_dir: Path, meta: dict, fmt: str, parity_report: dict | None, check
         out.append(f"Checked before download on {checked} validation photos ({parity.TOLERANCE_WORDS}):\n\n" +
                    parity.table_markdown(parity_report) + "\n\n" +
                    "\n".join(f"- {row['file']}: {row['verdict']}." for row in parity_report["exports"]))
+    return out
 
-    out.append("## Intended use and limits")
+
+def _limits_section(classes: list[str]) -> list[str]:
+    """Intended use, limits, and how to run it."""
+    out = ["## Intended use and limits"]
     out.append("\n".join(f"- {line}" for line in (
         f"Made to sort photos like the ones it was trained on into {', '.join(classes)}.",
         "It always answers with one of these classes, even for a photo of something else entirely: it cannot "
@@ -157,4 +191,4 @@ def build(run_dir: Path, meta: dict, fmt: str, parity_report: dict | None, check
 
     out.append("## How to use it")
     out.append("```bash\npip install -r requirements.txt\npython predict.py photo.jpg more-photos/ --json\n```")
-    return "\n\n".join(out) + "\n"
+    return out

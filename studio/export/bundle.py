@@ -21,14 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from studio import export, history, modelcard, modelfile, parity
+from studio import modelfile
+from studio.export import modelcard, parity
+from studio.export.formats import FORMATS, WriteJob, export_description
+from studio.export.writers import ExportError
 from studio.runs import MODEL_FILE
 
 TEMPLATE = Path(__file__).resolve().parent / "templates" / "predict.py"
-
-
-class ExportError(ValueError):
-    """An export that cannot be made as asked; the message says why and what to do."""
 
 
 @dataclass
@@ -64,43 +63,6 @@ def model_path_of(run_dir: Path) -> Path:
     return path
 
 
-def calibration_photos(run_dir: Path, meta: dict, count: int = export.CALIBRATION_IMAGES) -> parity.Photos:
-    """Up to `count` training photos, spread evenly over the run's list (so over every class)."""
-    rows = [(p, label) for p, label in history.run_samples(run_dir, "train") if label in meta["classes"]]
-    step = max(1, len(rows) // count)
-    return parity.photos_for(rows[::step][:count], meta)
-
-
-def write_model_files(model_path: Path, fmt: str, folder: Path, run_dir: Path,
-                      progress: Callable[[float, str], None]) -> list[Path]:
-    """The format's model files in `folder`."""
-    meta = modelfile.read_metadata(model_path)
-    if fmt == "bundle":
-        progress(0.05, "Copying the model file")
-        files = [export.copy_model_file(model_path, folder / "model.safetensors")]
-        progress(0.15, "Converting to ONNX (for predict.py)")
-        return files + [export.export_onnx(model_path, folder / "model.onnx", fmt="bundle")]
-    if fmt == "torchscript":
-        progress(0.1, "Converting to TorchScript")
-        return [export.export_torchscript(model_path, folder / "model.torchscript.pt")]
-    if fmt == "onnx":
-        progress(0.1, "Converting to ONNX")
-        return [export.export_onnx(model_path, folder / "model.onnx")]
-    progress(0.05, "Reading training photos to calibrate the int8 ranges")
-    calibration = calibration_photos(run_dir, meta)
-    if len(calibration.labels) == 0:
-        raise ExportError("The int8 export measures its value ranges on the run's training photos, and none of "
-                          "them can be read any more (moved or deleted). Choose ONNX instead, or train again.")
-    progress(0.15, "Converting to ONNX")
-    scratch = folder / "model.float.onnx.partial"
-    try:
-        export.export_onnx(model_path, scratch, fmt="onnx-int8")
-        progress(0.25, f"Quantizing to int8 ({len(calibration.labels)} calibration photos)")
-        return [export.quantize_onnx(scratch, folder / "model.int8.onnx", calibration.batch.numpy())]
-    finally:
-        scratch.unlink(missing_ok=True)
-
-
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -112,18 +74,16 @@ def _sha256(path: Path) -> str:
 def export_run(run_dir: str | Path, fmt: str, out_dir: str | Path, zip_path: str | Path | None = None,
                progress: Callable[[float, str], None] | None = None, check_data: bool = True) -> ExportResult:
     """Export the run's best model as `fmt` into `out_dir`, check it, and (with `zip_path`) zip it all."""
-    if fmt not in export.FORMATS:
-        raise ExportError(f"Unknown format '{fmt}'; choose one of {', '.join(export.FORMATS)}.")
+    if fmt not in FORMATS:
+        raise ExportError(f"Unknown format '{fmt}'; choose one of {', '.join(FORMATS)}.")
     progress = progress or (lambda fraction, words: None)
     run_dir, folder = Path(run_dir), Path(out_dir)
     model_path = model_path_of(run_dir)
     meta = modelfile.read_metadata(model_path)
     folder.mkdir(parents=True, exist_ok=True)
-    stale = [folder / name for name in (*export.FORMATS["bundle"].files, *export.FORMATS["torchscript"].files,
-                                        *export.FORMATS["onnx-int8"].files)]
-    for leftover in stale:  # an earlier export of another format into the same folder
-        leftover.unlink(missing_ok=True)
-    files = write_model_files(model_path, fmt, folder, run_dir, progress)
+    for name in {name for f in FORMATS.values() for name in f.files}:  # an earlier export into the same folder
+        (folder / name).unlink(missing_ok=True)
+    files = FORMATS[fmt].writer(WriteJob(FORMATS[fmt], model_path, folder, run_dir, progress))
 
     progress(0.4, "Reading the validation photos")
     photos = parity.validation_photos(run_dir, meta)
@@ -131,13 +91,13 @@ def export_run(run_dir: str | Path, fmt: str, out_dir: str | Path, zip_path: str
                           lambda f, words: progress(0.45 + 0.3 * f, words))
 
     progress(0.8, "Writing the model card")
-    description = {**export.export_description(meta, fmt),
+    description = {**export_description(meta, fmt),
                    "files": {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in files},
                    "parity": report}
     (folder / "model.json").write_text(json.dumps(description, indent=2))
     (folder / "MODEL_CARD.md").write_text(modelcard.build(run_dir, meta, fmt, report, check_data))
     shutil.copyfile(TEMPLATE, folder / "predict.py")
-    (folder / "requirements.txt").write_text("\n".join(export.FORMATS[fmt].requirements) + "\n")
+    (folder / "requirements.txt").write_text("\n".join(FORMATS[fmt].requirements) + "\n")
     result = ExportResult(fmt, folder, files, report)
     if zip_path is not None:
         progress(0.95, "Packing the zip")

@@ -16,8 +16,10 @@ from typing import Callable
 
 import torch
 
-from studio import augment, history, modelfile, runtimes
-from studio.pixels import cache_side, decode_all
+from studio import augment, history, modelfile
+from studio.data.pixels import cache_side, decode_all
+from studio.export import runtimes
+from studio.export.formats import FORMATS, INT8
 
 # Float exports (studio file, TorchScript, ONNX) must give the same top-1 answer on every photo
 # and probabilities within FLOAT_MAX_DIFFERENCE; int8 trades a little for size, within these bounds.
@@ -113,6 +115,12 @@ def compare(reference: torch.Tensor, exported: torch.Tensor, labels: torch.Tenso
             "max_probability_difference": round(difference, 6), "ok": ok, "verdict": verdict}
 
 
+def tolerance_of(file_meta: dict) -> str | None:
+    """The tolerance of the format a file says it was exported as (None: the studio model file itself)."""
+    fmt = FORMATS.get((file_meta.get("export") or {}).get("format"))
+    return fmt.tolerance if fmt else None
+
+
 def check(model_path: Path, exported: list[Path], photos: Photos,
           progress: Callable[[float, str], None] | None = None) -> dict:
     """Run the trained model and each exported file on the photos; one row per file."""
@@ -132,7 +140,7 @@ def check(model_path: Path, exported: list[Path], photos: Photos,
         if file_meta["classes"] != meta["classes"]:
             raise modelfile.ModelFileError(f"{path.name} names the classes {file_meta['classes']}, the trained "
                                            f"model {meta['classes']}: it is not an export of this model.")
-        int8 = (file_meta.get("export") or {}).get("format") == "onnx-int8"
+        int8 = tolerance_of(file_meta) == INT8
         row = compare(reference, probabilities(model, photos.batch), photos.labels, int8)
         row.update(file=path.name, format=kind + ("-int8" if int8 else ""), runtime=runtime,
                    bytes=path.stat().st_size, latency_ms=latency_ms(model, sample))
