@@ -13,6 +13,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 import gradio as gr  # noqa: E402
 
 from components import data_step, export_step, model_step, runs_step, train_step, try_step  # noqa: E402
+from components.named import wire  # noqa: E402
 from components.session import user_of  # noqa: E402
 from studio import paths  # noqa: E402
 
@@ -61,23 +62,26 @@ def build() -> gr.Blocks:
         export_step.bind(export_ui, run_dir)
         runs_step.bind(runs_ui, run_dir, tabs, runs_tab)
         advanced_only = train_ui.advanced_only
-        view.change(lambda v: [gr.update(visible=v == "Advanced")] * len(advanced_only), view, advanced_only,
+        view.change(lambda v: dict.fromkeys(advanced_only, gr.update(visible=v == "Advanced")), view, advanced_only,
                     api_visibility="private")
         for ui, target in ((data_ui, "model"), (model_ui, "train"), (train_ui, "try"), (try_ui, "export")):
             ui.next.click(lambda t=target: gr.Tabs(selected=t), None, tabs, api_visibility="private")
         # Try it and Export show their controls only once there is a model: checked whenever the chosen
         # run changes and whenever a tab opens (a run may have finished meanwhile)
-        ready = dict(fn=models_ready, inputs=run_dir, api_visibility="private", show_progress="hidden",
-                     outputs=[try_ui.no_model, try_ui.ready, export_ui.target, export_ui.ready])
+        ready = dict(**wire(models_ready, run_dir, try_no_model=try_ui.no_model, try_ready=try_ui.ready,
+                            export_target=export_ui.target, export_ready=export_ui.ready),
+                     api_visibility="private", show_progress="hidden")
         run_dir.change(**ready)
         tabs.change(**ready)
     return demo
 
 
 def models_ready(folder: str | None, request: gr.Request):
-    """What Try it and Export show: their no-model note, or their controls (try_step/export_step.readiness)."""
+    """What Try it and Export show: their no-model note, or their controls (try_step/export_step.readiness),
+    each named after its step."""
     user = user_of(request)
-    return (*try_step.readiness(folder, user), *export_step.readiness(folder, user))
+    shown = {"try": try_step.readiness(folder, user), "export": export_step.readiness(folder, user)}
+    return {f"{step}_{name}": value for step, parts in shown.items() for name, value in parts.items()}
 
 
 def theme() -> gr.themes.Base:

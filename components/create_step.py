@@ -13,6 +13,7 @@ from types import SimpleNamespace
 
 import gradio as gr
 
+from components.named import of, wire
 from components.session import user_of
 from studio.data import workspace as wd
 from studio.data.sources import DatasetError, open_dataset
@@ -38,7 +39,8 @@ def _esc(text) -> str:
     return html.escape(str(text), quote=False)
 
 
-def _folder(name: str | None, request) -> Path | None:
+def dataset_folder(name: str | None, request) -> Path | None:
+    """The folder of this person's dataset `name` in the workspace, or None."""
     if not name:
         return None
     try:
@@ -118,17 +120,21 @@ def thumbnails(folder: Path | None, name: str | None) -> tuple[list, list[str]]:
     return items, names
 
 
-def view(folder: Path | None, klass: str | None, message: str, request=None, check: bool = True) -> tuple:
-    """Everything the section shows, in the order of VIEW in bind():
-    (status, dataset picker, class picker, classes table, thumbnails, check, thumbnail names, picked photo)."""
+VIEW = ("status", "dataset", "klass", "classes", "gallery", "check", "names", "photo")  # view()'s names, the API's order
+UNCHANGED = dict.fromkeys(VIEW, gr.skip())
+
+
+def view(folder: Path | None, klass: str | None, message: str, request=None, check: bool = True) -> dict:
+    """Everything the section shows, by name (VIEW): status, dataset (picker), klass (class picker),
+    classes (table), gallery (thumbnails), check, names (of the thumbnails), photo (picked)."""
     datasets = wd.list_datasets(user_of(request))
     choices = class_choices(folder)
     names = [value for _, value in choices]
     klass = klass if klass in names else (names[0] if names else None)
     items, files = thumbnails(folder, klass)
-    return (message, gr.Dropdown(choices=datasets, value=folder.name if folder else None),
-            gr.Radio(choices=choices, value=klass), classes_markdown(folder), items,
-            check_markdown(folder) if check else gr.skip(), files, None)
+    return {"status": message, "dataset": gr.Dropdown(choices=datasets, value=folder.name if folder else None),
+            "klass": gr.Radio(choices=choices, value=klass), "classes": classes_markdown(folder), "gallery": items,
+            "check": check_markdown(folder) if check else gr.skip(), "names": files, "photo": None}
 
 
 def _problem(text: str) -> str:
@@ -137,51 +143,54 @@ def _problem(text: str) -> str:
 
 # ------------------------------------------------------------------ handlers
 
-def open_one(dataset: str | None, klass: str | None = None, request: gr.Request = None) -> tuple:
-    folder = _folder(dataset, request)
+def open_one(dataset: str | None, klass: str | None = None, request: gr.Request = None) -> dict:
+    folder = dataset_folder(dataset, request)
     message = f"Opened **{_esc(folder.name)}**." if folder else "Pick a dataset or create a new one."
     return view(folder, klass, message, request)
 
 
-def pick_class(dataset: str | None, klass: str | None, request: gr.Request = None) -> tuple:
-    folder = _folder(dataset, request)
+def pick_class(dataset: str | None, klass: str | None, request: gr.Request = None) -> dict:
+    folder = dataset_folder(dataset, request)
     return view(folder, klass, f"New photos go into **{_esc(klass or '')}**." if klass else "", request,
                 check=False)
 
 
-def new_dataset(name: str, request: gr.Request = None) -> tuple:
+# Each handler returns view()'s names; one that empties what was typed says so by the box's name
+# (new_name, class_name, rename_to, files); a typed name that was refused stays (gr.skip()).
+
+def new_dataset(name: str, request: gr.Request = None) -> dict:
     try:
         folder = wd.create_dataset(name, user_of(request))
     except wd.NameProblem as exc:
-        return (*view(None, None, _problem(str(exc)), request), gr.skip())
-    return (*view(folder, None, f"Created **{_esc(folder.name)}**. Now add a class.", request), "")
+        return {**view(None, None, _problem(str(exc)), request), "new_name": gr.skip()}
+    return {**view(folder, None, f"Created **{_esc(folder.name)}**. Now add a class.", request), "new_name": ""}
 
 
-def add_class(dataset: str | None, name: str, request: gr.Request = None) -> tuple:
-    folder = _folder(dataset, request)
+def add_class(dataset: str | None, name: str, request: gr.Request = None) -> dict:
+    folder = dataset_folder(dataset, request)
     if folder is None:
-        return (*view(None, None, _problem("Create or open a dataset first."), request), gr.skip())
+        return {**view(None, None, _problem("Create or open a dataset first."), request), "class_name": gr.skip()}
     try:
         name = wd.add_class(folder, name)
     except wd.NameProblem as exc:
-        return (*view(folder, None, _problem(str(exc)), request, check=False), gr.skip())
-    return (*view(folder, name, f"Added class **{_esc(name)}**. Add at least {wd.NEEDED_PER_CLASS} "
-                  "photos to it: drop files, or use the webcam.", request), "")
+        return {**view(folder, None, _problem(str(exc)), request, check=False), "class_name": gr.skip()}
+    return {**view(folder, name, f"Added class **{_esc(name)}**. Add at least {wd.NEEDED_PER_CLASS} "
+                   "photos to it: drop files, or use the webcam.", request), "class_name": ""}
 
 
-def rename_class(dataset: str | None, klass: str | None, new: str, request: gr.Request = None) -> tuple:
-    folder = _folder(dataset, request)
+def rename_class(dataset: str | None, klass: str | None, new: str, request: gr.Request = None) -> dict:
+    folder = dataset_folder(dataset, request)
     if folder is None or not klass:
-        return (*view(folder, klass, _problem("Pick the class to rename first."), request), gr.skip())
+        return {**view(folder, klass, _problem("Pick the class to rename first."), request), "rename_to": gr.skip()}
     try:
         new = wd.rename_class(folder, klass, new)
     except (wd.NameProblem, wd.WorkspaceError) as exc:
-        return (*view(folder, klass, _problem(str(exc)), request, check=False), gr.skip())
-    return (*view(folder, new, f"Renamed **{_esc(klass)}** to **{_esc(new)}**.", request), "")
+        return {**view(folder, klass, _problem(str(exc)), request, check=False), "rename_to": gr.skip()}
+    return {**view(folder, new, f"Renamed **{_esc(klass)}** to **{_esc(new)}**.", request), "rename_to": ""}
 
 
-def delete_class(dataset: str | None, klass: str | None, request: gr.Request = None) -> tuple:
-    folder = _folder(dataset, request)
+def delete_class(dataset: str | None, klass: str | None, request: gr.Request = None) -> dict:
+    folder = dataset_folder(dataset, request)
     if folder is None or not klass:
         return view(folder, klass, _problem("Pick the class to delete first."), request)
     try:
@@ -202,23 +211,25 @@ def _added_message(klass: str, made: wd.Made, how: str) -> str:
     return message
 
 
-def add_files(dataset: str | None, klass: str | None, files, request: gr.Request = None) -> tuple:
-    folder = _folder(dataset, request)
+def add_files(dataset: str | None, klass: str | None, files, request: gr.Request = None) -> dict:
+    """view()'s names, and files: the file box, emptied for the next drop."""
+    folder = dataset_folder(dataset, request)
     files = [str(f) if isinstance(f, (str, Path)) else getattr(f, "name", str(f)) for f in (files or [])]
     if not files:
-        return (*view(folder, klass, "Pick or drop photos to add.", request, check=False), None)
+        return {**view(folder, klass, "Pick or drop photos to add.", request, check=False), "files": None}
     if folder is None or not klass:
-        return (*view(folder, klass, _problem("Add a class (and pick it) before adding photos."), request), None)
+        return {**view(folder, klass, _problem("Add a class (and pick it) before adding photos."), request),
+                "files": None}
     try:
         made = wd.add_files(folder, klass, files)
     except wd.WorkspaceError as exc:
-        return (*view(folder, None, _problem(str(exc)), request), None)
-    return (*view(folder, klass, _added_message(klass, made, "photo(s)"), request), None)
+        return {**view(folder, None, _problem(str(exc)), request), "files": None}
+    return {**view(folder, klass, _added_message(klass, made, "photo(s)"), request), "files": None}
 
 
-def capture(dataset: str | None, klass: str | None, frame, request: gr.Request = None) -> tuple:
+def capture(dataset: str | None, klass: str | None, frame, request: gr.Request = None) -> dict:
     """One webcam shot ("Take a photo"): the camera's latest frame, saved into the picked class."""
-    folder = _folder(dataset, request)
+    folder = dataset_folder(dataset, request)
     if frame is None:
         return view(folder, klass, _problem("Start the camera first: press the record button on the webcam "
                                             "picture (allow the camera if the browser asks)."), request,
@@ -234,11 +245,11 @@ def capture(dataset: str | None, klass: str | None, frame, request: gr.Request =
     return view(folder, klass, _added_message(klass, made, "webcam photo"), request)
 
 
-def burst(dataset: str | None, klass: str | None, frame, request: gr.Request = None) -> tuple:
+def burst(dataset: str | None, klass: str | None, frame, request: gr.Request = None) -> dict:
     """One frame of a burst: saved at once; thumbnails and the check refresh every few seconds."""
-    folder = _folder(dataset, request)
+    folder = dataset_folder(dataset, request)
     if frame is None:
-        return tuple([gr.skip()] * 8)
+        return UNCHANGED
     if folder is None or not klass:
         return view(folder, klass, _problem("Add a class (and pick it) before recording a burst."), request,
                     check=False)
@@ -252,26 +263,27 @@ def burst(dataset: str | None, klass: str | None, frame, request: gr.Request = N
     message = (f"Burst: 1 more photo saved to **{_esc(klass)}** (now {count}). Move the thing around a "
                "little; untick **Burst** (or stop the camera) when you have enough.")
     if time.monotonic() - _last_check.get(str(folder), 0.0) < BURST_CHECK_EVERY_S:
-        return (message, gr.skip(), gr.Radio(choices=class_choices(folder), value=klass), classes_markdown(folder),
-                gr.skip(), gr.skip(), gr.skip(), gr.skip())
+        return {**UNCHANGED, "status": message, "klass": gr.Radio(choices=class_choices(folder), value=klass),
+                "classes": classes_markdown(folder)}
     return view(folder, klass, message, request)
 
 
-def camera_frame(dataset: str | None, klass: str | None, burst_on: bool, frame, request: gr.Request = None) -> tuple:
+def camera_frame(dataset: str | None, klass: str | None, burst_on: bool, frame, request: gr.Request = None) -> dict:
     """Each frame the live camera sends: kept as the latest (for "Take a photo"); saved too while Burst is on."""
-    shown = burst(dataset, klass, frame, request) if burst_on else tuple([gr.skip()] * 8)
-    return (*shown, frame)
+    shown = burst(dataset, klass, frame, request) if burst_on else UNCHANGED
+    return {**shown, "latest": frame}
 
 
-def pick_photo(names: list[str] | None, evt: gr.SelectData) -> tuple[str | None, str]:
+def pick_photo(names: list[str] | None, evt: gr.SelectData) -> dict:
+    """photo: the picked thumbnail's file name, and status."""
     index = evt.index if isinstance(evt.index, int) else (evt.index or [None])[0]
     name = (names or [])[index] if index is not None and index < len(names or []) else None
-    return name, (f"Picked **{_esc(name)}**. Press **Remove the picked photo** to take it out."
-                  if name else "Click a thumbnail to pick it.")
+    return {"photo": name, "status": (f"Picked **{_esc(name)}**. Press **Remove the picked photo** to take it out."
+                                      if name else "Click a thumbnail to pick it.")}
 
 
-def remove_photo(dataset: str | None, klass: str | None, photo: str | None, request: gr.Request = None) -> tuple:
-    folder = _folder(dataset, request)
+def remove_photo(dataset: str | None, klass: str | None, photo: str | None, request: gr.Request = None) -> dict:
+    folder = dataset_folder(dataset, request)
     if folder is None or not klass or not photo:
         return view(folder, klass, _problem("Click a thumbnail first, then remove it."), request, check=False)
     try:
@@ -281,16 +293,17 @@ def remove_photo(dataset: str | None, klass: str | None, photo: str | None, requ
     return view(folder, klass, f"Removed **{_esc(photo)}** from **{_esc(klass)}**.", request)
 
 
-def download(dataset: str | None, request: gr.Request = None) -> tuple[str | None, str]:
-    folder = _folder(dataset, request)
+def download(dataset: str | None, request: gr.Request = None) -> dict:
+    """archive: the dataset as a .zip (or None), and status."""
+    folder = dataset_folder(dataset, request)
     if folder is None:
-        return None, _problem("Create or open a dataset first.")
+        return {"archive": None, "status": _problem("Create or open a dataset first.")}
     archive = wd.zip_dataset(folder)
-    return str(archive), (f"**{_esc(folder.name)}.zip** is ready: one folder per class. Upload it "
-                          "anywhere, or train on it from the command line.")
+    return {"archive": str(archive), "status": (f"**{_esc(folder.name)}.zip** is ready: one folder per class. "
+                                                "Upload it anywhere, or train on it from the command line.")}
 
 
-def extend(data_source: dict | None, request: gr.Request = None) -> tuple:
+def extend(data_source: dict | None, request: gr.Request = None) -> dict:
     """Copy the dataset the Data step has chosen into the workspace, to add classes or photos to it."""
     user = user_of(request)
     if not data_source:
@@ -307,15 +320,6 @@ def extend(data_source: dict | None, request: gr.Request = None) -> tuple:
     return view(folder, None, f"Copied {copied} photos into a new dataset **{_esc(folder.name)}**; your "
                 "original files are not touched. Add classes or photos, then press **Use this dataset**.",
                 request)
-
-
-def use(dataset: str | None, request: gr.Request = None, progress=gr.Progress()) -> tuple:
-    """Hand the dataset to the Data step: the same summary, checks and training as any upload."""
-    from components import data_step  # data_step hosts this section
-    folder = _folder(dataset, request)
-    if folder is None:
-        return (*data_step._empty("Create or open a dataset in **Make a dataset here** first."), None)
-    return (*data_step.describe(str(folder), progress), None)
 
 
 # ------------------------------------------------------------------ layout
@@ -381,26 +385,30 @@ def render() -> SimpleNamespace:
                            photo=gr.State(None), latest=gr.State(None))
 
 
-def bind(ui: SimpleNamespace, data_source: gr.State, data_outputs: list, after_use: dict) -> None:
-    """`data_outputs`: the Data step's outputs (as for the example); `after_use`: its follow-up (.then)."""
-    out = [ui.status, ui.dataset, ui.klass, ui.classes, ui.gallery, ui.check, ui.names, ui.photo]
+def bind(ui: SimpleNamespace, data_source: gr.State) -> None:
+    """Wire the section; its **Use this dataset** button is wired by the Data step, which it hands the data to."""
+    shown = of(ui, *VIEW)
     private = dict(api_visibility="private")
-    ui.section.expand(open_one, [ui.dataset, ui.klass], out, **private)
-    ui.dataset.input(open_one, [ui.dataset], out, api_name="open_dataset")
-    ui.klass.input(pick_class, [ui.dataset, ui.klass], out, **private)
-    ui.create.click(new_dataset, ui.new_name, out + [ui.new_name], api_name="new_dataset")
-    ui.new_name.submit(new_dataset, ui.new_name, out + [ui.new_name], **private)
-    ui.add.click(add_class, [ui.dataset, ui.class_name], out + [ui.class_name], api_name="add_class")
-    ui.class_name.submit(add_class, [ui.dataset, ui.class_name], out + [ui.class_name], **private)
-    ui.rename.click(rename_class, [ui.dataset, ui.klass, ui.rename_to], out + [ui.rename_to], api_name="rename_class")
-    ui.delete.click(delete_class, [ui.dataset, ui.klass], out, api_name="delete_class")
-    ui.files.upload(add_files, [ui.dataset, ui.klass, ui.files], out + [ui.files], api_name="add_photos")
-    ui.camera.stream(camera_frame, [ui.dataset, ui.klass, ui.burst_on, ui.camera], out + [ui.latest],
+    ui.section.expand(**wire(open_one, [ui.dataset, ui.klass], **shown), **private)
+    ui.dataset.input(**wire(open_one, [ui.dataset], **shown), api_name="open_dataset")
+    ui.klass.input(**wire(pick_class, [ui.dataset, ui.klass], **shown), **private)
+    ui.create.click(**wire(new_dataset, ui.new_name, **shown, new_name=ui.new_name), api_name="new_dataset")
+    ui.new_name.submit(**wire(new_dataset, ui.new_name, **shown, new_name=ui.new_name), **private)
+    ui.add.click(**wire(add_class, [ui.dataset, ui.class_name], **shown, class_name=ui.class_name),
+                 api_name="add_class")
+    ui.class_name.submit(**wire(add_class, [ui.dataset, ui.class_name], **shown, class_name=ui.class_name),
+                         **private)
+    ui.rename.click(**wire(rename_class, [ui.dataset, ui.klass, ui.rename_to], **shown, rename_to=ui.rename_to),
+                    api_name="rename_class")
+    ui.delete.click(**wire(delete_class, [ui.dataset, ui.klass], **shown), api_name="delete_class")
+    ui.files.upload(**wire(add_files, [ui.dataset, ui.klass, ui.files], **shown, files=ui.files),
+                    api_name="add_photos")
+    ui.camera.stream(**wire(camera_frame, [ui.dataset, ui.klass, ui.burst_on, ui.camera], **shown, latest=ui.latest),
                      api_name="camera_frame", stream_every=BURST_EVERY_S, time_limit=CAMERA_LIMIT_S,
                      show_progress="hidden", concurrency_limit=None)
-    ui.take.click(capture, [ui.dataset, ui.klass, ui.latest], out, api_name="take_photo", show_progress="minimal")
-    ui.gallery.select(pick_photo, ui.names, [ui.photo, ui.status], **private)
-    ui.remove.click(remove_photo, [ui.dataset, ui.klass, ui.photo], out, api_name="remove_photo")
-    ui.zip.click(download, ui.dataset, [ui.archive, ui.status], api_name="download_dataset")
-    ui.extend.click(extend, data_source, out, api_name="extend_dataset")
-    ui.use.click(use, ui.dataset, data_outputs, api_name="use_made_dataset").then(**after_use)
+    ui.take.click(**wire(capture, [ui.dataset, ui.klass, ui.latest], **shown), api_name="take_photo",
+                  show_progress="minimal")
+    ui.gallery.select(**wire(pick_photo, ui.names, **of(ui, "photo", "status")), **private)
+    ui.remove.click(**wire(remove_photo, [ui.dataset, ui.klass, ui.photo], **shown), api_name="remove_photo")
+    ui.zip.click(**wire(download, ui.dataset, **of(ui, "archive", "status")), api_name="download_dataset")
+    ui.extend.click(**wire(extend, data_source, **shown), api_name="extend_dataset")

@@ -11,6 +11,7 @@ import gradio as gr
 import pandas as pd
 
 from components import create_step, views
+from components.named import of, wire
 from studio import paths, scratch
 from studio.data.samples import OUTSIDE_CLASS
 from studio.data.sources import DatasetError, open_dataset, prefix_preview
@@ -32,12 +33,13 @@ EXCLUDE_LABELS = {"exact_duplicates": "Extra copies of identical files",
                   "outliers": "Pictures that don't look like their class (suggestion)"}
 
 
-def _empty(message: str, skipped: list[dict] | None = None) -> tuple:
+def _empty(message: str, skipped: list[dict] | None = None) -> dict:
     """Nothing to train on; what was left out (`skipped`) is still listed, so the user sees why."""
     # the chart keeps what it showed (hidden, see show_what_applies): emptied while hidden, Gradio's plot
     # would throw from its resize observer
-    return (None, message, gr.skip(), [], _skipped(skipped), "", gr.Dropdown(choices=[], value=None),
-            gr.CheckboxGroup(choices=[], value=[]), None, {}, [])
+    return {"data_source": None, "summary": message, "chart": gr.skip(), "gallery": [], "skipped": _skipped(skipped),
+            "findings": "", "picker": gr.Dropdown(choices=[], value=None),
+            "leave_out": gr.CheckboxGroup(choices=[], value=[]), "report": None, "paths": {}, "findings_state": []}
 
 
 def _check_progress(progress):
@@ -47,12 +49,11 @@ def _check_progress(progress):
     return lambda done, total: progress((done, total), desc="Checking images", unit="images")
 
 
-def describe(source: str, progress=None, separator: str | None = None) -> tuple:
-    """Everything the Data step shows about a dataset, in the order of `outputs` in bind():
-
-    (data source {"source", "prefix_separator"} or None, summary, chart, sample gallery,
-    skipped table, findings markdown, finding picker, leave-out choices, report file,
-    {finding kind: paths}).
+def describe(source: str, progress=None, separator: str | None = None) -> dict:
+    """Everything the Data step shows about a dataset, by name (DESCRIBED): data_source
+    ({"source", "prefix_separator"} or None), summary, chart, gallery (samples), skipped (table),
+    findings (markdown), picker, leave_out (choices), report (file), paths ({finding kind: paths}),
+    findings_state (the finding dicts).
     """
     try:
         dataset = open_dataset(source, prefix_separator=separator or None)
@@ -82,16 +83,17 @@ def describe(source: str, progress=None, separator: str | None = None) -> tuple:
                      "Your files are not changed.")
     lines.append("\nNext: **2. Model**.")
     findings = [asdict(f) for f in report.findings if f.paths or f.severity != "info"]
-    finding_md, picker, leave_out, paths_by_kind = render_findings(findings, list(DEFAULT_EXCLUDE))
     report_file = scratch.new_folder("report-") / "data-report.json"
     report_file.write_text(json.dumps(report.to_dict(dataset), indent=2))
     source_state = {"source": str(dataset.root), "prefix_separator": separator or None}
-    return (source_state, "\n".join(lines), views.counts_frame(counts), _gallery(dataset),
-            _skipped(dataset.skipped), finding_md, picker, leave_out, str(report_file), paths_by_kind, findings)
+    return {"data_source": source_state, "summary": "\n".join(lines), "chart": views.counts_frame(counts),
+            "gallery": _gallery(dataset), "skipped": _skipped(dataset.skipped),
+            **render_findings(findings, list(DEFAULT_EXCLUDE)), "report": str(report_file),
+            "findings_state": findings}
 
 
-def render_findings(findings: list[dict], ticked: list[str]) -> tuple:
-    """(findings markdown, finding picker, leave-out choices, {kind: paths}) from finding dicts."""
+def render_findings(findings: list[dict], ticked: list[str]) -> dict:
+    """findings (markdown), picker, leave_out (choices) and paths ({kind: paths}) from finding dicts."""
     with_files = [f for f in findings if f["paths"]]
     picker = gr.Dropdown(choices=[(f"{SEVERITY_ICON[f['severity']]} {f['kind'].replace('_', ' ')} "
                                    f"({len(f['paths'])})", f["kind"]) for f in with_files],
@@ -100,7 +102,8 @@ def render_findings(findings: list[dict], ticked: list[str]) -> tuple:
     excludable = [k for k in EXCLUDE_LABELS if any(f["kind"] == k and f["exclude"] for f in findings)]
     leave_out = gr.CheckboxGroup(choices=[(EXCLUDE_LABELS[k], k) for k in excludable],
                                  value=[k for k in excludable if k in ticked])
-    return _findings_markdown(findings), picker, leave_out, {f["kind"]: f["paths"] for f in with_files}
+    return {"findings": _findings_markdown(findings), "picker": picker, "leave_out": leave_out,
+            "paths": {f["kind"]: f["paths"] for f in with_files}}
 
 
 def _findings_markdown(findings: list[dict]) -> str:
@@ -116,11 +119,13 @@ def _findings_markdown(findings: list[dict]) -> str:
 
 
 def look_for_outliers(data_source: dict | None, findings: list[dict] | None, ticked: list[str] | None,
-                      progress=gr.Progress()) -> tuple:
-    """Run the optional outlier suggestion and add it to the findings (nothing is left out unless ticked)."""
+                      progress=gr.Progress()) -> dict:
+    """Run the optional outlier suggestion and add it to the findings (nothing is left out unless ticked):
+    outlier_note, findings, picker, leave_out, paths, findings_state."""
     findings = [f for f in (findings or []) if f["kind"] != "outliers"]
     if not data_source:
-        return ("Choose data first.", *render_findings(findings, ticked or []), findings)
+        return {"outlier_note": "Choose data first.", **render_findings(findings, ticked or []),
+                "findings_state": findings}
     dataset = open_dataset(data_source["source"], prefix_separator=data_source.get("prefix_separator"))
     finding = find_outliers(dataset, progress=lambda d, t: progress((d, t), desc="Looking at every picture",
                                                                    unit="steps"))
@@ -130,7 +135,7 @@ def look_for_outliers(data_source: dict | None, findings: list[dict] | None, tic
         findings.append(asdict(finding))
         note = (f"{len(finding.paths)} picture(s) stand out; see **outliers** in the list below. "
                 "Tick *Pictures that don't look like their class* to leave them out.")
-    return (note, *render_findings(findings, ticked or []), findings)
+    return {"outlier_note": note, **render_findings(findings, ticked or []), "findings_state": findings}
 
 
 def finding_gallery(kind: str | None, paths_by_kind: dict | None) -> list:
@@ -164,46 +169,58 @@ def _skipped(rows) -> pd.DataFrame:
     return pd.DataFrame(rows or [], columns=["path", "reason"])
 
 
-def use_example(progress=gr.Progress()) -> tuple:
-    return (*describe(str(paths.EXAMPLE_DATASET), progress), str(paths.EXAMPLE_DATASET))
+def use_example(progress=gr.Progress()) -> dict:
+    """What describe() shows, and uploaded: the example's folder (each use_* says which data it used)."""
+    return {**describe(str(paths.EXAMPLE_DATASET), progress), "uploaded": str(paths.EXAMPLE_DATASET)}
 
 
-def use_upload(file, progress=gr.Progress()) -> tuple:
+def use_upload(file, progress=gr.Progress()) -> dict:
     if not file:
-        return (*_empty("Choose a .zip file first."), None)
+        return {**_empty("Choose a .zip file first."), "uploaded": None}
     path = file if isinstance(file, str) else getattr(file, "name", str(file))
     if not path.lower().endswith(".zip"):
-        return (*_empty("### Please upload a .zip file\nZip a folder that holds one folder per class "
-                        "(or train/ and val/ folders that hold class folders)."), None)
-    return (*describe(path, progress), path)
+        return {**_empty("### Please upload a .zip file\nZip a folder that holds one folder per class "
+                         "(or train/ and val/ folders that hold class folders)."), "uploaded": None}
+    return {**describe(path, progress), "uploaded": path}
 
 
-def preview_prefix(uploaded: str | None, separator: str) -> tuple[pd.DataFrame, str]:
-    """What a separator would make of the uploaded flat folder, before the user applies it."""
+def preview_prefix(uploaded: str | None, separator: str) -> dict:
+    """What a separator would make of the uploaded flat folder, before the user applies it:
+    prefix_table (file, class) and prefix_note."""
     empty = pd.DataFrame(columns=["file", "class"])
     if not uploaded:
-        return empty, "Upload a .zip first."
+        return {"prefix_table": empty, "prefix_note": "Upload a .zip first."}
     if not separator:
-        return empty, "Type the character that ends the class name, e.g. `_` for `cat_001.jpg`."
+        return {"prefix_table": empty,
+                "prefix_note": "Type the character that ends the class name, e.g. `_` for `cat_001.jpg`."}
     try:
         preview = prefix_preview(uploaded, separator)
     except DatasetError as exc:
-        return empty, html.escape(str(exc))
+        return {"prefix_table": empty, "prefix_note": html.escape(str(exc))}
     table = pd.DataFrame(preview["examples"], columns=["file", "class"])
     classes = preview["classes"]
     words = (f"**{len(classes)} classes**: " + ", ".join(f"{html.escape(c)} ({n})" for c, n in list(classes.items())[:12])
              + (" …" if len(classes) > 12 else "")) if classes else "**No classes**: no file name has that separator."
     if preview["unmatched"]:
         words += f"; {preview['unmatched']} file(s) without `{html.escape(separator)}` would be left out."
-    return table, words
+    return {"prefix_table": table, "prefix_note": words}
 
 
-def use_prefix(uploaded: str | None, separator: str, progress=gr.Progress()) -> tuple:
+def use_prefix(uploaded: str | None, separator: str, progress=gr.Progress()) -> dict:
     if not uploaded:
-        return (*_empty("Upload a .zip first."), uploaded)
+        return {**_empty("Upload a .zip first."), "uploaded": uploaded}
     if not separator:
-        return (*_empty("Type the separator first (e.g. `_`)."), uploaded)
-    return (*describe(uploaded, progress, separator), uploaded)
+        return {**_empty("Type the separator first (e.g. `_`)."), "uploaded": uploaded}
+    return {**describe(uploaded, progress, separator), "uploaded": uploaded}
+
+
+def use_made(dataset: str | None, request: gr.Request = None, progress=gr.Progress()) -> dict:
+    """Hand the dataset made in the browser (create_step) to the Data step: the same summary, checks and
+    training as any upload."""
+    folder = create_step.dataset_folder(dataset, request)
+    if folder is None:
+        return {**_empty("Create or open a dataset in **Make a dataset here** first."), "uploaded": None}
+    return {**describe(str(folder), progress), "uploaded": None}
 
 
 def render() -> SimpleNamespace:
@@ -259,18 +276,19 @@ def render() -> SimpleNamespace:
 
 
 def show_what_applies(data_source: dict | None, kind: str | None, paths_by_kind: dict | None,
-                      findings: list[dict] | None, skipped: pd.DataFrame | None, report: str | None) -> tuple:
+                      findings: list[dict] | None, skipped: pd.DataFrame | None, report: str | None) -> dict:
     """Visibility of the Data step's parts (overview, skipped table, checks, finding picker, leave-out
-    choices, report file) and the finding's files: each shows only once it has something in it,
-    so the page before any data is chosen holds the choices and nothing empty."""
+    choices, report file) and the finding's files (finding_files): each shows only once it has something
+    in it, so the page before any data is chosen holds the choices and nothing empty."""
     chosen = bool(data_source)
     excludable = any(f["kind"] in EXCLUDE_LABELS and f["exclude"] for f in findings or [])
     shown = views.shown_if
     layout = gr.Row(elem_classes=views.classes_if(chosen))
-    return (layout, gr.Dataframe(visible=shown(skipped is not None and len(skipped) > 0)),
-            layout, gr.Dropdown(visible=shown(chosen and bool(paths_by_kind))),
-            gr.CheckboxGroup(visible=shown(chosen and excludable)), gr.File(visible=shown(chosen and bool(report))),
-            shown_finding_files(kind, paths_by_kind if chosen else None))
+    return {"overview": layout, "skipped": gr.Dataframe(visible=shown(skipped is not None and len(skipped) > 0)),
+            "checks": layout, "picker": gr.Dropdown(visible=shown(chosen and bool(paths_by_kind))),
+            "leave_out": gr.CheckboxGroup(visible=shown(chosen and excludable)),
+            "report": gr.File(visible=shown(chosen and bool(report))),
+            "finding_files": shown_finding_files(kind, paths_by_kind if chosen else None)}
 
 
 def shown_finding_files(kind: str | None, paths_by_kind: dict | None):
@@ -279,26 +297,32 @@ def shown_finding_files(kind: str | None, paths_by_kind: dict | None):
     return gr.Gallery(value=items, visible=views.shown_if(bool(items)))
 
 
+DESCRIBED = ("summary", "chart", "gallery", "skipped", "findings", "picker", "leave_out", "report", "paths",
+             "findings_state", "uploaded")  # what the use_* handlers show, after data_source (the API's order)
+
+
 def bind(ui: SimpleNamespace, data_source: gr.State) -> None:
-    outputs = [data_source, ui.summary, ui.chart, ui.gallery, ui.skipped, ui.findings, ui.picker,
-               ui.leave_out, ui.report, ui.paths, ui.findings_state, ui.uploaded]
+    described = dict(data_source=data_source, **of(ui, *DESCRIBED))
     # after every event that describes data: show the parts that now have something in them
-    show_files = dict(fn=show_what_applies, inputs=[data_source, ui.picker, ui.paths, ui.findings_state, ui.skipped,
-                                                    ui.report],
-                      outputs=[ui.overview, ui.skipped, ui.checks, ui.picker, ui.leave_out, ui.report,
-                               ui.finding_files], api_visibility="private", show_progress="hidden")
-    ui.example.click(use_example, None, outputs, api_name="use_example").then(**show_files)
-    ui.upload.upload(use_upload, ui.upload, outputs, api_name="use_upload").then(**show_files)
+    show_files = dict(**wire(show_what_applies, [data_source, ui.picker, ui.paths, ui.findings_state, ui.skipped,
+                                                 ui.report],
+                             **of(ui, "overview", "skipped", "checks", "picker", "leave_out", "report",
+                                  "finding_files")), api_visibility="private", show_progress="hidden")
+    ui.example.click(**wire(use_example, None, **described), api_name="use_example").then(**show_files)
+    ui.upload.upload(**wire(use_upload, ui.upload, **described), api_name="use_upload").then(**show_files)
     # tables and galleries show only with something in them: private follow-ups, so the API keeps plain values
-    ui.separator.change(preview_prefix, [ui.uploaded, ui.separator], [ui.prefix_table, ui.prefix_note],
+    ui.separator.change(**wire(preview_prefix, [ui.uploaded, ui.separator], **of(ui, "prefix_table", "prefix_note")),
                         api_name="preview_prefix", show_progress="hidden").then(
         lambda table: gr.Dataframe(visible=views.shown_if(table is not None and len(table) > 0)), ui.prefix_table,
         ui.prefix_table, api_visibility="private", show_progress="hidden")
-    ui.apply_prefix.click(use_prefix, [ui.uploaded, ui.separator], outputs, api_name="use_prefix").then(**show_files)
-    ui.outliers.click(look_for_outliers, [data_source, ui.findings_state, ui.leave_out],
-                      [ui.outlier_note, ui.findings, ui.picker, ui.leave_out, ui.paths, ui.findings_state],
+    ui.apply_prefix.click(**wire(use_prefix, [ui.uploaded, ui.separator], **described),
+                          api_name="use_prefix").then(**show_files)
+    ui.outliers.click(**wire(look_for_outliers, [data_source, ui.findings_state, ui.leave_out],
+                             **of(ui, "outlier_note", "findings", "picker", "leave_out", "paths", "findings_state")),
                       api_name="look_for_outliers").then(**show_files)
     ui.picker.change(finding_gallery, [ui.picker, ui.paths], ui.finding_files, api_name="finding_files").then(
         lambda items: gr.Gallery(visible=views.shown_if(bool(items))), ui.finding_files, ui.finding_files,
         api_visibility="private", show_progress="hidden")
-    create_step.bind(ui.create, data_source, outputs, show_files)
+    create_step.bind(ui.create, data_source)
+    ui.create.use.click(**wire(use_made, ui.create.dataset, **described),
+                        api_name="use_made_dataset").then(**show_files)

@@ -17,6 +17,7 @@ import gradio as gr
 import pandas as pd
 
 from components import views
+from components.named import of, wire
 from components.session import user_of
 from studio import evaluation
 from studio.data.imaging import ImageDecodeError, open_rgb
@@ -84,38 +85,49 @@ def gallery_items(rows: pd.DataFrame, show_truth: bool) -> list[tuple]:
     return items
 
 
+def _cell(note: str, items: list) -> dict:
+    return {"cell_note": note, "cell_gallery": items}
+
+
 def cell_photos(run_dir: str | None, true_class: str | None, predicted_class: str | None, latest: bool = False):
-    """(note, gallery) for one cell of the confusion matrix shown (best epoch, or latest with `latest`)."""
+    """cell_note and cell_gallery for one cell of the confusion matrix shown (best epoch, or latest with
+    `latest`)."""
     table = read_predictions(run_dir, latest)
     if table is None:
-        return "The photos appear after the first epoch.", []
+        return _cell("The photos appear after the first epoch.", [])
     if not true_class or not predicted_class:
-        return PICK_HINT, []
+        return _cell(PICK_HINT, [])
     rows = evaluation.cell_photos(table, true_class, predicted_class)
     count = int(((table.label == true_class) & (table.predicted == predicted_class)).sum())
     verdict = "right" if true_class == predicted_class else "wrong"
     if not count:
-        return f"No validation photo of **{true_class}** was called **{predicted_class}**.", []
+        return _cell(f"No validation photo of **{true_class}** was called **{predicted_class}**.", [])
     shown = "" if count <= len(rows) else f" (the {len(rows)} it was surest about)"
-    return (f"**{count}** validation photo{'s' if count != 1 else ''} of **{true_class}** the model called "
-            f"**{predicted_class}** ({verdict}){shown}, most confident first."), gallery_items(rows, False)
+    return _cell(f"**{count}** validation photo{'s' if count != 1 else ''} of **{true_class}** the model called "
+                 f"**{predicted_class}** ({verdict}){shown}, most confident first.", gallery_items(rows, False))
+
+
+def _mistakes(note: str, items: list) -> dict:
+    return {"mistakes_note": note, "mistakes": items}
 
 
 def confident_mistakes(run_dir: str | None, latest: bool = False):
-    """(note, gallery): the wrong answers the model was surest about; often mislabelled photos."""
+    """mistakes_note and mistakes (gallery): the wrong answers the model was surest about; often mislabelled
+    photos."""
     table = read_predictions(run_dir, latest)
     if table is None:
-        return "The model's mistakes appear after the first epoch.", []
+        return _mistakes("The model's mistakes appear after the first epoch.", [])
     rows = evaluation.confident_mistakes(table)
     if rows.empty:
-        return "No mistakes on the validation photos.", []
-    return ("The validation photos the model got wrong while being most sure. A sure mistake is often a "
-            "photo in the wrong folder, or one that shows both classes."), gallery_items(rows, True)
+        return _mistakes("No mistakes on the validation photos.", [])
+    return _mistakes("The validation photos the model got wrong while being most sure. A sure mistake is often "
+                     "a photo in the wrong folder, or one that shows both classes.", gallery_items(rows, True))
 
 
 def pick_cell(evt: gr.EventData):
-    """A click on a matrix cell sets the pair pickers (which then show the photos)."""
-    return evt.true_class, evt.predicted_class
+    """A click on a matrix cell sets the pair pickers, true_class and predicted_class (which then show the
+    photos)."""
+    return {"true_class": evt.true_class, "predicted_class": evt.predicted_class}
 
 
 def render(label: str = "Confusion matrix", elem_prefix: str = "", polled: bool = False) -> SimpleNamespace:
@@ -151,24 +163,24 @@ def render(label: str = "Confusion matrix", elem_prefix: str = "", polled: bool 
                            mistakes_note=mistakes_note, mistakes=mistakes)
 
 
-def shown_when_filled(cell_items, mistake_items) -> tuple:
+def shown_when_filled(cell_items, mistake_items) -> dict:
     """The two photo galleries, each shown only when it has photos (its note says why when it has none)."""
-    return (gr.Gallery(visible=views.shown_if(bool(cell_items))),
-            gr.Gallery(visible=views.shown_if(bool(mistake_items))))
+    return {"cell_gallery": gr.Gallery(visible=views.shown_if(bool(cell_items))),
+            "mistakes": gr.Gallery(visible=views.shown_if(bool(mistake_items)))}
 
 
 def follow_galleries(ui: SimpleNamespace, event) -> None:
     """After an event that fills or empties the galleries, show or hide them (a private follow-up, so the
     event's API keeps returning plain values; Gallery.change does not fire for a function's update)."""
-    galleries = [ui.cell_gallery, ui.mistakes]
-    event.then(shown_when_filled, galleries, galleries, api_visibility="private", show_progress="hidden")
+    event.then(**wire(shown_when_filled, [ui.cell_gallery, ui.mistakes], **of(ui, "cell_gallery", "mistakes")),
+               api_visibility="private", show_progress="hidden")
 
 
 def class_pickers(classes: list[str], current_true: str | None = None, current_predicted: str | None = None):
-    """Updated choices for the two pickers, keeping a choice that still exists."""
+    """Updated choices for the two pickers (true_class, predicted_class), keeping a choice that still exists."""
     keep = lambda value: value if value in classes else None  # noqa: E731
-    return (gr.Dropdown(choices=classes, value=keep(current_true)),
-            gr.Dropdown(choices=classes, value=keep(current_predicted)))
+    return {"true_class": gr.Dropdown(choices=classes, value=keep(current_true)),
+            "predicted_class": gr.Dropdown(choices=classes, value=keep(current_predicted))}
 
 
 def bind(ui: SimpleNamespace, source: gr.components.Component, to_folder, api_prefix: str,
@@ -178,10 +190,7 @@ def bind(ui: SimpleNamespace, source: gr.components.Component, to_folder, api_pr
     def photos(value, true_class, predicted_class, request: gr.Request):
         return cell_photos(to_folder(value, user_of(request)), true_class, predicted_class, latest)
 
-    ui.confusion.click(pick_cell, None, [ui.true_class, ui.predicted_class], api_visibility="private")
-    follow_galleries(ui, ui.true_class.change(photos, [source, ui.true_class, ui.predicted_class],
-                                              [ui.cell_note, ui.cell_gallery], api_name=f"{api_prefix}cell_photos",
-                                              show_progress="hidden"))
-    follow_galleries(ui, ui.predicted_class.change(photos, [source, ui.true_class, ui.predicted_class],
-                                                   [ui.cell_note, ui.cell_gallery], api_visibility="private",
-                                                   show_progress="hidden"))
+    ui.confusion.click(**wire(pick_cell, None, **of(ui, "true_class", "predicted_class")), api_visibility="private")
+    shown = wire(photos, [source, ui.true_class, ui.predicted_class], **of(ui, "cell_note", "cell_gallery"))
+    follow_galleries(ui, ui.true_class.change(**shown, api_name=f"{api_prefix}cell_photos", show_progress="hidden"))
+    follow_galleries(ui, ui.predicted_class.change(**shown, api_visibility="private", show_progress="hidden"))

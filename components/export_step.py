@@ -13,6 +13,7 @@ from types import SimpleNamespace
 
 import gradio as gr
 
+from components.named import of, wire
 from components.session import user_of
 from components.try_step import model_path
 from components.views import classes_if, shown_if
@@ -47,9 +48,10 @@ NO_MODEL = ("**No trained model yet.** Train one in step 3 (or pick a past run u
 
 
 def readiness(run_dir: str | None, user: str | None = None):
-    """(target words, export options): the formats and the Export button only when there is a model."""
+    """target (words) and ready (the export options): the formats and the Export button only when there is
+    a model."""
     ready = model_path(run_dir, user) is not None
-    return (target_words(run_dir) if ready else NO_MODEL), gr.Column(elem_classes=classes_if(ready))
+    return {"target": target_words(run_dir) if ready else NO_MODEL, "ready": gr.Column(elem_classes=classes_if(ready))}
 
 
 def target_words(run_dir: str | None) -> str:
@@ -74,10 +76,10 @@ def result_markdown(result: bundle.ExportResult, run_id: str) -> str:
 
 
 def export_model(choice: str, run_dir: str | None, user: str | None = None, progress=None):
-    """(zip to download or None, message with the parity figures)."""
+    """file (the zip to download, or None) and message (with the parity figures)."""
     source = model_path(run_dir, user)
     if source is None:
-        return None, "**No trained model yet.** Train one in step 3 first."
+        return {"file": None, "message": "**No trained model yet.** Train one in step 3 first."}
     fmt = format_key(choice)
     run = source.parent
     scratch = studio_scratch.new_folder("export-")
@@ -87,10 +89,10 @@ def export_model(choice: str, run_dir: str | None, user: str | None = None, prog
         result = bundle.export_run(run, fmt, scratch / name, zip_path=scratch / f"{name}.zip", progress=report)
     except (ModelFileError, bundle.ExportError) as exc:
         shutil.rmtree(scratch, ignore_errors=True)
-        return None, f"**Export failed:** {html.escape(str(exc))}"
+        return {"file": None, "message": f"**Export failed:** {html.escape(str(exc))}"}
     message = result_markdown(result, run.name)
     shutil.rmtree(result.folder, ignore_errors=True)  # everything is in the zip
-    return str(result.zip_path), message
+    return {"file": str(result.zip_path), "message": message}
 
 
 def render() -> SimpleNamespace:
@@ -112,7 +114,8 @@ def bind(ui: SimpleNamespace, run_dir: gr.State) -> None:
         return export_model(choice, folder, user_of(request), progress)
 
     # the download box shows only with a file in it (a private follow-up: the API returns plain values)
-    ui.button.click(export_as_user, [ui.format, run_dir], [ui.file, ui.message], api_name="export_model").then(
+    ui.button.click(**wire(export_as_user, [ui.format, run_dir], **of(ui, "file", "message")),
+                    api_name="export_model").then(
         lambda file: gr.File(visible=shown_if(bool(file))), ui.file, ui.file, api_visibility="private",
         show_progress="hidden")
     # readiness (what the step shows before a model exists) is wired in app.py: it follows the tabs too

@@ -5,6 +5,7 @@ from types import SimpleNamespace
 
 import gradio as gr
 
+from components.named import of, wire
 from studio import backbones
 
 
@@ -52,15 +53,16 @@ def explain(name: str, mode: str, depth: float) -> str:
 
 
 def on_mode_change(name: str, mode: str, depth: float):
-    return gr.Slider(visible=mode != "auto"), explain(name, mode, depth)
+    """freeze (the slider, shown in manual mode) and explanation."""
+    return {"freeze": gr.Slider(visible=mode != "auto"), "explanation": explain(name, mode, depth)}
 
 
 def on_backbone_change(name: str, mode: str = "manual"):
+    """details, freeze (the slider, reset to the new backbone's depth) and explanation."""
     choices = backbones.freeze_choices(name)
     total = choices["total_groups"]
-    return (backbone_details(name),
-            gr.Slider(minimum=0, maximum=total, value=total, step=1),
-            explain(name, mode, total))
+    return {"details": backbone_details(name), "freeze": gr.Slider(minimum=0, maximum=total, value=total, step=1),
+            "explanation": explain(name, mode, total)}
 
 
 def render() -> SimpleNamespace:
@@ -82,9 +84,9 @@ def render() -> SimpleNamespace:
 
 
 def bind(ui: SimpleNamespace) -> None:
-    ui.backbone.change(on_backbone_change, [ui.backbone, ui.mode], [ui.details, ui.freeze, ui.explanation],
+    ui.backbone.change(**wire(on_backbone_change, [ui.backbone, ui.mode], **of(ui, "details", "freeze", "explanation")),
                        api_name="choose_backbone")
     ui.freeze.change(freeze_explanation, [ui.backbone, ui.freeze], ui.explanation, api_name="explain_freeze",
                      show_progress="hidden")
-    ui.mode.change(on_mode_change, [ui.backbone, ui.mode, ui.freeze], [ui.freeze, ui.explanation],
+    ui.mode.change(**wire(on_mode_change, [ui.backbone, ui.mode, ui.freeze], **of(ui, "freeze", "explanation")),
                    api_visibility="private", show_progress="hidden")

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import gradio as gr
 
 from components import evaluation_view, views
+from components.named import of, wire
 from components.session import user_of
 from studio import history
 from studio.runs import CHECKPOINT_FILE, MODEL_FILE, RunBusyError
@@ -25,7 +26,7 @@ PICK_A_RUN = "Choose a run above to see its curves and confusion matrix."
 
 
 def list_runs(chosen: str | None = None, other: str | None = None, request: gr.Request = None):
-    """(table, run dropdown, compare dropdown); keeps the current choices while they still exist."""
+    """table, run (dropdown) and other (the compare dropdown); keeps the current choices while they still exist."""
     rows = history.list_runs(owner=user_of(request))
     ids = [row["id"] for row in rows]
     choices = [(views.run_choice_label(row), row["id"]) for row in rows]
@@ -33,26 +34,27 @@ def list_runs(chosen: str | None = None, other: str | None = None, request: gr.R
     value = chosen if chosen in ids else (readable or ids or [None])[0]
     comparable = [(label, rid) for label, rid in choices if rid in readable]
     other_value = other if other in readable else ""
-    return (views.runs_table(rows), gr.Dropdown(choices=choices, value=value),
-            gr.Dropdown(choices=[NO_COMPARISON, *comparable], value=other_value))
+    return {"table": views.runs_table(rows), "run": gr.Dropdown(choices=choices, value=value),
+            "other": gr.Dropdown(choices=[NO_COMPARISON, *comparable], value=other_value)}
 
 
 def show_run(run_id: str | None, request: gr.Request = None):
-    """(summary, loss chart, accuracy chart, confusion matrix, per-class table, choices) of one run."""
-    empty = (None, None, views.confusion_html(None, []), views.per_class_table(None), "")
+    """summary, loss and accuracy (charts), confusion (matrix), per_class (table) and choices of one run."""
+    empty = {"loss": None, "accuracy": None, "confusion": views.confusion_html(None, []),
+             "per_class": views.per_class_table(None), "choices": ""}
     if not run_id:
-        return (PICK_A_RUN, *empty)
+        return {"summary": PICK_A_RUN, **empty}
     try:
         run = history.load_run(run_id, owner=user_of(request))
     except history.RunNotFound as exc:
-        return (f"**{exc}** Press Refresh.", *empty)
+        return {"summary": f"**{exc}** Press Refresh.", **empty}
     past = run["history"]
-    return (views.run_summary_markdown(run["summary"]),
-            views.curves(past, "loss") if past else None,
-            views.curves(past, "accuracy") if past else None,
-            views.confusion_html(run["confusion"], run["classes"], clickable=True),
-            views.per_class_table(run["per_class"]),
-            views.choices_markdown({"config": {"choices": run["choices"]}}))
+    return {"summary": views.run_summary_markdown(run["summary"]),
+            "loss": views.curves(past, "loss") if past else None,
+            "accuracy": views.curves(past, "accuracy") if past else None,
+            "confusion": views.confusion_html(run["confusion"], run["classes"], clickable=True),
+            "per_class": views.per_class_table(run["per_class"]),
+            "choices": views.choices_markdown({"config": {"choices": run["choices"]}})}
 
 
 def run_folder(run_id: str | None, user: str | None = None) -> str | None:
@@ -63,7 +65,8 @@ def run_folder(run_id: str | None, user: str | None = None) -> str | None:
 
 
 def run_photos(run_id: str | None, request: gr.Request = None):
-    """(true picker, predicted picker, cell note, cell gallery, mistakes note, mistakes) for one run."""
+    """The evaluation's true_class, predicted_class (pickers), cell_note, cell_gallery, mistakes_note and
+    mistakes for one run."""
     folder = run_folder(run_id, user_of(request))
     classes = []
     if folder:
@@ -71,46 +74,51 @@ def run_photos(run_id: str | None, request: gr.Request = None):
             classes = history.load_run(run_id)["classes"]
         except history.RunNotFound:
             pass
-    return (*evaluation_view.class_pickers(classes), evaluation_view.PICK_HINT, [],
-            *evaluation_view.confident_mistakes(folder))
+    return {**evaluation_view.class_pickers(classes), "cell_note": evaluation_view.PICK_HINT, "cell_gallery": [],
+            **evaluation_view.confident_mistakes(folder)}
 
 
 def compare_runs(run_id: str | None, other_id: str | None, request: gr.Request = None):
-    """(comparison chart or None, note): both runs' validation accuracy, one line per run."""
+    """compare (the chart, or None) and compare_note: both runs' validation accuracy, one line per run."""
+    def answer(chart, note: str) -> dict:
+        return {"compare": chart, "compare_note": note}
+
     if not run_id or not other_id:
-        return None, "Pick a second run under **Compare with** to draw both runs' validation accuracy here."
+        return answer(None, "Pick a second run under **Compare with** to draw both runs' validation accuracy here.")
     if run_id == other_id:
-        return None, "That is the same run; pick a different one to compare."
+        return answer(None, "That is the same run; pick a different one to compare.")
     runs = []
     for rid in (run_id, other_id):
         try:
             runs.append(history.load_run(rid, owner=user_of(request)))
         except history.RunNotFound as exc:
-            return None, f"**{exc}** Press Refresh."
+            return answer(None, f"**{exc}** Press Refresh.")
     missing = [run["summary"]["id"] for run in runs if not run["history"]]
     if missing:
-        return None, f"Run {missing[0]} has no finished epoch yet, so there is no curve to compare."
+        return answer(None, f"Run {missing[0]} has no finished epoch yet, so there is no curve to compare.")
     names = [views.run_series_name(run["summary"]) for run in runs]
     if names[0] == names[1]:  # same data, same second: only the ids tell them apart
         names = [run_id, other_id]
     series = [(name, run["history"]) for name, run in zip(names, runs)]
-    return views.compare_curves(series), (f"Validation accuracy per epoch: **{names[0]}** ({run_id}) against "
-                                          f"**{names[1]}** ({other_id}). Higher is better.")
+    return answer(views.compare_curves(series), f"Validation accuracy per epoch: **{names[0]}** ({run_id}) "
+                                                f"against **{names[1]}** ({other_id}). Higher is better.")
 
 
 def use_run(run_id: str | None, target: str, user: str | None = None):
-    """(run_dir, tab, message): point Try it / Export at this run's model and go there."""
+    """run_dir, tabs and use_message: point Try it / Export at this run's model and go there."""
     if not run_id:
-        return gr.skip(), gr.skip(), "Choose a run first."
+        return {"run_dir": gr.skip(), "tabs": gr.skip(), "use_message": "Choose a run first."}
     try:
         folder = history.find_run(run_id, owner=user)
     except history.RunNotFound as exc:
-        return gr.skip(), gr.skip(), f"**{exc}** Press Refresh."
+        return {"run_dir": gr.skip(), "tabs": gr.skip(), "use_message": f"**{exc}** Press Refresh."}
     if not (folder / MODEL_FILE).is_file():
-        return gr.skip(), gr.skip(), ("**This run has no model to use**: it ended before its first epoch "
-                                      "finished. Choose another run.")
+        return {"run_dir": gr.skip(), "tabs": gr.skip(),
+                "use_message": ("**This run has no model to use**: it ended before its first epoch "
+                                "finished. Choose another run.")}
     step = "Try it" if target == "try" else "Export"
-    return str(Path(folder)), gr.Tabs(selected=target), f"Using run **{run_id}** in **{step}**."
+    return {"run_dir": str(Path(folder)), "tabs": gr.Tabs(selected=target),
+            "use_message": f"Using run **{run_id}** in **{step}**."}
 
 
 def try_run(run_id: str | None, request: gr.Request = None):
@@ -122,18 +130,18 @@ def export_run(run_id: str | None, request: gr.Request = None):
 
 
 def resume_run(run_id: str | None, request: gr.Request = None):
-    """(tab, message): carry on the chosen run after its last finished epoch, watched on the Train tab."""
+    """tabs and use_message: carry on the chosen run after its last finished epoch, watched on the Train tab."""
     if not run_id:
-        return gr.skip(), "Choose a run first."
+        return {"tabs": gr.skip(), "use_message": "Choose a run first."}
     user = user_of(request)
     try:
         folder = history.find_run(run_id, owner=user)
         resume_training(folder, owner=user)
     except history.RunNotFound as exc:
-        return gr.skip(), f"**{exc}** Press Refresh."
+        return {"tabs": gr.skip(), "use_message": f"**{exc}** Press Refresh."}
     except (ResumeError, RunBusyError) as exc:
-        return gr.skip(), f"**Cannot resume {run_id}:** {exc}"
-    return gr.Tabs(selected="train"), f"Resuming **{run_id}**: follow it on the **Train** tab."
+        return {"tabs": gr.skip(), "use_message": f"**Cannot resume {run_id}:** {exc}"}
+    return {"tabs": gr.Tabs(selected="train"), "use_message": f"Resuming **{run_id}**: follow it on the **Train** tab."}
 
 
 def can_resume(run_id: str | None, request: gr.Request = None):
@@ -194,20 +202,21 @@ def render() -> SimpleNamespace:
 
 
 def bind(ui: SimpleNamespace, run_dir: gr.State, tabs: gr.Tabs, tab: gr.Tab) -> None:
-    listing = dict(fn=list_runs, inputs=[ui.run, ui.other], outputs=[ui.table, ui.run, ui.other])
+    listing = wire(list_runs, [ui.run, ui.other], **of(ui, "table", "run", "other"))
     ui.refresh.click(**listing, api_name="list_runs")
     tab.select(**listing, api_visibility="private")
-    ui.run.change(show_run, ui.run, [ui.summary, ui.loss, ui.accuracy, ui.confusion, ui.per_class, ui.choices],
+    ui.run.change(**wire(show_run, ui.run, **of(ui, "summary", "loss", "accuracy", "confusion", "per_class", "choices")),
                   api_name="show_run")
     ev = ui.evaluation
     evaluation_view.follow_galleries(ev, ui.run.change(
-        run_photos, ui.run, [ev.true_class, ev.predicted_class, ev.cell_note, ev.cell_gallery, ev.mistakes_note,
-                             ev.mistakes], api_visibility="private"))
+        **wire(run_photos, ui.run, **of(ev, "true_class", "predicted_class", "cell_note", "cell_gallery",
+                                        "mistakes_note", "mistakes")), api_visibility="private"))
     evaluation_view.bind(ev, ui.run, run_folder, api_prefix="runs_")
-    comparing = dict(fn=compare_runs, inputs=[ui.run, ui.other], outputs=[ui.compare, ui.compare_note])
+    comparing = wire(compare_runs, [ui.run, ui.other], **of(ui, "compare", "compare_note"))
     ui.other.change(**comparing, api_name="compare_runs")
     ui.run.change(**comparing, api_visibility="private")
-    ui.try_button.click(try_run, ui.run, [run_dir, tabs, ui.use_message], api_name="try_run")
-    ui.export_button.click(export_run, ui.run, [run_dir, tabs, ui.use_message], api_name="export_run")
+    used = dict(run_dir=run_dir, tabs=tabs, use_message=ui.use_message)
+    ui.try_button.click(**wire(try_run, ui.run, **used), api_name="try_run")
+    ui.export_button.click(**wire(export_run, ui.run, **used), api_name="export_run")
     ui.run.change(can_resume, ui.run, ui.resume_button, api_visibility="private")
-    ui.resume_button.click(resume_run, ui.run, [tabs, ui.use_message], api_name="resume_run")
+    ui.resume_button.click(**wire(resume_run, ui.run, tabs=tabs, use_message=ui.use_message), api_name="resume_run")

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import gradio as gr
 
 from components import evaluation_view, views
+from components.named import of, wire
 from components.session import user_of
 from studio import backbones
 from studio.lr_finder import find_lr
@@ -32,14 +33,14 @@ ADVANCED = ("weight_decay", "label_smoothing", "patience", "augment", "class_wei
 
 def start(data_source, backbone, mode, depth, epochs, lr, batch_size, leave_out=None, findings=None, *advanced,
           owner: str | None = None):
-    """Start a run; returns (status markdown, run folder).
+    """Start a run; returns status (markdown) and run_dir (the run's folder).
 
     `data_source` is the Data step's {"source", "prefix_separator"} (a plain path also works);
     `findings` its finding dicts: suggestions computed there (outliers) are left out by
     file, exactly as shown, instead of being computed again.
     """
     if not data_source:
-        return "**Choose data first** (step 1: use the example or upload a .zip).", gr.skip()
+        return {"status": "**Choose data first** (step 1: use the example or upload a .zip).", "run_dir": gr.skip()}
     if isinstance(data_source, str):
         data_source = {"source": data_source, "prefix_separator": None}
     try:
@@ -53,10 +54,10 @@ def start(data_source, backbone, mode, depth, epochs, lr, batch_size, leave_out=
         run = start_training(config)
     except RunBusyError as exc:
         gr.Warning(str(exc))
-        return f"**Not started.** {exc}", gr.skip()
+        return {"status": f"**Not started.** {exc}", "run_dir": gr.skip()}
     except (ValueError, backbones.BackboneError) as exc:
-        return f"**Not started.** {exc}", gr.skip()
-    return "**Starting…**", run.snapshot()["run_dir"]
+        return {"status": f"**Not started.** {exc}", "run_dir": gr.skip()}
+    return {"status": "**Starting…**", "run_dir": run.snapshot()["run_dir"]}
 
 
 def _advanced(values) -> dict:
@@ -76,11 +77,11 @@ def _chosen_files(leave_out, findings, kinds) -> dict:
 
 
 def suggest_lr(data_source, backbone, mode, depth, progress=gr.Progress()):
-    """Run the learning-rate range test; returns (learning-rate dropdown, explanation)."""
+    """Run the learning-rate range test; returns lr (the learning-rate dropdown) and suggestion (words)."""
     if not data_source:
-        return gr.skip(), "**Choose data first** (step 1)."
+        return {"lr": gr.skip(), "suggestion": "**Choose data first** (step 1)."}
     if MANAGER.current and MANAGER.current.is_active():
-        return gr.skip(), "A training is running; suggest a learning rate when it has finished."
+        return {"lr": gr.skip(), "suggestion": "A training is running; suggest a learning rate when it has finished."}
     if isinstance(data_source, str):
         data_source = {"source": data_source}
     freeze = "auto" if mode == "auto" else freeze_argument(backbone, depth)
@@ -88,8 +89,8 @@ def suggest_lr(data_source, backbone, mode, depth, progress=gr.Progress()):
         result = find_lr(data_source["source"], backbone, freeze,
                          progress=lambda d, t: progress((d, t), desc="Trying learning rates", unit="steps"))
     except (ValueError, backbones.BackboneError) as exc:
-        return gr.skip(), f"**No suggestion.** {exc}"
-    return gr.Dropdown(value=f"{result['lr']:.2g}"), result["words"]
+        return {"lr": gr.skip(), "suggestion": f"**No suggestion.** {exc}"}
+    return {"lr": gr.Dropdown(value=f"{result['lr']:.2g}"), "suggestion": result["words"]}
 
 
 def stop(owner: str | None = None):
@@ -117,56 +118,64 @@ def run_key(snapshot: dict | None) -> list | None:
 
 
 def watch(user: str | None = None):
-    """The page's once-a-second tick: (status, progress bar, run key), plain values only.
+    """The page's once-a-second tick: status, progress (bar) and run_key, plain values only.
 
     Gradio rebuilds a component's whole config for every update it is sent (a `gr.skip()` included:
     about 45 ms of CPU each), so the tick sends only plain text; the heavy view is refreshed by the
     run key's change event, once per epoch (see `poll`)."""
     snapshot, busy = _visible_run(user)
     if busy:
-        return busy, "", None
-    return views.status_line(snapshot), views.progress_html(snapshot), run_key(snapshot)
+        return {"status": busy, "progress": "", "run_key": None}
+    return {"status": views.status_line(snapshot), "progress": views.progress_html(snapshot),
+            "run_key": run_key(snapshot)}
+
+
+POLLED = ("status", "progress", "loss", "accuracy", "confusion", "per_class", "choices", "seen",  # the step's
+          "true_class", "predicted_class", "cell_note", "cell_gallery", "mistakes_note", "mistakes")  # evaluation's
 
 
 def poll(seen: dict | None, user: str | None = None):
     """Everything the live view shows; plots, matrix and photos are only resent when an epoch finished.
 
-    With login, another person's run is not shown (only that the studio is busy and for how long)."""
+    With login, another person's run is not shown (only that the studio is busy and for how long).
+    Names: status, progress, loss, accuracy, confusion, per_class, choices, seen, and the evaluation's
+    true_class, predicted_class, cell_note, cell_gallery, mistakes_note, mistakes (POLLED)."""
     snapshot, busy = _visible_run(user)
+    unchanged = dict.fromkeys(POLLED, gr.skip())
     if busy:
-        return (busy, "", *[gr.skip()] * 12)
+        return {**unchanged, "status": busy, "progress": ""}
     key = run_key(snapshot)
     changed = key != (seen or {}).get("key")
     status, progress = views.status_line(snapshot), views.progress_html(snapshot)
     if not changed:
-        return (status, progress, *[gr.skip()] * 12)
+        return {**unchanged, "status": status, "progress": progress}
     history = snapshot["history"] if snapshot else []
     classes = snapshot["classes"] if snapshot else []
     true_class, predicted_class = (seen or {}).get("pair") or (None, None)
     run_folder = snapshot["run_dir"] if snapshot else None
     # the matrix shown is the last finished epoch's, and so are the photos behind it
-    cell_note, cell_gallery = evaluation_view.cell_photos(run_folder, true_class, predicted_class, latest=True)
-    mistakes_note, mistakes = evaluation_view.confident_mistakes(run_folder, latest=True)
     # no finished epoch (a new run): the charts keep what they show, hidden (see layout). Emptied (None)
     # while hidden, Gradio's plot would throw from its resize observer once the page's size changes.
-    return (status, progress, views.curves(history, "loss") if history else gr.skip(),
-            views.curves(history, "accuracy") if history else gr.skip(),
-            views.confusion_html(snapshot and snapshot["confusion"], classes, clickable=True),
-            views.per_class_table(snapshot and snapshot["per_class"]), views.choices_markdown(snapshot),
-            {"key": key, "run_dir": run_folder, "pair": (true_class, predicted_class)},
-            *evaluation_view.class_pickers(classes, true_class, predicted_class),
-            cell_note, cell_gallery, mistakes_note, mistakes)
+    return {"status": status, "progress": progress, "loss": views.curves(history, "loss") if history else gr.skip(),
+            "accuracy": views.curves(history, "accuracy") if history else gr.skip(),
+            "confusion": views.confusion_html(snapshot and snapshot["confusion"], classes, clickable=True),
+            "per_class": views.per_class_table(snapshot and snapshot["per_class"]),
+            "choices": views.choices_markdown(snapshot),
+            "seen": {"key": key, "run_dir": run_folder, "pair": (true_class, predicted_class)},
+            **evaluation_view.class_pickers(classes, true_class, predicted_class),
+            **evaluation_view.cell_photos(run_folder, true_class, predicted_class, latest=True),
+            **evaluation_view.confident_mistakes(run_folder, latest=True)}
 
 
 ACTIVE = ("queued", "preparing", "running")
 
 
 def layout(key: list | None):
-    """(Stop button, results) for a run key: Stop while a run is going, the curves, matrix and photos once
-    an epoch has finished. Follows the run key, which changes with the status and each epoch."""
+    """stop (the button) and results for a run key: Stop while a run is going, the curves, matrix and photos
+    once an epoch has finished. Follows the run key, which changes with the status and each epoch."""
     has_epoch = bool(key) and key[1] > 0
-    return (gr.Button(visible=views.shown_if(bool(key) and key[2] in ACTIVE)),
-            gr.Column(elem_classes=views.classes_if(has_epoch)))
+    return {"stop": gr.Button(visible=views.shown_if(bool(key) and key[2] in ACTIVE)),
+            "results": gr.Column(elem_classes=views.classes_if(has_epoch))}
 
 
 def remember_pair(seen: dict | None, true_class: str | None, predicted_class: str | None) -> dict:
@@ -269,12 +278,12 @@ def bind(ui: SimpleNamespace, data_source: gr.State, model_ui: SimpleNamespace, 
     def stop_as_user(request: gr.Request):
         return stop(user_of(request))
 
-    ui.start.click(start_as_user, [data_source, model_ui.backbone, model_ui.mode, model_ui.freeze, ui.epochs, ui.lr,
-                                   ui.batch, leave_out, findings, *ui.advanced],
-                   [ui.status, run_dir], api_name="start_training", show_progress="hidden")
+    ui.start.click(**wire(start_as_user, [data_source, model_ui.backbone, model_ui.mode, model_ui.freeze, ui.epochs,
+                                          ui.lr, ui.batch, leave_out, findings, *ui.advanced],
+                          status=ui.status, run_dir=run_dir), api_name="start_training", show_progress="hidden")
     ui.stop.click(stop_as_user, None, ui.status, api_name="stop_training", show_progress="hidden")
-    ui.suggest.click(suggest_lr, [data_source, model_ui.backbone, model_ui.mode, model_ui.freeze],
-                     [ui.lr, ui.suggestion], api_name="suggest_lr")
+    ui.suggest.click(**wire(suggest_lr, [data_source, model_ui.backbone, model_ui.mode, model_ui.freeze],
+                            **of(ui, "lr", "suggestion")), api_name="suggest_lr")
     ev = ui.evaluation
     def poll_as_user(request: gr.Request, *values):
         return poll(*values, user=user_of(request))
@@ -282,14 +291,14 @@ def bind(ui: SimpleNamespace, data_source: gr.State, model_ui: SimpleNamespace, 
     def watch_as_user(request: gr.Request):
         return watch(user_of(request))
 
-    ui.timer.tick(watch_as_user, None, [ui.status, ui.progress, ui.run_key], api_name="watch_training",
+    ui.timer.tick(**wire(watch_as_user, None, **of(ui, "status", "progress", "run_key")), api_name="watch_training",
                   show_progress="hidden")
-    refreshed = ui.run_key.change(poll_as_user, [ui.seen],
-                  [ui.status, ui.progress, ui.loss, ui.accuracy, ui.confusion, ui.per_class, ui.choices, ui.seen,
-                   ev.true_class, ev.predicted_class, ev.cell_note, ev.cell_gallery, ev.mistakes_note, ev.mistakes],
-                  api_name="poll_training", show_progress="hidden")
+    polled = {**of(ui, *POLLED[:8]), **of(ev, *POLLED[8:])}
+    refreshed = ui.run_key.change(**wire(poll_as_user, [ui.seen], **polled), api_name="poll_training",
+                                  show_progress="hidden")
     # what shows follows the new values (so a new run's first epoch is not shown beside the last run's charts)
-    refreshed.then(layout, ui.run_key, [ui.stop, ui.results], api_visibility="private", show_progress="hidden")
+    refreshed.then(**wire(layout, ui.run_key, **of(ui, "stop", "results")), api_visibility="private",
+                   show_progress="hidden")
     evaluation_view.follow_galleries(ev, refreshed)
     evaluation_view.bind(ev, ui.seen, watched_run, api_prefix="train_", latest=True)
     for picker in (ev.true_class, ev.predicted_class):  # so the photos follow each new best epoch

@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import gradio as gr
 
+from components.named import of, wire
 from components.session import user_of
 from components.views import classes_if, shown_if
 from studio.data.imaging import ImageDecodeError
@@ -37,21 +38,21 @@ def predictor_for(path: Path) -> Predictor:
 
 
 def classify(image, run_dir: str | None, user: str | None = None):
-    """(label dict for gr.Label, advice markdown)."""
+    """label ({class: probability} for gr.Label) and advice (markdown)."""
     if image is None:
-        return None, "Upload a photo or take one with the webcam."
+        return {"label": None, "advice": "Upload a photo or take one with the webcam."}
     path = model_path(run_dir, user)
     if path is None:
-        return None, "**No trained model yet.** Train one in step 3 first."
+        return {"label": None, "advice": "**No trained model yet.** Train one in step 3 first."}
     try:
         top = predictor_for(path).predict([image], top_k=5)[0]
     except (ModelFileError, ImageDecodeError) as exc:
-        return None, f"**Could not classify this image:** {exc}"
+        return {"label": None, "advice": f"**Could not classify this image:** {exc}"}
     best_class, best_p = top[0]
     advice = (f"The model says **{best_class}** ({best_p:.0%} sure)." if best_p >= UNSURE_BELOW else
               f"**The model is unsure** (best guess {best_class}, {best_p:.0%}). The photo may show "
               "something unlike the training photos.")
-    return {name: p for name, p in top}, advice
+    return {"label": {name: p for name, p in top}, "advice": advice}
 
 
 NO_MODEL = ("**No trained model yet.** Train one in step 3 (or pick a past run under **Runs** and press "
@@ -59,9 +60,9 @@ NO_MODEL = ("**No trained model yet.** Train one in step 3 (or pick a past run u
 
 
 def readiness(run_dir: str | None, user: str | None = None):
-    """(no-model note, photo row): the photo box only when there is a model to give it to."""
+    """no_model (the note) and ready (the photo row): the photo box only when there is a model to give it to."""
     ready = model_path(run_dir, user) is not None
-    return gr.Markdown(visible=shown_if(not ready)), gr.Row(elem_classes=classes_if(ready))
+    return {"no_model": gr.Markdown(visible=shown_if(not ready)), "ready": gr.Row(elem_classes=classes_if(ready))}
 
 
 def render() -> SimpleNamespace:
@@ -83,7 +84,8 @@ def bind(ui: SimpleNamespace, run_dir: gr.State) -> None:
         return classify(image, folder, user_of(request))
 
     # the answer box shows only with an answer (a private follow-up: the API keeps returning plain values)
-    ui.image.change(classify_as_user, [ui.image, run_dir], [ui.label, ui.advice], api_name="classify").then(
+    ui.image.change(**wire(classify_as_user, [ui.image, run_dir], **of(ui, "label", "advice")),
+                    api_name="classify").then(
         show_answer, ui.label, ui.label, api_visibility="private", show_progress="hidden")
 
 

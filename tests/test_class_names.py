@@ -46,7 +46,8 @@ def test_every_cell_of_the_matrix_opens_the_photos_it_counts(tricky_run):
     opened = 0
     for i, true_class in enumerate(classes):
         for j, predicted in enumerate(classes):
-            note, photos = evaluation_view.cell_photos(tricky_run["run_dir"], true_class, predicted)
+            cell = evaluation_view.cell_photos(tricky_run["run_dir"], true_class, predicted)
+            note, photos = cell["cell_note"], cell["cell_gallery"]
             if matrix[i][j]:
                 assert len(photos) == matrix[i][j], (true_class, predicted, note)
                 assert f"**{true_class}**" in note and "No validation photo" not in note
@@ -54,7 +55,7 @@ def test_every_cell_of_the_matrix_opens_the_photos_it_counts(tricky_run):
             else:
                 assert "No validation photo" in note and photos == []
     assert opened >= 1
-    html = runs_step.show_run(run_id)[3]
+    html = runs_step.show_run(run_id)["confusion"]
     for name in NAMES:
         assert f"data-true='{name}'" in html
 

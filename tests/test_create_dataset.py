@@ -15,12 +15,13 @@ import pytest
 from PIL import Image
 
 from components import create_step as cs
+from components import data_step
 from helpers import REPO, example_files
 from studio import paths
 from studio.data import workspace as wd
 
-# the order of create_step.view(): status, datasets, classes, table, thumbnails, check, names, picked photo
-STATUS, DATASETS, CLASSES, TABLE, THUMBS, CHECK, NAMES, PHOTO = range(8)
+# the names of what create_step.view() shows: status, datasets, classes, table, thumbnails, check, names, picked photo
+STATUS, DATASETS, CLASSES, TABLE, THUMBS, CHECK, NAMES, PHOTO = cs.VIEW
 
 
 def is_skip(value) -> bool:
@@ -68,10 +69,10 @@ def test_create_add_rename_delete_classes(who):
     assert "Not done" in out[STATUS] and not (paths.home().parent / "etc").exists()
 
     out = cs.add_class(name, "ants", who)
-    assert choices(out) == ["ants"] and out[CLASSES].value == "ants" and out[-1] == ""
+    assert choices(out) == ["ants"] and out[CLASSES].value == "ants" and out["class_name"] == ""
     assert "needs 8 more" in out[TABLE] and "needs 8 more" in out[CLASSES].choices[0][0]
     out = cs.add_class(name, "Ants", who)
-    assert "already a class called 'ants'" in out[STATUS] and is_skip(out[-1])  # the typed name stays
+    assert "already a class called 'ants'" in out[STATUS] and is_skip(out["class_name"])  # the typed name stays
     for bad in ("..", "a/b", ""):
         out = cs.add_class(name, bad, who)
         assert "Not done" in out[STATUS] and choices(out) == ["ants"], out[STATUS]
@@ -106,7 +107,7 @@ def test_add_photos_files_and_webcam_frames_then_remove_one(who, tmp_path):
     junk = tmp_path / "notes.jpg"
     junk.write_text("not a picture")
     out = cs.add_files(name, "ants", [str(f) for f in originals] + [str(junk)], who)
-    assert out[-1] is None  # the file box is emptied for the next drop
+    assert out["files"] is None  # the file box is emptied for the next drop
     assert "Added 5 photo(s)" in out[STATUS] and "1 not added" in out[STATUS] and "notes.jpg" in out[STATUS]
     assert "ants: 5 photos (needs 3 more)" in out[CLASSES].choices[0][0] and "needs 3 more" in out[TABLE]
     folder = wd.dataset_dir(name, who.username)
@@ -124,7 +125,8 @@ def test_add_photos_files_and_webcam_frames_then_remove_one(who, tmp_path):
     # webcam: the live camera sends frames (H x W x 3 uint8, as Gradio gives them); without Burst they are only
     # kept as the latest, and "Take a photo" saves that one
     frame = np.asarray(Image.open(example_files("train", "ants", 6)[-1]).convert("RGB"))
-    *shown, latest = cs.camera_frame(name, "ants", False, frame, who)
+    out = cs.camera_frame(name, "ants", False, frame, who)
+    latest, shown = out["latest"], [out[part] for part in cs.VIEW]
     assert latest is frame and all(is_skip(v) for v in shown) and len(list((folder / "ants").iterdir())) == 10
     out = cs.capture(name, "ants", latest, who)
     assert "Added 1 webcam photo" in out[STATUS]
@@ -146,7 +148,8 @@ def test_add_photos_files_and_webcam_frames_then_remove_one(who, tmp_path):
 
     # remove a photo: pick its thumbnail, press remove; a name from outside the class is refused
     out = cs.open_one(name, "ants", who)
-    picked, note = cs.pick_photo(out[NAMES], gr.SelectData(None, {"index": 1, "value": None}))
+    pick = cs.pick_photo(out[NAMES], gr.SelectData(None, {"index": 1, "value": None}))
+    picked, note = pick[PHOTO], pick[STATUS]
     assert picked == out[NAMES][1] and "Picked" in note
     out = cs.remove_photo(name, "ants", picked, who)
     assert "Removed" in out[STATUS] and not (folder / "ants" / picked).exists() and picked not in out[NAMES]
@@ -190,12 +193,14 @@ def made_dataset(who, per_class: int = 8) -> str:
 def test_use_download_persist_and_cli(who, tmp_path):
     name = made_dataset(who)
     folder = wd.dataset_dir(name, who.username)
-    source, summary, *_rest, uploaded = cs.use(name, who)
+    out = data_step.use_made(name, who)
+    source, summary, uploaded = out["data_source"], out["summary"], out["uploaded"]
     assert source == {"source": str(folder), "prefix_separator": None} and uploaded is None
     assert "2 classes, 16 images" in summary, summary
-    assert "Create or open" in cs.use(None, who)[1]
+    assert "Create or open" in data_step.use_made(None, who)["summary"]
 
-    archive, message = cs.download(name, who)
+    out = cs.download(name, who)
+    archive, message = out["archive"], out["status"]
     assert "ready" in message
     with zipfile.ZipFile(archive) as zf:
         names = zf.namelist()

@@ -28,7 +28,8 @@ def test_predictions_files_match_the_best_and_the_latest_confusion_matrix(traine
 @pytest.mark.slow
 def test_a_cell_opens_exactly_its_photos_most_confident_first(trained_run):
     run_dir, matrix = trained_run["run_dir"], trained_run["best_confusion"]
-    note, gallery = evaluation_view.cell_photos(run_dir, "ants", "ants")
+    cell = evaluation_view.cell_photos(run_dir, "ants", "ants")
+    note, gallery = cell["cell_note"], cell["cell_gallery"]
     assert f"**{matrix[0][0]}** validation photo" in note and "(right)" in note
     assert len(gallery) == matrix[0][0]
     confidences = [float(caption.split("(")[1].split("%")[0]) for _, caption in gallery]
@@ -37,12 +38,14 @@ def test_a_cell_opens_exactly_its_photos_most_confident_first(trained_run):
     for thumbnail, _ in gallery:
         with Image.open(thumbnail) as image:
             assert max(image.size) <= evaluation_view.THUMBNAIL
-    again = evaluation_view.cell_photos(run_dir, "ants", "ants")[1]
+    again = evaluation_view.cell_photos(run_dir, "ants", "ants")["cell_gallery"]
     assert [t for t, _ in again] == [t for t, _ in gallery]  # made once, reused
-    note, gallery = evaluation_view.cell_photos(run_dir, "ants", "bees")
+    cell = evaluation_view.cell_photos(run_dir, "ants", "bees")
+    note, gallery = cell["cell_note"], cell["cell_gallery"]
     assert (len(gallery) == matrix[0][1]) and ("wrong" in note or "No validation photo" in note)
-    assert evaluation_view.cell_photos(run_dir, None, "bees") == (evaluation_view.PICK_HINT, [])
-    assert "after the first epoch" in evaluation_view.cell_photos(None, "ants", "ants")[0]
+    assert evaluation_view.cell_photos(run_dir, None, "bees") == {"cell_note": evaluation_view.PICK_HINT,
+                                                                   "cell_gallery": []}
+    assert "after the first epoch" in evaluation_view.cell_photos(None, "ants", "ants")["cell_note"]
 
 
 def test_confident_mistakes_are_wrong_answers_surest_first():

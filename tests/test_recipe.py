@@ -102,7 +102,8 @@ def test_learning_rate_range_test_finds_the_valley():
 def test_suggest_a_learning_rate_on_real_photos(small_dataset, capsys):
     from components import train_step
     from studio.cli import main
-    dropdown, words = train_step.suggest_lr(str(small_dataset), "mobilenetv2_100", "auto", 8)
+    out = train_step.suggest_lr(str(small_dataset), "mobilenetv2_100", "auto", 8)
+    dropdown, words = out["lr"], out["suggestion"]
     suggested = float(dropdown.value)
     assert 1e-5 < suggested < 1 and "Suggested learning rate" in words
     assert main(["lr-find", str(small_dataset), "--backbone", "mobilenetv2_100", "--freeze", "all", "--json"]) == 0

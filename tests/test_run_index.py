@@ -39,9 +39,10 @@ def test_a_run_trained_with_out_is_listed_everywhere(out_run):
     assert listed_ids().get(str(out_run)) == out_run.name            # `studio runs`
     rows = {row["run_dir"]: row for row in history.list_runs()}       # the engine
     assert rows[str(out_run)]["status"] == "finished"
-    table, picker, _ = runs_step.list_runs()                          # the Runs page
+    listing = runs_step.list_runs()                                   # the Runs page
+    table, picker = listing["table"], listing["run"]
     assert out_run.name in set(table.Run) and out_run.name in [value for _, value in picker.choices]
-    summary, *_ = runs_step.show_run(out_run.name)
+    summary = runs_step.show_run(out_run.name)["summary"]
     assert "Finished" in summary
     assert history.find_run(out_run.name) == out_run
 
@@ -57,12 +58,12 @@ def test_moved_and_deleted_folders_are_tolerated_and_found_again_by_path(out_run
     shutil.move(tmp_path / "original", moved)
     assert str(tmp_path / "original") not in listed_ids()             # gone from the list, no error
     assert tmp_path / "original" in history.missing_runs()
-    table, _, _ = runs_step.list_runs()
+    table = runs_step.list_runs()["table"]
     assert "experiment-copy" not in set(table.Run)
 
     assert str(moved) in listed_ids(moved.parent)                     # a folder of runs, given by path
     assert str(moved) in listed_ids()                                 # and remembered from then on
-    assert "experiment-copy" in set(runs_step.list_runs()[0].Run)
+    assert "experiment-copy" in set(runs_step.list_runs()["table"].Run)
 
 
 @pytest.mark.slow

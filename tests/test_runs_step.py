@@ -1,6 +1,7 @@
 """The Runs tab's handlers, called as Gradio calls them, on real runs in the studio's runs folder."""
 import json
 import shutil
+from operator import itemgetter
 
 import pandas as pd
 import pytest
@@ -13,6 +14,13 @@ from studio.runs import MODEL_FILE
 
 
 pytestmark = pytest.mark.slow  # every test uses the trained run or trains one
+
+# the handlers' answers by name, in the order the tests read them
+LISTED = itemgetter("table", "run", "other")
+SHOWN = itemgetter("summary", "loss", "accuracy", "confusion", "per_class", "choices")
+COMPARED = itemgetter("compare", "compare_note")
+USED = itemgetter("run_dir", "tabs", "use_message")
+RESUMED = itemgetter("tabs", "use_message")
 
 
 @pytest.fixture()
@@ -34,7 +42,7 @@ def past_runs(trained_run):
 
 
 def test_list_runs_fills_the_table_and_both_dropdowns(trained_run, past_runs):
-    table, picker, other = runs_step.list_runs()
+    table, picker, other = LISTED(runs_step.list_runs())
     assert list(table.columns) == ["Started", "Data", "Backbone", "Freeze", "Best accuracy", "Duration",
                                    "Status", "Run"]
     lines = table.set_index("Run")
@@ -46,14 +54,14 @@ def test_list_runs_fills_the_table_and_both_dropdowns(trained_run, past_runs):
     assert set(ids) == set(table.Run) and picker.value == newest_readable  # newest first, newest chosen
     assert list(table.Started) == sorted(table.Started, reverse=True)
     assert other.choices[0] == runs_step.NO_COMPARISON and other.value == ""
-    _, picker, other = runs_step.list_runs(trained_run["id"], past_runs["interrupted"])
+    _, picker, other = LISTED(runs_step.list_runs(trained_run["id"], past_runs["interrupted"]))
     assert (picker.value, other.value) == (trained_run["id"], past_runs["interrupted"])
-    _, picker, other = runs_step.list_runs("deleted-run", "deleted-too")
+    _, picker, other = LISTED(runs_step.list_runs("deleted-run", "deleted-too"))
     assert picker.value == ids[0] and other.value == ""
 
 
 def test_show_run_draws_curves_matrix_and_choices(trained_run, past_runs):
-    summary, loss, accuracy, confusion, per_class, choices = runs_step.show_run(trained_run["id"])
+    summary, loss, accuracy, confusion, per_class, choices = SHOWN(runs_step.show_run(trained_run["id"]))
     epochs = len(trained_run["history"])
     assert "Finished" in summary and "mobilenetv2_100" in summary and "new head only" in summary
     assert isinstance(loss, pd.DataFrame) and len(loss) == 2 * epochs and len(accuracy) == 2 * epochs
@@ -62,19 +70,19 @@ def test_show_run_draws_curves_matrix_and_choices(trained_run, past_runs):
     assert list(per_class["class"]) == ["ants", "bees"]
     assert "What the studio chose" in choices
 
-    summary, *_ = runs_step.show_run(past_runs["interrupted"])
+    summary = runs_step.show_run(past_runs["interrupted"])["summary"]
     assert "Interrupted" in summary and "still try and export" in summary
-    summary, loss, accuracy, *_ = runs_step.show_run(past_runs["no-model"])
+    summary, loss, accuracy, *_ = SHOWN(runs_step.show_run(past_runs["no-model"]))
     assert "no model" in summary
 
-    summary, loss, accuracy, confusion, per_class, choices = runs_step.show_run(None)
+    summary, loss, accuracy, confusion, per_class, choices = SHOWN(runs_step.show_run(None))
     assert summary == runs_step.PICK_A_RUN and loss is None and accuracy is None and per_class.empty
-    summary, loss, *_ = runs_step.show_run("../../etc")
+    summary, loss, *_ = SHOWN(runs_step.show_run("../../etc"))
     assert "not a run id" in summary and loss is None
 
 
 def test_compare_overlays_two_runs_validation_accuracy(trained_run, past_runs):
-    chart, note = runs_step.compare_runs(trained_run["id"], past_runs["interrupted"])
+    chart, note = COMPARED(runs_step.compare_runs(trained_run["id"], past_runs["interrupted"]))
     epochs = len(trained_run["history"])
     # the copies started in the same second as the original: the ids name them apart
     assert set(chart.series) == {trained_run["id"], past_runs["interrupted"]} and len(chart) == 2 * epochs
@@ -87,31 +95,32 @@ def test_compare_overlays_two_runs_validation_accuracy(trained_run, past_runs):
     status = json.loads((later / "status.json").read_text())
     (later / "status.json").write_text(json.dumps({**status, "started": status["started"] + 3600}))
     try:
-        chart, note = runs_step.compare_runs(trained_run["id"], later.name)
+        chart, note = COMPARED(runs_step.compare_runs(trained_run["id"], later.name))
     finally:
         shutil.rmtree(later)
     names = sorted(set(chart.series))
     assert len(names) == 2 and all(name.startswith("small ") for name in names) and names[0] != names[1]
-    assert runs_step.compare_runs(trained_run["id"], "")[0] is None
-    assert "same run" in runs_step.compare_runs(trained_run["id"], trained_run["id"])[1]
+    assert runs_step.compare_runs(trained_run["id"], "")["compare"] is None
+    assert "same run" in runs_step.compare_runs(trained_run["id"], trained_run["id"])["compare_note"]
 
 
 def test_an_interrupted_run_can_be_tried_and_exported(past_runs):
-    run_dir, tabs, message = runs_step.try_run(past_runs["interrupted"])
+    run_dir, tabs, message = USED(runs_step.try_run(past_runs["interrupted"]))
     assert tabs.selected == "try" and run_dir == str(paths.runs_dir() / past_runs["interrupted"])
-    label, advice = try_step.classify(Image.open(example_files("val", "bees", 30)[-1]), run_dir)
+    label = try_step.classify(Image.open(example_files("val", "bees", 30)[-1]), run_dir)["label"]
     assert set(label) == {"ants", "bees"}
     assert try_step.model_path(run_dir).parent.name == past_runs["interrupted"]
 
-    run_dir, tabs, message = runs_step.export_run(past_runs["interrupted"])
+    run_dir, tabs, message = USED(runs_step.export_run(past_runs["interrupted"]))
     assert tabs.selected == "export" and "Export" in message
-    path, message = export_step.export_model("bundle", run_dir)
+    exported = export_step.export_model("bundle", run_dir)
+    path, message = exported["file"], exported["message"]
     assert path.endswith(f"{past_runs['interrupted']}-bundle.zip") and "Ready: " in message
     assert export_step.target_words(run_dir).endswith(f"**{past_runs['interrupted']}**.")
 
-    run_dir, tabs, message = runs_step.try_run(past_runs["no-model"])
+    run_dir, tabs, message = USED(runs_step.try_run(past_runs["no-model"]))
     assert "no model" in message and not isinstance(run_dir, str)
-    assert "Choose a run" in runs_step.try_run(None)[2]
+    assert "Choose a run" in runs_step.try_run(None)["use_message"]
 
 
 def test_runs_api_through_the_real_server(trained_run, past_runs):
@@ -145,7 +154,7 @@ def test_resume_carries_on_a_failed_run_and_shows_it_on_the_train_tab(small_data
     assert run.snapshot()["status"] == "failed" and "disk is full" in run.snapshot()["error"]
     assert runs_step.can_resume(run.id).visible is True
 
-    tabs, message = runs_step.resume_run(run.id)
+    tabs, message = RESUMED(runs_step.resume_run(run.id))
     assert tabs.selected == "train" and "Resuming" in message
     MANAGER.wait()
     final = MANAGER.current.snapshot()
@@ -153,6 +162,6 @@ def test_resume_carries_on_a_failed_run_and_shows_it_on_the_train_tab(small_data
     assert [h["epoch"] for h in final["history"]] == [1, 2, 3]
     assert runs_step.can_resume(run.id).visible is False   # finished: nothing left to carry on
 
-    tabs, message = runs_step.resume_run(run.id)
+    tabs, message = RESUMED(runs_step.resume_run(run.id))
     assert "Cannot resume" in message and "nothing to resume" in message
-    assert "Choose a run" in runs_step.resume_run(None)[1]
+    assert "Choose a run" in runs_step.resume_run(None)["use_message"]

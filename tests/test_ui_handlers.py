@@ -12,8 +12,10 @@ from studio.inference import Predictor
 
 
 def test_example_data_is_described():
-    (source, summary, chart, gallery, skipped, findings, picker, leave_out, report, paths, finding_list,
-     uploaded) = data_step.use_example()
+    out = data_step.use_example()
+    source, summary, chart, gallery, skipped = (out[name] for name in ("data_source", "summary", "chart", "gallery",
+                                                                       "skipped"))
+    findings, report, paths, uploaded = out["findings"], out["report"], out["paths"], out["uploaded"]
     assert source == {"source": uploaded, "prefix_separator": None}
     assert "no problems found" in findings and paths == {}
     assert '"trainable": true' in open(report).read()
@@ -28,12 +30,12 @@ def test_upload_zip_and_wrong_file(small_dataset, tmp_path):
     with zipfile.ZipFile(archive, "w") as zf:
         for file in small_dataset.rglob("*.jpg"):
             zf.write(file, "wrapped/" + str(file.relative_to(small_dataset)))
-    source, summary, chart, *_ = data_step.use_upload(str(archive))
-    assert source and "68 images" in summary
-    source, summary, *_ = data_step.use_upload(str(tmp_path / "notes.txt"))
-    assert source is None and ".zip" in summary
-    source, summary, *_ = data_step.use_upload(None)
-    assert source is None
+    out = data_step.use_upload(str(archive))
+    assert out["data_source"] and "68 images" in out["summary"]
+    out = data_step.use_upload(str(tmp_path / "notes.txt"))
+    assert out["data_source"] is None and ".zip" in out["summary"]
+    out = data_step.use_upload(None)
+    assert out["data_source"] is None
 
 
 def test_freeze_explanation_follows_the_slider():
@@ -42,18 +44,18 @@ def test_freeze_explanation_follows_the_slider():
     everything = model_step.freeze_explanation("mobilenetv2_100", 0)
     assert "Feature extraction" in head_only and "Full fine-tuning" in everything
     assert "(100.0%)" in everything
-    details, slider, text = model_step.on_backbone_change("tf_efficientnet_lite0")
-    assert "EfficientNet-Lite0" in details and "Feature extraction" in text
-    details, slider, text = model_step.on_backbone_change("tf_efficientnet_lite0", "auto")
-    assert text == model_step.AUTO_WORDS
-    slider, text = model_step.on_mode_change("mobilenetv2_100", "manual", 3)
-    assert slider.visible is True and "Trains" in text
+    shown = model_step.on_backbone_change("tf_efficientnet_lite0")
+    assert "EfficientNet-Lite0" in shown["details"] and "Feature extraction" in shown["explanation"]
+    shown = model_step.on_backbone_change("tf_efficientnet_lite0", "auto")
+    assert shown["explanation"] == model_step.AUTO_WORDS
+    shown = model_step.on_mode_change("mobilenetv2_100", "manual", 3)
+    assert shown["freeze"].visible is True and "Trains" in shown["explanation"]
     labels = dict((value, label) for label, value in model_step.backbone_choices())
     assert "offline" in labels["mobilenetv2_100"]
 
 
 def test_train_handlers_without_data_or_model():
-    message, _ = train_step.start(None, "mobilenetv2_100", "manual", 8, 2, "Auto", 32)
+    message = train_step.start(None, "mobilenetv2_100", "manual", 8, 2, "Auto", 32)["status"]
     assert "Choose data first" in message
     assert train_step.freeze_argument("mobilenetv2_100", 8) == "all"
     assert train_step.freeze_argument("mobilenetv2_100", 3) == "3"
@@ -84,23 +86,26 @@ def test_try_and_export_with_a_trained_run(trained_run):
     from PIL import Image
     from helpers import example_files
     image = Image.open(example_files("val", "bees", 30)[-1])
-    label, advice = try_step.classify(image, trained_run["run_dir"])
+    answer = try_step.classify(image, trained_run["run_dir"])
+    label, advice = answer["label"], answer["advice"]
     assert set(label) == {"ants", "bees"} and abs(sum(label.values()) - 1) < 1e-4
     assert "bees" in advice or "unsure" in advice
-    path, message = export_step.export_model("torchscript", trained_run["run_dir"])
+    exported = export_step.export_model("torchscript", trained_run["run_dir"])
+    path, message = exported["file"], exported["message"]
     assert path.endswith("-torchscript.zip") and "Ready: " in message
     assert "matches the trained model on 20/20 validation photos" in message and "| model.torchscript.pt |" in message
     assert export_step.format_key("TorchScript (.pt: runs with PyTorch alone)") == "bundle"  # unknown: default
     assert Predictor(path).format == "torchscript"
-    label, advice = try_step.classify(None, trained_run["run_dir"])
+    label = try_step.classify(None, trained_run["run_dir"])["label"]
     assert label is None
 
 
 def test_data_step_shows_findings_and_their_files(tmp_path):
     import test_doctor
     root = test_doctor.build_corpus(tmp_path / "flawed")
-    (source, summary, chart, gallery, skipped, findings, picker, leave_out, report,
-     paths, finding_list) = data_step.describe(str(root))
+    out = data_step.describe(str(root))
+    source, findings, picker, leave_out = out["data_source"], out["findings"], out["picker"], out["leave_out"]
+    paths, finding_list = out["paths"], out["findings_state"]
     assert {f["kind"] for f in finding_list} >= {"exact_duplicates", "train_val_leak"}
     assert source and "Problem:" in findings and "train val leak" in findings
     assert picker.value not in data_step.UNVIEWABLE and picker.value in paths
@@ -119,16 +124,18 @@ def test_flat_zip_with_class_in_file_names_is_previewed_then_used(tmp_path):
             for i, file in enumerate(example_files("train", label, 12)):
                 zf.write(file, f"photos/{label}-{i:03d}.jpg")
         zf.writestr("photos/README.txt", "not an image")
-    source, summary, *rest = data_step.use_upload(str(archive))
-    uploaded = rest[-1]
+    out = data_step.use_upload(str(archive))
+    source, summary, uploaded = out["data_source"], out["summary"], out["uploaded"]
     assert source is None and "one folder" in summary and uploaded == str(archive)
-    table, note = data_step.preview_prefix(uploaded, "-")
+    preview = data_step.preview_prefix(uploaded, "-")
+    table, note = preview["prefix_table"], preview["prefix_note"]
     assert list(table["class"][:2]) == ["ants", "ants"] and "**2 classes**: ants (12), bees (12)" in note
-    table, note = data_step.preview_prefix(uploaded, "+")
+    note = data_step.preview_prefix(uploaded, "+")["prefix_note"]
     assert "No classes" in note
-    source, summary, chart, *_ = data_step.use_prefix(uploaded, "-")
+    out = data_step.use_prefix(uploaded, "-")
+    source, summary, chart = out["data_source"], out["summary"], out["chart"]
     assert source["prefix_separator"] == "-" and "2 classes" in summary and chart.images.sum() == 24
-    message, _ = train_step.start(source, "mobilenetv2_100", "manual", 100, 1, "Auto", 32, [])
+    message = train_step.start(source, "mobilenetv2_100", "manual", 100, 1, "Auto", 32, [])["status"]
     from studio.runs import MANAGER
     MANAGER.wait()
     snapshot = MANAGER.current.snapshot()
@@ -139,8 +146,9 @@ def test_flat_zip_with_class_in_file_names_is_previewed_then_used(tmp_path):
 @pytest.mark.slow
 def test_outlier_suggestion_is_added_and_its_files_left_out_only_when_ticked(small_dataset):
     example = data_step.use_example()
-    source, finding_list = example[0], example[-2]
-    note, markdown, picker, leave_out, paths, finding_list = data_step.look_for_outliers(source, finding_list, [])
+    source, finding_list = example["data_source"], example["findings_state"]
+    out = data_step.look_for_outliers(source, finding_list, [])
+    note, markdown, leave_out, paths = out["outlier_note"], out["findings"], out["leave_out"], out["paths"]
     assert any(p.endswith("imageNotFound.gif") for p in paths["outliers"]), note
     assert "outliers" in markdown and "Suggestion" in markdown
     assert ("Pictures that don't look like their class (suggestion)", "outliers") in leave_out.choices
@@ -164,11 +172,12 @@ def test_outlier_suggestion_is_added_and_its_files_left_out_only_when_ticked(sma
 @pytest.mark.slow
 def test_auto_run_shows_what_it_chose_and_why(small_dataset):
     from studio.runs import MANAGER
-    message, run_dir = train_step.start(str(small_dataset), "mobilenetv2_100", "auto", 0, 1, "Auto", "auto", [])
+    started = train_step.start(str(small_dataset), "mobilenetv2_100", "auto", 0, 1, "Auto", "auto", [])
+    message, run_dir = started["status"], started["run_dir"]
     assert run_dir and "Starting" in message
     MANAGER.wait()
     outputs = train_step.poll(None)
-    status, choices = outputs[0], outputs[6]
+    status, choices = outputs["status"], outputs["choices"]
     assert status.startswith("**Finished"), status
     assert "What the studio chose" in choices and "layer groups trained" in choices and "learning rate" in choices
     assert MANAGER.current.snapshot()["freeze"]["feature_extraction"] is False  # the top was fine-tuned
@@ -178,8 +187,8 @@ def test_auto_run_shows_what_it_chose_and_why(small_dataset):
 @pytest.mark.slow
 def test_advanced_settings_reach_the_run(small_dataset):
     from studio.runs import MANAGER
-    message, run_dir = train_step.start(str(small_dataset), "mobilenetv2_100", "manual", 8, 2, "0.01", 16, [], [],
-                                        0.05, 0.0, 0, False, "off", "adapt", 5.0)
+    train_step.start(str(small_dataset), "mobilenetv2_100", "manual", 8, 2, "0.01", 16, [], [],
+                     0.05, 0.0, 0, False, "off", "adapt", 5.0)
     MANAGER.wait()
     config = MANAGER.current.snapshot()["config"]
     assert MANAGER.current.snapshot()["status"] == "finished"
@@ -192,11 +201,12 @@ def test_advanced_settings_reach_the_run(small_dataset):
 def test_the_once_a_second_tick_sends_plain_text_only(trained_run):
     """Gradio rebuilds a component for every update it is sent (gr.skip() included): the tick that ten
     open pages send every second must carry none, and its key must change only with new results."""
-    status, progress, key = train_step.watch()
+    tick = train_step.watch()
+    status, progress, key = tick["status"], tick["progress"], tick["run_key"]
     for value in (status, progress, key):
         assert not isinstance(value, dict), value
     assert status.startswith("**Finished") and key == train_step.run_key(train_step.MANAGER.current.snapshot())
-    assert train_step.watch()[2] == key  # nothing new: the heavy refresh is not triggered again
+    assert train_step.watch()["run_key"] == key  # nothing new: the heavy refresh is not triggered again
 
 
 @pytest.mark.slow
@@ -208,17 +218,25 @@ def test_each_step_shows_only_what_applies(trained_run):
         return views.HIDDEN not in part.elem_classes if isinstance(part, (gr.Row, gr.Column)) else part.visible is True
 
     parts = data_step.show_what_applies(None, None, {}, [], data_step._skipped(None), None)
-    assert [shown(part) for part in parts] == [False] * 7
+    assert {name: shown(part) for name, part in parts.items()} == dict.fromkeys(
+        ["overview", "skipped", "checks", "picker", "leave_out", "report", "finding_files"], False)
     chosen = data_step.show_what_applies({"source": "x"}, None, {}, [], data_step._skipped(None), "/r.json")
-    assert [shown(part) for part in chosen] == [True, False, True, False, False, True, False]
+    assert {name: shown(part) for name, part in chosen.items()} == {
+        "overview": True, "skipped": False, "checks": True, "picker": False, "leave_out": False, "report": True,
+        "finding_files": False}
     skipped = data_step._skipped([{"path": "a.txt", "reason": "not an image"}])
-    assert shown(data_step.show_what_applies({"source": "x"}, None, {}, [], skipped, None)[1])
-    assert [shown(part) for part in train_step.layout(None)] == [False, False]  # (Stop, results)
-    assert [shown(part) for part in train_step.layout(["run", 0, "preparing", 0])] == [True, False]
-    assert [shown(part) for part in train_step.layout(["run", 2, "finished", 3])] == [False, True]
-    note, ready = try_step.readiness(trained_run["run_dir"])  # before a model: see test_browser_layout.py
+    assert shown(data_step.show_what_applies({"source": "x"}, None, {}, [], skipped, None)["skipped"])
+    def stop_and_results(key):
+        parts = train_step.layout(key)
+        return [shown(parts["stop"]), shown(parts["results"])]
+    assert stop_and_results(None) == [False, False]
+    assert stop_and_results(["run", 0, "preparing", 0]) == [True, False]
+    assert stop_and_results(["run", 2, "finished", 3]) == [False, True]
+    parts = try_step.readiness(trained_run["run_dir"])  # before a model: see test_browser_layout.py
+    note, ready = parts["no_model"], parts["ready"]
     assert not shown(note) and shown(ready)
-    words, options = export_step.readiness(trained_run["run_dir"])
+    parts = export_step.readiness(trained_run["run_dir"])
+    words, options = parts["target"], parts["ready"]
     assert words == export_step.target_words(trained_run["run_dir"]) and shown(options)
 
 

@@ -355,8 +355,8 @@ def test_the_data_page_lists_the_same_files_as_the_cli(corpus, name):
     report = case["report"]
     assert report is not None, case["result"].stderr
     outputs = data_step.describe(str(case["upload"]), None, case.get("separator"))
-    source, table = outputs[0], outputs[4]
-    assert source, outputs[1]
+    source, table = outputs["data_source"], outputs["skipped"]
+    assert source, outputs["summary"]
     assert list(table.itertuples(index=False, name=None)) == [(s["path"], s["reason"]) for s in report["skipped"]]
 
     again = open_dataset(source["source"], prefix_separator=source["prefix_separator"])
@@ -415,7 +415,7 @@ def test_data_that_cannot_train_still_lists_what_was_left_out(tmp_path):
         zf.writestr("bees/notes.txt", "not a photo")
         zf.writestr("../escape.jpg", _photos("bees", 1)[0])
     outputs = data_step.describe(str(upload))
-    assert outputs[0] is None and "Only one class" in outputs[1]
-    listed = dict(outputs[4].itertuples(index=False, name=None))
+    assert outputs["data_source"] is None and "Only one class" in outputs["summary"]
+    listed = dict(outputs["skipped"].itertuples(index=False, name=None))
     assert "bees/notes.txt" in listed and "../escape.jpg" in listed
     assert all(reason for reason in listed.values())
