@@ -19,7 +19,7 @@ from components.session import user_of
 from studio import history
 from studio.runs import CHECKPOINT_FILE, MODEL_FILE, RunBusyError
 from studio.checkpoints import ResumeError
-from studio.training import resume_training
+from studio.training.trainer import resume_training
 
 NO_COMPARISON = ("(no comparison)", "")
 PICK_A_RUN = "Choose a run above to see its curves and confusion matrix."

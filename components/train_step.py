@@ -15,7 +15,8 @@ from components.session import user_of
 from studio import backbones
 from studio.lr_finder import find_lr
 from studio.runs import MANAGER, RunBusyError, owned_by
-from studio.training import TrainConfig, start_training
+from studio.training.config import TrainConfig
+from studio.training.trainer import start_training
 
 TICK_SECONDS = 2.0  # how often an open page asks for news: each ask costs the server ~20 ms of CPU
 EPOCH_CHOICES = ["Auto", 1, 2, 3, 5, 8, 10, 20, 30, 50]

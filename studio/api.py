@@ -67,7 +67,8 @@ def train(data: str | Path, *, backbone: str = "", freeze: str = "auto", epochs:
     finished epoch's figures go to `on_epoch`. Ctrl-C stops the run, keeping its best model so
     far, and returns it with status "stopped". A failed run raises TrainingFailed.
     """
-    from studio.training import TrainConfig, start_training
+    from studio.training.config import TrainConfig
+    from studio.training.trainer import start_training
     known = {f.name for f in fields(TrainConfig)} - {"data", "choices"}
     unknown = sorted(set(settings) - known)
     if unknown:

@@ -264,7 +264,8 @@ def studio_run(data: str, backbone: str, freeze: str, epochs: int | None, device
     freeze "auto" with epochs None is the Auto recipe exactly as the page and `studio train` run it.
     """
     from studio.runs import MANAGER
-    from studio.training import TrainConfig, start_training
+    from studio.training.config import TrainConfig
+    from studio.training.trainer import start_training
 
     name = {"all": "frozen", "auto": "auto"}.get(freeze, "finetune")
     config = TrainConfig(data=str(Path(data).resolve()), backbone=backbone, freeze=freeze, epochs=epochs,
@@ -323,17 +324,16 @@ def one_pass(dataset, backbone: str, device: str, log: Log = _quiet, pretrained:
     model already loaded and its kernels warmed up: what any method must spend to
     look at the data once.
     """
-    from studio import augment, backbones, hardware
+    from studio import augment, backbones, fastpath, hardware
     from studio.data.pixels import cache_side, decode_all
-    from studio.training import Trainer
 
     dev = torch.device(device)
-    torch.backends.cudnn.benchmark = False   # as the engine runs (see Trainer.train)
+    torch.backends.cudnn.benchmark = False   # as the engine runs (see train.context.prepare)
     model = backbones.create_model(backbone, len(dataset.classes), pretrained=pretrained)
     prep = backbones.preprocessing(model)
     model = model.to(dev, memory_format=torch.channels_last).eval()
     amp = hardware.fast_bf16(dev)
-    batch = Trainer.eval_batch_size_for(dev)
+    batch = fastpath.eval_batch_size(dev)
     files = dataset.samples[dataset.samples.split.isin(["train", "val"])].path.tolist()
     side = cache_side(prep)
 

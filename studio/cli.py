@@ -22,7 +22,7 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 EXIT_FLAGGED = 3  # an export was written but differs from the trained model beyond the tolerance
 PREFIX_HELP = "flat folder of images: the class is the file name up to this separator (e.g. '_' for cat_001.jpg)"
 DEVICES = ("auto", "cpu", "cuda")
-MIN_BATCH = 2          # one photo per step breaks BatchNorm statistics (training.MIN_BATCH_SIZE, bench's rule)
+MIN_BATCH = 2          # one photo per step breaks BatchNorm statistics (training.finetune.MIN_BATCH_SIZE, bench's rule)
 MIN_TRAIN_SIZE = 32    # px: a smaller crop leaves a 32x-downsampling backbone nothing to see
 
 
@@ -190,7 +190,8 @@ def cmd_train(args) -> int:
     from studio.data.sources import DatasetError, check_trainable, open_dataset
     from studio.data.checks import DEFAULT_EXCLUDE
     from studio.checkpoints import ResumeError
-    from studio.training import TrainConfig, resume_training, start_training
+    from studio.training.config import TrainConfig
+    from studio.training.trainer import resume_training, start_training
 
     if args.resume:
         if args.data:

@@ -9,6 +9,7 @@ layers stay lower whatever the schedule.
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 
@@ -72,3 +73,14 @@ def make_schedule(name: str, optimizer: torch.optim.Optimizer, total_steps: int)
 # Auto's rates were tuned for AdamW; SGD's steps are not normalised per weight and need
 # about ten times the rate for a similar effect (the tutorial's 0.001 SGD barely moves a head)
 LR_SCALE = {"adamw": 1.0, "sgd": 10.0}
+
+
+def resumed_schedule(name: str, optimizer: torch.optim.Optimizer, steps_done: int, remaining: int):
+    """The same schedule shape stretched over the steps now left, positioned where the run is
+    (after a resume, or after a smaller batch changed the steps per epoch)."""
+    schedule = make_schedule(name, optimizer, steps_done + remaining)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # stepping a scheduler before the optimizer: on purpose here
+        for _ in range(steps_done):
+            schedule.step()
+    return schedule

@@ -30,7 +30,8 @@ def small_dataset() -> Path:
 def trained_run(small_dataset):
     """One real feature-extraction run on the small dataset (shared by predict/export tests)."""
     from studio.runs import MANAGER
-    from studio.training import TrainConfig, start_training
+    from studio.training.config import TrainConfig
+    from studio.training.trainer import start_training
 
     run = start_training(TrainConfig(data=str(small_dataset), backbone="mobilenetv2_100", freeze="all",
                                      epochs=3, feature_views=2))

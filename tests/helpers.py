@@ -65,7 +65,7 @@ def cut_off_run(config, saving_epoch: int, run_dir=None):
 
     from studio import faults
     from studio.runs import MANAGER
-    from studio.training import start_training
+    from studio.training.trainer import start_training
 
     def full_disk(epoch):
         if epoch == saving_epoch:

@@ -145,7 +145,7 @@ def test_resume_a_failed_run_from_the_runs_view(browser, server, small_dataset):
     from helpers import cut_off_run
     from studio import history, paths
     from studio.runs import MANAGER
-    from studio.training import TrainConfig
+    from studio.training.config import TrainConfig
 
     run = cut_off_run(TrainConfig(data=str(small_dataset), backbone="mobilenetv2_100", freeze="all", epochs=4,
                                   patience=0, runs_root=str(paths.runs_dir())), saving_epoch=3)

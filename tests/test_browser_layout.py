@@ -113,7 +113,8 @@ def train(data, wait: bool = True):
     the original photos, two epochs of small batches (enough steps for the new layer to learn)."""
     from studio import paths
     from studio.runs import MANAGER
-    from studio.training import TrainConfig, start_training
+    from studio.training.config import TrainConfig
+    from studio.training.trainer import start_training
 
     MANAGER.wait()
     run = start_training(TrainConfig(data=str(data), backbone="mobilenetv2_100", freeze="all", epochs=2,

@@ -9,7 +9,8 @@ import pytest
 from helpers import TRICKY_CLASS_NAMES, cut_off_run
 from studio import evaluation, history
 from studio.runs import MANAGER
-from studio.training import TrainConfig, resume_training, start_training
+from studio.training.config import TrainConfig
+from studio.training.trainer import resume_training, start_training
 
 pytestmark = pytest.mark.slow  # every test trains the ten-class run or resumes one
 

@@ -250,7 +250,8 @@ def test_extend_an_upload_copies_it_and_leaves_the_original(who, small_dataset):
 @pytest.mark.slow
 def test_a_dataset_made_this_way_trains(who):
     from studio.runs import MANAGER
-    from studio.training import TrainConfig, start_training
+    from studio.training.config import TrainConfig
+    from studio.training.trainer import start_training
 
     name = made_dataset(who)
     MANAGER.wait()

@@ -87,7 +87,8 @@ def test_every_flaw_is_found_with_its_files(tmp_path):
 @pytest.mark.slow
 def test_training_uses_exactly_the_files_the_report_keeps(tmp_path):
     from studio.runs import Run
-    from studio.training import TrainConfig, Trainer
+    from studio.training.config import TrainConfig
+    from studio.training.trainer import Trainer
     root = build_corpus(tmp_path / "corpus")
     config = TrainConfig(data=str(root), backbone="mobilenetv2_100", epochs=1, feature_views=1,
                          exclude=["exact_duplicates", "train_val_leak", "conflicting_labels"]).resolved()
@@ -142,7 +143,8 @@ def test_placeholder_gif_is_suggested_and_left_out_only_when_asked(tmp_path):
     left out of training with `--exclude outliers`; the odd `.jpeg` extension is simply used."""
     from studio import paths
     from studio.runs import Run
-    from studio.training import TrainConfig, Trainer
+    from studio.training.config import TrainConfig
+    from studio.training.trainer import Trainer
     plain = subprocess.run([sys.executable, "-m", "studio", "doctor", str(paths.EXAMPLE_DATASET), "--json"],
                            capture_output=True, text=True, timeout=300)
     assert "outliers" not in {f["kind"] for f in json.loads(plain.stdout)["findings"]}  # optional: off by default

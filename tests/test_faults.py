@@ -9,7 +9,8 @@ import torch
 
 from studio import faults, modelfile
 from studio.runs import MODEL_FILE, Run
-from studio.training import TrainConfig, run_training
+from studio.training.config import TrainConfig
+from studio.training.trainer import run_training
 
 
 pytestmark = pytest.mark.slow  # every test trains a real run

@@ -19,7 +19,8 @@ def test_ten_sessions_watch_one_run_to_its_end(small_dataset):
     from components.app import launch
     from components.train_step import TICK_SECONDS
     from studio.runs import MANAGER
-    from studio.training import TrainConfig, start_training
+    from studio.training.config import TrainConfig
+    from studio.training.trainer import start_training
 
     MANAGER.wait()  # nothing else may be training
     demo, url = launch(port=free_port(), block=False)

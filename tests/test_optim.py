@@ -4,7 +4,8 @@ import torch
 
 from studio import augment, backbones, optim
 from studio.runs import Run
-from studio.training import TrainConfig, Trainer
+from studio.training.config import TrainConfig
+from studio.training.trainer import Trainer
 
 
 def _rates(name: str, steps: int = 100) -> list[float]:
@@ -68,8 +69,8 @@ def test_stronger_augmentation_changes_the_photos_more(small_dataset, tmp_path):
     for strength in ("light", "strong"):
         config = TrainConfig(data=str(small_dataset), backbone="mobilenetv2_100", augment_strength=strength).resolved()
         trainer = Trainer(config, Run(tmp_path / strength, {}))
-        trainer.prep = prep
-        change[strength] = (trainer._input(batch, augmented=True) - clean).abs().mean().item()
+        trainer.ctx.prep = prep
+        change[strength] = (trainer.ctx.input(batch, augmented=True) - clean).abs().mean().item()
     assert change["strong"] > 1.1 * change["light"], change  # same seed: equal if strength were ignored
 
 

@@ -72,13 +72,14 @@ def listed(root: Path) -> list[Path]:
 def test_training_still_runs_its_feature_pass_as_a_traced_graph(small_dataset, tmp_path):
     """The traced-graph cache moved to studio.fastpath; training's CPU feature pass still uses it."""
     from studio.runs import Run
-    from studio.training import TrainConfig, Trainer
+    from studio.training.config import TrainConfig
+    from studio.training.trainer import Trainer
     config = TrainConfig(data=str(small_dataset), backbone="mobilenetv2_100", freeze="all", epochs=1,
                          feature_views=1).resolved()
     trainer = Trainer(config, Run(tmp_path / "run", {}))
     trainer.train()
-    assert isinstance(trainer._feature_fn, torch.jit.ScriptModule)
-    assert any(graph is trainer._feature_fn for graph in fastpath._TRACED.values())
+    assert isinstance(trainer.ctx.features.forward, torch.jit.ScriptModule)
+    assert any(graph is trainer.ctx.features.forward for graph in fastpath._TRACED.values())
 
 
 def test_fast_pass_gives_the_one_by_one_answers_in_order(trained_run, photos, monkeypatch):

@@ -8,7 +8,9 @@ import torch
 
 from studio import recipe
 from studio.runs import Run
-from studio.training import TrainConfig, Trainer
+from studio.training.config import TrainConfig
+from studio.training.finetune import param_groups
+from studio.training.trainer import Trainer
 
 TIMING = ("epoch_seconds", "elapsed_seconds")
 
@@ -71,7 +73,7 @@ def test_auto_trains_the_head_first_then_unfreezes_the_top(small_dataset, tmp_pa
     assert 0 < freeze["frozen_groups"] < freeze["total_groups"] and not freeze["feature_extraction"]
     choices = snapshot["config"]["choices"]
     assert "layer groups trained" in choices["depth"] and "Auto" in choices["freeze"]
-    groups = trainer._param_groups(1e-3)
+    groups = param_groups(trainer.model, 1e-3)
     body_rates = [g["lr"] for g in groups[1:]]
     assert groups[0]["lr"] == 1e-3 and body_rates == sorted(body_rates) and body_rates[-1] < 1e-3
     assert len(groups) - 1 == freeze["total_groups"] - freeze["frozen_groups"]

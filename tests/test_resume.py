@@ -13,7 +13,8 @@ from studio import faults
 from studio.checkpoints import ResumeError
 from studio.checkpoints import read as read_checkpoint
 from studio.runs import CHECKPOINT_FILE, MANAGER, MODEL_FILE
-from studio.training import TrainConfig, resume_training, start_training
+from studio.training.config import TrainConfig
+from studio.training.trainer import resume_training, start_training
 
 
 pytestmark = pytest.mark.slow  # every test trains and resumes real runs

@@ -5,7 +5,8 @@ import pytest
 from studio import faults
 from studio.run_log import LOG_FILE
 from studio.runs import MANAGER
-from studio.training import TrainConfig, resume_training, start_training
+from studio.training.config import TrainConfig
+from studio.training.trainer import resume_training, start_training
 
 
 pytestmark = pytest.mark.slow  # every test trains a real run
@@ -43,7 +44,7 @@ def test_an_unexpected_failure_keeps_its_traceback_and_says_where(small_dataset,
     assert snap["error"].startswith("KeyError: 'an internal bug'") and str(log_file) in snap["error"]
     log = log_file.read_text()
     assert "Training failed" in log and "Traceback (most recent call last)" in log
-    assert "in _end_epoch" in log and "KeyError: 'an internal bug'" in log   # where it happened, in full
+    assert "in end_epoch" in log and "KeyError: 'an internal bug'" in log   # where it happened, in full
 
     from components import views
     shown = views.status_line(snap)   # what the Train step's status line says

@@ -147,7 +147,7 @@ def test_resume_carries_on_a_failed_run_and_shows_it_on_the_train_tab(small_data
     when it cannot (a finished run)."""
     from helpers import cut_off_run
     from studio.runs import MANAGER
-    from studio.training import TrainConfig
+    from studio.training.config import TrainConfig
 
     run = cut_off_run(TrainConfig(data=str(small_dataset), backbone="mobilenetv2_100", freeze="all", epochs=3,
                                   patience=0), saving_epoch=2)

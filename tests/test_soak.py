@@ -37,7 +37,8 @@ def test_fifty_runs_in_a_row_leave_threads_files_and_memory_flat(small_dataset, 
     import torch
 
     from studio.runs import MANAGER
-    from studio.training import TrainConfig, start_training
+    from studio.training.config import TrainConfig
+    from studio.training.trainer import start_training
 
     def one_run(i: int) -> None:
         run = start_training(TrainConfig(data=str(small_dataset), backbone="mobilenetv2_100",

@@ -10,7 +10,8 @@ import torch
 
 from studio import backbones, modelfile
 from studio.runs import MANAGER, MODEL_FILE, RunBusyError
-from studio.training import TrainConfig, Trainer, start_training
+from studio.training.config import TrainConfig
+from studio.training.trainer import Trainer, start_training
 
 
 @pytest.mark.slow
@@ -174,7 +175,7 @@ def test_early_stopping_keeps_the_best_epoch_and_says_why(small_dataset, tmp_pat
 def test_imbalanced_classes_get_a_weighted_loss(tmp_path):
     from helpers import example_files
     from studio.runs import Run
-    from studio.training import class_weights
+    from studio.training.context import class_weights
     assert torch.allclose(class_weights(torch.tensor([0] * 30 + [1] * 10), 2), torch.tensor([2 / 3, 2.0]))
     for split, counts in (("train", {"ants": 24, "bees": 6}), ("val", {"ants": 5, "bees": 5})):
         for label, count in counts.items():
@@ -188,7 +189,7 @@ def test_imbalanced_classes_get_a_weighted_loss(tmp_path):
         run = Run(tmp_path / mode, asdict(config))
         trainer = Trainer(config, run)
         trainer.train()
-        chosen[mode] = (run.snapshot()["config"]["choices"].get("class_weighting"), trainer.loss_weights)
+        chosen[mode] = (run.snapshot()["config"]["choices"].get("class_weighting"), trainer.ctx.loss_weights)
         assert json.loads((run.dir / "config.json").read_text())["choices"].get("class_weighting") == chosen[mode][0]
     assert "4.0x" in chosen["auto"][0] and torch.allclose(chosen["auto"][1], torch.tensor([0.625, 2.5]))
     assert chosen["off"] == (None, None)
@@ -196,14 +197,14 @@ def test_imbalanced_classes_get_a_weighted_loss(tmp_path):
 
 def test_overfitting_is_put_in_plain_words(small_dataset, tmp_path):
     from studio.runs import Run
+    from studio.training.best import overfitting_advice
     run = Run(tmp_path / "run", {})
-    trainer = Trainer(TrainConfig(data=str(small_dataset)).resolved(), run)
     run.record_epoch({"epoch": 1, "train_accuracy": 0.80, "val_accuracy": 0.78, "val_loss": 0.50}, [], [])
-    assert trainer._overfitting_advice() is None
+    assert overfitting_advice(run.snapshot()["history"]) is None
     run.record_epoch({"epoch": 2, "train_accuracy": 0.99, "val_accuracy": 0.80, "val_loss": 0.45}, [], [])
-    assert trainer._overfitting_advice() is None  # a gap, but validation still improves
+    assert overfitting_advice(run.snapshot()["history"]) is None  # a gap, but validation still improves
     run.record_epoch({"epoch": 3, "train_accuracy": 1.00, "val_accuracy": 0.79, "val_loss": 0.60}, [], [])
-    advice = trainer._overfitting_advice()
+    advice = overfitting_advice(run.snapshot()["history"])
     assert "memorise" in advice and "100%" in advice and "79%" in advice
 
 
@@ -216,12 +217,12 @@ def test_frozen_backbone_runs_as_one_traced_graph_on_cpu_with_the_same_features(
                          feature_views=1).resolved()
     trainer = Trainer(config, Run(tmp_path / "run", {}))
     trainer.train()
-    assert isinstance(trainer._feature_fn, torch.jit.ScriptModule)
+    assert isinstance(trainer.ctx.features.forward, torch.jit.ScriptModule)
     files = sorted(str(p) for p in small_dataset.rglob("*.jpg"))[:8]
     pixels, _ = decode_all(files, 256)
     x = augment.eval_batch(pixels, trainer.prep).contiguous(memory_format=torch.channels_last)
     reference = backbones.create_model("mobilenetv2_100", 2).eval().to(memory_format=torch.channels_last)
-    with torch.inference_mode(), trainer._autocast():
-        traced = trainer._feature_fn(x).float()
+    with torch.inference_mode(), trainer.ctx.autocast():
+        traced = trainer.ctx.features.forward(x).float()
         eager = reference.forward_head(reference.forward_features(x), pre_logits=True).float()
     assert torch.nn.functional.cosine_similarity(traced, eager).min() > 0.99

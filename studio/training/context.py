@@ -1,0 +1,242 @@
+"""Everything a training stage works with, made once per run by `prepare()`.
+
+The dataset is read, checked and decoded in one pass (the doctor), the pretrained model is
+loaded, and the photos become two pixel sources (cached in memory or on the GPU, or streamed
+from disk when they would not fit). Stages then only train: they never read files.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from studio import augment, backbones, evaluation, fastpath, hardware, recipe
+from studio.checkpoints import ResumeError
+from studio.data.checks import apply_exclusions, diagnose, leave_out_files
+from studio.data.outliers import find_outliers
+from studio.data.pixels import SquareCache, StreamedPixels, cache_bytes, cache_side, gpu_budget, memory_budget
+from studio.data.sources import check_trainable, open_dataset
+from studio.hardware import pick_device
+from studio.models.features import FeatureExtractor
+from studio.runs import Run
+from studio.training.config import TrainConfig
+
+WEIGHTING_RATIO = 1.5  # largest/smallest class count from which "auto" weights the loss
+DECODE_SHARE = 0.15    # of the progress bar: reading, checking and decoding the photos
+
+
+class StopRequested(Exception):
+    """Raised inside a stage when the user pressed Stop."""
+
+
+def class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Inverse-frequency loss weights (mean 1): each class counts as much as the others in total."""
+    counts = torch.bincount(labels.cpu(), minlength=num_classes).clamp(min=1).float()
+    return counts.sum() / (num_classes * counts)
+
+
+def model_input(batch_u8: torch.Tensor, prep: dict, generator: torch.Generator, strength: str | None,
+                size: int | None = None) -> torch.Tensor:
+    """A uint8 batch as model input: augmented at `strength` ("light", "normal", "strong"), or
+    clean when `strength` is None; channels_last (2-3x on CPU oneDNN kernels and GPU tensor cores)."""
+    if strength is not None:
+        words = augment.STRENGTHS[strength]
+        x = augment.train_batch(batch_u8, prep, generator, jitter=words["jitter"], scale=words["scale"], size=size)
+    else:
+        x = augment.eval_batch(batch_u8, prep)
+    return fastpath.channels_last(x)
+
+
+@dataclass(eq=False)
+class TrainContext:
+    cfg: TrainConfig
+    run: Run
+    device: torch.device
+    generator: torch.Generator
+    amp: bool
+    model: torch.nn.Module | None = None
+    prep: dict = field(default_factory=dict)
+    classes: list = field(default_factory=list)
+    val_files: list = field(default_factory=list)
+    train_px: object = None
+    val_px: object = None
+    train_y: torch.Tensor | None = None
+    val_y: torch.Tensor | None = None
+    batch_size: int = recipe.CPU_BATCH
+    loss_weights: torch.Tensor | None = None
+    features: FeatureExtractor | None = None
+    started: float = field(default_factory=time.perf_counter)
+    _lap_started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def eval_batch_size(self) -> int:
+        return fastpath.eval_batch_size(self.device)
+
+    def lap(self, name: str) -> None:
+        """Add the seconds since the last lap to the run's `timings` under `name` (where the time goes)."""
+        now = time.perf_counter()
+        timings = dict(self.run.snapshot().get("timings") or {})
+        timings[name] = round(timings.get(name, 0.0) + now - self._lap_started, 3)
+        self._lap_started = now
+        self.run.update(timings=timings)
+
+    def check_stop(self) -> None:
+        if self.run.stop_event.is_set():
+            raise StopRequested()
+
+    def progress(self, phase: str, done: int, total: int, start: float, span: float) -> None:
+        """The progress bar at `start + span * done/total` of the whole run, with an estimate of what is left."""
+        fraction = start + span * (done / max(1, total))
+        elapsed = time.perf_counter() - self.started
+        eta = elapsed * (1 - fraction) / fraction if fraction > 0.02 else None
+        self.run.update(phase=phase, step=done, steps=total, progress=round(fraction, 4), eta_seconds=eta)
+
+    def autocast(self):
+        return fastpath.autocast(self.device, self.amp)
+
+    def input(self, batch_u8: torch.Tensor, augmented: bool, size: int | None = None) -> torch.Tensor:
+        strength = (self.cfg.augment_strength if self.cfg.augment_strength != "auto" else "normal") if augmented else None
+        return model_input(batch_u8, self.prep, self.generator, strength, size)
+
+    def batches(self, n: int, batch_size: int, shuffle: bool) -> list[torch.Tensor]:
+        order = torch.randperm(n, generator=self.generator) if shuffle else torch.arange(n)
+        return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+
+    def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits, y, weight=self.loss_weights, label_smoothing=self.cfg.label_smoothing)
+
+    @torch.inference_mode()
+    def predict_pixels(self, source) -> torch.Tensor:
+        """The whole model's logits for every photo of `source`, at the pretrained input size."""
+        self.model.eval()
+        out = []
+        for batch in source.batches(self.batches(len(source), self.eval_batch_size, shuffle=False), self.device):
+            with self.autocast():
+                out.append(self.model(self.input(batch, False)).float())
+        return torch.cat(out).clone()
+
+
+def new_context(cfg: TrainConfig, run: Run) -> TrainContext:
+    device = pick_device(cfg.device)
+    return TrainContext(cfg=cfg, run=run, device=device, generator=torch.Generator().manual_seed(cfg.seed),
+                        amp=hardware.fast_bf16(device), batch_size=cfg.batch_size or recipe.CPU_BATCH)
+
+
+def prepare(ctx: TrainContext, resume: dict | None = None, staged: bool = False) -> None:
+    """Read and check the data, load the backbone (frozen whole when `staged`: the head trains
+    alone first), decode the photos and fill `ctx`; the run says "running" when this returns."""
+    cfg, run = ctx.cfg, ctx.run
+    torch.manual_seed(cfg.seed)
+    if ctx.device.type == "cuda":
+        # cuDNN's autotuner tried every kernel for every new shape: 36 s before MobileNetV2's
+        # first fine-tuning epoch on an H100, whose later epochs took 0.2 s (benchmarks/RESULTS.md)
+        torch.backends.cudnn.benchmark = False
+    run.update(status="preparing", phase="Reading the dataset")
+    dataset = open_dataset(cfg.data, cfg.val_fraction, cfg.seed, cfg.prefix_separator)
+    check_trainable(dataset)
+    ctx.lap("read_dataset")
+    freeze = _load_model(ctx, len(dataset.classes), staged)
+    ctx.lap("load_backbone")
+    dataset, squares = _check_and_decode(ctx, dataset)
+    ctx.classes = dataset.classes
+    samples = dataset.samples[dataset.samples.split.isin(["train", "val"])].reset_index(drop=True)
+    if resume:
+        _check_same_samples(run, samples)
+    samples.to_csv(run.dir / "samples.csv", index=False)
+    files = {split: samples[samples.split == split].path.tolist() for split in ("train", "val")}
+    ctx.val_files = files["val"]
+    ctx.train_y, ctx.val_y = (torch.tensor([ctx.classes.index(c) for c in samples[samples.split == split].label],
+                                           device=ctx.device) for split in ("train", "val"))
+    ctx.train_px, ctx.val_px, where = _pixel_sources(ctx, squares, files["train"], files["val"])
+    ctx.lap("check_and_decode")
+    _choose_class_weighting(ctx)
+    _choose_batch_size(ctx, len(files["train"]))
+    run.update(status="running", classes=ctx.classes, freeze=freeze,
+               engine={"device": hardware.describe(ctx.device), "precision": "bf16" if ctx.amp else "fp32",
+                       "pixels": where, "batchnorm": cfg.batchnorm},
+               dataset={"train": len(files["train"]), "val": len(files["val"]), "classes": ctx.classes,
+                        "skipped": dataset.skipped})
+
+
+def _load_model(ctx: TrainContext, num_classes: int, staged: bool) -> dict:
+    cfg = ctx.cfg
+    ctx.run.update(phase="Loading the pretrained backbone")
+    model = backbones.create_model(cfg.backbone, num_classes, pretrained=not cfg.random_weights)
+    if cfg.random_weights:
+        ctx.run.add_choice("backbone", "random weights: a timing run, not a model to use.")
+    ctx.prep = backbones.preprocessing(model)
+    freeze = backbones.apply_freeze(model, "all" if staged else cfg.freeze)
+    model.to(ctx.device, memory_format=torch.channels_last)
+    ctx.model = model
+    ctx.features = FeatureExtractor(model, cfg.backbone, ctx.prep, ctx.device, ctx.amp)
+    return freeze
+
+
+def _check_and_decode(ctx: TrainContext, dataset):
+    """The doctor's one pass over the photos (decoded into the cache when it fits), the outlier
+    check when asked for, and the findings the config leaves out applied."""
+    cfg, run = ctx.cfg, ctx.run
+    phase = "Checking and decoding the images"
+    run.update(phase=phase)
+    side = cache_side(ctx.prep)
+    wanted = dataset.samples[dataset.samples.split.isin(["train", "val"])].path.tolist()
+    fits = cache_bytes(len(wanted), side) <= memory_budget(cfg.memory_budget_mb)
+    squares = SquareCache.for_files(wanted, side) if fits else None
+    report = diagnose(dataset, lambda d, t: ctx.progress(phase, d, t, 0.0, DECODE_SHARE), squares)
+    ctx.check_stop()
+    if "outliers" in cfg.exclude:
+        run.update(phase="Looking for pictures that don't belong")
+        finding = find_outliers(dataset, should_stop=run.stop_event.is_set)
+        ctx.check_stop()
+        if finding is not None:
+            report.findings.append(finding)
+    dataset = leave_out_files(apply_exclusions(dataset, report, cfg.exclude), cfg.exclude_files)
+    check_trainable(dataset)
+    return dataset, squares
+
+
+def _pixel_sources(ctx: TrainContext, squares: SquareCache | None, train_files: list[str], val_files: list[str]):
+    """Cached squares (moved to the GPU when they fit there), or streaming from disk."""
+    if squares is None:
+        side = cache_side(ctx.prep)
+        return StreamedPixels(train_files, side), StreamedPixels(val_files, side), "streamed from disk"
+    train, val = squares.sources(train_files, val_files)
+    where = "cached in memory"
+    if ctx.device.type == "cuda" and squares.pixels.nbytes <= gpu_budget(ctx.device):
+        train.pixels = val.pixels = train.pixels.to(ctx.device)
+        train.rows, val.rows, where = train.rows.to(ctx.device), val.rows.to(ctx.device), "cached on the GPU"
+    return train, val, where
+
+
+def _choose_class_weighting(ctx: TrainContext) -> None:
+    counts = torch.bincount(ctx.train_y.cpu(), minlength=len(ctx.classes))
+    ratio = counts.max().item() / max(1, counts.min().item())
+    mode = ctx.cfg.class_weighting
+    if mode == "on" or (mode == "auto" and ratio >= WEIGHTING_RATIO):
+        ctx.loss_weights = class_weights(ctx.train_y, len(ctx.classes)).to(ctx.device)
+        why = (f"the largest class has {ratio:.1f}x the photos of the smallest, so mistakes on small "
+               "classes count more in the loss" if mode == "auto" else "asked for")
+        ctx.run.add_choice("class_weighting", f"class-weighted loss: {why}.")
+
+
+def _choose_batch_size(ctx: TrainContext, train_count: int) -> None:
+    if ctx.cfg.batch_size:
+        ctx.batch_size = int(ctx.cfg.batch_size)
+    else:
+        ctx.batch_size, words = recipe.batch_size(train_count, ctx.device.type == "cuda")
+        ctx.run.record_setting("batch_size", ctx.batch_size, words)
+
+
+def _check_same_samples(run: Run, samples) -> None:
+    """Resuming on changed data would mix two datasets in one model: refuse, saying what changed."""
+    try:
+        before = evaluation.read_run_table(run.dir / "samples.csv")
+    except (OSError, ValueError):
+        return   # nothing to compare with: the checkpoint's own shapes still have to fit
+    old = set(zip(before.path, before.split, before.label))
+    new = set(zip(samples.path, samples.split, samples.label))
+    if old != new:
+        raise ResumeError(f"The dataset changed since this run started ({len(old ^ new)} photos added, removed "
+                          "or moved): resuming would mix two datasets. Train a new run instead.")

@@ -1,0 +1,127 @@
+"""A training run from start to end: a config in, a run folder with metrics and the best model out.
+
+`Trainer.train` prepares the context (data, model, pixels), then runs the plan's stages one by
+one through `run_stage`, the only epoch loop. `start_training()` runs it in a background thread
+through the job manager, which is what the page, the CLI and the Python API use.
+"""
+from __future__ import annotations
+
+import errno
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from studio import backbones, checkpoints
+from studio.checkpoints import ResumeError
+from studio.run_log import LOG_FILE
+from studio.runs import CHECKPOINT_FILE, MANAGER, MODEL_FILE, Run
+from studio.training import plan
+from studio.training.best import BestTracker
+from studio.training.config import TrainConfig
+from studio.training.context import StopRequested, TrainContext, new_context, prepare
+from studio.training.loop import run_stage
+
+
+class Trainer:
+    """One training run from a resolved config, publishing everything to `run`."""
+
+    def __init__(self, config: TrainConfig, run: Run, resume: dict | None = None):
+        self.cfg, self.run = config, run
+        self.resume = resume    # a checkpoint from checkpoints.read: continue after its epoch
+        self.ctx: TrainContext = new_context(config, run)
+        self.tracker = BestTracker(config.patience)
+
+    @property
+    def model(self):
+        return self.ctx.model
+
+    @property
+    def prep(self) -> dict:
+        return self.ctx.prep
+
+    def train(self) -> dict:
+        ctx, checkpoint = self.ctx, self.resume
+        prepare(ctx, checkpoint, staged=plan.is_staged(self.cfg))
+        if checkpoint:
+            self.tracker.take_back(checkpoint, self.run.dir / MODEL_FILE)
+        for stage in plan.stages(ctx, self.tracker, checkpoint):
+            own = checkpoint if checkpoint and checkpoint["stage"] == stage.name else None
+            checkpoint = None   # only the stage the run stopped in carries on from the checkpoint
+            if not run_stage(ctx, stage, self.tracker, own):
+                break
+        self.tracker.restore(ctx.model)
+        return self.run.snapshot()
+
+
+def run_training(config: TrainConfig, run: Run, resume: dict | None = None) -> None:
+    """Thread body: train, and leave the run finished, stopped or failed (never hanging)."""
+    try:
+        Trainer(config, run, resume).train()
+        run.update(phase="Finished", progress=1.0)
+        run.finish("finished")
+        (run.dir / CHECKPOINT_FILE).unlink(missing_ok=True)  # nothing left to resume: give the disk back
+    except StopRequested:
+        run.update(phase="Stopped by you; the best model so far is kept.")
+        run.finish("stopped")
+    except Exception as exc:  # reported on the page, not raised into a dead thread
+        run.log.exception("Training failed")   # the traceback goes to run.log; the page gets words
+        run.update(phase="Failed")
+        words = failure_words(exc)
+        if not _is_user_error(exc):
+            words += f" The details are in {run.dir / LOG_FILE}."
+        run.finish("failed", error=words)
+
+
+DISK_WORDS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
+              errno.EACCES: "the studio may not write there", errno.EROFS: "the disk is read-only"}
+
+
+def failure_words(exc: Exception) -> str:
+    """Why a run failed, in words a person can act on."""
+    if isinstance(exc, OSError) and exc.errno in DISK_WORDS:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return (f"Could not save{where}: {DISK_WORDS[exc.errno]}. The epochs finished so far and the best "
+                "model saved before this are kept; free some space, then resume the run (Resume in the Runs "
+                "view, or studio train --resume).")
+    if isinstance(exc, MemoryError):
+        return str(exc) or "Out of memory: choose a smaller backbone or batch size."
+    return str(exc) if _is_user_error(exc) else f"{exc.__class__.__name__}: {exc}"
+
+
+def _is_user_error(exc: Exception) -> bool:
+    from studio.data.sources import DatasetError
+    return isinstance(exc, (DatasetError, backbones.BackboneError, ValueError))
+
+
+def start_training(config: TrainConfig, run_dir: str | Path | None = None) -> Run:
+    """Resolve the config and train in a background thread; returns the live Run at once."""
+    resolved = config.resolved()
+    payload = asdict(resolved)
+    return MANAGER.start(payload, lambda run: run_training(resolved, run),
+                         Path(resolved.runs_root) if resolved.runs_root else None, run_dir)
+
+
+
+def resume_training(run_dir: str | Path, owner: str | None = None) -> Run:
+    """Carry on a stopped, failed or interrupted run after its last finished epoch, in its own folder."""
+    run_dir = Path(run_dir)
+    try:
+        saved = json.loads((run_dir / "config.json").read_text())
+        status = json.loads((run_dir / "status.json").read_text()).get("status")
+    except (OSError, ValueError):
+        raise ResumeError(f"{run_dir} is not a run folder the studio can read (config.json or status.json is "
+                          "missing or damaged).") from None
+    if owner is not None and saved.get("owner") != owner:
+        raise ResumeError("That run is not one of yours.")
+    live = MANAGER.current
+    if live is not None and live.is_active() and live.dir.resolve() == run_dir.resolve():
+        raise ResumeError("That run is still training.")
+    if status == "finished":
+        raise ResumeError("That run finished: there is nothing to resume. Try or export its model instead.")
+    checkpoint = checkpoints.read(run_dir)
+    known = {f for f in TrainConfig.__dataclass_fields__}
+    config = TrainConfig(**{k: v for k, v in saved.items() if k in known})
+    if not Path(config.data).exists():
+        raise ResumeError(f"The run's data ({config.data}) is no longer there, so it cannot be resumed.")
+    return MANAGER.start(asdict(config), lambda run: run_training(config, run, checkpoint), run_dir=run_dir,
+                         resume_from=checkpoint)
