@@ -52,7 +52,9 @@ class Predictor:
         self.classes: list[str] = self.meta["classes"]
         self.prep: dict = self.meta["preprocessing"]
         torch_module = self.format == runtimes.SAFETENSORS   # TorchScript and ONNX run as exported
-        self.amp = torch_module and hardware.fast_bf16(torch.device(self.device))
+        # float32 unless STUDIO_BF16=1: bf16 moves probabilities by ~1e-3, which is outside the parity the
+        # exports promise (export.parity), so the studio file and its exports would disagree on screen
+        self.amp = torch_module and os.environ.get("STUDIO_BF16") == "1" and hardware.fast_bf16(torch.device(self.device))
         self.channels_last = torch_module
         if torch_module:
             self.model.to(memory_format=torch.channels_last)
