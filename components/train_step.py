@@ -9,10 +9,11 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from components import evaluation_view, views
+from components import evaluation_view, settings_panel, views
 from components.named import of, wire
 from components.session import user_of
 from studio import backbones
+from studio.config import command_line
 from studio.lr_finder import find_lr
 from studio.runs import MANAGER, RunBusyError, owned_by
 from studio.training.config import TrainConfig
@@ -28,31 +29,36 @@ def freeze_argument(backbone: str, depth: float) -> str:
     return "all" if int(depth) >= total else str(int(depth))
 
 
+# the Advanced panel's settings, in its order (each widget is built from its setting: settings_panel)
 ADVANCED = ("weight_decay", "label_smoothing", "patience", "augment", "class_weighting", "batchnorm", "seed",
             "optimizer", "schedule", "head_epochs", "augment_strength")
 
 
-def start(data_source, backbone, mode, depth, epochs, lr, batch_size, leave_out=None, findings=None, *advanced,
-          owner: str | None = None):
-    """Start a run; returns status (markdown) and run_dir (the run's folder).
+def page_config(data_source, backbone, mode, depth, epochs, lr, batch_size, leave_out=None, findings=None,
+                *advanced, owner: str | None = None) -> TrainConfig:
+    """The TrainConfig the page's controls ask for (the same for Start and for the repeat command).
 
     `data_source` is the Data step's {"source", "prefix_separator"} (a plain path also works);
     `findings` its finding dicts: suggestions computed there (outliers) are left out by
-    file, exactly as shown, instead of being computed again.
-    """
-    if not data_source:
-        return {"status": "**Choose data first** (step 1: use the example or upload a .zip).", "run_dir": gr.skip()}
+    file, exactly as shown, instead of being computed again."""
     if isinstance(data_source, str):
         data_source = {"source": data_source, "prefix_separator": None}
+    return TrainConfig(data=data_source["source"], prefix_separator=data_source.get("prefix_separator"),
+                       backbone=backbone, freeze="auto" if mode == "auto" else freeze_argument(backbone, depth),
+                       epochs=None if epochs in (None, "Auto") else int(epochs),
+                       lr=None if lr in (None, "Auto") else float(lr),
+                       batch_size=None if batch_size in (None, "", "auto") else int(batch_size),
+                       exclude=[k for k in leave_out or [] if k != "outliers"],
+                       exclude_files=_chosen_files(leave_out, findings, ("outliers",)),
+                       owner=owner, **settings_panel.values_as_settings(ADVANCED, advanced))
+
+
+def start(data_source, *controls, owner: str | None = None):
+    """Start a run; returns status (markdown) and run_dir (the run's folder). Takes page_config's controls."""
+    if not data_source:
+        return {"status": "**Choose data first** (step 1: use the example or upload a .zip).", "run_dir": gr.skip()}
     try:
-        config = TrainConfig(data=data_source["source"], prefix_separator=data_source.get("prefix_separator"),
-                             backbone=backbone, freeze="auto" if mode == "auto" else freeze_argument(backbone, depth),
-                             epochs=None if epochs in (None, "Auto") else int(epochs),
-                             lr=None if lr in (None, "Auto") else float(lr),
-                             batch_size=None if batch_size in (None, "", "auto") else int(batch_size), exclude=[k for k in leave_out or [] if k != "outliers"],
-                             exclude_files=_chosen_files(leave_out, findings, ("outliers",)),
-                             owner=owner, **_advanced(advanced))
-        run = start_training(config)
+        run = start_training(page_config(data_source, *controls, owner=owner))
     except RunBusyError as exc:
         gr.Warning(str(exc))
         return {"status": f"**Not started.** {exc}", "run_dir": gr.skip()}
@@ -61,15 +67,16 @@ def start(data_source, backbone, mode, depth, epochs, lr, batch_size, leave_out=
     return {"status": "**Starting…**", "run_dir": run.snapshot()["run_dir"]}
 
 
-def _advanced(values) -> dict:
-    """The Advanced panel's values as TrainConfig fields (missing ones keep the config's defaults)."""
-    chosen = dict(zip(ADVANCED, values))
-    if chosen.get("head_epochs") == "Auto":
-        chosen["head_epochs"] = None
-    for name in ("patience", "seed", "head_epochs"):
-        if chosen.get(name) is not None:
-            chosen[name] = int(chosen[name])
-    return {k: v for k, v in chosen.items() if v is not None}
+def repeat_command(data_source, *controls) -> str:
+    """The `studio train` command line that asks for the run the page is about to start (markdown)."""
+    if not data_source:
+        return "Choose data first (step 1); the command line that repeats the run appears here."
+    try:
+        line = command_line(page_config(data_source, *controls))
+    except (ValueError, backbones.BackboneError) as exc:
+        return f"No command yet: {exc}"
+    return ("The same run from a terminal (after it, `studio train --config RUN_FOLDER` repeats it exactly "
+            f"as asked):\n\n```bash\n{line}\n```")
 
 
 def _chosen_files(leave_out, findings, kinds) -> dict:
@@ -203,38 +210,7 @@ def render() -> SimpleNamespace:
                             visible=False, info="Photos per step. Auto: 32, more on a GPU when you have many "
                                                 "photos. Smaller uses less memory.")
     with gr.Accordion("Advanced: every other setting, with its default", open=False, visible=False) as advanced_box:
-        with gr.Row():
-            weight_decay = gr.Number(1e-4, label="Weight decay", info="Pulls weights toward zero (AdamW). Default 0.0001.")
-            label_smoothing = gr.Slider(0, 0.3, value=0.1, step=0.05, label="Label smoothing",
-                                        info="Keeps the model from being over-sure. Default 0.1.")
-            patience = gr.Slider(0, 10, value=3, step=1, label="Early-stopping patience",
-                                 info="Epochs without improvement before stopping; 0 never stops. Default 3.")
-        with gr.Row():
-            augment_box = gr.Checkbox(True, label="Augment (random crops, flips, colour)",
-                                      info="Shows each photo a little differently every time. Default on.")
-            weighting = gr.Radio(["auto", "on", "off"], value="auto", label="Class-weighted loss",
-                                 info="auto: when the biggest class has 1.5x the photos of the smallest.")
-            batchnorm = gr.Radio([("Keep ImageNet statistics", "pretrained"), ("Adapt to my photos", "adapt")],
-                                 value="pretrained", label="BatchNorm statistics",
-                                 info="Keeping them is steadier on small datasets (default).")
-            seed = gr.Number(0, label="Seed", precision=0, info="Same seed, same data, same machine: same model.")
-        with gr.Row():
-            optimizer = gr.Radio([("AdamW", "adamw"), ("SGD with momentum", "sgd")], value="adamw", label="Optimizer",
-                                 info="How each correction is computed. AdamW (default) forgives a rough learning "
-                                      "rate; SGD gets 10x the automatic rates.")
-            schedule = gr.Radio([("Warm-up, then cosine", "warmup-cosine"), ("One-cycle", "one-cycle"),
-                                 ("Constant", "constant")], value="warmup-cosine", label="Learning-rate schedule",
-                                info="How the rate changes during the run. Default: warm up, then glide down.")
-        with gr.Row():
-            head_epochs = gr.Dropdown(["Auto", 0, 1, 2, 3, 5, 8, 10], value="Auto",
-                                      label="Epochs of the new layer alone (freeze schedule)",
-                                    info="Before any pretrained layer is unfrozen, the new layer learns on its own, "
-                                         "so its first random guesses don't disturb what the network knows. "
-                                         "Auto: 5 in Auto mode, 0 when you pick the depth yourself.")
-            strength = gr.Radio([("Light", "light"), ("Normal", "normal"), ("Strong", "strong")], value="normal",
-                                label="Augmentation strength",
-                                info="How different each training view may be. Default normal: crops keep at "
-                                     "least 35% of a photo; strong helps little data that varies a lot.")
+        advanced = settings_panel.render(ADVANCED)
     with gr.Row(visible=False) as suggest_row:
         suggest_button = gr.Button("Suggest a learning rate", size="sm", scale=0)
         suggestion = gr.Markdown("", elem_id="lr-suggestion")
@@ -242,6 +218,7 @@ def render() -> SimpleNamespace:
         start_button = gr.Button("Start training", variant="primary", elem_id="start-training")
         # shown only while a run is going (see layout)
         stop_button = gr.Button("Stop", variant="stop", elem_id="stop-training", visible=False)
+    repeat = gr.Markdown(repeat_command(None), elem_id="train-command", visible=False)
     polled = ["ts-polled"]  # no Gradio progress overlay inside what the timer refreshes (assets/studio.css)
     status = gr.Markdown(views.status_line(None), elem_id="train-status", elem_classes=polled)
     progress = gr.HTML("", elem_id="train-progress", elem_classes=polled)
@@ -265,10 +242,9 @@ def render() -> SimpleNamespace:
                            confusion=evaluation.confusion, per_class=evaluation.per_class, evaluation=evaluation,
                            choices=choices, next=next_button, results=results,
                            suggest=suggest_button, suggestion=suggestion,
-                           advanced=[weight_decay, label_smoothing, patience, augment_box, weighting, batchnorm, seed,
-                                     optimizer, schedule, head_epochs, strength],
+                           advanced=advanced, repeat=repeat,
                            timer=gr.Timer(TICK_SECONDS), seen=gr.State(None), run_key=gr.State(None),
-                           advanced_only=[lr, batch, advanced_box, suggest_row])
+                           advanced_only=[lr, batch, advanced_box, suggest_row, repeat])
 
 
 def bind(ui: SimpleNamespace, data_source: gr.State, model_ui: SimpleNamespace, run_dir: gr.State,
@@ -279,9 +255,13 @@ def bind(ui: SimpleNamespace, data_source: gr.State, model_ui: SimpleNamespace, 
     def stop_as_user(request: gr.Request):
         return stop(user_of(request))
 
-    ui.start.click(**wire(start_as_user, [data_source, model_ui.backbone, model_ui.mode, model_ui.freeze, ui.epochs,
-                                          ui.lr, ui.batch, leave_out, findings, *ui.advanced],
-                          status=ui.status, run_dir=run_dir), api_name="start_training", show_progress="hidden")
+    controls = [data_source, model_ui.backbone, model_ui.mode, model_ui.freeze, ui.epochs, ui.lr, ui.batch,
+                leave_out, findings, *ui.advanced]
+    ui.start.click(**wire(start_as_user, controls, status=ui.status, run_dir=run_dir), api_name="start_training",
+                   show_progress="hidden")
+    # the command that repeats the run follows every control it depends on
+    gr.on([c.change for c in controls], repeat_command, controls, ui.repeat, api_visibility="private",
+          show_progress="hidden")
     ui.stop.click(stop_as_user, None, ui.status, api_name="stop_training", show_progress="hidden")
     ui.suggest.click(**wire(suggest_lr, [data_source, model_ui.backbone, model_ui.mode, model_ui.freeze],
                             **of(ui, "lr", "suggestion")), api_name="suggest_lr")

@@ -9,21 +9,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shlex
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+
+from studio import values
+from studio.config import flag_type
+from studio.values import MIN_BATCH
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 EXIT_FLAGGED = 3  # an export was written but differs from the trained model beyond the tolerance
-PREFIX_HELP = "flat folder of images: the class is the file name up to this separator (e.g. '_' for cat_001.jpg)"
-DEVICES = ("auto", "cpu", "cuda")
-MIN_BATCH = 2          # one photo per step breaks BatchNorm statistics (training.finetune.MIN_BATCH_SIZE, bench's rule)
-MIN_TRAIN_SIZE = 32    # px: a smaller crop leaves a 32x-downsampling backbone nothing to see
 
 
 def _fail(message: str, code: int = EXIT_ERROR) -> int:
@@ -40,97 +38,10 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"studio: error: {message.rstrip('.')}. (`{self.prog} --help` lists every flag.)\n")
 
 
-def whole_number(minimum: int = 0, maximum: int | None = None) -> Callable[[str], int]:
-    """A `type=`: a whole number in the bounds, which the error names."""
-    allowed = (f"a whole number from {minimum} to {maximum}" if maximum is not None
-               else f"a whole number, {minimum} or more")
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or value < minimum or (maximum is not None and value > maximum):
-            raise argparse.ArgumentTypeError(f"{text!r} is not {allowed}")
-        return value
-    return parse
-
-
-def number(allowed: str, ok: Callable[[float], bool]) -> Callable[[str], float]:
-    """A `type=`: a finite number that passes `ok`; `allowed` says which in words."""
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            value = math.nan
-        if not math.isfinite(value) or not ok(value):
-            raise argparse.ArgumentTypeError(f"{text!r} is not {allowed}")
-        return value
-    return parse
-
-
-def freeze_value(text: str) -> str:
-    """--freeze: the engine's own rule (recipe.freeze_setting), so the CLI and the engine never disagree."""
-    from studio.recipe import freeze_setting
-    try:
-        return freeze_setting(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc).rstrip(".")) from None
-
-
-def device_name(text: str) -> str:
-    """--device: auto, cpu or cuda, and cuda only where there is a CUDA GPU (checked now, not after the data)."""
-    from studio.hardware import pick_device
-    value = text.strip().lower()
-    if value not in DEVICES:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a device: choose from {', '.join(DEVICES)}")
-    try:
-        pick_device(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc).rstrip(".")) from None
-    return value
-
-
-def backbone_name(text: str) -> str:
-    """--backbone: a catalog entry or any model timm knows (empty: the first one available offline)."""
-    name = text.strip()
-    if not name:
-        return ""
-    from studio.backbones import CATALOG, MISSING, availability, lookup
-    if lookup(name) is None and availability(name)[0] == MISSING:
-        raise argparse.ArgumentTypeError(
-            f"{name!r} is not a model timm knows: choose one of {', '.join(b.name for b in CATALOG)} "
-            "(`studio backbones` says which are ready) or another timm model name")
-    return name
-
-
-def train_size(text: str) -> str | int:
-    """--train-size: auto or a crop size in pixels."""
-    if text.strip().lower() == "auto":
-        return "auto"
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < MIN_TRAIN_SIZE:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a crop size: use auto or a whole number of pixels, "
-                                         f"{MIN_TRAIN_SIZE} or more (e.g. 160)")
-    return value
-
-
-def separator(text: str) -> str:
-    """--prefix-sep: an empty one would silently read the folder as class folders instead."""
-    if not text:
-        raise argparse.ArgumentTypeError("the separator is empty: give the characters between the class and the "
-                                         "rest of the file name, e.g. _ for cat_001.jpg")
-    return text
-
-
-def out_folder(text: str) -> str:
-    """--out: a folder (made if missing); an existing file there would fail only once the work is done."""
-    if Path(text).exists() and not Path(text).is_dir():
-        raise argparse.ArgumentTypeError(f"{text} is a file: give a folder to write into (it is made if missing)")
-    return text
+whole_number = lambda *bounds: flag_type(values.whole_number(*bounds))  # noqa: E731
+number = lambda allowed, ok: flag_type(values.number(allowed, ok))        # noqa: E731
+freeze_value, device_name, backbone_name, separator, out_folder = (flag_type(check) for check in (
+    values.freeze_value, values.device_name, values.backbone_name, values.separator, values.out_folder))
 
 
 def bench_parts(text: str) -> str:
@@ -187,39 +98,40 @@ class Progress:
 
 
 def cmd_train(args) -> int:
+    from studio.config import ConfigFileError, read_saved, typed_values
     from studio.data.sources import DatasetError, check_trainable, open_dataset
-    from studio.data.checks import DEFAULT_EXCLUDE
     from studio.checkpoints import ResumeError
     from studio.training.config import TrainConfig
     from studio.training.trainer import resume_training, start_training
 
+    typed = typed_values(args, TrainConfig)
     if args.resume:
-        if args.data:
-            return _fail("--resume carries on a run with its own data and settings: give the run folder only.",
+        if args.data or args.config or typed:
+            return _fail("--resume carries on a run with its own data and settings: give the run folder only "
+                         "(to change settings, start a new run: --config RUN_DIR with the flags to change).",
                          EXIT_USAGE)
         try:
             run = resume_training(args.resume)
         except ResumeError as exc:
             return _fail(str(exc), EXIT_USAGE)
         return _follow(run, args, time.perf_counter())
-    if not args.data:
-        return _fail("give the data to train on (or --resume RUN_DIR to carry on a run).", EXIT_USAGE)
-    if args.freeze == "auto" and args.head_epochs == 0:
+    try:
+        saved = read_saved(args.config, TrainConfig) if args.config else {}
+    except ConfigFileError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    data = args.data or saved.get("data")
+    if not data:
+        return _fail("give the data to train on (or --config RUN_DIR to repeat a run, or --resume RUN_DIR to "
+                     "carry one on).", EXIT_USAGE)
+    chosen = {**saved, **typed, "data": str(Path(data).resolve())}
+    if chosen.get("freeze", "auto") == "auto" and chosen.get("head_epochs") == 0:
         return _fail("--head-epochs 0 needs --freeze all or a number: Auto trains the new head alone first "
                      "(1 epoch or more) to choose how deep to fine-tune.", EXIT_USAGE)
-    config = TrainConfig(data=str(Path(args.data).resolve()), backbone=args.backbone or "", freeze=args.freeze,
-                         epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
-                         val_fraction=args.val_fraction, device=args.device, prefix_separator=args.prefix_sep,
-                         exclude=[] if args.keep_all else (args.exclude or list(DEFAULT_EXCLUDE)),
-                         feature_views=args.views, batchnorm=args.batchnorm, memory_budget_mb=args.memory_budget,
-                         weight_decay=args.weight_decay, label_smoothing=args.label_smoothing, patience=args.patience,
-                         augment=not args.no_augment, class_weighting=args.class_weighting,
-                         train_size=args.train_size, optimizer=args.optimizer, schedule=args.schedule,
-                         head_epochs=args.head_epochs, augment_strength=args.augment_strength)
     try:
+        config = TrainConfig(**chosen)
         config.resolved()   # the engine's own checks of the settings together, before the data is read
-        check_trainable(open_dataset(args.data, args.val_fraction, args.seed, args.prefix_sep))
-    except (DatasetError, ValueError) as exc:
+        check_trainable(open_dataset(config.data, config.val_fraction, config.seed, config.prefix_separator))
+    except (DatasetError, ValueError, TypeError) as exc:
         return _fail(str(exc), EXIT_USAGE)
     started = time.perf_counter()
     return _follow(start_training(config, run_dir=args.out), args, started)
@@ -299,6 +211,7 @@ def train_summary(result: dict, data: str | None = None) -> str:
         lines.append("No epoch finished, so there is no model yet.")
     if result["status"] != "finished":
         lines.append(f"Carry on: studio train --resume {shlex.quote(run_dir)}")
+    lines.append(f"Repeat: studio train --config {shlex.quote(run_dir)} (add flags to change a setting)")
     return "\n".join(lines)
 
 
@@ -556,14 +469,16 @@ def cmd_lr_find(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """Every command and flag; each constrained value has its `type=` or `choices=`, checked before any work."""
-    from studio import __version__, augment, optim  # the choices' names live beside what they choose
-    from studio.data.checks import EXCLUDABLE
+    from studio import __version__
+    from studio.config import add_flags, by_name
+    from studio.training.config import TrainConfig
     from studio.export.formats import DEFAULT as export_default, FORMATS as export_formats  # imports nothing heavy
     parser = Parser(prog="studio", description="Transfer Studio: train an image classifier on your photos.",
                     epilog="With no command, or with serve's flags alone (`studio --port 7999`, `studio --host "
                            "0.0.0.0 --auth ann:secret`), it launches the studio in the browser.")
     parser.add_argument("--version", action="version", version=f"studio {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    settings_of = by_name(TrainConfig)
 
     serve = sub.add_parser("serve", help="launch the studio in the browser (the default)")
     serve.add_argument("--host", default="127.0.0.1")
@@ -574,61 +489,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     train = sub.add_parser("train", help="train headless; ends with a short summary (--json: one JSON line)")
-    train.add_argument("data", nargs="?", help="folder of class folders, or with train/ and val/ folders, or a .zip of either")
+    train.add_argument("data", nargs="?", help=settings_of["data"].help + " (may come from --config)")
+    train.add_argument("--config", metavar="RUN_DIR|FILE", help="repeat a run: the settings of a run folder "
+                       "(or its config.json, or a JSON file of settings); flags given too change them")
     train.add_argument("--resume", metavar="RUN_DIR", help="carry on a stopped, failed or interrupted run after its "
                        "last finished epoch (its own data and settings)")
-    train.add_argument("--backbone", type=backbone_name, default="",
-                       help="timm model name (default: the first available offline)")
-    train.add_argument("--freeze", type=freeze_value, default="auto", metavar="auto|all|N",
-                       help="'auto' (the new head first, then as many top layer groups as the data needs; "
-                       "the default), 'all' (only the new head trains) or a number of leading layer groups to keep frozen "
-                       "(0 = fine-tune everything)")
-    train.add_argument("--epochs", type=whole_number(1), default=None)
-    train.add_argument("--lr", type=number("a learning rate above 0, e.g. 0.001", lambda v: v > 0), default=None,
-                       help="learning rate of the new head")
-    train.add_argument("--batch-size", type=whole_number(MIN_BATCH), default=None,
-                       help="photos per training step (default: 32; on a GPU larger for large datasets)")
-    train.add_argument("--seed", type=whole_number(0), default=0)
-    train.add_argument("--val-fraction", type=number("a fraction between 0 and 1, e.g. 0.2", lambda v: 0 < v < 1),
-                       default=0.2, help="held out for validation when the data has no val/ folder")
-    train.add_argument("--device", type=device_name, default="auto", metavar="auto|cpu|cuda",
-                       help="auto (the default), cpu or cuda")
-    train.add_argument("--prefix-sep", type=separator, default=None, help=PREFIX_HELP)
     train.add_argument("--out", type=out_folder, default=None,
                        help="run folder (default: a new folder in the workspace)")
     train.add_argument("--json", action="store_true", help="end with one JSON line on stdout instead of the summary")
     train.add_argument("--quiet", action="store_true", help="no progress on stderr")
-    train.add_argument("--exclude", action="append", metavar="KIND", choices=EXCLUDABLE,
-                       help="leave out the files of this data-check finding (repeatable; default: "
-                            "exact_duplicates and train_val_leak; see `studio doctor`): " + ", ".join(EXCLUDABLE))
-    train.add_argument("--keep-all", action="store_true", help="train on every readable file, leave nothing out")
-    train.add_argument("--views", type=whole_number(1), default=None,
-                       help="feature extraction: views of each training image (1 = no augmentation; default 2 on CPU, 4 on GPU)")
-    train.add_argument("--batchnorm", default="pretrained", choices=["pretrained", "adapt"],
-                       help="'pretrained' keeps every BatchNorm layer's ImageNet statistics (steadier on small data, faster on CPU); "
-                            "'adapt' lets trainable layers re-estimate them from your images")
-    train.add_argument("--optimizer", default="adamw", choices=list(optim.OPTIMIZERS),
-                       help="default adamw; sgd gets 10x the automatic learning rates")
-    train.add_argument("--schedule", default="warmup-cosine", choices=list(optim.SCHEDULES),
-                       help="how the learning rate changes over the run (default warmup-cosine)")
-    train.add_argument("--head-epochs", type=whole_number(0), default=None,
-                       help="epochs of the new head alone before unfreezing (default: 5 with --freeze auto, 0 otherwise)")
-    train.add_argument("--augment-strength", default="auto", choices=["auto", *augment.STRENGTHS],
-                       help="how different each training view may be (default auto = normal)")
-    train.add_argument("--weight-decay", type=number("a weight decay of 0 or more, e.g. 1e-4", lambda v: v >= 0),
-                       default=1e-4, help="weight decay (default 1e-4)")
-    train.add_argument("--label-smoothing", type=number("a label smoothing from 0 up to (not including) 1, e.g. 0.1",
-                                                        lambda v: 0 <= v < 1), default=0.1, help="default 0.1")
-    train.add_argument("--patience", type=whole_number(0), default=None,
-                       help="stop after this many epochs without a better validation result (default 3; 0 = never)")
-    train.add_argument("--no-augment", action="store_true", help="no random crops, flips or colour changes")
-    train.add_argument("--class-weighting", default="auto", choices=["auto", "on", "off"],
-                       help="class-weighted loss: auto = when the largest class has 1.5x the smallest's images")
-    train.add_argument("--train-size", type=train_size, default="auto", metavar="auto|PX",
-                       help="fine-tuning crop size in px (default auto: 3/4 of the input size on CPU, full on GPU)")
-    train.add_argument("--memory-budget", type=whole_number(0), default=None, metavar="MB",
-                       help="largest in-memory image cache; bigger datasets stream from disk (default: half the free RAM, "
-                            "or STUDIO_CACHE_BUDGET)")
+    add_flags(train, TrainConfig)   # every setting's flag, help and check, from its declaration
     train.set_defaults(func=cmd_train)
 
     doctor = sub.add_parser("doctor", help="check a dataset for what would ruin a model")
@@ -637,7 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--val-fraction", type=number("a fraction between 0 and 1, e.g. 0.2", lambda v: 0 < v < 1),
                         default=0.2)
     doctor.add_argument("--seed", type=whole_number(0), default=0)
-    doctor.add_argument("--prefix-sep", type=separator, default=None, help=PREFIX_HELP)
+    doctor.add_argument("--prefix-sep", type=separator, default=None, help=settings_of["prefix_separator"].help)
     doctor.add_argument("--outliers", action="store_true",
                         help="also suggest pictures that do not look like their class (runs the pretrained network)")
     doctor.set_defaults(func=cmd_doctor)

@@ -7,44 +7,119 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from studio import augment, backbones, optim, recipe
-from studio.data.checks import DEFAULT_EXCLUDE
+from studio import augment, backbones, optim, recipe, values
+from studio.config import setting
+from studio.data.checks import DEFAULT_EXCLUDE, EXCLUDABLE
 from studio.hardware import pick_device
 
 HEAD_LR = 3e-3        # the new head on frozen features (Auto's first stage and --freeze all)
+PREFIX_HELP = "flat folder of images: the class is the file name up to this separator (e.g. '_' for cat_001.jpg)"
+STRENGTH_NAMES = tuple(augment.STRENGTHS)   # the field `augment` hides the module in the class body
 
 
 @dataclass
 class TrainConfig:
-    data: str
-    backbone: str = ""                 # empty: the first backbone that can be had now
-    freeze: str = "auto"               # "auto" (head first, then the top layers), "all" (head only) or a number of frozen groups
-    epochs: int | None = None          # None: the recipe decides (auto: the fine-tuning epochs after the head stage)
-    lr: float | None = None            # None: the recipe decides (head rate; backbone gets less)
-    batch_size: int | None = None      # None: 32, larger on a GPU for large datasets (recipe.batch_size)
-    seed: int = 0
-    val_fraction: float = 0.2
-    augment: bool = True
-    augment_strength: str = "auto"     # "light", "normal", "strong"; "auto": normal (see augment.STRENGTHS)
-    optimizer: str = "adamw"           # see optim.OPTIMIZERS
-    schedule: str = "warmup-cosine"    # see optim.SCHEDULES
-    head_epochs: int | None = None     # epochs of the new head alone before unfreezing (None: Auto 5, manual 0)
-    feature_views: int | None = None   # feature extraction: 1 clean + N-1 augmented views (None: by device)
-    batchnorm: str = "pretrained"      # "pretrained": keep ImageNet statistics; "adapt": re-estimate while training
-    train_size: int | str = "auto"     # fine-tuning crop size; "auto": 3/4 of the input size on CPU, full on GPU
-    patience: int | None = None        # stop after this many epochs without improvement (0: never; None: 3)
-    class_weighting: str = "auto"      # "auto": weight the loss by class when counts differ 1.5x or more; "on"; "off"
-    weight_decay: float = 1e-4
-    label_smoothing: float = 0.1
-    device: str = "auto"
-    prefix_separator: str | None = None  # flat folder: class = file name up to this separator
-    exclude: list = field(default_factory=lambda: list(DEFAULT_EXCLUDE))  # doctor findings to leave out
-    exclude_files: dict = field(default_factory=dict)  # {path: reason}: files the user chose to leave out
-    runs_root: str | None = None
-    owner: str | None = None           # the signed-in user who started the run (None: no login)
-    memory_budget_mb: int | None = None  # pixel cache limit; None: STUDIO_CACHE_BUDGET or half the free RAM
-    random_weights: bool = False       # timing benchmarks of backbones without offline weights only (`studio bench
-                                       # --random-weights`); the page and `studio train` never set it
+    """One run's settings (each declared with its help, see studio.config) and the studio's `choices`."""
+    # -- data
+    data: str = setting(group="data", help="folder of class folders, or with train/ and val/ folders, "
+                        "or a .zip of either")
+    val_fraction: float = setting(0.2, group="data", flag="--val-fraction",
+                                  parse=values.number("a fraction between 0 and 1, e.g. 0.2", lambda v: 0 < v < 1),
+                                  help="held out for validation when the data has no val/ folder")
+    prefix_separator: str | None = setting(None, group="data", flag="--prefix-sep", parse=values.separator,
+                                           help=PREFIX_HELP + " (default: class folders)")
+    exclude: list = setting(group="data", factory=lambda: list(DEFAULT_EXCLUDE), flag="--exclude",
+                            choices=tuple(EXCLUDABLE), metavar="KIND", off_flag="--keep-all",
+                            help="leave out the files of this data-check finding (repeatable; default: "
+                                 f"{' and '.join(DEFAULT_EXCLUDE)}; see `studio doctor`): " + ", ".join(EXCLUDABLE))
+    exclude_files: dict = setting(group="data", factory=dict,
+                                  help="{path: reason}: files the user chose to leave out (the page's picks)")
+    memory_budget_mb: int | None = setting(None, group="data", flag="--memory-budget", metavar="MB",
+                                           parse=values.whole_number(0),
+                                           help="largest in-memory image cache; bigger datasets stream from disk "
+                                                "(default: half the free RAM, or STUDIO_CACHE_BUDGET)")
+    # -- model
+    backbone: str = setting("", group="model", flag="--backbone", parse=values.backbone_name,
+                            help="timm model name (default: the first available offline)")
+    freeze: str = setting("auto", group="model", flag="--freeze", parse=values.freeze_value, metavar="auto|all|N",
+                          help="'auto' (the new head first, then as many top layer groups as the data needs; the "
+                               "default), 'all' (only the new head trains) or a number of leading layer groups to "
+                               "keep frozen (0 = fine-tune everything)")
+    batchnorm: str = setting("pretrained", group="model", flag="--batchnorm", choices=("pretrained", "adapt"),
+                             label="BatchNorm statistics",
+                             words={"pretrained": "Keep ImageNet statistics", "adapt": "Adapt to my photos"},
+                             help="'pretrained' keeps every BatchNorm layer's ImageNet statistics (steadier on "
+                                  "small data, faster on CPU; the default); 'adapt' lets trainable layers "
+                                  "re-estimate them from your photos")
+    train_size: int | str = setting("auto", group="model", flag="--train-size", parse=values.train_size,
+                                    metavar="auto|PX", help="fine-tuning crop size in px (default auto: 3/4 of "
+                                                            "the input size on CPU, full on GPU)")
+    feature_views: int | None = setting(None, group="model", flag="--views", parse=values.whole_number(1),
+                                        help="feature extraction: views of each training image (1 = no "
+                                             "augmentation; default 2 on CPU, 4 on GPU)")
+    # -- optimisation
+    epochs: int | None = setting(None, group="optimisation", flag="--epochs", parse=values.whole_number(1),
+                                 help="passes over the photos (default: the recipe decides; in Auto, the "
+                                      "fine-tuning epochs after the head's own)")
+    head_epochs: int | None = setting(None, group="optimisation", flag="--head-epochs",
+                                      parse=values.whole_number(0), label="Epochs of the new layer alone "
+                                      "(freeze schedule)", suggested=(0, 1, 2, 3, 5, 8, 10),
+                                      help="epochs of the new head alone before any pretrained layer is unfrozen, "
+                                           "so its first random guesses don't disturb what the network knows "
+                                           "(default: 5 with --freeze auto, 0 otherwise)")
+    lr: float | None = setting(None, group="optimisation", flag="--lr",
+                               parse=values.number("a learning rate above 0, e.g. 0.001", lambda v: v > 0),
+                               help="learning rate of the new head; the backbone gets less (default: the "
+                                    "recipe decides from the data)")
+    batch_size: int | None = setting(None, group="optimisation", flag="--batch-size",
+                                     parse=values.whole_number(values.MIN_BATCH),
+                                     help="photos per training step (default: 32; on a GPU larger for large "
+                                          "datasets)")
+    optimizer: str = setting("adamw", group="optimisation", flag="--optimizer", choices=tuple(optim.OPTIMIZERS),
+                             label="Optimizer", words={"adamw": "AdamW", "sgd": "SGD with momentum"},
+                             help="how each correction is computed: AdamW (the default) forgives a rough learning "
+                                  "rate; SGD gets 10x the automatic rates")
+    schedule: str = setting("warmup-cosine", group="optimisation", flag="--schedule",
+                            choices=tuple(optim.SCHEDULES), label="Learning-rate schedule",
+                            words={"warmup-cosine": "Warm-up, then cosine", "one-cycle": "One-cycle",
+                                   "constant": "Constant"},
+                            help="how the learning rate changes over the run (default: warm up, then glide down)")
+    weight_decay: float = setting(1e-4, group="optimisation", flag="--weight-decay", label="Weight decay",
+                                  parse=values.number("a weight decay of 0 or more, e.g. 1e-4", lambda v: v >= 0),
+                                  help="pulls weights toward zero (AdamW)")
+    label_smoothing: float = setting(0.1, group="optimisation", flag="--label-smoothing", label="Label smoothing",
+                                     parse=values.number("a label smoothing from 0 up to (not including) 1, "
+                                                         "e.g. 0.1", lambda v: 0 <= v < 1), span=(0, 0.3, 0.05),
+                                     help="keeps the model from being over-sure")
+    patience: int | None = setting(None, group="optimisation", flag="--patience", parse=values.whole_number(0),
+                                   label="Early-stopping patience", auto_value=3, span=(0, 10, 1),
+                                   help="epochs without a better validation result before stopping; the best "
+                                        "epoch is kept (default 3; 0 = never stop early)")
+    class_weighting: str = setting("auto", group="optimisation", flag="--class-weighting",
+                                   choices=("auto", "on", "off"), label="Class-weighted loss",
+                                   help="auto: weight the loss by class when the largest class has 1.5x the "
+                                        "smallest's photos")
+    augment: bool = setting(True, group="optimisation", flag="--no-augment",
+                            label="Augment (random crops, flips, colour)",
+                            help="random crops, flips and colour changes, so each photo looks a little different "
+                                 "every time (on by default; --no-augment turns them off)")
+    augment_strength: str = setting("auto", group="optimisation", flag="--augment-strength",
+                                    choices=("auto", *STRENGTH_NAMES), label="Augmentation strength",
+                                    words={"auto": "Auto (normal)", "light": "Light", "normal": "Normal",
+                                           "strong": "Strong"},
+                                    help="how different each training view may be (default auto = normal: crops "
+                                         "keep at least 35% of a photo; strong helps little data that varies a lot)")
+    # -- run
+    seed: int = setting(0, group="run", flag="--seed", parse=values.whole_number(0), label="Seed",
+                        help="same seed, same data, same machine: same model")
+    device: str = setting("auto", group="run", flag="--device", parse=values.device_name, metavar="auto|cpu|cuda",
+                          help="auto (the default: the GPU when there is one), cpu or cuda")
+    runs_root: str | None = setting(None, group="run", repeat=False, help="where new run folders go (tests; default: the "
+                                                              "workspace)")
+    owner: str | None = setting(None, group="run", repeat=False, help="the signed-in user who started the run (None: no login)")
+    random_weights: bool = setting(False, group="run", repeat=False, help="timing benchmarks of backbones without offline "
+                                   "weights only (`studio bench --random-weights`); the page and `studio train` "
+                                   "never set it")
     choices: dict = field(default_factory=dict)   # what the recipe decided, in words
 
     def resolved(self) -> "TrainConfig":

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from studio import backbones, checkpoints
 from studio.checkpoints import ResumeError
+from studio.config import ASKED_KEY
 from studio.run_log import LOG_FILE
 from studio.runs import CHECKPOINT_FILE, MANAGER, MODEL_FILE, Run
 from studio.training import plan
@@ -97,6 +98,8 @@ def start_training(config: TrainConfig, run_dir: str | Path | None = None) -> Ru
     """Resolve the config and train in a background thread; returns the live Run at once."""
     resolved = config.resolved()
     payload = asdict(resolved)
+    # what was asked, apart from what the studio then decided: `studio train --config RUN_DIR` repeats it
+    payload[ASKED_KEY] = {k: v for k, v in asdict(config).items() if k != "choices"}
     return MANAGER.start(payload, lambda run: run_training(resolved, run),
                          Path(resolved.runs_root) if resolved.runs_root else None, run_dir)
 
