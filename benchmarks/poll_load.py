@@ -2,8 +2,8 @@
 
 Launches the studio, trains the same run twice through the page's API (the example data,
 top layer group fine-tuned, fixed seed): once with nobody watching, once while N sessions
-poll the live view as often as the page does (its timer calls /watch_training; the charts refresh on change). Prints the 50th/95th percentile
-poll latency and the training-time ratio (watched / unwatched), and one JSON line.
+poll the live view as often as the page does (its timer calls /watch_training; the charts refresh on change).
+Prints the 50th/95th percentile poll latency and the training-time ratio (watched / unwatched), and one JSON line.
     python benchmarks/poll_load.py [--sessions 10] [--epochs 3] [--nice]
 
 The watchers share this machine's cores with the server; real browsers run elsewhere. The
@@ -101,7 +101,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--tick", type=float, default=TICK, help=f"seconds between polls (default: the page's {TICK:g})")
+    parser.add_argument("--tick", type=float, default=TICK,
+                        help=f"seconds between polls (default: the page's {TICK:g})")
     parser.add_argument("--nice", action="store_true",
                         help="run the watchers at the lowest CPU priority (closer to browsers on other machines)")
     parser.add_argument("--watch", metavar="URL", help=argparse.SUPPRESS)

@@ -120,7 +120,8 @@ def thumbnails(folder: Path | None, name: str | None) -> tuple[list, list[str]]:
     return items, names
 
 
-VIEW = ("status", "dataset", "klass", "classes", "gallery", "check", "names", "photo")  # view()'s names, the API's order
+# view()'s names, the API's order
+VIEW = ("status", "dataset", "klass", "classes", "gallery", "check", "names", "photo")
 UNCHANGED = dict.fromkeys(VIEW, gr.skip())
 
 

@@ -199,7 +199,8 @@ def preview_prefix(uploaded: str | None, separator: str) -> dict:
         return {"prefix_table": empty, "prefix_note": html.escape(str(exc))}
     table = pd.DataFrame(preview["examples"], columns=["file", "class"])
     classes = preview["classes"]
-    words = (f"**{len(classes)} classes**: " + ", ".join(f"{html.escape(c)} ({n})" for c, n in list(classes.items())[:12])
+    words = (f"**{len(classes)} classes**: "
+             + ", ".join(f"{html.escape(c)} ({n})" for c, n in list(classes.items())[:12])
              + (" …" if len(classes) > 12 else "")) if classes else "**No classes**: no file name has that separator."
     if preview["unmatched"]:
         words += f"; {preview['unmatched']} file(s) without `{html.escape(separator)}` would be left out."

@@ -198,14 +198,16 @@ def render() -> SimpleNamespace:
                            try_button=try_button, export_button=export_button, resume_button=resume_button,
                            use_message=use_message,
                            loss=loss_plot, accuracy=acc_plot, compare=compare_plot, compare_note=compare_note,
-                           confusion=evaluation.confusion, per_class=evaluation.per_class, evaluation=evaluation, choices=choices)
+                           confusion=evaluation.confusion, per_class=evaluation.per_class, evaluation=evaluation,
+                           choices=choices)
 
 
 def bind(ui: SimpleNamespace, run_dir: gr.State, tabs: gr.Tabs, tab: gr.Tab) -> None:
     listing = wire(list_runs, [ui.run, ui.other], **of(ui, "table", "run", "other"))
     ui.refresh.click(**listing, api_name="list_runs")
     tab.select(**listing, api_visibility="private")
-    ui.run.change(**wire(show_run, ui.run, **of(ui, "summary", "loss", "accuracy", "confusion", "per_class", "choices")),
+    ui.run.change(**wire(show_run, ui.run,
+                         **of(ui, "summary", "loss", "accuracy", "confusion", "per_class", "choices")),
                   api_name="show_run")
     ev = ui.evaluation
     evaluation_view.follow_galleries(ev, ui.run.change(

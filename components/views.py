@@ -125,7 +125,8 @@ def status_line(snapshot: dict | None) -> str:
         return f"**{html.escape(snapshot.get('phase') or STATUS_WORDS[status])}…**"
     last = history[-1] if history else None
     best = snapshot.get("best_val_accuracy")
-    text = f"Epoch {last['epoch']} of {snapshot['epochs']}, validation accuracy {last['val_accuracy']:.0%}" if last else ""
+    text = (f"Epoch {last['epoch']} of {snapshot['epochs']}, validation accuracy {last['val_accuracy']:.0%}"
+            if last else "")
     advice = f"\n\n**Note:** {html.escape(snapshot['advice'])}" if snapshot.get("advice") else ""
     if status == "running":
         # best is None for a moment after the first epoch is recorded and before it is kept

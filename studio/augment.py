@@ -77,7 +77,8 @@ def random_resized_crop(batch: torch.Tensor, size: int, generator: torch.Generat
     return F.grid_sample(batch, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
-def color_jitter(batch_u8_float: torch.Tensor, strength: float, generator: torch.Generator | None = None) -> torch.Tensor:
+def color_jitter(batch_u8_float: torch.Tensor, strength: float,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
     """Light brightness/contrast/saturation changes on 0-255 float images."""
     if strength <= 0:
         return batch_u8_float

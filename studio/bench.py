@@ -634,7 +634,8 @@ def format_table(report: dict) -> str:
                              f"{'-':>9} {_fmt(run['train_images_per_second_at_engine_batch'], 1):>10} {'-':>13}")
             continue
         if name == "one_pass":
-            lines.append(f"{'one pass over data':<20} {'decode ' + _fmt(run['decode_seconds']) + ' + forward ' + _fmt(run['forward_seconds']):<28} "
+            timings = 'decode ' + _fmt(run['decode_seconds']) + ' + forward ' + _fmt(run['forward_seconds'])
+            lines.append(f"{'one pass over data':<20} {timings:<28} "
                          f"{_fmt(run['seconds']):>9} {_fmt(run['images_per_second'], 1):>10} {'-':>13}")
             continue
         epochs = ", ".join(f"{s:.2f}" for s in run["epoch_seconds"])

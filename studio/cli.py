@@ -554,7 +554,8 @@ def build_parser() -> argparse.ArgumentParser:
     finder.add_argument("--json", action="store_true", help="one JSON line: lr, curve [(rate, loss)], words")
     finder.set_defaults(func=cmd_lr_find)
 
-    bench = sub.add_parser("bench", help="time the tutorial loop, the studio engine and (CUDA) the raw limit on the same data")
+    bench = sub.add_parser("bench",
+                           help="time the tutorial loop, the studio engine and (CUDA) the raw limit on the same data")
     bench.add_argument("data", help="a dataset as `studio train` takes it")
     bench.add_argument("--backbone", type=backbone_name, default="",
                        help="timm model name (default: the first available offline)")
@@ -562,8 +563,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--device", type=device_name, default="auto", metavar="auto|cpu|cuda",
                        help="auto (the default), cpu or cuda")
     bench.add_argument("--only", type=bench_parts, default=None, metavar="PARTS",
-                       help="comma-separated subset of tutorial,frozen,finetune,auto,pass,raw (default: all the device can run; "
-                            "raw is CUDA only; 'tutorial' runs the tutorial in the modes of the studio runs chosen)")
+                       help="comma-separated subset of tutorial,frozen,finetune,auto,pass,raw "
+                            "(default: all the device can run; raw is CUDA only; "
+                            "'tutorial' runs the tutorial in the modes of the studio runs chosen)")
     bench.add_argument("--batch-size", type=whole_number(MIN_BATCH), default=None,
                        help="the studio runs' training batch (default: the studio's own choice for the data)")
     bench.add_argument("--random-weights", action="store_true",

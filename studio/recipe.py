@@ -63,8 +63,10 @@ def fine_tune_lr(train_images: int) -> tuple[float, str]:
     """
     lr = BOLD_LR if train_images >= BOLD_FROM else GENTLE_LR
     size = "many" if lr == BOLD_LR else "few"
+    why = ('their average gradient is steady enough for bigger steps' if size == 'many'
+           else 'small steps keep what the network knows')
     return lr, (f"learning rate {lr:g} for the head while fine-tuning ({size} training photos: "
-                f"{'their average gradient is steady enough for bigger steps' if size == 'many' else 'small steps keep what the network knows'}), "
+                f"{why}), "
                 f"{BODY_LR_FACTOR:g} of it for the top pretrained layers, down to "
                 f"{BODY_LR_FACTOR * DEEPEST_LR_FACTOR:g} of it for the deepest trained ones.")
 

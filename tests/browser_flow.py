@@ -214,7 +214,8 @@ def chart_marks(page, title: str) -> dict:
             const svg = doc.querySelector('svg.marks');
             const canvas = doc.querySelector('canvas');
             if (!svg) return {lines: 0, symbols: 0, canvas: !!(canvas && canvas.width > 0 && canvas.height > 0)};
-            const lines = [...svg.querySelectorAll('g.mark-line path')].filter(p => (p.getAttribute('d') || '').length > 2);
+            const lines = [...svg.querySelectorAll('g.mark-line path')]
+                .filter(p => (p.getAttribute('d') || '').length > 2);
             const rects = [...svg.querySelectorAll('g.mark-rect path, g.mark-symbol path')]
                 .filter(p => (p.getAttribute('d') || '').length > 2 && !p.closest('.role-legend'));
             return {lines: lines.length, symbols: rects.length, canvas: false};
@@ -306,7 +307,8 @@ def step_runs(page) -> str:
 EMPTY_BOXES = """() => [...document.querySelectorAll('[aria-label="Empty value"], .table-container.no-rows')]
     .filter(el => el.checkVisibility() && el.getClientRects().length)
     .map(el => { const block = el.closest('.block');
-                 const label = block && block.querySelector('[data-testid=block-label], .label, [data-testid=block-info]');
+                 const label = block &&
+                     block.querySelector('[data-testid=block-label], .label, [data-testid=block-info]');
                  return (block && block.id ? '#' + block.id + ' ' : '') +
                         (label ? label.innerText.trim() : el.className.split(' ')[0]); })"""
 

@@ -204,7 +204,8 @@ def test_export_from_the_command_line(trained_run, tmp_path, capsys):
     assert set(summary["files"]) == {"model.onnx", "model.json", "MODEL_CARD.md", "predict.py", "requirements.txt"}
     assert zipfile.is_zipfile(summary["zip"]) and summary["verdict"] == (
         "model.onnx matches the trained model on 20/20 validation photos.")
-    assert "Checking model.onnx against the trained model" in result.stderr and "\r" not in result.stderr  # one line per phase off a terminal
+    # one line per phase off a terminal
+    assert "Checking model.onnx against the trained model" in result.stderr and "\r" not in result.stderr
     assert cli.main(["predict", summary["zip"], str(bee), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["predictions"][0]["class"] == "bees"
     assert sorted(cli.build_parser()._subparsers._group_actions[0].choices["export"]._option_string_actions[

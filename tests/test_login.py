@@ -2,6 +2,7 @@
 
 import pytest
 from gradio_client import Client, handle_file
+from gradio_client.exceptions import AuthenticationError
 
 from helpers import example_files, free_port
 
@@ -20,7 +21,7 @@ def server():
 def test_each_person_sees_only_their_own_runs(server):
     from studio.runs import MANAGER
     MANAGER.wait()
-    with pytest.raises(Exception):
+    with pytest.raises(AuthenticationError):  # the server answers /config with 401
         Client(server, verbose=False).predict(api_name="/use_example")  # no login, no page
     ann = Client(server, auth=LOGINS[0], verbose=False)
     bob = Client(server, auth=LOGINS[1], verbose=False)

@@ -135,7 +135,7 @@ def test_flat_zip_with_class_in_file_names_is_previewed_then_used(tmp_path):
     out = data_step.use_prefix(uploaded, "-")
     source, summary, chart = out["data_source"], out["summary"], out["chart"]
     assert source["prefix_separator"] == "-" and "2 classes" in summary and chart.images.sum() == 24
-    message = train_step.start(source, "mobilenetv2_100", "manual", 100, 1, "Auto", 32, [])["status"]
+    train_step.start(source, "mobilenetv2_100", "manual", 100, 1, "Auto", 32, [])
     from studio.runs import MANAGER
     MANAGER.wait()
     snapshot = MANAGER.current.snapshot()

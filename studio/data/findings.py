@@ -155,7 +155,8 @@ def balance_findings(dataset: Dataset, usable) -> list[Finding]:
         findings.append(Finding("class_imbalance", WARNING,
                                 f"Classes are unbalanced: '{big}' has {train_counts.max()} training images, "
                                 f"'{small}' only {train_counts.min()}. A model can score well by mostly guessing "
-                                f"'{big}'; watch the per-class results, and add images to the small classes if you can."))
+                                f"'{big}'; watch the per-class results, and add images to the small classes "
+                                "if you can."))
     few_train = [c for c in dataset.classes if 0 < train_counts[c] < MIN_TRAIN_PER_CLASS]
     if few_train:
         findings.append(Finding("too_few_images", WARNING,

@@ -77,7 +77,7 @@ def unusable_reason(file: Path) -> str | None:
         return "empty file (0 bytes): copy the photo again from where it came from"
     try:
         with Image.open(file) as image:
-            image.size  # header only; full decoding happens once, when pixels are cached
+            _ = image.size  # on purpose: header only; full decoding happens once, when pixels are cached
     except Image.DecompressionBombError:
         return "image is too large to open safely (possible decompression bomb): make it smaller, or leave it out"
     except Exception as exc:

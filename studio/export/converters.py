@@ -123,7 +123,8 @@ def quantize_onnx(onnx_path: Path, out_path: Path, calibration: np.ndarray, fmt:
                         activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                         calibrate_method=CalibrationMethod.MinMax)
     describe_onnx(partial, {**meta, "export": {**meta.get("export", {}), "format": fmt,
-                                               "quantization": "static int8, QDQ, per-channel 7-bit weights, signed activations, "
+                                               "quantization": "static int8, QDQ, per-channel 7-bit weights, "
+                                                               "signed activations, "
                                                                f"{len(calibration)} calibration photos"}})
     os.replace(partial, out_path)
     return Path(out_path)

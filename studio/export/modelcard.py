@@ -150,7 +150,8 @@ def _results_section(details: dict, classes: list[str]) -> list[str]:
     if confusion:
         total, correct = sum(map(sum, confusion)), sum(confusion[i][i] for i in range(len(confusion)))
         low, high = wilson_interval(correct, total)
-        out.append(f"Accuracy **{correct / total:.1%}** ({correct} of {total} photos, epoch {summary.get('best_epoch')}). "
+        out.append(f"Accuracy **{correct / total:.1%}** ({correct} of {total} photos, "
+                   f"epoch {summary.get('best_epoch')}). "
                    f"On so few photos the accuracy on new photos of the same kind is likely between "
                    f"{low:.0%} and {high:.0%} (95% interval).")
         out.append(_table(["class", "precision", "recall", "F1", "photos"],

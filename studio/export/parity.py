@@ -161,7 +161,8 @@ def table_markdown(report: dict) -> str:
         same = f"{row['agree']}/{row['images']}" if row["images"] else "not checked"
         difference = "-" if row["max_probability_difference"] is None else f"{row['max_probability_difference']:.2g}"
         flag = "" if row["ok"] is not False else " ⚠"
-        lines.append(f"| {row['file']}{flag} | {row['runtime']} | {_mb(row['bytes'])} | {row['latency_ms']:.1f}\u00a0ms | "
+        lines.append(f"| {row['file']}{flag} | {row['runtime']} | {_mb(row['bytes'])} | "
+                     f"{row['latency_ms']:.1f}\u00a0ms | "
                      f"{_percent(row['accuracy_exported'])} | {same} | {difference} |")
     return "\n".join(lines)
 

@@ -114,12 +114,15 @@ class TrainConfig:
                         help="same seed, same data, same machine: same model")
     device: str = setting("auto", group="run", flag="--device", parse=values.device_name, metavar="auto|cpu|cuda",
                           help="auto (the default: the GPU when there is one), cpu or cuda")
-    runs_root: str | None = setting(None, group="run", repeat=False, help="where new run folders go (tests; default: the "
-                                                              "workspace)")
-    owner: str | None = setting(None, group="run", repeat=False, help="the signed-in user who started the run (None: no login)")
-    random_weights: bool = setting(False, group="run", repeat=False, help="timing benchmarks of backbones without offline "
-                                   "weights only (`studio bench --random-weights`); the page and `studio train` "
-                                   "never set it")
+    runs_root: str | None = setting(None, group="run", repeat=False,
+                                    help="where new run folders go (tests; default: the "
+                                         "workspace)")
+    owner: str | None = setting(None, group="run", repeat=False,
+                                help="the signed-in user who started the run (None: no login)")
+    random_weights: bool = setting(False, group="run", repeat=False,
+                                   help="timing benchmarks of backbones without offline "
+                                        "weights only (`studio bench --random-weights`); the page and `studio train` "
+                                        "never set it")
     choices: dict = field(default_factory=dict)   # what the recipe decided, in words
 
     def resolved(self) -> "TrainConfig":

@@ -97,7 +97,8 @@ class TrainContext:
         return fastpath.autocast(self.device, self.amp)
 
     def input(self, batch_u8: torch.Tensor, augmented: bool, size: int | None = None) -> torch.Tensor:
-        strength = (self.cfg.augment_strength if self.cfg.augment_strength != "auto" else "normal") if augmented else None
+        strength = ((self.cfg.augment_strength if self.cfg.augment_strength != "auto" else "normal")
+                    if augmented else None)
         return model_input(batch_u8, self.prep, self.generator, strength, size)
 
     def batches(self, n: int, batch_size: int, shuffle: bool) -> list[torch.Tensor]:
