@@ -17,10 +17,11 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from studio import augment, backbones
+from studio import augment, backbones, fastpath, hardware
 from studio.data.sources import check_trainable, open_dataset
 from studio.hardware import pick_device
-from studio.data.pixels import cache_side, decode_all
+from studio.data.pixels import CachedPixels, cache_side, decode_all
+from studio.models.features import FeatureExtractor
 
 SMOOTHING = 0.9           # exponential moving average of the loss (the raw loss is too noisy to read)
 EXPLODED = 4.0            # stop once the smoothed loss is this many times its best
@@ -67,7 +68,8 @@ def find_lr(data: str, backbone: str, freeze: str = "auto", steps: int = 60, bat
     check_trainable(dataset)
     classes = dataset.classes
     train = dataset.split("train").sample(frac=1.0, random_state=seed).head(max(batch_size * 8, 128))
-    model = backbones.create_model(backbone or backbones.default_backbone(), len(classes))
+    name = backbone or backbones.default_backbone()
+    model = backbones.create_model(name, len(classes))
     prep = backbones.preprocessing(model)
     head_only = str(freeze).lower() in ("all", "auto")
     backbones.apply_freeze(model, "all" if head_only else freeze)
@@ -76,10 +78,11 @@ def find_lr(data: str, backbone: str, freeze: str = "auto", steps: int = 60, bat
     failed = {f["index"] for f in failures}
     labels = torch.tensor([classes.index(c) for i, c in enumerate(train.label) if i not in failed], device=target)
     if head_only:
-        model.eval()
-        with torch.inference_mode():
-            features = torch.cat([backbones.pooled_features(model, augment.eval_batch(pixels[i:i + 8], prep).to(
-                target).contiguous(memory_format=torch.channels_last)) for i in range(0, len(pixels), 8)]).clone()
+        # the same feature pass as training's head stage, so the rate is tested on the features it will see
+        extractor = FeatureExtractor(model, name, prep, target,
+                                     amp=hardware.fast_bf16(target))
+        features = extractor.extract(CachedPixels(pixels), lambda batch: fastpath.channels_last(
+            augment.eval_batch(batch, prep)))
         trained = model.get_classifier()
     else:
         trained = model

@@ -14,17 +14,21 @@ from typing import Callable
 import numpy as np
 import torch
 
-from studio import augment, backbones
+from studio import augment, backbones, fastpath, hardware
 from studio.data.findings import INFO, Finding
-from studio.data.pixels import cache_side, decode_all
+from studio.data.pixels import CachedPixels, cache_side, decode_all
 from studio.data.samples import Dataset
+from studio.models.features import FeatureExtractor
 
 NEIGHBOURS = 5          # an image's score: mean cosine distance to its 5 nearest images
 THRESHOLD = 5.5         # robust z above which a score stands out (measured: see tests/test_outliers.py)
 MAX_SHARE = 0.05        # never flag more than 5% of a class (at least one may be flagged)
 MIN_CLASS_SIZE = 8      # below this a class has no "typical" to compare with
-BATCH = 8               # small batches keep memory flat on a laptop CPU
 MAD_TO_SIGMA = 1.4826   # median absolute deviation of a normal distribution, in standard deviations
+
+
+class _Stopped(Exception):
+    """Raised inside the feature pass when the caller asked to stop."""
 
 
 def embed(files: list[str], backbone: str | None = None,
@@ -35,7 +39,8 @@ def embed(files: list[str], backbone: str | None = None,
     Returns (embeddings, the files they belong to); files that fail to decode are
     left out (the doctor reports them as unreadable already). Empty when stopped.
     """
-    model = backbones.create_model(backbone or backbones.default_backbone(), num_classes=2).eval()
+    name = backbone or backbones.default_backbone()
+    model = backbones.create_model(name, num_classes=2).eval()
     model.to(memory_format=torch.channels_last)  # oneDNN's fast path on CPU
     prep = backbones.preprocessing(model)
     total = len(files)
@@ -43,18 +48,24 @@ def embed(files: list[str], backbone: str | None = None,
                                   (lambda d, t: progress(d, 2 * total)) if progress else None, should_stop)
     failed = {f["index"] for f in failures}
     kept = [f for i, f in enumerate(files) if i not in failed]
-    if should_stop and should_stop():
+    if (should_stop and should_stop()) or not kept:
         return np.zeros((0, 0), dtype=np.float32), []
-    rows = []
-    with torch.inference_mode():
-        for start in range(0, len(pixels), BATCH):
-            if should_stop and should_stop():
-                return np.zeros((0, 0), dtype=np.float32), []
-            x = augment.eval_batch(pixels[start:start + BATCH], prep).contiguous(memory_format=torch.channels_last)
-            rows.append(backbones.pooled_features(model, x))
-            if progress:
-                progress(total + total * min(start + BATCH, len(pixels)) // len(pixels), 2 * total)
-    features = torch.cat(rows).numpy() if rows else np.zeros((0, 0), dtype=np.float32)
+    extractor = FeatureExtractor(model, name, prep, torch.device("cpu"),
+                                 amp=hardware.fast_bf16(torch.device("cpu")))  # training's feature pass
+
+    def check_stop():
+        if should_stop and should_stop():
+            raise _Stopped
+
+    def embedded(done: int, batches: int):
+        if progress:
+            progress(total + total * done // batches, 2 * total)
+
+    try:
+        features = extractor.extract(CachedPixels(pixels), lambda batch: fastpath.channels_last(
+            augment.eval_batch(batch, prep)), check_stop, embedded).numpy()
+    except _Stopped:
+        return np.zeros((0, 0), dtype=np.float32), []
     norms = np.linalg.norm(features, axis=1, keepdims=True)
     return features / np.maximum(norms, 1e-12), kept
 
