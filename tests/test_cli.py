@@ -261,7 +261,7 @@ def test_runs_listing_shows_every_status(trained_run, capsys):
 
 
 def test_serving_beyond_this_machine_without_login_warns():
-    from studio.cli import exposure_warning
+    from studio.commands import exposure_warning
     assert exposure_warning("127.0.0.1", []) is None and exposure_warning("localhost", []) is None
     assert "without login" in exposure_warning("0.0.0.0", [])
     assert exposure_warning("0.0.0.0", [("ann", "pw")]) is None

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from helpers import example_files
-from studio import cli, modelfile
+from studio import cli, commands, modelfile
 from studio.export import bundle, formats, parity, runtimes
 from studio.inference import Predictor
 from studio.runs import MODEL_FILE
@@ -274,7 +274,7 @@ def test_cli_errors_are_one_line(exports, tmp_path, capsys):
     data = (exports["onnx"].folder / "model.onnx").read_bytes()
     cut.write_bytes(data[: len(data) // 3])
     bee = example_files("val", "bees", 1)[0]
-    assert cli.main(["predict", str(cut), str(bee)]) == cli.EXIT_ERROR
+    assert cli.main(["predict", str(cut), str(bee)]) == commands.EXIT_ERROR
     err = capsys.readouterr().err
     assert err.startswith("studio: error: cut.onnx is not a readable ONNX model") and "Traceback" not in err
     assert cli.main(["export", str(tmp_path / "no-such-run"), "--out", str(tmp_path / "x"), "--quiet"]) == 1

@@ -58,7 +58,8 @@ def test_each_person_sees_only_their_own_runs(server):
 
 
 def test_login_file_and_bad_logins(tmp_path, capsys):
-    from studio.cli import main, read_logins
+    from studio.cli import main
+    from studio.commands import read_logins
     file = tmp_path / "logins.txt"
     file.write_text("# the team\nann:one\n\nbob:two:with-colon\n")
     assert read_logins(["cy:three"], str(file)) == [("cy", "three"), ("ann", "one"), ("bob", "two:with-colon")]

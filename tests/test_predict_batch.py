@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from helpers import REPO, WORKSPACE, example_files
-from studio import augment, cli, fastpath, inference, modelfile
+from studio import augment, cli, commands, fastpath, inference, modelfile
 from studio.data.imaging import ImageDecodeError, decode_square
 from studio.inference import Predictor
 from studio.data.pixels import cache_side
@@ -66,7 +66,7 @@ def folder(photos) -> Path:
 
 
 def listed(root: Path) -> list[Path]:
-    return cli._expand_images([str(root)])
+    return commands._expand_images([str(root)])
 
 
 def test_training_still_runs_its_feature_pass_as_a_traced_graph(small_dataset, tmp_path):
@@ -130,7 +130,7 @@ def test_cli_json_has_one_line_per_image_in_order_with_errors(trained_run, folde
     code = cli.main(["predict", str(model_of(trained_run)), str(folder), "--json", "--top-k", "1"])
     out, err = capsys.readouterr()
     rows = [json.loads(line) for line in out.splitlines()]
-    assert code == cli.EXIT_ERROR   # some files could not be read: the exit status says so
+    assert code == commands.EXIT_ERROR   # some files could not be read: the exit status says so
     assert [row["image"] for row in rows] == [str(f) for f in files]
     errors = {Path(row["image"]).name: row["error"] for row in rows if "error" in row}
     assert sorted(errors) == sorted(BROKEN)
@@ -204,7 +204,7 @@ def test_predict_refuses_bad_input_in_one_line(trained_run, tmp_path, capsys):
     empty = tmp_path / "empty"
     (empty / "deeper").mkdir(parents=True)
     (empty / "readme.txt").write_text("no pictures here")
-    assert cli.main(["predict", str(model_of(trained_run)), str(empty)]) == cli.EXIT_ERROR
+    assert cli.main(["predict", str(model_of(trained_run)), str(empty)]) == commands.EXIT_ERROR
     assert capsys.readouterr().err.strip() == (f"studio: error: no images in {empty} (looked for jpg, jpeg, png, "
                                                "bmp, gif, webp, tif, tiff).")
     try:   # refused before the model loads, by cmd_predict or by the parser
@@ -212,4 +212,4 @@ def test_predict_refuses_bad_input_in_one_line(trained_run, tmp_path, capsys):
     except SystemExit as exc:
         code = exc.code
     err = capsys.readouterr().err
-    assert code == cli.EXIT_USAGE and "top-k" in err and "Traceback" not in err
+    assert code == commands.EXIT_USAGE and "top-k" in err and "Traceback" not in err

@@ -1,0 +1,435 @@
+"""What each `studio` command does, once its flags are read and checked (studio.cli).
+
+Each `cmd_*` takes the parsed arguments and returns the exit status. User mistakes end in one clear
+line on stderr (`_fail`) and a non-zero exit, never a traceback.
+"""
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+EXIT_FLAGGED = 3  # an export was written but differs from the trained model beyond the tolerance
+
+
+def _fail(message: str, code: int = EXIT_ERROR) -> int:
+    print(f"studio: error: {message}", file=sys.stderr)
+    return code
+
+
+# ---------------------------------------------------------------- progress
+
+class Progress:
+    """Progress on stderr. On a terminal, one bar redrawn in place; anywhere else (CI, nohup, a notebook,
+    a pipe) one line per phase, so a log keeps what happened instead of a redraw every half second."""
+
+    WIDTH = 30
+
+    def __init__(self, quiet: bool = False):
+        self.stream = sys.stderr
+        self.quiet = quiet
+        self.tty = self.stream.isatty()
+        self.phase: str | None = None
+        self.drawn = False
+
+    def update(self, fraction: float, phase: str, detail: str = "") -> None:
+        if self.quiet:
+            return
+        if self.tty:
+            fraction = min(max(fraction or 0.0, 0.0), 1.0)
+            filled = int(self.WIDTH * fraction)
+            print(f"\r[{'#' * filled}{'.' * (self.WIDTH - filled)}] {fraction:4.0%} {phase[:50]:<50}{detail:<12}",
+                  end="", file=self.stream, flush=True)
+            self.drawn = True
+        elif phase and phase != self.phase:
+            print(phase, file=self.stream, flush=True)
+        self.phase = phase
+
+    def line(self, text: str) -> None:
+        """A line of its own (an epoch's result), above the bar on a terminal."""
+        if self.quiet:
+            return
+        if self.drawn:
+            print("\r\033[K", end="", file=self.stream)
+            self.drawn = False
+        print(text, file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.drawn:
+            print(file=self.stream, flush=True)
+            self.drawn = False
+
+
+def cmd_train(args) -> int:
+    from studio.config import ConfigFileError, read_saved, typed_values
+    from studio.data.sources import DatasetError, check_trainable, open_dataset
+    from studio.checkpoints import ResumeError
+    from studio.training.config import TrainConfig
+    from studio.training.trainer import resume_training, start_training
+
+    typed = typed_values(args, TrainConfig)
+    if args.resume:
+        if args.data or args.config or typed:
+            return _fail("--resume carries on a run with its own data and settings: give the run folder only "
+                         "(to change settings, start a new run: --config RUN_DIR with the flags to change).",
+                         EXIT_USAGE)
+        try:
+            run = resume_training(args.resume)
+        except ResumeError as exc:
+            return _fail(str(exc), EXIT_USAGE)
+        return _follow(run, args, time.perf_counter())
+    try:
+        saved = read_saved(args.config, TrainConfig) if args.config else {}
+    except ConfigFileError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    data = args.data or saved.get("data")
+    if not data:
+        return _fail("give the data to train on (or --config RUN_DIR to repeat a run, or --resume RUN_DIR to "
+                     "carry one on).", EXIT_USAGE)
+    chosen = {**saved, **typed, "data": str(Path(data).resolve())}
+    if chosen.get("freeze", "auto") == "auto" and chosen.get("head_epochs") == 0:
+        return _fail("--head-epochs 0 needs --freeze all or a number: Auto trains the new head alone first "
+                     "(1 epoch or more) to choose how deep to fine-tune.", EXIT_USAGE)
+    try:
+        config = TrainConfig(**chosen)
+        config.resolved()   # the engine's own checks of the settings together, before the data is read
+        check_trainable(open_dataset(config.data, config.val_fraction, config.seed, config.prefix_separator))
+    except (DatasetError, ValueError, TypeError) as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    started = time.perf_counter()
+    return _follow(start_training(config, run_dir=args.out), args, started)
+
+
+def _epoch_line(record: dict, total: int | None) -> str:
+    """One finished epoch in words, for the log."""
+    of = f" of {total}" if total and total >= record["epoch"] else ""
+    seconds = f", {record['epoch_seconds']:.1f} s" if record.get("epoch_seconds") is not None else ""
+    return (f"Epoch {record['epoch']}{of}: validation accuracy {record['val_accuracy']:.1%} "
+            f"(loss {record['val_loss']:.3f}), training accuracy {record['train_accuracy']:.1%} "
+            f"(loss {record['train_loss']:.3f}){seconds}")
+
+
+def _follow(run, args, started: float) -> int:
+    """Show a run's progress until it ends (Ctrl-C stops it, keeping the best model), then its result:
+    a short summary for a person, or with --json one JSON line for a program."""
+    from studio.runs import MANAGER
+
+    progress = Progress(args.quiet)
+    announced = len(run.snapshot()["history"])   # a resumed run's earlier epochs were shown when they ran
+
+    def show(snap: dict) -> int:
+        for record in snap["history"][announced:]:
+            progress.line(_epoch_line(record, snap.get("epochs")))
+        eta = snap.get("eta_seconds")
+        progress.update(snap.get("progress") or 0.0, snap.get("phase", ""), f" ETA {int(eta)}s" if eta else "")
+        return len(snap["history"])
+
+    try:
+        while run.is_active():
+            announced = show(run.snapshot())
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        run.stop_event.set()
+        progress.line("stopping after the current batch...")
+    MANAGER.wait()
+    snap = run.snapshot()
+    show(snap)
+    progress.close()
+    if snap["status"] == "failed":
+        return _fail(snap["error"] or "training failed")
+    result = {
+        "status": snap["status"], "classes": snap["classes"], "best_val_accuracy": snap["best_val_accuracy"],
+        "best_epoch": snap["best_epoch"], "epochs_run": len(snap["history"]),
+        "train_seconds": round(time.perf_counter() - started, 2),
+        "confusion_matrix": snap.get("best_confusion"), "history": snap["history"],
+        "backbone": snap["config"]["backbone"], "freeze": snap.get("freeze"),
+        "choices": snap["config"].get("choices", {}), "stopped_early": snap.get("stopped_early"),
+        "advice": snap.get("advice"), "skipped": snap.get("dataset", {}).get("skipped", []),
+        "run_dir": snap["run_dir"], "model_path": snap["model_path"],
+    }
+    print(json.dumps(result) if args.json else train_summary(result, snap["config"].get("data")))
+    return 0
+
+
+def train_summary(result: dict, data: str | None = None) -> str:
+    """What a person wants when a run ends: how well it did, where it is, how to try it."""
+    run_dir, model = result["run_dir"], result["model_path"]
+    done = "Finished" if result["status"] == "finished" else "Stopped"
+    lines = [f"{done} after {result['epochs_run']} epoch(s) in {result['train_seconds']:.0f} s ({result['backbone']}, "
+             f"{len(result['classes'])} classes)."]
+    if result["best_epoch"] is not None:
+        lines.append(f"Best: epoch {result['best_epoch']}, validation accuracy {result['best_val_accuracy']:.1%}.")
+    for note in (result.get("stopped_early"), result.get("advice")):
+        if note:
+            lines.append(note)
+    if result.get("skipped"):
+        lines.append(f"{len(result['skipped'])} file(s) not used" +
+                     (f": `studio doctor {shlex.quote(data)}` lists them and why." if data else "."))
+    lines.append(f"Run:    {run_dir}")
+    if model:
+        lines += [f"Model:  {model}",
+                  f"Try it: studio predict {shlex.quote(model)} PHOTO_OR_FOLDER",
+                  f"Export: studio export {shlex.quote(run_dir)} --out FOLDER"]
+    else:
+        lines.append("No epoch finished, so there is no model yet.")
+    if result["status"] != "finished":
+        lines.append(f"Carry on: studio train --resume {shlex.quote(run_dir)}")
+    lines.append(f"Repeat: studio train --config {shlex.quote(run_dir)} (add flags to change a setting)")
+    return "\n".join(lines)
+
+
+def cmd_doctor(args) -> int:
+    from studio.data.sources import DatasetError, open_dataset
+    from studio.data.checks import diagnose
+
+    try:
+        dataset = open_dataset(args.data, args.val_fraction, args.seed, args.prefix_sep)
+    except DatasetError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    progress = Progress(quiet=args.json)
+
+    def counter(phase: str):
+        return None if args.json else (lambda done, total: progress.update(done / max(1, total), phase,
+                                                                           f" {done}/{total}"))
+    report = diagnose(dataset, counter("Checking the images"))
+    if args.outliers:
+        from studio.data.outliers import find_outliers
+        finding = find_outliers(dataset, progress=counter("Looking for pictures that don't belong"))
+        if finding is not None:
+            report.findings.append(finding)
+    progress.close()
+    if args.json:
+        print(json.dumps(report.to_dict(dataset)))
+    else:
+        counts = dataset.counts()
+        print(f"{len(dataset.classes)} classes, {len(dataset.samples)} images ({dataset.split_source} split)")
+        print(counts.to_string())
+        for finding in report.findings:
+            print(f"\n[{finding.severity}] {finding.kind}: {finding.message}")
+            for path in finding.paths[:10]:
+                print(f"    {path}")
+            if len(finding.paths) > 10:
+                print(f"    ... and {len(finding.paths) - 10} more")
+        print(f"\n{len(dataset.skipped)} file(s) skipped" + (":" if dataset.skipped else "."))
+        for row in dataset.skipped[:20]:
+            print(f"    {row['path']}: {row['reason']}")
+    if not report.trainable:
+        print(f"studio: cannot train on this data: {report.reason}", file=sys.stderr)
+        return EXIT_USAGE
+    return 0
+
+
+def _expand_images(items: list[str]) -> list[Path]:
+    from studio.data.imaging import is_image_name
+    files: list[Path] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.is_file() and is_image_name(p)))
+        else:
+            files.append(path)
+    return files
+
+
+def cmd_predict(args) -> int:
+    """Classify every image given (files and folders) in one fast pass, in the order given; an
+    unreadable file is named with its reason and the rest are still classified."""
+    from studio.inference import Predictor
+    from studio.modelfile import ModelFileError
+
+    if args.top_k < 1:
+        return _fail(f"--top-k must be 1 or more (got {args.top_k}).", EXIT_USAGE)
+    images = _expand_images(args.images)
+    if not images:
+        return _fail(f"no images in {', '.join(args.images)} (looked for "
+                     "jpg, jpeg, png, bmp, gif, webp, tif, tiff).")
+    try:
+        predictor = Predictor(args.model)
+    except ModelFileError as exc:
+        return _fail(str(exc))
+    unreadable = 0
+    for result in predictor.predict_each(images, args.top_k):
+        if result.error is not None:
+            unreadable += 1
+            print(f"studio: {result.image}: {result.error}", file=sys.stderr)
+            if args.json:
+                print(json.dumps({"image": str(result.image), "error": result.error}))
+        elif args.json:
+            print(json.dumps({"image": str(result.image), "predictions": [
+                {"class": c, "probability": round(p, 5)} for c, p in result.top]}))
+        else:
+            print(f"{result.image}: " + ", ".join(f"{c} {p:.1%}" for c, p in result.top))
+    if unreadable:
+        print(f"studio: {unreadable} of {len(images)} images could not be read (named above); "
+              f"the other {len(images) - unreadable} were classified.", file=sys.stderr)
+        return EXIT_ERROR
+    return 0
+
+
+def _run_folder(run: str) -> Path:
+    """A run folder from what a person typed: the folder, its model.safetensors, or a run id."""
+    from studio import history
+    path = Path(run)
+    if path.is_file() and path.suffix == ".safetensors":
+        return path.parent
+    if path.is_dir() or path.exists():
+        return path
+    try:
+        return history.find_run(run)
+    except history.RunNotFound as exc:
+        raise FileNotFoundError(f"{run} is neither a run folder nor a run id ({exc})") from None
+
+
+def cmd_export(args) -> int:
+    from studio.export import bundle
+    from studio.export.formats import DEFAULT
+    from studio.modelfile import ModelFileError
+
+    fmt = DEFAULT if args.format == "model" else args.format
+    out = Path(args.out)
+    progress = Progress(args.quiet)
+    try:
+        result = bundle.export_run(_run_folder(args.run), fmt, out,
+                                   zip_path=out.with_name(out.name + ".zip") if args.zip else None,
+                                   progress=progress.update)
+    except (ModelFileError, bundle.ExportError, FileNotFoundError) as exc:
+        progress.close()
+        return _fail(str(exc))
+    progress.close()
+    main_file = result.model_files[0]  # the format's first file: the bundle's is the studio model file
+    print(json.dumps({"format": fmt, "path": str(main_file), "bytes": main_file.stat().st_size,
+                      "folder": str(result.folder), "files": sorted(p.name for p in result.folder.iterdir()),
+                      "zip": str(result.zip_path) if result.zip_path else None,
+                      "parity": result.parity, "verdict": result.verdict()}))
+    if result.flagged:
+        print(f"studio: warning: {result.verdict()}", file=sys.stderr)
+        return EXIT_FLAGGED
+    return 0
+
+
+def cmd_backbones(args) -> int:
+    from studio.backbones import catalog
+    rows = catalog()
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    for row in rows:
+        top1 = f"{row['imagenet_top1']:.1f}%" if row["imagenet_top1"] else "  -  "
+        print(f"{row['name']:<24} {row['params_m']:>5.1f}M  top-1 {top1}  {row['status']:<8}  {row['availability']}")
+    return 0
+
+
+def read_logins(pairs: list[str] | None, file: str | None) -> list[tuple[str, str]]:
+    """`user:password` pairs from the command line and/or a file (one per line, # comments)."""
+    lines = list(pairs or [])
+    if file:
+        try:
+            lines += [line.strip() for line in Path(file).read_text().splitlines()
+                      if line.strip() and not line.lstrip().startswith("#")]
+        except OSError as exc:
+            raise ValueError(f"cannot read the login file {file}: {exc.strerror}") from None
+    logins = []
+    for line in lines:
+        user, sep, password = line.partition(":")
+        if not sep or not user.strip() or not password:
+            raise ValueError(f"a login must look like user:password, not {line.split(':')[0]!r}...")
+        logins.append((user.strip(), password))
+    return logins
+
+
+def exposure_warning(host: str, logins: list) -> str | None:
+    """Listening beyond this machine without a login lets anyone on the network train and read runs."""
+    if logins or host in LOCAL_HOSTS:
+        return None
+    return (f"listening on {host} without login: anyone who can reach this machine can see and start "
+            "trainings. Add --auth user:password (or --auth-file) to require a login.")
+
+
+def cmd_serve(args) -> int:
+    try:
+        logins = read_logins(args.auth, args.auth_file)
+    except ValueError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    warning = exposure_warning(args.host, logins)
+    if warning:
+        print(f"studio: warning: {warning}", file=sys.stderr)
+    from components.app import launch
+    launch(host=args.host, port=args.port, auth=logins or None)
+    return 0
+
+
+def cmd_runs(args) -> int:
+    """Every run the studio wrote, wherever it is, with its status; or the runs in the folders given."""
+    from studio import history, paths
+    if args.paths:
+        rows, problems = history.list_runs_at(args.paths)
+        for problem in problems:
+            print(f"studio: {problem}", file=sys.stderr)
+        if problems and not rows:
+            return _fail("No run found there: give a run folder (it holds config.json) or a folder of runs.",
+                         EXIT_USAGE)
+    else:
+        rows = history.list_runs()
+    if args.json:
+        for row in rows:
+            print(json.dumps(row, default=str))
+        return 0
+    if not rows:
+        print("No runs yet.")
+    inside = paths.runs_dir().resolve()
+    for row in rows:
+        accuracy = f"{row['best_val_accuracy']:.1%}" if row.get("best_val_accuracy") is not None else "-"
+        where = "" if Path(row["run_dir"]).resolve().parent == inside else f"  {row['run_dir']}"
+        print(f"{row['id']:<48} {row['status']:<11} {row['data']:<16} {row['backbone']:<18} {accuracy:>6}"
+              + where + (f"  ({row['error']})" if row.get("error") else ""))
+    missing = [] if args.paths else history.missing_runs()
+    if missing:
+        print(f"{len(missing)} run folder(s) the studio wrote are no longer where they were (moved or deleted): "
+              + ", ".join(map(str, missing[:5])) + (" …" if len(missing) > 5 else "")
+              + ". `studio runs NEW_PLACE` finds them again.", file=sys.stderr)
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from studio.backbones import BackboneError
+    from studio.bench import BenchError, BenchUsageError, format_table, run_bench
+    from studio.data.sources import DatasetError
+    from studio.runs import RunBusyError
+
+    log = (lambda text: print(text, file=sys.stderr, flush=True)) if not args.quiet else (lambda text: None)
+    try:
+        report = run_bench(args.data, args.backbone or "", epochs=args.epochs, device=args.device,
+                           only=args.only, log=log, batch_size=args.batch_size,
+                           random_weights=args.random_weights)
+    except (DatasetError, BenchUsageError) as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except (BackboneError, BenchError, RunBusyError) as exc:
+        return _fail(str(exc))
+    if not args.json_only:
+        print(format_table(report))
+        print()
+    print(json.dumps(report))
+    return 0
+
+
+def cmd_lr_find(args) -> int:
+    from studio.backbones import BackboneError
+    from studio.data.sources import DatasetError
+    from studio.lr_finder import find_lr
+
+    try:
+        result = find_lr(args.data, args.backbone or "", args.freeze, seed=args.seed, device=args.device)
+    except DatasetError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except (BackboneError, ValueError) as exc:
+        return _fail(str(exc))
+    if args.json:
+        print(json.dumps({"lr": result["lr"], "curve": result["curve"], "words": result["words"]}))
+    else:
+        print(result["words"])
+    return 0
