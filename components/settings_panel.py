@@ -17,7 +17,8 @@ PER_ROW = 3
 
 def widget(s: Setting):
     """The Gradio component for one setting, showing its default (or what Auto picks)."""
-    info = s.help[:1].upper() + s.help[1:] + "."
+    words = s.page_help or s.help
+    info = words[:1].upper() + words[1:] + "."
     shown = s.auto_value if s.default is None and s.auto_value is not None else s.default
     if isinstance(s.default, bool):
         return gr.Checkbox(s.default, label=s.label, info=info)

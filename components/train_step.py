@@ -14,6 +14,7 @@ from components.named import of, wire
 from components.session import user_of
 from studio import backbones
 from studio.config import command_line
+from studio.data.checks import DEFAULT_EXCLUDE, EXCLUDABLE
 from studio.lr_finder import find_lr
 from studio.runs import MANAGER, RunBusyError, owned_by
 from studio.training.config import TrainConfig
@@ -48,7 +49,7 @@ def page_config(data_source, backbone, mode, depth, epochs, lr, batch_size, leav
                        epochs=None if epochs in (None, "Auto") else int(epochs),
                        lr=None if lr in (None, "Auto") else float(lr),
                        batch_size=None if batch_size in (None, "", "auto") else int(batch_size),
-                       exclude=[k for k in leave_out or [] if k != "outliers"],
+                       exclude=_left_out_kinds(leave_out, findings),
                        exclude_files=_chosen_files(leave_out, findings, ("outliers",)),
                        owner=owner, **settings_panel.values_as_settings(ADVANCED, advanced))
 
@@ -77,6 +78,14 @@ def repeat_command(data_source, *controls) -> str:
         return f"No command yet: {exc}"
     return ("The same run from a terminal (after it, `studio train --config RUN_FOLDER` repeats it exactly "
             f"as asked):\n\n```bash\n{line}\n```")
+
+
+def _left_out_kinds(leave_out, findings) -> list[str]:
+    """The findings to leave out: the kinds ticked, and the default ones the page did not offer (the data
+    has none of them), so an untouched page asks for the CLI's default and its command carries no flag."""
+    offered = {f["kind"] for f in findings or []}
+    chosen = set(leave_out or []) | {k for k in DEFAULT_EXCLUDE if k not in offered}
+    return [k for k in EXCLUDABLE if k in chosen and k != "outliers"]   # outliers are left out by file
 
 
 def _chosen_files(leave_out, findings, kinds) -> dict:

@@ -39,6 +39,7 @@ class Setting:
     words: dict = field(default_factory=dict)   # value -> how the page names it
     metavar: str | None = None
     label: str = ""                 # the page's name for it
+    page_help: str = ""             # the page's info line, where `help` speaks in flags ("" = help)
     auto_value: Any = None          # what a None default turns into (the page shows it)
     suggested: tuple = ()           # values the page offers in a list (beside Auto)
     span: tuple = ()                # (lowest, highest, step) the page's slider covers

@@ -74,7 +74,8 @@ def test_the_untouched_advanced_panel_asks_for_the_defaults():
     assert settings_panel.values_as_settings(train_step.ADVANCED, [w.value for w in widgets]) == {}
     declared = settings_module.by_name(TrainConfig)
     for name, w in zip(train_step.ADVANCED, widgets):
-        assert w.label == declared[name].label and w.info.lower().startswith(declared[name].help[:20].lower())
+        words = declared[name].page_help or declared[name].help
+        assert w.label == declared[name].label and w.info.lower().startswith(words[:20].lower())
 
 
 def test_the_page_command_is_what_the_page_starts(small_dataset):

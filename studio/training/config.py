@@ -46,7 +46,9 @@ class TrainConfig:
                                "default), 'all' (only the new head trains) or a number of leading layer groups to "
                                "keep frozen (0 = fine-tune everything)")
     batchnorm: str = setting("pretrained", group="model", flag="--batchnorm", choices=("pretrained", "adapt"),
-                             label="BatchNorm statistics",
+                             label="BatchNorm statistics", page_help="keeping the ImageNet statistics is steadier "
+                             "on small datasets and faster on a CPU (the default); adapting re-estimates them from "
+                             "your photos",
                              words={"pretrained": "Keep ImageNet statistics", "adapt": "Adapt to my photos"},
                              help="'pretrained' keeps every BatchNorm layer's ImageNet statistics (steadier on "
                                   "small data, faster on CPU; the default); 'adapt' lets trainable layers "
@@ -64,6 +66,9 @@ class TrainConfig:
     head_epochs: int | None = setting(None, group="optimisation", flag="--head-epochs",
                                       parse=values.whole_number(0), label="Epochs of the new layer alone "
                                       "(freeze schedule)", suggested=(0, 1, 2, 3, 5, 8, 10),
+                                      page_help="before any pretrained layer is unfrozen, the new layer learns on "
+                                                "its own, so its first random guesses don't disturb what the network "
+                                                "knows (Auto: 5 in Auto mode, 0 when you pick the depth yourself)",
                                       help="epochs of the new head alone before any pretrained layer is unfrozen, "
                                            "so its first random guesses don't disturb what the network knows "
                                            "(default: 5 with --freeze auto, 0 otherwise)")
@@ -101,6 +106,7 @@ class TrainConfig:
                                         "smallest's photos")
     augment: bool = setting(True, group="optimisation", flag="--no-augment",
                             label="Augment (random crops, flips, colour)",
+                            page_help="shows each photo a little differently every time (on by default)",
                             help="random crops, flips and colour changes, so each photo looks a little different "
                                  "every time (on by default; --no-augment turns them off)")
     augment_strength: str = setting("auto", group="optimisation", flag="--augment-strength",
