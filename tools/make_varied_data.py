@@ -50,7 +50,7 @@ def main() -> None:
     jobs = []
     for split, count in (("train", args.train), ("val", args.val)):
         for class_dir in sorted((args.source / split).iterdir()):
-            for i, file in enumerate(sorted(class_dir.iterdir())[:count]):
+            for file in sorted(class_dir.iterdir())[:count]:
                 jobs.append((file, args.out / split / class_dir.name / file.stem, len(jobs)))
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(lambda job: make_one(*job), jobs))
