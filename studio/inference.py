@@ -16,7 +16,7 @@ from typing import Iterator, Sequence
 
 import torch
 
-from studio import augment, fastpath, hardware, modelfile
+from studio import augment, fastpath, modelfile
 from studio.data.imaging import ImageDecodeError, decode_square
 from studio.data.pixels import cache_side, decode_all
 from studio.export import runtimes
@@ -54,8 +54,7 @@ class Predictor:
         torch_module = self.format == runtimes.SAFETENSORS   # TorchScript and ONNX run as exported
         # float32 unless STUDIO_BF16=1: bf16 moves probabilities by ~1e-3, which is outside the parity the
         # exports promise (export.parity), so the studio file and its exports would disagree on screen
-        self.amp = (torch_module and os.environ.get("STUDIO_BF16") == "1"
-                    and hardware.fast_bf16(torch.device(self.device)))
+        self.amp = torch_module and os.environ.get("STUDIO_BF16") == "1"
         self.channels_last = torch_module
         if torch_module:
             self.model.to(memory_format=torch.channels_last)
