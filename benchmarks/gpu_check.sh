@@ -34,7 +34,7 @@ EOF
 bench() {  # name, timeout, args...
   local name=$1 limit=$2; shift 2
   step "bench $name"
-  timeout "$limit" $PY -m studio bench "$@" --device cuda > "$OUT/bench-$name.txt"
+  timeout "$limit" $PY benchmarks/bench.py "$@" --device cuda > "$OUT/bench-$name.txt"
   echo "exit $?"; grep -v '^{' "$OUT/bench-$name.txt"
   tail -1 "$OUT/bench-$name.txt" | $PY -c "import json, sys
 for name, run in json.load(sys.stdin)['runs'].items():

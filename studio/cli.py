@@ -12,8 +12,7 @@ import sys
 
 from studio import values
 from studio.config import flag_type
-from studio.values import MIN_BATCH
-from studio.commands import (EXIT_USAGE, cmd_backbones, cmd_bench, cmd_doctor, cmd_export, cmd_lr_find, cmd_predict,
+from studio.commands import (EXIT_USAGE, cmd_backbones, cmd_doctor, cmd_export, cmd_lr_find, cmd_predict,
                              cmd_runs, cmd_serve, cmd_train)
 
 # ---------------------------------------------------------------- flag values
@@ -29,16 +28,6 @@ whole_number = lambda *bounds: flag_type(values.whole_number(*bounds))  # noqa: 
 number = lambda allowed, ok: flag_type(values.number(allowed, ok))        # noqa: E731
 freeze_value, device_name, backbone_name, separator, out_folder = (flag_type(check) for check in (
     values.freeze_value, values.device_name, values.backbone_name, values.separator, values.out_folder))
-
-
-def bench_parts(text: str) -> str:
-    """--only: a comma-separated subset of the bench's parts (studio.bench.PARTS)."""
-    from studio.bench import PARTS, BenchUsageError, parse_parts
-    try:
-        parse_parts(text, "cuda")
-    except BenchUsageError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated subset of {','.join(PARTS)}") from None
-    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,26 +116,6 @@ def build_parser() -> argparse.ArgumentParser:
                         help="auto (the default), cpu or cuda")
     finder.add_argument("--json", action="store_true", help="one JSON line: lr, curve [(rate, loss)], words")
     finder.set_defaults(func=cmd_lr_find)
-
-    bench = sub.add_parser("bench",
-                           help="time the tutorial loop, the studio engine and (CUDA) the raw limit on the same data")
-    bench.add_argument("data", help="a dataset as `studio train` takes it")
-    bench.add_argument("--backbone", type=backbone_name, default="",
-                       help="timm model name (default: the first available offline)")
-    bench.add_argument("--epochs", type=whole_number(1), default=3)
-    bench.add_argument("--device", type=device_name, default="auto", metavar="auto|cpu|cuda",
-                       help="auto (the default), cpu or cuda")
-    bench.add_argument("--only", type=bench_parts, default=None, metavar="PARTS",
-                       help="comma-separated subset of tutorial,frozen,finetune,auto,pass,raw "
-                            "(default: all the device can run; raw is CUDA only; "
-                            "'tutorial' runs the tutorial in the modes of the studio runs chosen)")
-    bench.add_argument("--batch-size", type=whole_number(MIN_BATCH), default=None,
-                       help="the studio runs' training batch (default: the studio's own choice for the data)")
-    bench.add_argument("--random-weights", action="store_true",
-                       help="time a backbone whose pretrained weights are not at hand; accuracies mean nothing then")
-    bench.add_argument("--json-only", action="store_true", help="no table: stdout is only the JSON line")
-    bench.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-    bench.set_defaults(func=cmd_bench)
     return parser
 
 

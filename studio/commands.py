@@ -395,28 +395,6 @@ def cmd_runs(args) -> int:
     return 0
 
 
-def cmd_bench(args) -> int:
-    from studio.backbones import BackboneError
-    from studio.bench import BenchError, BenchUsageError, format_table, run_bench
-    from studio.data.sources import DatasetError
-    from studio.runs import RunBusyError
-
-    log = (lambda text: print(text, file=sys.stderr, flush=True)) if not args.quiet else (lambda text: None)
-    try:
-        report = run_bench(args.data, args.backbone or "", epochs=args.epochs, device=args.device,
-                           only=args.only, log=log, batch_size=args.batch_size,
-                           random_weights=args.random_weights)
-    except (DatasetError, BenchUsageError) as exc:
-        return _fail(str(exc), EXIT_USAGE)
-    except (BackboneError, BenchError, RunBusyError) as exc:
-        return _fail(str(exc))
-    if not args.json_only:
-        print(format_table(report))
-        print()
-    print(json.dumps(report))
-    return 0
-
-
 def cmd_lr_find(args) -> int:
     from studio.backbones import BackboneError
     from studio.data.sources import DatasetError
