@@ -1,4 +1,5 @@
-"""The bench (benchmarks/bench.py): real weights, real photos, one epoch each; the report's shape and arithmetic, never its times."""
+"""The bench (benchmarks/bench.py): real weights, real photos, one epoch each; the report's shape and
+arithmetic, never its times."""
 import json
 import sys
 
@@ -131,6 +132,19 @@ def test_bench_mistakes_are_one_clear_line(tiny_dataset, tmp_path, capsys):
         assert code == expected_code, (args, err)
         assert out == ""
         assert err.count("\n") == 1 and err.startswith("studio: error:") and words in err, (args, err)
+
+
+@pytest.mark.parametrize("argv,allowed", [
+    (("--epochs", "0"), "a whole number, 1 or more"),
+    (("--batch-size", "1"), "a whole number, 2 or more"),
+    (("--device", "gpu"), "auto, cpu, cuda"),
+    (("--only", "frozen,fast"), "tutorial,frozen,finetune,auto,pass,raw"),
+    (("--backbone", "nope"), "mobilenetv2_100"),
+])
+def test_a_bad_flag_fails_in_the_parser_naming_what_is_allowed(argv, allowed, tiny_dataset, capsys):
+    code, out, err = bench(capsys, tiny_dataset, *argv)
+    assert code == 2 and out == "", err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("studio: error: ") and allowed in err, err
 
 
 def test_parts_and_goals_arithmetic_for_both_devices():
