@@ -47,11 +47,24 @@ def advanced_view(page) -> None:
 
 def command(page, *showing: str, without: tuple[str, ...] = ()) -> str:
     """The command line shown, once it holds every fragment in `showing` and none in `without`."""
-    code = page.locator(f"{COMMAND} pre code")
-    page.wait_for_function("([el, want, unwanted]) => el && want.every(w => el.innerText.includes(w))"
-                           " && !unwanted.some(w => el.innerText.includes(w))",
-                           arg=[code.element_handle(timeout=60_000), list(showing), list(without)], timeout=60_000)
-    return code.inner_text().strip()
+    code = f"{COMMAND} pre code"   # looked up each time: every update of the Markdown draws a new element
+    try:
+        page.wait_for_function("([sel, want, unwanted]) => { const el = document.querySelector(sel);"
+                               " return !!el && want.every(w => el.innerText.includes(w))"
+                               " && !unwanted.some(w => el.innerText.includes(w)); }",
+                               arg=[code, list(showing), list(without)], timeout=60_000)
+    except Exception as exc:  # noqa: BLE001 - say what the page shows instead
+        raise AssertionError(f"the command never showed {showing} without {without}: "
+                             f"{page.locator(COMMAND).inner_text()!r}") from exc
+    return page.locator(code).inner_text().strip()
+
+
+def choose(page, label: str, option: str) -> None:
+    """Pick `option` in the dropdown `label`, in that dropdown's own list (another's may still be closing)."""
+    box = page.get_by_label(label, exact=True)
+    box.click()
+    page.locator(f"#{box.get_attribute('aria-controls')}").get_by_role("option", name=option, exact=True).click()
+    page.wait_for_function("([el, v]) => el.value === v", arg=[box.element_handle(), option])
 
 
 def flags(line: str) -> set[str]:
@@ -89,11 +102,11 @@ def test_the_command_carries_each_advanced_setting_and_parses(browser, server, s
         assert shlex.split(untouched)[2] == str(EXAMPLE), untouched
         assert flags(untouched) == {"--backbone"}, untouched   # the Model step's backbone; nothing else asked
 
-        flow.choose_dropdown(page, "Epochs", "3")
+        choose(page, "Epochs", "3")
         command(page, "--epochs 3")
-        flow.choose_dropdown(page, "Learning rate", "0.0003")
+        choose(page, "Learning rate", "0.0003")
         command(page, "--lr 0.0003")
-        flow.choose_dropdown(page, "Batch size", "16")
+        choose(page, "Batch size", "16")
         command(page, "--batch-size 16")
         page.get_by_label("Augment (random crops, flips, colour)").uncheck()
         command(page, "--no-augment")
@@ -150,11 +163,11 @@ def test_start_trains_the_run_the_command_shows(browser, server, shots, small_da
         page.locator("#data-summary").filter(has_text=re.compile(r"2 classes")).wait_for(timeout=120_000)
         flow.step_model(page, trainable_groups=0)   # every layer frozen: seconds per epoch
         advanced_view(page)
-        command(page, "small.zip", "--freeze all")
+        command(page, "/uploads/small-", "--freeze all")   # the unpacked upload
 
-        flow.choose_dropdown(page, "Epochs", "2")
+        choose(page, "Epochs", "2")
         command(page, "--epochs 2")
-        flow.choose_dropdown(page, "Batch size", "8")
+        choose(page, "Batch size", "8")
         command(page, "--batch-size 8")
         page.get_by_label("Weight decay", exact=True).fill("0.001")
         command(page, "--weight-decay 0.001")
@@ -177,6 +190,8 @@ def test_start_trains_the_run_the_command_shows(browser, server, shots, small_da
         status = json.loads((folder / "status.json").read_text())
         assert status["status"] == "finished", status.get("error")
         page.locator("#train-status").filter(has_text=re.compile(r"\bFinished\.")).wait_for(timeout=60_000)
+        page.locator("#stop-training").wait_for(state="hidden", timeout=60_000)   # the page has caught up
+        page.wait_for_timeout(1000)   # the progress bar's fill slides to its end
         shots.take(page, "trained")
 
         saved = json.loads((folder / "config.json").read_text())
