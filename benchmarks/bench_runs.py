@@ -180,7 +180,6 @@ def studio_run(data: str, backbone: str, freeze: str, epochs: int | None, device
 
     freeze "auto" with epochs None is the Auto recipe exactly as the page and `studio train` run it.
     """
-    from studio.runs import MANAGER
     from studio.training.config import TrainConfig
     from studio.training.trainer import start_training
 
@@ -194,15 +193,15 @@ def studio_run(data: str, backbone: str, freeze: str, epochs: int | None, device
     phase = None
     try:
         while run.is_active():
-            MANAGER.wait(timeout=1.0)   # returns the moment the run's thread ends
+            run.wait(timeout=1.0)   # returns the moment the run's thread ends
             snap = run.snapshot()
             if snap.get("phase") != phase:
                 phase = snap.get("phase")
                 log(f"studio {name}: {phase}")
-        MANAGER.wait()
+        run.wait()
     except KeyboardInterrupt:
         run.stop_event.set()
-        MANAGER.wait()
+        run.wait()
         raise
     total = time.perf_counter() - started
     snap = run.snapshot()

@@ -38,15 +38,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def train_once(url: str, epochs: int) -> float:
+def train_once(url: str, runner, epochs: int) -> float:
     """Start a run through the page's API and return its training seconds (from its own status)."""
     from gradio_client import Client
-    from studio.runs import MANAGER
     client = Client(url, verbose=False)
     client.predict(api_name="/use_example")
     client.predict("mobilenetv2_100", "manual", 7, epochs, "Auto", 32, [], api_name="/start_training")
-    run = MANAGER.current
-    MANAGER.wait()
+    run = runner.current
+    run.wait()
     snapshot = run.snapshot()
     assert snapshot["status"] == "finished", snapshot["error"]
     return snapshot["finished"] - snapshot["started"]
@@ -112,11 +111,13 @@ def main() -> int:
         return watch(args.watch, args.sessions)
     os.environ.setdefault("STUDIO_HOME", tempfile.mkdtemp(prefix="studio-load-"))
     from components.app import launch
-    demo, url = launch(port=free_port(), block=False)
+    from studio.runs import JobRunner
+    runner = JobRunner()
+    demo, url = launch(port=free_port(), block=False, runner=runner)
     try:
-        train_once(url, 1)  # warm-up: weights converted, kernels ready
+        train_once(url, runner, 1)  # warm-up: weights converted, kernels ready
         cpu = time.process_time()
-        alone = train_once(url, args.epochs)
+        alone = train_once(url, runner, args.epochs)
         server_cpu_alone = time.process_time() - cpu
         # the watchers run in their own process, as browsers would: their work must not count as the server's
         watchers = subprocess.Popen([sys.executable, __file__, "--watch", url, "--sessions", str(args.sessions),
@@ -126,7 +127,7 @@ def main() -> int:
         assert watchers.stdout.readline().strip() == "ready"  # imports done: only polling from here on
         time.sleep(3)
         cpu = time.process_time()
-        watched = train_once(url, args.epochs)
+        watched = train_once(url, runner, args.epochs)
         server_cpu_watched = time.process_time() - cpu
         watchers.send_signal(signal.SIGINT)
         result = json.loads(watchers.communicate(timeout=60)[0].strip().splitlines()[-1])

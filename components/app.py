@@ -13,9 +13,10 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 import gradio as gr  # noqa: E402
 
 from components import data_step, export_step, model_step, runs_step, train_step, try_step  # noqa: E402
-from components.named import wire  # noqa: E402
+from components.named import wire, with_runner  # noqa: E402
 from components.session import user_of  # noqa: E402
 from studio import paths  # noqa: E402
+from studio.runs import JobRunner  # noqa: E402
 
 MAX_UPLOAD = os.environ.get("STUDIO_MAX_UPLOAD", "2gb")  # largest .zip the page accepts
 
@@ -33,7 +34,9 @@ def header_html() -> str:
             "<p>Your photos + a pretrained network = your own image classifier, in minutes.</p></div></div>")
 
 
-def build() -> gr.Blocks:
+def build(runner: JobRunner | None = None) -> gr.Blocks:
+    """The whole wizard; its trainings run in `runner` (a new JobRunner unless one is given)."""
+    runner = runner or JobRunner()
     # Gradio keeps a copy of every file it serves: delete copies older than a day, checked hourly
     with gr.Blocks(title="Transfer Studio", analytics_enabled=False, delete_cache=GRADIO_CACHE_CLEANUP) as demo:
         with gr.Row(equal_height=True):
@@ -57,10 +60,10 @@ def build() -> gr.Blocks:
                 runs_ui = runs_step.render()
         data_step.bind(data_ui, data_source)
         model_step.bind(model_ui)
-        train_step.bind(train_ui, data_source, model_ui, run_dir, data_ui.leave_out, data_ui.findings_state)
-        try_step.bind(try_ui, run_dir)
-        export_step.bind(export_ui, run_dir)
-        runs_step.bind(runs_ui, run_dir, tabs, runs_tab)
+        train_step.bind(train_ui, data_source, model_ui, run_dir, data_ui.leave_out, data_ui.findings_state, runner)
+        try_step.bind(try_ui, run_dir, runner)
+        export_step.bind(export_ui, run_dir, runner)
+        runs_step.bind(runs_ui, run_dir, tabs, runs_tab, runner)
         advanced_only = train_ui.advanced_only
         view.change(lambda v: dict.fromkeys(advanced_only, gr.update(visible=v == "Advanced")), view, advanced_only,
                     api_visibility="private")
@@ -68,7 +71,8 @@ def build() -> gr.Blocks:
             ui.next.click(lambda t=target: gr.Tabs(selected=t), None, tabs, api_visibility="private")
         # Try it and Export show their controls only once there is a model: checked whenever the chosen
         # run changes and whenever a tab opens (a run may have finished meanwhile)
-        ready = dict(**wire(models_ready, run_dir, try_no_model=try_ui.no_model, try_ready=try_ui.ready,
+        ready = dict(**wire(with_runner(models_ready, runner), run_dir,
+                            try_no_model=try_ui.no_model, try_ready=try_ui.ready,
                             export_target=export_ui.target, export_ready=export_ui.ready),
                      api_visibility="private", show_progress="hidden")
         run_dir.change(**ready)
@@ -76,11 +80,12 @@ def build() -> gr.Blocks:
     return demo
 
 
-def models_ready(folder: str | None, request: gr.Request):
+def models_ready(folder: str | None, request: gr.Request, *, runner: JobRunner):
     """What Try it and Export show: their no-model note, or their controls (try_step/export_step.readiness),
     each named after its step."""
     user = user_of(request)
-    shown = {"try": try_step.readiness(folder, user), "export": export_step.readiness(folder, user)}
+    shown = {"try": try_step.readiness(folder, user, runner=runner),
+             "export": export_step.readiness(folder, user, runner=runner)}
     return {f"{step}_{name}": value for step, parts in shown.items() for name, value in parts.items()}
 
 
@@ -88,12 +93,14 @@ def theme() -> gr.themes.Base:
     return gr.themes.Default(primary_hue="blue", neutral_hue="slate", text_size="lg")
 
 
-def launch(host: str = "127.0.0.1", port: int = 7860, block: bool = True, auth: list[tuple[str, str]] | None = None):
-    """Start the server; returns (demo, url) when block is False (tests).
+def launch(host: str = "127.0.0.1", port: int = 7860, block: bool = True, auth: list[tuple[str, str]] | None = None,
+           runner: JobRunner | None = None):
+    """Start the server; returns (demo, url) when block is False (tests). Its trainings run in `runner`
+    (a new JobRunner unless one is given, as a test does to wait for them).
 
     With `auth` [(user, password)], the page asks for a login and each person sees only their own runs.
     """
-    demo = build()
+    demo = build(runner)
     demo.queue(default_concurrency_limit=4)
     _, url, _ = demo.launch(server_name=host, server_port=port, share=False, inbrowser=False,
                             prevent_thread_lock=not block, show_error=False, theme=theme(),

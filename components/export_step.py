@@ -16,6 +16,7 @@ import gradio as gr
 from components.named import of, wire
 from components.session import user_of
 from components.try_step import model_path
+from studio.runs import JobRunner
 from components.views import classes_if, shown_if
 from studio import scratch as studio_scratch
 from studio.export import bundle, parity
@@ -47,10 +48,10 @@ NO_MODEL = ("**No trained model yet.** Train one in step 3 (or pick a past run u
             "*Export this run*); the formats to download it in appear here then.")
 
 
-def readiness(run_dir: str | None, user: str | None = None):
+def readiness(run_dir: str | None, user: str | None = None, *, runner: JobRunner):
     """target (words) and ready (the export options): the formats and the Export button only when there is
     a model."""
-    ready = model_path(run_dir, user) is not None
+    ready = model_path(run_dir, user, runner=runner) is not None
     return {"target": target_words(run_dir) if ready else NO_MODEL, "ready": gr.Column(elem_classes=classes_if(ready))}
 
 
@@ -75,9 +76,10 @@ def result_markdown(result: bundle.ExportResult, run_id: str) -> str:
             f"code:\n\n{FORMATS[result.format].usage}")
 
 
-def export_model(choice: str, run_dir: str | None, user: str | None = None, progress=None):
+def export_model(choice: str, run_dir: str | None, user: str | None = None, progress=None, *,
+                 runner: JobRunner):
     """file (the zip to download, or None) and message (with the parity figures)."""
-    source = model_path(run_dir, user)
+    source = model_path(run_dir, user, runner=runner)
     if source is None:
         return {"file": None, "message": "**No trained model yet.** Train one in step 3 first."}
     fmt = format_key(choice)
@@ -109,9 +111,9 @@ def render() -> SimpleNamespace:
     return SimpleNamespace(format=fmt, button=button, file=file, message=message, target=target, ready=ready)
 
 
-def bind(ui: SimpleNamespace, run_dir: gr.State) -> None:
+def bind(ui: SimpleNamespace, run_dir: gr.State, runner: JobRunner) -> None:
     def export_as_user(request: gr.Request, choice, folder, progress=gr.Progress()):
-        return export_model(choice, folder, user_of(request), progress)
+        return export_model(choice, folder, user_of(request), progress, runner=runner)
 
     # the download box shows only with a file in it (a private follow-up: the API returns plain values)
     ui.button.click(**wire(export_as_user, [ui.format, run_dir], **of(ui, "file", "message")),

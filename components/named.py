@@ -9,6 +9,7 @@ component as it is (gr.skip()); a name that is not an output is a mistake, and s
 from __future__ import annotations
 
 import functools
+import inspect
 from types import SimpleNamespace
 
 import gradio as gr
@@ -34,3 +35,16 @@ def wire(fn, inputs, /, **outputs) -> dict:
         return {component: values.get(name, gr.skip()) for name, component in outputs.items()}
 
     return dict(fn=by_component, inputs=inputs, outputs=list(outputs.values()))
+
+
+def with_runner(fn, runner):
+    """`fn` with its keyword `runner` bound to the studio's JobRunner, and a signature without it, so
+    Gradio (which reads the signature for gr.Request and inputs) never sees the parameter."""
+    @functools.wraps(fn)
+    def bound(*args, **kwargs):
+        return fn(*args, runner=runner, **kwargs)
+
+    signature = inspect.signature(fn)
+    bound.__signature__ = signature.replace(parameters=[p for name, p in signature.parameters.items()
+                                                        if name != "runner"])
+    return bound

@@ -14,20 +14,21 @@ from types import SimpleNamespace
 import gradio as gr
 
 from components import evaluation_view, views
-from components.named import of, wire
+from components.named import of, wire, with_runner
 from components.session import user_of
-from studio import history
-from studio.runs import CHECKPOINT_FILE, MODEL_FILE, RunBusyError
-from studio.checkpoints import ResumeError
+from studio.runs import history
+from studio.runs import JobRunner, RunBusyError, RunFolder
+from studio.runs.checkpoints import ResumeError
 from studio.training.trainer import resume_training
 
 NO_COMPARISON = ("(no comparison)", "")
 PICK_A_RUN = "Choose a run above to see its curves and confusion matrix."
 
 
-def list_runs(chosen: str | None = None, other: str | None = None, request: gr.Request = None):
+def list_runs(chosen: str | None = None, other: str | None = None, request: gr.Request = None, *,
+              runner: JobRunner):
     """table, run (dropdown) and other (the compare dropdown); keeps the current choices while they still exist."""
-    rows = history.list_runs(owner=user_of(request))
+    rows = history.list_runs(owner=user_of(request), live=runner.current)
     ids = [row["id"] for row in rows]
     choices = [(views.run_choice_label(row), row["id"]) for row in rows]
     readable = [row["id"] for row in rows if row["status"] != history.UNREADABLE]
@@ -38,14 +39,14 @@ def list_runs(chosen: str | None = None, other: str | None = None, request: gr.R
             "other": gr.Dropdown(choices=[NO_COMPARISON, *comparable], value=other_value)}
 
 
-def show_run(run_id: str | None, request: gr.Request = None):
+def show_run(run_id: str | None, request: gr.Request = None, *, runner: JobRunner):
     """summary, loss and accuracy (charts), confusion (matrix), per_class (table) and choices of one run."""
     empty = {"loss": None, "accuracy": None, "confusion": views.confusion_html(None, []),
              "per_class": views.per_class_table(None), "choices": ""}
     if not run_id:
         return {"summary": PICK_A_RUN, **empty}
     try:
-        run = history.load_run(run_id, owner=user_of(request))
+        run = history.load_run(run_id, owner=user_of(request), live=runner.current)
     except history.RunNotFound as exc:
         return {"summary": f"**{exc}** Press Refresh.", **empty}
     past = run["history"]
@@ -78,7 +79,7 @@ def run_photos(run_id: str | None, request: gr.Request = None):
             **evaluation_view.confident_mistakes(folder)}
 
 
-def compare_runs(run_id: str | None, other_id: str | None, request: gr.Request = None):
+def compare_runs(run_id: str | None, other_id: str | None, request: gr.Request = None, *, runner: JobRunner):
     """compare (the chart, or None) and compare_note: both runs' validation accuracy, one line per run."""
     def answer(chart, note: str) -> dict:
         return {"compare": chart, "compare_note": note}
@@ -90,7 +91,7 @@ def compare_runs(run_id: str | None, other_id: str | None, request: gr.Request =
     runs = []
     for rid in (run_id, other_id):
         try:
-            runs.append(history.load_run(rid, owner=user_of(request)))
+            runs.append(history.load_run(rid, owner=user_of(request), live=runner.current))
         except history.RunNotFound as exc:
             return answer(None, f"**{exc}** Press Refresh.")
     missing = [run["summary"]["id"] for run in runs if not run["history"]]
@@ -112,7 +113,7 @@ def use_run(run_id: str | None, target: str, user: str | None = None):
         folder = history.find_run(run_id, owner=user)
     except history.RunNotFound as exc:
         return {"run_dir": gr.skip(), "tabs": gr.skip(), "use_message": f"**{exc}** Press Refresh."}
-    if not (folder / MODEL_FILE).is_file():
+    if not RunFolder(folder).has_model():
         return {"run_dir": gr.skip(), "tabs": gr.skip(),
                 "use_message": ("**This run has no model to use**: it ended before its first epoch "
                                 "finished. Choose another run.")}
@@ -129,14 +130,14 @@ def export_run(run_id: str | None, request: gr.Request = None):
     return use_run(run_id, "export", user_of(request))
 
 
-def resume_run(run_id: str | None, request: gr.Request = None):
+def resume_run(run_id: str | None, request: gr.Request = None, *, runner: JobRunner):
     """tabs and use_message: carry on the chosen run after its last finished epoch, watched on the Train tab."""
     if not run_id:
         return {"tabs": gr.skip(), "use_message": "Choose a run first."}
     user = user_of(request)
     try:
         folder = history.find_run(run_id, owner=user)
-        resume_training(folder, owner=user)
+        resume_training(folder, owner=user, runner=runner)
     except history.RunNotFound as exc:
         return {"tabs": gr.skip(), "use_message": f"**{exc}** Press Refresh."}
     except (ResumeError, RunBusyError) as exc:
@@ -150,7 +151,7 @@ def can_resume(run_id: str | None, request: gr.Request = None):
         folder = history.find_run(run_id, owner=user_of(request)) if run_id else None
     except history.RunNotFound:
         folder = None
-    return gr.Button(visible=bool(folder and (folder / CHECKPOINT_FILE).is_file()))
+    return gr.Button(visible=bool(folder and RunFolder(folder).checkpoint.is_file()))
 
 
 def render() -> SimpleNamespace:
@@ -202,11 +203,11 @@ def render() -> SimpleNamespace:
                            choices=choices)
 
 
-def bind(ui: SimpleNamespace, run_dir: gr.State, tabs: gr.Tabs, tab: gr.Tab) -> None:
-    listing = wire(list_runs, [ui.run, ui.other], **of(ui, "table", "run", "other"))
+def bind(ui: SimpleNamespace, run_dir: gr.State, tabs: gr.Tabs, tab: gr.Tab, runner: JobRunner) -> None:
+    listing = wire(with_runner(list_runs, runner), [ui.run, ui.other], **of(ui, "table", "run", "other"))
     ui.refresh.click(**listing, api_name="list_runs")
     tab.select(**listing, api_visibility="private")
-    ui.run.change(**wire(show_run, ui.run,
+    ui.run.change(**wire(with_runner(show_run, runner), ui.run,
                          **of(ui, "summary", "loss", "accuracy", "confusion", "per_class", "choices")),
                   api_name="show_run")
     ev = ui.evaluation
@@ -214,11 +215,12 @@ def bind(ui: SimpleNamespace, run_dir: gr.State, tabs: gr.Tabs, tab: gr.Tab) -> 
         **wire(run_photos, ui.run, **of(ev, "true_class", "predicted_class", "cell_note", "cell_gallery",
                                         "mistakes_note", "mistakes")), api_visibility="private"))
     evaluation_view.bind(ev, ui.run, run_folder, api_prefix="runs_")
-    comparing = wire(compare_runs, [ui.run, ui.other], **of(ui, "compare", "compare_note"))
+    comparing = wire(with_runner(compare_runs, runner), [ui.run, ui.other], **of(ui, "compare", "compare_note"))
     ui.other.change(**comparing, api_name="compare_runs")
     ui.run.change(**comparing, api_visibility="private")
     used = dict(run_dir=run_dir, tabs=tabs, use_message=ui.use_message)
     ui.try_button.click(**wire(try_run, ui.run, **used), api_name="try_run")
     ui.export_button.click(**wire(export_run, ui.run, **used), api_name="export_run")
     ui.run.change(can_resume, ui.run, ui.resume_button, api_visibility="private")
-    ui.resume_button.click(**wire(resume_run, ui.run, tabs=tabs, use_message=ui.use_message), api_name="resume_run")
+    ui.resume_button.click(**wire(with_runner(resume_run, runner), ui.run, tabs=tabs, use_message=ui.use_message),
+                           api_name="resume_run")

@@ -10,13 +10,13 @@ from types import SimpleNamespace
 import gradio as gr
 
 from components import evaluation_view, settings_panel, views
-from components.named import of, wire
+from components.named import of, wire, with_runner
 from components.session import user_of
 from studio import backbones
 from studio.config import command_line
 from studio.data.checks import DEFAULT_EXCLUDE, EXCLUDABLE
 from studio.lr_finder import find_lr
-from studio.runs import MANAGER, RunBusyError, owned_by
+from studio.runs import JobRunner, RunBusyError, owned_by
 from studio.training.config import TrainConfig
 from studio.training.trainer import start_training
 
@@ -54,12 +54,13 @@ def page_config(data_source, backbone, mode, depth, epochs, lr, batch_size, leav
                        owner=owner, **settings_panel.values_as_settings(ADVANCED, advanced))
 
 
-def start(data_source, *controls, owner: str | None = None):
-    """Start a run; returns status (markdown) and run_dir (the run's folder). Takes page_config's controls."""
+def start(data_source, *controls, runner: JobRunner, owner: str | None = None):
+    """Start a run in the studio's `runner`; returns status (markdown) and run_dir (the run's folder).
+    Takes page_config's controls."""
     if not data_source:
         return {"status": "**Choose data first** (step 1: use the example or upload a .zip).", "run_dir": gr.skip()}
     try:
-        run = start_training(page_config(data_source, *controls, owner=owner))
+        run = start_training(page_config(data_source, *controls, owner=owner), runner=runner)
     except RunBusyError as exc:
         gr.Warning(str(exc))
         return {"status": f"**Not started.** {exc}", "run_dir": gr.skip()}
@@ -93,11 +94,11 @@ def _chosen_files(leave_out, findings, kinds) -> dict:
             and f["kind"] in (leave_out or []) for path in f["exclude"]}
 
 
-def suggest_lr(data_source, backbone, mode, depth, progress=gr.Progress()):
+def suggest_lr(data_source, backbone, mode, depth, progress=gr.Progress(), *, runner: JobRunner):
     """Run the learning-rate range test; returns lr (the learning-rate dropdown) and suggestion (words)."""
     if not data_source:
         return {"lr": gr.skip(), "suggestion": "**Choose data first** (step 1)."}
-    if MANAGER.current and MANAGER.current.is_active():
+    if runner.current and runner.current.is_active():
         return {"lr": gr.skip(), "suggestion": "A training is running; suggest a learning rate when it has finished."}
     if isinstance(data_source, str):
         data_source = {"source": data_source}
@@ -107,21 +108,21 @@ def suggest_lr(data_source, backbone, mode, depth, progress=gr.Progress()):
                          progress=lambda d, t: progress((d, t), desc="Trying learning rates", unit="steps"))
     except (ValueError, backbones.BackboneError) as exc:
         return {"lr": gr.skip(), "suggestion": f"**No suggestion.** {exc}"}
-    return {"lr": gr.Dropdown(value=f"{result['lr']:.2g}"), "suggestion": result["words"]}
+    return {"lr": gr.Dropdown(value=f"{result['lr']:.2g}", allow_custom_value=True), "suggestion": result["words"]}
 
 
-def stop(owner: str | None = None):
-    current = MANAGER.current
+def stop(owner: str | None = None, *, runner: JobRunner):
+    current = runner.current
     if current is not None and not owned_by(current.snapshot()["config"], owner):
         return "Only the person who started a training can stop it."
-    if MANAGER.stop():
+    if runner.stop():
         return "**Stopping after the current batch…** The best model so far is kept."
     return "Nothing is training right now."
 
 
-def _visible_run(user: str | None):
+def _visible_run(user: str | None, runner: JobRunner):
     """(snapshot of the run this person may see or None, status words when someone else's run is busy)."""
-    run = MANAGER.current
+    run = runner.current
     snapshot = run.snapshot() if run else None
     if snapshot is not None and not owned_by(snapshot["config"], user):
         return None, (views.someone_else_training(snapshot) if run.is_active() else None)
@@ -134,13 +135,13 @@ def run_key(snapshot: dict | None) -> list | None:
                                           len(snapshot["config"].get("choices") or {})]
 
 
-def watch(user: str | None = None):
+def watch(user: str | None = None, *, runner: JobRunner):
     """The page's once-a-second tick: status, progress (bar) and run_key, plain values only.
 
     Gradio rebuilds a component's whole config for every update it is sent (a `gr.skip()` included:
     about 45 ms of CPU each), so the tick sends only plain text; the heavy view is refreshed by the
     run key's change event, once per epoch (see `poll`)."""
-    snapshot, busy = _visible_run(user)
+    snapshot, busy = _visible_run(user, runner)
     if busy:
         return {"status": busy, "progress": "", "run_key": None}
     return {"status": views.status_line(snapshot), "progress": views.progress_html(snapshot),
@@ -151,13 +152,13 @@ POLLED = ("status", "progress", "loss", "accuracy", "confusion", "per_class", "c
           "true_class", "predicted_class", "cell_note", "cell_gallery", "mistakes_note", "mistakes")  # evaluation's
 
 
-def poll(seen: dict | None, user: str | None = None):
+def poll(seen: dict | None, user: str | None = None, *, runner: JobRunner):
     """Everything the live view shows; plots, matrix and photos are only resent when an epoch finished.
 
     With login, another person's run is not shown (only that the studio is busy and for how long).
     Names: status, progress, loss, accuracy, confusion, per_class, choices, seen, and the evaluation's
     true_class, predicted_class, cell_note, cell_gallery, mistakes_note, mistakes (POLLED)."""
-    snapshot, busy = _visible_run(user)
+    snapshot, busy = _visible_run(user, runner)
     unchanged = dict.fromkeys(POLLED, gr.skip())
     if busy:
         return {**unchanged, "status": busy, "progress": ""}
@@ -257,12 +258,12 @@ def render() -> SimpleNamespace:
 
 
 def bind(ui: SimpleNamespace, data_source: gr.State, model_ui: SimpleNamespace, run_dir: gr.State,
-         leave_out: gr.CheckboxGroup, findings: gr.State) -> None:
+         leave_out: gr.CheckboxGroup, findings: gr.State, runner: JobRunner) -> None:
     def start_as_user(request: gr.Request, *values):
-        return start(*values, owner=user_of(request))
+        return start(*values, runner=runner, owner=user_of(request))
 
     def stop_as_user(request: gr.Request):
-        return stop(user_of(request))
+        return stop(user_of(request), runner=runner)
 
     controls = [data_source, model_ui.backbone, model_ui.mode, model_ui.freeze, ui.epochs, ui.lr, ui.batch,
                 leave_out, findings, *ui.advanced]
@@ -272,14 +273,15 @@ def bind(ui: SimpleNamespace, data_source: gr.State, model_ui: SimpleNamespace, 
     gr.on([c.change for c in controls], repeat_command, controls, ui.repeat, api_visibility="private",
           show_progress="hidden")
     ui.stop.click(stop_as_user, None, ui.status, api_name="stop_training", show_progress="hidden")
-    ui.suggest.click(**wire(suggest_lr, [data_source, model_ui.backbone, model_ui.mode, model_ui.freeze],
+    ui.suggest.click(**wire(with_runner(suggest_lr, runner),
+                            [data_source, model_ui.backbone, model_ui.mode, model_ui.freeze],
                             **of(ui, "lr", "suggestion")), api_name="suggest_lr")
     ev = ui.evaluation
     def poll_as_user(request: gr.Request, *values):
-        return poll(*values, user=user_of(request))
+        return poll(*values, user=user_of(request), runner=runner)
 
     def watch_as_user(request: gr.Request):
-        return watch(user_of(request))
+        return watch(user_of(request), runner=runner)
 
     ui.timer.tick(**wire(watch_as_user, None, **of(ui, "status", "progress", "run_key")), api_name="watch_training",
                   show_progress="hidden")

@@ -12,20 +12,20 @@ from components.views import classes_if, shown_if
 from studio.data.imaging import ImageDecodeError
 from studio.inference import Predictor
 from studio.modelfile import ModelFileError
-from studio.runs import MANAGER, MODEL_FILE, owned_by
+from studio.runs import JobRunner, RunFolder, owned_by
 
 UNSURE_BELOW = 0.6
 _predictors: dict[tuple[str, float], Predictor] = {}
 
 
-def model_path(run_dir: str | None, user: str | None = None) -> Path | None:
+def model_path(run_dir: str | None, user: str | None = None, *, runner: JobRunner) -> Path | None:
     """The model of this session's run, else of the studio's latest run (with login: the person's own)."""
-    latest = MANAGER.current
+    latest = runner.current
     if latest is not None and not owned_by(latest.snapshot()["config"], user):
         latest = None
     for candidate in (run_dir, latest and str(latest.dir)):
-        if candidate and (Path(candidate) / MODEL_FILE).is_file():
-            return Path(candidate) / MODEL_FILE
+        if candidate and RunFolder(candidate).has_model():
+            return RunFolder(candidate).model
     return None
 
 
@@ -37,11 +37,11 @@ def predictor_for(path: Path) -> Predictor:
     return _predictors[key]
 
 
-def classify(image, run_dir: str | None, user: str | None = None):
+def classify(image, run_dir: str | None, user: str | None = None, *, runner: JobRunner):
     """label ({class: probability} for gr.Label) and advice (markdown)."""
     if image is None:
         return {"label": None, "advice": "Upload a photo or take one with the webcam."}
-    path = model_path(run_dir, user)
+    path = model_path(run_dir, user, runner=runner)
     if path is None:
         return {"label": None, "advice": "**No trained model yet.** Train one in step 3 first."}
     try:
@@ -59,9 +59,9 @@ NO_MODEL = ("**No trained model yet.** Train one in step 3 (or pick a past run u
             "*Try this run*), then come back here to give it a photo.")
 
 
-def readiness(run_dir: str | None, user: str | None = None):
+def readiness(run_dir: str | None, user: str | None = None, *, runner: JobRunner):
     """no_model (the note) and ready (the photo row): the photo box only when there is a model to give it to."""
-    ready = model_path(run_dir, user) is not None
+    ready = model_path(run_dir, user, runner=runner) is not None
     return {"no_model": gr.Markdown(visible=shown_if(not ready)), "ready": gr.Row(elem_classes=classes_if(ready))}
 
 
@@ -79,9 +79,9 @@ def render() -> SimpleNamespace:
                            ready=ready)
 
 
-def bind(ui: SimpleNamespace, run_dir: gr.State) -> None:
+def bind(ui: SimpleNamespace, run_dir: gr.State, runner: JobRunner) -> None:
     def classify_as_user(request: gr.Request, image, folder):
-        return classify(image, folder, user_of(request))
+        return classify(image, folder, user_of(request), runner=runner)
 
     # the answer box shows only with an answer (a private follow-up: the API keeps returning plain values)
     ui.image.change(**wire(classify_as_user, [ui.image, run_dir], **of(ui, "label", "advice")),

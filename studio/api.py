@@ -12,12 +12,11 @@ block until the run ends, which is what a script or a notebook wants.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Callable
 
-from studio.runs import MANAGER, MODEL_FILE
+from studio.runs import MODEL_FILE, RunFolder
 
 
 class TrainingFailed(RuntimeError):
@@ -79,7 +78,7 @@ def train(data: str | Path, *, backbone: str = "", freeze: str = "auto", epochs:
     reported = 0
     try:
         while True:
-            MANAGER.wait(0.25)
+            run.wait(0.25)
             snapshot = run.snapshot()
             for epoch in snapshot["history"][reported:]:
                 if on_epoch is not None:
@@ -88,8 +87,8 @@ def train(data: str | Path, *, backbone: str = "", freeze: str = "auto", epochs:
             if not run.is_active():
                 break
     except KeyboardInterrupt:
-        MANAGER.stop()
-    MANAGER.wait()
+        run.stop_event.set()
+    run.wait()
     snapshot = run.snapshot()
     if snapshot["status"] == "failed":
         raise TrainingFailed(snapshot["error"] or "the run failed", run.dir)
@@ -100,13 +99,13 @@ def load(path: str | Path) -> TrainedModel:
     """A run folder, its model.safetensors, or an export (folder, zip or model file) as a TrainedModel."""
     path = Path(path)
     run_dir = path.parent if path.name == MODEL_FILE else path
-    if (run_dir / MODEL_FILE).is_file() and (run_dir / "status.json").is_file():
-        status = json.loads((run_dir / "status.json").read_text())
-        from studio.runs import load_history
-        history = [{k: v for k, v in row.items() if k != "confusion_matrix"} for row in load_history(run_dir)]
+    folder = RunFolder(run_dir)
+    if folder.has_model() and folder.status.is_file():
+        status = folder.read_status()
+        history = [{k: v for k, v in row.items() if k != "confusion_matrix"} for row in folder.history()]
         from studio import modelfile
-        meta = modelfile.read_metadata(run_dir / MODEL_FILE)
-        return TrainedModel(run_dir / MODEL_FILE, list(meta["classes"]), status.get("best_val_accuracy"),
+        meta = modelfile.read_metadata(folder.model)
+        return TrainedModel(folder.model, list(meta["classes"]), status.get("best_val_accuracy"),
                             history, run_dir, status.get("status") or "finished")
     if not path.exists():
         raise FileNotFoundError(f"{path} is neither a run folder nor an exported model.")

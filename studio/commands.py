@@ -68,7 +68,7 @@ class Progress:
 def cmd_train(args) -> int:
     from studio.config import ConfigFileError, read_saved, typed_values
     from studio.data.sources import DatasetError, check_trainable, open_dataset
-    from studio.checkpoints import ResumeError
+    from studio.runs.checkpoints import ResumeError
     from studio.training.config import TrainConfig
     from studio.training.trainer import resume_training, start_training
 
@@ -117,8 +117,6 @@ def _epoch_line(record: dict, total: int | None) -> str:
 def _follow(run, args, started: float) -> int:
     """Show a run's progress until it ends (Ctrl-C stops it, keeping the best model), then its result:
     a short summary for a person, or with --json one JSON line for a program."""
-    from studio.runs import MANAGER
-
     progress = Progress(args.quiet)
     announced = len(run.snapshot()["history"])   # a resumed run's earlier epochs were shown when they ran
 
@@ -136,7 +134,7 @@ def _follow(run, args, started: float) -> int:
     except KeyboardInterrupt:
         run.stop_event.set()
         progress.line("stopping after the current batch...")
-    MANAGER.wait()
+    run.wait()
     snap = run.snapshot()
     show(snap)
     progress.close()
@@ -273,7 +271,7 @@ def cmd_predict(args) -> int:
 
 def _run_folder(run: str) -> Path:
     """A run folder from what a person typed: the folder, its model.safetensors, or a run id."""
-    from studio import history
+    from studio.runs import history
     path = Path(run)
     if path.is_file() and path.suffix == ".safetensors":
         return path.parent
@@ -365,7 +363,8 @@ def cmd_serve(args) -> int:
 
 def cmd_runs(args) -> int:
     """Every run the studio wrote, wherever it is, with its status; or the runs in the folders given."""
-    from studio import history, paths
+    from studio import paths
+    from studio.runs import history
     if args.paths:
         rows, problems = history.list_runs_at(args.paths)
         for problem in problems:

@@ -176,7 +176,8 @@ def read_saved(path: str | Path, config_class) -> dict:
     asked settings are taken, so Auto decides again from the data. Names that are not settings are
     refused with the list of known ones, so a typo does not silently fall back to a default."""
     path = Path(path)
-    file = path / "config.json" if path.is_dir() else path
+    from studio.runs.folder import RunFolder
+    file = RunFolder(path).config if path.is_dir() else path
     try:
         saved = json.loads(file.read_text())
     except FileNotFoundError:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import torch
 
+from studio.runs.folder import LATEST_PREDICTIONS_FILE, PREDICTIONS_FILE  # noqa: F401 - read here
+
 
 def confusion_matrix(true: torch.Tensor, predicted: torch.Tensor, num_classes: int) -> list[list[int]]:
     """Rows are the true class, columns the predicted class, in class order."""
@@ -31,8 +33,8 @@ def accuracy(matrix: list[list[int]]) -> float:
     return sum(matrix[i][i] for i in range(len(matrix))) / total if total else 0.0
 
 
-PREDICTIONS_FILE = "predictions.csv"             # the best epoch's (the kept model's) answers
-LATEST_PREDICTIONS_FILE = "predictions-latest.csv"  # the last finished epoch's, for the live view
+# PREDICTIONS_FILE: the best epoch's (the kept model's) answers; LATEST_PREDICTIONS_FILE: the last
+# finished epoch's, for the live view (both named in studio.runs.folder)
 
 
 # Columns of a run's CSV files that hold numbers; every other column (paths, class names, splits) is text.

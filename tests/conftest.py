@@ -29,13 +29,12 @@ def small_dataset() -> Path:
 @pytest.fixture(scope="session")
 def trained_run(small_dataset):
     """One real feature-extraction run on the small dataset (shared by predict/export tests)."""
-    from studio.runs import MANAGER
     from studio.training.config import TrainConfig
     from studio.training.trainer import start_training
 
     run = start_training(TrainConfig(data=str(small_dataset), backbone="mobilenetv2_100", freeze="all",
                                      epochs=3, feature_views=2))
-    MANAGER.wait()
+    run.wait()
     snapshot = run.snapshot()
     assert snapshot["status"] == "finished", snapshot["error"]
     return snapshot
@@ -56,10 +55,19 @@ def exports(trained_run):
     return made
 
 @pytest.fixture(scope="module")
-def server():
+def server_runner():
+    """The JobRunner of the module's studio server: what a test waits on for the runs started on its page."""
+    from studio.runs import JobRunner
+    runner = JobRunner()
+    yield runner
+    runner.wait()
+
+
+@pytest.fixture(scope="module")
+def server(server_runner):
     """The real studio server (no login), once per test module; yields its URL."""
     from components.app import launch
-    demo, url = launch(port=free_port(), block=False)
+    demo, url = launch(port=free_port(), block=False, runner=server_runner)
     yield url
     demo.close()
 

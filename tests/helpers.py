@@ -58,23 +58,22 @@ def named_class_dataset(root: Path, names, train: int = 4, val: int = 2) -> Path
     return root
 
 
-def cut_off_run(config, saving_epoch: int, run_dir=None):
-    """Train `config` until the disk fills while epoch `saving_epoch`'s checkpoint is written: that
-    epoch is neither checkpointed nor announced (the checkpoint comes first). Returns the Run."""
+def cut_off_run(config, saving_epoch: int, run_dir=None, runner=None):
+    """Train `config` (in `runner`, else a new one) until the disk fills while epoch `saving_epoch`'s
+    checkpoint is written: that epoch is neither checkpointed nor announced (the checkpoint comes first).
+    Returns the Run."""
     import errno
 
     from studio import faults
-    from studio.runs import MANAGER
     from studio.training.trainer import start_training
 
     def full_disk(epoch):
         if epoch == saving_epoch:
             raise OSError(errno.ENOSPC, "No space left on device")
-    MANAGER.wait()
     faults.set_hook("save_checkpoint", full_disk)
     try:
-        run = start_training(config, run_dir=run_dir)
-        MANAGER.wait()
+        run = start_training(config, run_dir=run_dir, runner=runner)
+        run.wait()
     finally:
         faults.set_hook("save_checkpoint", None)
     return run

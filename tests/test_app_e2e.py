@@ -11,9 +11,8 @@ from helpers import example_files
 pytestmark = pytest.mark.slow  # every test trains real runs through the server
 
 
-def test_wizard_end_to_end(server, tmp_path):
-    from studio.runs import MANAGER
-    MANAGER.wait()  # nothing else may be training
+def test_wizard_end_to_end(server, tmp_path, server_runner):
+    server_runner.wait()  # nothing else may be training
     client = Client(server, verbose=False)
     summary = client.predict(api_name="/use_example")[0]
     assert "2 classes" in summary
@@ -62,10 +61,9 @@ def test_wizard_end_to_end(server, tmp_path):
     assert exported.format == "onnx" and exported.predict([bee])[0][0][0] == "bees"
 
 
-def test_reloaded_page_reattaches_to_the_running_job(server, small_dataset):
+def test_reloaded_page_reattaches_to_the_running_job(server, small_dataset, server_runner):
     """A new browser session (a reload) sees the run another session started."""
-    from studio.runs import MANAGER
-    MANAGER.wait()
+    server_runner.wait()
     first = Client(server, verbose=False)
     first.predict(api_name="/use_example")
     first.predict("mobilenetv2_100", "manual", 4, 30, "Auto", 8, [], api_name="/start_training")
@@ -82,5 +80,5 @@ def test_reloaded_page_reattaches_to_the_running_job(server, small_dataset):
     assert "Epoch 2 of 30" in status, status
     assert curve_lengths[-1] == 4 and 2 in curve_lengths  # the curves grew epoch by epoch
     assert "Stopping" in reloaded.predict(api_name="/stop_training")
-    MANAGER.wait(120)
+    server_runner.wait(120)
     assert reloaded.predict(api_name="/poll_training")[0].startswith("**Stopped")

@@ -27,12 +27,12 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]  # drives chromium through 
 EXAMPLE_VAL_IMAGES = 153  # 70 ants + 83 bees in assets/example/hymenoptera/val
 
 
-def test_the_wizard_in_a_real_browser(browser, server, tmp_path):
+def test_the_wizard_in_a_real_browser(browser, server, tmp_path, server_runner):
     from studio import modelfile
     from studio.inference import Predictor
-    from studio.runs import MANAGER, MODEL_FILE
+    from studio.runs import MODEL_FILE
 
-    MANAGER.wait()  # nothing else may be training
+    server_runner.wait()  # nothing else may be training
     shots = flow.Screenshots(flow.SCREENSHOTS)
     page = flow.new_page(browser)
     try:
@@ -55,7 +55,7 @@ def test_the_wizard_in_a_real_browser(browser, server, tmp_path):
         # 3. Train: 2 epochs; reload while it runs
         flow.step_start_training(page, epochs=2)
         shots.take(page, "train-started")
-        run = MANAGER.current
+        run = server_runner.current
         assert run is not None and run.snapshot()["epochs"] == 2, "the page did not start a 2-epoch run"
         running_at_reload = run.is_active()
         assert running_at_reload, "the run ended before the page could be reloaded during it"
@@ -138,13 +138,13 @@ def test_the_wizard_in_a_real_browser(browser, server, tmp_path):
         page.close()
 
 
-def test_resume_a_failed_run_from_the_runs_view(browser, server, small_dataset):
+def test_resume_a_failed_run_from_the_runs_view(browser, server, small_dataset, server_runner):
     """A run that failed after its second epoch (disk full while saving) shows **Resume this run**;
     clicking it carries the run on in the Train tab to its last epoch."""
     from components import views
     from helpers import cut_off_run
-    from studio import history, paths
-    from studio.runs import MANAGER
+    from studio import paths
+    from studio.runs import history
     from studio.training.config import TrainConfig
 
     run = cut_off_run(TrainConfig(data=str(small_dataset), backbone="mobilenetv2_100", freeze="all", epochs=4,
@@ -164,7 +164,7 @@ def test_resume_a_failed_run_from_the_runs_view(browser, server, small_dataset):
         page.locator("#train-status").wait_for(state="visible", timeout=30_000)   # the Train tab opened
         seen = flow.wait_for_training(page)
         assert re.search(r"\bFinished\.", seen["final"]), seen
-        final = run.snapshot() if MANAGER.current is None else MANAGER.current.snapshot()
+        final = run.snapshot() if server_runner.current is None else server_runner.current.snapshot()
         assert final["id"] == run.id and final["status"] == "finished", final["status"]
         assert [h["epoch"] for h in final["history"]] == [1, 2, 3, 4] and "Resumed after epoch 2." in final["notes"]
         flow.assert_no_errors(page, "resuming a run")

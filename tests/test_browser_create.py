@@ -38,11 +38,10 @@ def shots():
     shots.report()
 
 
-def test_make_a_dataset_from_files_train_and_predict(browser, server, shots):
+def test_make_a_dataset_from_files_train_and_predict(browser, server, shots, server_runner):
     from studio.data import workspace as wd
-    from studio.runs import MANAGER
 
-    MANAGER.wait()
+    server_runner.wait()
     page = flow.new_page(browser)
     try:
         flow.open_studio(page, server)
@@ -70,7 +69,7 @@ def test_make_a_dataset_from_files_train_and_predict(browser, server, shots):
         flow.step_start_training(page, epochs=1)
         seen = flow.wait_for_training(page)
         assert re.search(r"\bFinished\.", seen["final"]), f"training did not finish: {seen}"
-        assert MANAGER.current.snapshot()["config"]["data"] == str(folder)
+        assert server_runner.current.snapshot()["config"]["data"] == str(folder)
         top, advice = flow.step_try(page, example_files("val", "bees", 3)[-1])
         shots.take(page, "made-from-files-try")
         assert {name for name, _ in top} == {"ants", "bees"}, top

@@ -37,11 +37,9 @@ def shots():
     pictures.report()
 
 
-def test_each_step_shows_only_what_applies_before_data_and_runs(browser, server, shots):
-    from studio.runs import MANAGER
+def test_each_step_shows_only_what_applies_before_data_and_runs(browser, server, shots, server_runner):
 
-    MANAGER.wait()
-    MANAGER.current = None  # as in a studio just started: no run yet (earlier tests in this process trained)
+    assert server_runner.current is None   # as in a studio just started: no run yet
     page = flow.new_page(browser)
     try:
         flow.open_studio(page, server)
@@ -108,19 +106,20 @@ def tricky_dataset(root):
     return root
 
 
-def train(data, wait: bool = True):
+def train(runner, data, wait: bool = True):
     """A real run, as fast as they come: every layer frozen (the photos' features are computed once), only
-    the original photos, two epochs of small batches (enough steps for the new layer to learn)."""
+    the original photos, two epochs of small batches (enough steps for the new layer to learn). In the
+    server's `runner`, so the page shows it as the studio's run."""
     from studio import paths
-    from studio.runs import MANAGER
     from studio.training.config import TrainConfig
     from studio.training.trainer import start_training
 
-    MANAGER.wait()
+    runner.wait()
     run = start_training(TrainConfig(data=str(data), backbone="mobilenetv2_100", freeze="all", epochs=2,
-                                     batch_size=8, patience=0, feature_views=1, runs_root=str(paths.runs_dir())))
+                                     batch_size=8, patience=0, feature_views=1, runs_root=str(paths.runs_dir())),
+                         runner=runner)
     if wait:
-        MANAGER.wait()
+        run.wait()
         assert run.snapshot()["status"] == "finished", run.snapshot()["error"]
     return run
 
@@ -136,15 +135,14 @@ def check_matrix(page, root: str, table: str, classes: int) -> dict:
     return layout
 
 
-def test_the_confusion_matrix_fits_from_2_to_30_classes(browser, server, shots):
+def test_the_confusion_matrix_fits_from_2_to_30_classes(browser, server, shots, server_runner):
     from components import views
-    from studio import history
-    from studio.runs import MANAGER
+    from studio.runs import history
 
     root = WORKSPACE / "layout"
-    two = train(named_class_dataset(root / "two-classes", ["cats", "dogs"], train=4, val=2))
+    two = train(server_runner, named_class_dataset(root / "two-classes", ["cats", "dogs"], train=4, val=2))
     thirty_names = [f"kind {k:02d}" for k in range(1, 30)] + ["a much longer class name"]
-    thirty = train(named_class_dataset(root / "thirty-classes", thirty_names, train=2, val=1))
+    thirty = train(server_runner, named_class_dataset(root / "thirty-classes", thirty_names, train=2, val=1))
     tricky_data = tricky_dataset(root / "tricky-names")
 
     page = flow.new_page(browser)
@@ -165,7 +163,7 @@ def test_the_confusion_matrix_fits_from_2_to_30_classes(browser, server, shots):
         page_saw = {1: threading.Event(), 2: threading.Event()}
         faults.set_hook("announce_epoch", lambda epoch, **_: page_saw[epoch].wait(flow.TRAIN_TIMEOUT_S))
         try:
-            run = train(tricky_data, wait=False)
+            run = train(server_runner, tricky_data, wait=False)
             overlays, statuses, preparing = [], [], []
             deadline = time.monotonic() + flow.TRAIN_TIMEOUT_S
             while time.monotonic() < deadline:
@@ -237,7 +235,7 @@ def test_the_confusion_matrix_fits_from_2_to_30_classes(browser, server, shots):
         note, thumbnails = flow.click_confusion_cell(page, "0", "0", root="#runs-confusion", prefix="runs-")
         assert "No validation photo" not in note and thumbnails > 0, (note, thumbnails)
         flow.assert_no_errors(page, "the Runs view")
-        assert MANAGER.current is run
+        assert server_runner.current is run
     except BaseException:
         shots.take(page, "failure-matrix")
         raise

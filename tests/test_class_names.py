@@ -7,10 +7,13 @@ import sys
 import pytest
 
 from helpers import TRICKY_CLASS_NAMES, cut_off_run
-from studio import evaluation, history
-from studio.runs import MANAGER
+from studio import evaluation
+from studio.runs import history
 from studio.training.config import TrainConfig
 from studio.training.trainer import resume_training, start_training
+from studio.runs import JobRunner
+
+RUNNER = JobRunner()   # this module's trainings: one at a time, as in the studio
 
 pytestmark = pytest.mark.slow  # every test trains the ten-class run or resumes one
 
@@ -20,8 +23,8 @@ NAMES = list(TRICKY_CLASS_NAMES)
 @pytest.fixture(scope="module")
 def tricky_run(tricky_names_dataset):
     run = start_training(TrainConfig(data=str(tricky_names_dataset), backbone="mobilenetv2_100", freeze="all",
-                                     epochs=2, patience=0, feature_views=1))
-    MANAGER.wait()
+                                     epochs=2, patience=0, feature_views=1), runner=RUNNER)
+    RUNNER.wait()
     snapshot = run.snapshot()
     assert snapshot["status"] == "finished", snapshot["error"]
     return snapshot
@@ -56,7 +59,7 @@ def test_every_cell_of_the_matrix_opens_the_photos_it_counts(tricky_run):
             else:
                 assert "No validation photo" in note and photos == []
     assert opened >= 1
-    html = runs_step.show_run(run_id)["confusion"]
+    html = runs_step.show_run(run_id, runner=RUNNER)["confusion"]
     for name in NAMES:
         assert f"data-true='{name}'" in html
 
@@ -66,8 +69,8 @@ def test_resuming_does_not_mistake_the_names_for_a_changed_dataset(tricky_names_
     config = TrainConfig(data=str(tricky_names_dataset), backbone="mobilenetv2_100", freeze="all", epochs=3,
                          patience=0, feature_views=1)
     cut_off_run(config, 2, tmp_path / "run")
-    resumed = resume_training(tmp_path / "run")
-    MANAGER.wait()
+    resumed = resume_training(tmp_path / "run", runner=RUNNER)
+    RUNNER.wait()
     final = resumed.snapshot()
     assert final["status"] == "finished", final["error"]
 

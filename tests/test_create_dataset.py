@@ -19,6 +19,9 @@ from components import data_step
 from helpers import REPO, example_files
 from studio import paths
 from studio.data import workspace as wd
+from studio.runs import JobRunner
+
+RUNNER = JobRunner()   # this module's trainings: one at a time, as in the studio
 
 # the names of what create_step.view() shows: status, datasets, classes, table, thumbnails, check, names, picked photo
 STATUS, DATASETS, CLASSES, TABLE, THUMBS, CHECK, NAMES, PHOTO = cs.VIEW
@@ -249,15 +252,14 @@ def test_extend_an_upload_copies_it_and_leaves_the_original(who, small_dataset):
 
 @pytest.mark.slow
 def test_a_dataset_made_this_way_trains(who):
-    from studio.runs import MANAGER
     from studio.training.config import TrainConfig
     from studio.training.trainer import start_training
 
     name = made_dataset(who)
-    MANAGER.wait()
+    RUNNER.wait()
     run = start_training(TrainConfig(data=str(wd.dataset_dir(name, who.username)), backbone="mobilenetv2_100",
-                                     freeze="all", epochs=1, feature_views=1))
-    MANAGER.wait()
+                                     freeze="all", epochs=1, feature_views=1), runner=RUNNER)
+    RUNNER.wait()
     snapshot = run.snapshot()
     assert snapshot["status"] == "finished", snapshot["error"]
     assert snapshot["classes"] == ["ants", "bees"] and len(snapshot["history"]) == 1

@@ -86,7 +86,7 @@ def test_a_killed_training_process_leaves_an_interrupted_run_whose_best_model_wo
     import time
 
     from helpers import example_files
-    from studio import history
+    from studio.runs import history
     from studio.inference import Predictor
 
     run_dir = tmp_path / "run"

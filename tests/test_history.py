@@ -7,8 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from studio import history, paths
-from studio.runs import MANAGER, MODEL_FILE, load_history
+from studio import paths
+from studio.runs import history
+from studio.runs import MODEL_FILE, JobRunner, RunFolder
+
+RUNNER = JobRunner()   # this module's trainings: one at a time, as in the studio
 
 
 def copy_run(source: str, root: Path, name: str, **status_changes) -> Path:
@@ -48,7 +51,7 @@ def test_load_run_gives_history_best_confusion_and_choices(trained_run):
     run = history.load_run(trained_run["id"])
     assert run["classes"] == ["ants", "bees"]
     assert [h["epoch"] for h in run["history"]] == [h["epoch"] for h in trained_run["history"]]
-    best = next(h for h in load_history(trained_run["run_dir"]) if h["epoch"] == trained_run["best_epoch"])
+    best = next(h for h in RunFolder(trained_run["run_dir"]).history() if h["epoch"] == trained_run["best_epoch"])
     assert run["confusion"] == best["confusion_matrix"] == trained_run["best_confusion"]
     assert sum(map(sum, run["confusion"])) == 20  # 10 validation photos per class
     assert [r["class"] for r in run["per_class"]] == ["ants", "bees"]
@@ -79,7 +82,7 @@ def test_a_run_cut_off_by_a_restart_is_interrupted_not_lost(trained_run, tmp_pat
 
 @pytest.mark.slow
 def test_the_live_run_of_this_process_is_not_interrupted(trained_run, tmp_path):
-    MANAGER.wait()
+    RUNNER.wait()
     gate = threading.Event()
 
     def hold(run):  # a real job of the real manager, kept "running" until released
@@ -87,7 +90,7 @@ def test_the_live_run_of_this_process_is_not_interrupted(trained_run, tmp_path):
         gate.wait(30)
         run.finish("finished")
 
-    live = MANAGER.start({"backbone": "mobilenetv2_100", "data": "x", "freeze": "all"}, hold, runs_root=tmp_path)
+    live = RUNNER.start({"backbone": "mobilenetv2_100", "data": "x", "freeze": "all"}, hold, runs_root=tmp_path)
     try:
         deadline = time.time() + 10
         while '"running"' not in (live.dir / "status.json").read_text() and time.time() < deadline:
@@ -95,11 +98,11 @@ def test_the_live_run_of_this_process_is_not_interrupted(trained_run, tmp_path):
         (tmp_path / "copy-of-live").mkdir()
         for name in ("config.json", "status.json"):  # what a restart finds of a run cut off this early
             shutil.copyfile(live.dir / name, tmp_path / "copy-of-live" / name)
-        statuses = {row["id"]: row["status"] for row in history.list_runs(tmp_path)}
+        statuses = {row["id"]: row["status"] for row in history.list_runs(tmp_path, live=RUNNER.current)}
         assert statuses == {live.id: "running", "copy-of-live": "interrupted"}
     finally:
         gate.set()
-        MANAGER.wait(30)
+        RUNNER.wait(30)
     assert {row["id"]: row["status"] for row in history.list_runs(tmp_path)}[live.id] == "finished"
 
 

@@ -18,12 +18,12 @@ WATCHERS = 10
 def test_ten_sessions_watch_one_run_to_its_end(small_dataset):
     from components.app import launch
     from components.train_step import TICK_SECONDS
-    from studio.runs import MANAGER
+    from studio.runs import JobRunner
     from studio.training.config import TrainConfig
     from studio.training.trainer import start_training
 
-    MANAGER.wait()  # nothing else may be training
-    demo, url = launch(port=free_port(), block=False)
+    runner = JobRunner()   # the server's: the run started below is the one its pages watch
+    demo, url = launch(port=free_port(), block=False, runner=runner)
     try:
         clients = [Client(url, verbose=False) for _ in range(WATCHERS)]   # one session each, like browser tabs
         stop = threading.Event()
@@ -46,8 +46,8 @@ def test_ten_sessions_watch_one_run_to_its_end(small_dataset):
         for thread in threads:
             thread.start()
         run = start_training(TrainConfig(data=str(small_dataset), backbone="mobilenetv2_100", freeze="6",
-                                         epochs=3, patience=0))
-        MANAGER.wait()
+                                         epochs=3, patience=0), runner=runner)
+        run.wait()
         deadline = time.monotonic() + 60   # until every watcher has polled once more after the end
         while time.monotonic() < deadline and not all(s and s[-1].startswith("**Finished") for s in seen):
             time.sleep(0.2)

@@ -10,17 +10,15 @@ LOGINS = [("ann", "ann-pw"), ("bob", "bob-pw")]
 
 
 @pytest.fixture(scope="module")
-def server():
+def server(server_runner):
     from components.app import launch
-    demo, url = launch(port=free_port(), block=False, auth=LOGINS)
+    demo, url = launch(port=free_port(), block=False, auth=LOGINS, runner=server_runner)
     yield url
     demo.close()
 
 
 @pytest.mark.slow
-def test_each_person_sees_only_their_own_runs(server):
-    from studio.runs import MANAGER
-    MANAGER.wait()
+def test_each_person_sees_only_their_own_runs(server, server_runner):
     with pytest.raises(AuthenticationError):  # the server answers /config with 401
         Client(server, verbose=False).predict(api_name="/use_example")  # no login, no page
     ann = Client(server, auth=LOGINS[0], verbose=False)
@@ -28,14 +26,14 @@ def test_each_person_sees_only_their_own_runs(server):
     ann.predict(api_name="/use_example")
     status = ann.predict("mobilenetv2_100", "manual", 8, 2, "Auto", 32, [], api_name="/start_training")
     assert "Not started" not in status, status
-    run = MANAGER.current
+    run = server_runner.current
     assert run.snapshot()["config"]["owner"] == "ann"
 
     bob_sees = bob.predict(api_name="/poll_training")[0]
     if run.is_active():
         assert "Someone else is training" in bob_sees, bob_sees
         assert "Only the person" in bob.predict(api_name="/stop_training")
-    MANAGER.wait(300)
+    run.wait(300)
     assert run.snapshot()["status"] == "finished", run.snapshot()["error"]
     assert "Someone else" not in bob.predict(api_name="/poll_training")[0]
 
@@ -46,7 +44,7 @@ def test_each_person_sees_only_their_own_runs(server):
     assert not any(run.id in str(row) for row in bob_table["data"] or [])
     with pytest.raises(Exception, match="not in the list of choices"):  # bob's list does not hold it
         bob.predict(run.id, api_name="/show_run")
-    from studio import history
+    from studio.runs import history
     with pytest.raises(history.RunNotFound, match="among your runs"):
         history.load_run(run.id, owner="bob")
     assert history.load_run(run.id, owner="ann")["summary"]["owner"] == "ann"

@@ -7,10 +7,12 @@ import pytest
 import torch
 
 from studio import recipe
-from studio.runs import Run
+from studio.runs import JobRunner, Run
 from studio.training.config import TrainConfig
 from studio.training.finetune import param_groups
 from studio.training.trainer import Trainer
+
+RUNNER = JobRunner()   # this module's trainings: one at a time, as in the studio
 
 TIMING = ("epoch_seconds", "elapsed_seconds")
 
@@ -104,7 +106,7 @@ def test_learning_rate_range_test_finds_the_valley():
 def test_suggest_a_learning_rate_on_real_photos(small_dataset, capsys):
     from components import train_step
     from studio.cli import main
-    out = train_step.suggest_lr(str(small_dataset), "mobilenetv2_100", "auto", 8)
+    out = train_step.suggest_lr(str(small_dataset), "mobilenetv2_100", "auto", 8, runner=RUNNER)
     dropdown, words = out["lr"], out["suggestion"]
     suggested = float(dropdown.value)
     assert 1e-5 < suggested < 1 and "Suggested learning rate" in words

@@ -10,11 +10,13 @@ import torch
 
 from helpers import cut_off_run, example_files
 from studio import faults
-from studio.checkpoints import ResumeError
-from studio.checkpoints import read as read_checkpoint
-from studio.runs import CHECKPOINT_FILE, MANAGER, MODEL_FILE
+from studio.runs.checkpoints import ResumeError
+from studio.runs.checkpoints import read as read_checkpoint
+from studio.runs import CHECKPOINT_FILE, MODEL_FILE, JobRunner
 from studio.training.config import TrainConfig
 from studio.training.trainer import resume_training, start_training
+
+RUNNER = JobRunner()   # this module's trainings: one at a time, as in the studio
 
 
 pytestmark = pytest.mark.slow  # every test trains and resumes real runs
@@ -28,8 +30,8 @@ def no_hooks_left():
 
 
 def train(config: TrainConfig, run_dir):
-    run = start_training(config, run_dir=run_dir)
-    MANAGER.wait()
+    run = start_training(config, run_dir=run_dir, runner=RUNNER)
+    RUNNER.wait()
     return run.snapshot()
 
 
@@ -53,8 +55,8 @@ def test_a_resumed_run_ends_exactly_as_an_unbroken_one(small_dataset, tmp_path, 
     assert cut["status"] == "failed" and len(cut["history"]) == crash_after   # the unsaved epoch was never announced
     assert read_checkpoint(tmp_path / "cut")["epoch"] == crash_after
 
-    resumed = resume_training(tmp_path / "cut")
-    MANAGER.wait()
+    resumed = resume_training(tmp_path / "cut", runner=RUNNER)
+    RUNNER.wait()
     final = resumed.snapshot()
     assert final["status"] == "finished", final["error"]
     assert f"Resumed after epoch {crash_after}." in final["notes"]
@@ -76,7 +78,7 @@ def test_an_epoch_is_checkpointed_before_it_is_announced(small_dataset, tmp_path
         metrics = tmp_path / "run" / "metrics.jsonl"
         lines = metrics.read_text().splitlines() if metrics.is_file() else []
         seen.append((epoch, [json.loads(line)["epoch"] for line in lines],
-                     [h["epoch"] for h in MANAGER.current.snapshot()["history"]]))
+                     [h["epoch"] for h in RUNNER.current.snapshot()["history"]]))
     faults.set_hook("save_checkpoint", look)
     config = TrainConfig(data=str(small_dataset), backbone="mobilenetv2_100", freeze="auto", epochs=3, patience=0)
     done = train(config, tmp_path / "run")
@@ -102,8 +104,8 @@ def test_a_crash_right_after_the_checkpoint_loses_nothing(small_dataset, tmp_pat
     assert cut["status"] == "failed" and len(cut["history"]) == crash_at - 1
     assert read_checkpoint(tmp_path / "cut")["epoch"] == crash_at
 
-    resumed = resume_training(tmp_path / "cut")
-    MANAGER.wait()
+    resumed = resume_training(tmp_path / "cut", runner=RUNNER)
+    RUNNER.wait()
     final = resumed.snapshot()
     assert final["status"] == "finished", final["error"]
     assert [h["epoch"] for h in final["history"]] == [h["epoch"] for h in unbroken["history"]]
@@ -137,8 +139,8 @@ def test_a_killed_cli_run_resumes_from_its_first_announced_epoch(small_dataset, 
     announced = [json.loads(line)["epoch"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert announced and read_checkpoint(run_dir)["epoch"] >= announced[-1]
 
-    resumed = resume_training(run_dir)
-    MANAGER.wait()
+    resumed = resume_training(run_dir, runner=RUNNER)
+    RUNNER.wait()
     final = resumed.snapshot()
     assert final["status"] == "finished", final["error"]
     assert [h["epoch"] for h in final["history"]] == [1, 2, 3]
@@ -151,15 +153,15 @@ def test_stop_then_resume_keeps_the_finished_epochs(small_dataset, tmp_path):
     def stop_after_second(epoch):
         if epoch == 2:
             stopped_at.append(epoch)
-            MANAGER.stop()   # what the page's Stop does; the run ends at its next batch
+            RUNNER.stop()   # what the page's Stop does; the run ends at its next batch
     faults.set_hook("save_checkpoint", stop_after_second)
     config = TrainConfig(data=str(small_dataset), backbone="mobilenetv2_100", freeze="6", epochs=4, patience=0)
     stopped = train(config, tmp_path / "run")
     faults.set_hook("save_checkpoint", None)
     assert stopped["status"] == "stopped" and [h["epoch"] for h in stopped["history"]] == [1, 2]
     assert not list((tmp_path / "run").glob("*.partial"))
-    resumed = resume_training(tmp_path / "run")
-    MANAGER.wait()
+    resumed = resume_training(tmp_path / "run", runner=RUNNER)
+    RUNNER.wait()
     final = resumed.snapshot()
     assert final["status"] == "finished" and [h["epoch"] for h in final["history"]] == [1, 2, 3, 4]
     assert (tmp_path / "run" / MODEL_FILE).is_file()
@@ -167,12 +169,12 @@ def test_stop_then_resume_keeps_the_finished_epochs(small_dataset, tmp_path):
 
 def test_what_cannot_be_resumed_says_why(small_dataset, tmp_path, trained_run):
     with pytest.raises(ResumeError, match="finished"):
-        resume_training(trained_run["run_dir"])
+        resume_training(trained_run["run_dir"], runner=RUNNER)
     with pytest.raises(ResumeError, match="not a run folder"):
-        resume_training(tmp_path)
+        resume_training(tmp_path, runner=RUNNER)
     # a run folder from another user, with login on
     with pytest.raises(ResumeError, match="not one of yours"):
-        resume_training(trained_run["run_dir"], owner="someone-else")
+        resume_training(trained_run["run_dir"], owner="someone-else", runner=RUNNER)
 
 
 class _Payload:
@@ -195,7 +197,7 @@ def test_a_crafted_checkpoint_is_refused_without_running_it(small_dataset, tmp_p
     else:
         torch.save({"format": 1, "stage": "head", "epoch": 1, "weights": _Payload(marker)}, checkpoint)
     with pytest.raises(ResumeError, match="damaged or holds code"):
-        resume_training(tmp_path / "run")
+        resume_training(tmp_path / "run", runner=RUNNER)
     assert not marker.exists(), "loading the checkpoint ran its code"
 
 
@@ -226,8 +228,8 @@ def test_a_dataset_changed_since_the_run_started_is_not_mixed_in(small_dataset, 
     new_bee = example_files("train", "bees", 60)[-1]   # not among the first 24 the run trains on
     shutil.copy(new_bee, data / "train" / "bees" / "one-more-bee.jpg")   # the user added a photo meanwhile
 
-    resumed = resume_training(tmp_path / "run")
-    MANAGER.wait()
+    resumed = resume_training(tmp_path / "run", runner=RUNNER)
+    RUNNER.wait()
     final = resumed.snapshot()
     assert final["status"] == "failed" and "dataset changed" in final["error"], final["error"]
     assert [h["epoch"] for h in final["history"]] == [1]   # what was learnt before is kept

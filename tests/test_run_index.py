@@ -9,7 +9,12 @@ import sys
 import pytest
 
 from components import runs_step
-from studio import history, paths, run_index
+from studio import paths
+from studio.runs import history
+from studio.runs import index as run_index
+from studio.runs import JobRunner
+
+RUNNER = JobRunner()   # this module's trainings: one at a time, as in the studio
 
 
 def studio(*args, timeout=600):
@@ -39,10 +44,10 @@ def test_a_run_trained_with_out_is_listed_everywhere(out_run):
     assert listed_ids().get(str(out_run)) == out_run.name            # `studio runs`
     rows = {row["run_dir"]: row for row in history.list_runs()}       # the engine
     assert rows[str(out_run)]["status"] == "finished"
-    listing = runs_step.list_runs()                                   # the Runs page
+    listing = runs_step.list_runs(runner=RUNNER)                                   # the Runs page
     table, picker = listing["table"], listing["run"]
     assert out_run.name in set(table.Run) and out_run.name in [value for _, value in picker.choices]
-    summary = runs_step.show_run(out_run.name)["summary"]
+    summary = runs_step.show_run(out_run.name, runner=RUNNER)["summary"]
     assert "Finished" in summary
     assert history.find_run(out_run.name) == out_run
 
@@ -58,12 +63,12 @@ def test_moved_and_deleted_folders_are_tolerated_and_found_again_by_path(out_run
     shutil.move(tmp_path / "original", moved)
     assert str(tmp_path / "original") not in listed_ids()             # gone from the list, no error
     assert tmp_path / "original" in history.missing_runs()
-    table = runs_step.list_runs()["table"]
+    table = runs_step.list_runs(runner=RUNNER)["table"]
     assert "experiment-copy" not in set(table.Run)
 
     assert str(moved) in listed_ids(moved.parent)                     # a folder of runs, given by path
     assert str(moved) in listed_ids()                                 # and remembered from then on
-    assert "experiment-copy" in set(runs_step.list_runs()["table"].Run)
+    assert "experiment-copy" in set(runs_step.list_runs(runner=RUNNER)["table"].Run)
 
 
 @pytest.mark.slow

@@ -3,10 +3,12 @@ the page and the CLI show the failure in words and say where the details are (is
 import pytest
 
 from studio import faults
-from studio.run_log import LOG_FILE
-from studio.runs import MANAGER
+from studio.runs.folder import LOG_FILE
 from studio.training.config import TrainConfig
 from studio.training.trainer import resume_training, start_training
+from studio.runs import JobRunner
+
+RUNNER = JobRunner()   # this module's trainings: one at a time, as in the studio
 
 
 pytestmark = pytest.mark.slow  # every test trains a real run
@@ -20,8 +22,8 @@ def no_hooks_left():
 
 def test_a_finished_run_logs_its_phases_choices_and_epochs(small_dataset, tmp_path):
     run = start_training(TrainConfig(data=str(small_dataset), backbone="mobilenetv2_100", freeze="all", epochs=2,
-                                     patience=0), run_dir=tmp_path / "run")
-    MANAGER.wait()
+                                     patience=0), run_dir=tmp_path / "run", runner=RUNNER)
+    RUNNER.wait()
     assert run.snapshot()["status"] == "finished"
     log = (tmp_path / "run" / LOG_FILE).read_text()
     assert "started with" in log and '"backbone": "mobilenetv2_100"' in log
@@ -35,8 +37,8 @@ def test_an_unexpected_failure_keeps_its_traceback_and_says_where(small_dataset,
         raise KeyError("an internal bug")
     faults.set_hook("save_model", broken)
     run = start_training(TrainConfig(data=str(small_dataset), backbone="mobilenetv2_100", freeze="all", epochs=2,
-                                     patience=0), run_dir=tmp_path / "run")
-    MANAGER.wait()
+                                     patience=0), run_dir=tmp_path / "run", runner=RUNNER)
+    RUNNER.wait()
     faults.set_hook("save_model", None)
     snap = run.snapshot()
     log_file = tmp_path / "run" / LOG_FILE
@@ -57,7 +59,7 @@ def test_a_resumed_run_carries_on_the_same_log(small_dataset, tmp_path):
                             patience=0), 2, tmp_path / "run")
     before = (tmp_path / "run" / LOG_FILE).read_text()
     assert "disk is full" in before and "No space left on device" in before
-    resume_training(tmp_path / "run")
-    MANAGER.wait()
+    resume_training(tmp_path / "run", runner=RUNNER)
+    RUNNER.wait()
     after = (tmp_path / "run" / LOG_FILE).read_text()
     assert after.startswith(before) and "Resumed after epoch 1." in after and "Run finished." in after

@@ -10,7 +10,9 @@ from PIL import Image
 from components import export_step, runs_step, try_step
 from helpers import example_files, free_port
 from studio import paths
-from studio.runs import MODEL_FILE
+from studio.runs import MODEL_FILE, JobRunner
+
+RUNNER = JobRunner()   # this module's trainings: one at a time, as in the studio
 
 
 pytestmark = pytest.mark.slow  # every test uses the trained run or trains one
@@ -42,7 +44,7 @@ def past_runs(trained_run):
 
 
 def test_list_runs_fills_the_table_and_both_dropdowns(trained_run, past_runs):
-    table, picker, other = LISTED(runs_step.list_runs())
+    table, picker, other = LISTED(runs_step.list_runs(runner=RUNNER))
     assert list(table.columns) == ["Started", "Data", "Backbone", "Freeze", "Best accuracy", "Duration",
                                    "Status", "Run"]
     lines = table.set_index("Run")
@@ -54,14 +56,14 @@ def test_list_runs_fills_the_table_and_both_dropdowns(trained_run, past_runs):
     assert set(ids) == set(table.Run) and picker.value == newest_readable  # newest first, newest chosen
     assert list(table.Started) == sorted(table.Started, reverse=True)
     assert other.choices[0] == runs_step.NO_COMPARISON and other.value == ""
-    _, picker, other = LISTED(runs_step.list_runs(trained_run["id"], past_runs["interrupted"]))
+    _, picker, other = LISTED(runs_step.list_runs(trained_run["id"], past_runs["interrupted"], runner=RUNNER))
     assert (picker.value, other.value) == (trained_run["id"], past_runs["interrupted"])
-    _, picker, other = LISTED(runs_step.list_runs("deleted-run", "deleted-too"))
+    _, picker, other = LISTED(runs_step.list_runs("deleted-run", "deleted-too", runner=RUNNER))
     assert picker.value == ids[0] and other.value == ""
 
 
 def test_show_run_draws_curves_matrix_and_choices(trained_run, past_runs):
-    summary, loss, accuracy, confusion, per_class, choices = SHOWN(runs_step.show_run(trained_run["id"]))
+    summary, loss, accuracy, confusion, per_class, choices = SHOWN(runs_step.show_run(trained_run["id"], runner=RUNNER))
     epochs = len(trained_run["history"])
     assert "Finished" in summary and "mobilenetv2_100" in summary and "new head only" in summary
     assert isinstance(loss, pd.DataFrame) and len(loss) == 2 * epochs and len(accuracy) == 2 * epochs
@@ -70,19 +72,19 @@ def test_show_run_draws_curves_matrix_and_choices(trained_run, past_runs):
     assert list(per_class["class"]) == ["ants", "bees"]
     assert "What the studio chose" in choices
 
-    summary = runs_step.show_run(past_runs["interrupted"])["summary"]
+    summary = runs_step.show_run(past_runs["interrupted"], runner=RUNNER)["summary"]
     assert "Interrupted" in summary and "still try and export" in summary
-    summary, loss, accuracy, *_ = SHOWN(runs_step.show_run(past_runs["no-model"]))
+    summary, loss, accuracy, *_ = SHOWN(runs_step.show_run(past_runs["no-model"], runner=RUNNER))
     assert "no model" in summary
 
-    summary, loss, accuracy, confusion, per_class, choices = SHOWN(runs_step.show_run(None))
+    summary, loss, accuracy, confusion, per_class, choices = SHOWN(runs_step.show_run(None, runner=RUNNER))
     assert summary == runs_step.PICK_A_RUN and loss is None and accuracy is None and per_class.empty
-    summary, loss, *_ = SHOWN(runs_step.show_run("../../etc"))
+    summary, loss, *_ = SHOWN(runs_step.show_run("../../etc", runner=RUNNER))
     assert "not a run id" in summary and loss is None
 
 
 def test_compare_overlays_two_runs_validation_accuracy(trained_run, past_runs):
-    chart, note = COMPARED(runs_step.compare_runs(trained_run["id"], past_runs["interrupted"]))
+    chart, note = COMPARED(runs_step.compare_runs(trained_run["id"], past_runs["interrupted"], runner=RUNNER))
     epochs = len(trained_run["history"])
     # the copies started in the same second as the original: the ids name them apart
     assert set(chart.series) == {trained_run["id"], past_runs["interrupted"]} and len(chart) == 2 * epochs
@@ -95,25 +97,25 @@ def test_compare_overlays_two_runs_validation_accuracy(trained_run, past_runs):
     status = json.loads((later / "status.json").read_text())
     (later / "status.json").write_text(json.dumps({**status, "started": status["started"] + 3600}))
     try:
-        chart, note = COMPARED(runs_step.compare_runs(trained_run["id"], later.name))
+        chart, note = COMPARED(runs_step.compare_runs(trained_run["id"], later.name, runner=RUNNER))
     finally:
         shutil.rmtree(later)
     names = sorted(set(chart.series))
     assert len(names) == 2 and all(name.startswith("small ") for name in names) and names[0] != names[1]
-    assert runs_step.compare_runs(trained_run["id"], "")["compare"] is None
-    assert "same run" in runs_step.compare_runs(trained_run["id"], trained_run["id"])["compare_note"]
+    assert runs_step.compare_runs(trained_run["id"], "", runner=RUNNER)["compare"] is None
+    assert "same run" in runs_step.compare_runs(trained_run["id"], trained_run["id"], runner=RUNNER)["compare_note"]
 
 
 def test_an_interrupted_run_can_be_tried_and_exported(past_runs):
     run_dir, tabs, message = USED(runs_step.try_run(past_runs["interrupted"]))
     assert tabs.selected == "try" and run_dir == str(paths.runs_dir() / past_runs["interrupted"])
-    label = try_step.classify(Image.open(example_files("val", "bees", 30)[-1]), run_dir)["label"]
+    label = try_step.classify(Image.open(example_files("val", "bees", 30)[-1]), run_dir, runner=RUNNER)["label"]
     assert set(label) == {"ants", "bees"}
-    assert try_step.model_path(run_dir).parent.name == past_runs["interrupted"]
+    assert try_step.model_path(run_dir, runner=RUNNER).parent.name == past_runs["interrupted"]
 
     run_dir, tabs, message = USED(runs_step.export_run(past_runs["interrupted"]))
     assert tabs.selected == "export" and "Export" in message
-    exported = export_step.export_model("bundle", run_dir)
+    exported = export_step.export_model("bundle", run_dir, runner=RUNNER)
     path, message = exported["file"], exported["message"]
     assert path.endswith(f"{past_runs['interrupted']}-bundle.zip") and "Ready: " in message
     assert export_step.target_words(run_dir).endswith(f"**{past_runs['interrupted']}**.")
@@ -146,7 +148,6 @@ def test_resume_carries_on_a_failed_run_and_shows_it_on_the_train_tab(small_data
     """Resume appears only for a run with a saved epoch, continues it in its own folder, and says why not
     when it cannot (a finished run)."""
     from helpers import cut_off_run
-    from studio.runs import MANAGER
     from studio.training.config import TrainConfig
 
     run = cut_off_run(TrainConfig(data=str(small_dataset), backbone="mobilenetv2_100", freeze="all", epochs=3,
@@ -154,14 +155,14 @@ def test_resume_carries_on_a_failed_run_and_shows_it_on_the_train_tab(small_data
     assert run.snapshot()["status"] == "failed" and "disk is full" in run.snapshot()["error"]
     assert runs_step.can_resume(run.id).visible is True
 
-    tabs, message = RESUMED(runs_step.resume_run(run.id))
+    tabs, message = RESUMED(runs_step.resume_run(run.id, runner=RUNNER))
     assert tabs.selected == "train" and "Resuming" in message
-    MANAGER.wait()
-    final = MANAGER.current.snapshot()
+    RUNNER.wait()
+    final = RUNNER.current.snapshot()
     assert final["id"] == run.id and final["status"] == "finished"
     assert [h["epoch"] for h in final["history"]] == [1, 2, 3]
     assert runs_step.can_resume(run.id).visible is False   # finished: nothing left to carry on
 
-    tabs, message = RESUMED(runs_step.resume_run(run.id))
+    tabs, message = RESUMED(runs_step.resume_run(run.id, runner=RUNNER))
     assert "Cannot resume" in message and "nothing to resume" in message
-    assert "Choose a run" in runs_step.resume_run(None)["use_message"]
+    assert "Choose a run" in runs_step.resume_run(None, runner=RUNNER)["use_message"]

@@ -30,7 +30,7 @@ def test_source_code_and_workspace_are_not_served(server):
 
 
 def test_run_ids_that_are_paths_are_refused():
-    from studio import history
+    from studio.runs import history
     for bad in ("../../etc", "/etc", "..", ".hidden", "a/b"):
         with pytest.raises(history.RunNotFound):
             history.find_run(bad)

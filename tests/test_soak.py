@@ -8,6 +8,9 @@ import threading
 from pathlib import Path
 
 import pytest
+from studio.runs import JobRunner
+
+RUNNER = JobRunner()   # this module's trainings: one at a time, as in the studio
 
 pytestmark = pytest.mark.slow  # fifty real runs in a row
 
@@ -36,15 +39,14 @@ def _resident_mb() -> float:
 def test_fifty_runs_in_a_row_leave_threads_files_and_memory_flat(small_dataset, tmp_path):
     import torch
 
-    from studio.runs import MANAGER
     from studio.training.config import TrainConfig
     from studio.training.trainer import start_training
 
     def one_run(i: int) -> None:
         run = start_training(TrainConfig(data=str(small_dataset), backbone="mobilenetv2_100",
                                          freeze="all" if i % 2 == 0 else "7", epochs=1, feature_views=1,
-                                         runs_root=str(tmp_path / "runs")))
-        MANAGER.wait()
+                                         runs_root=str(tmp_path / "runs")), runner=RUNNER)
+        RUNNER.wait()
         assert run.snapshot()["status"] == "finished", run.snapshot()["error"]
 
     for i in range(2):  # warm-up: weights converted, kernels and caches built

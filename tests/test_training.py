@@ -9,9 +9,11 @@ import pytest
 import torch
 
 from studio import backbones, modelfile
-from studio.runs import MANAGER, MODEL_FILE, RunBusyError
+from studio.runs import MODEL_FILE, JobRunner, RunBusyError
 from studio.training.config import TrainConfig
 from studio.training.trainer import Trainer, start_training
+
+RUNNER = JobRunner()   # this module's trainings: one at a time, as in the studio
 
 
 @pytest.mark.slow
@@ -71,14 +73,14 @@ def test_partial_fine_tune_changes_only_unfrozen_layers(small_dataset, tmp_path,
 @pytest.mark.slow
 def test_stop_keeps_finished_epochs_and_a_second_start_is_refused(small_dataset):
     run = start_training(TrainConfig(data=str(small_dataset), backbone="mobilenetv2_100", freeze="4",
-                                     epochs=30, batch_size=8))
+                                     epochs=30, batch_size=8), runner=RUNNER)
     with pytest.raises(RunBusyError, match="already going"):
-        start_training(TrainConfig(data=str(small_dataset)))
+        start_training(TrainConfig(data=str(small_dataset)), runner=RUNNER)
     deadline = time.time() + 120
     while not run.snapshot()["history"] and time.time() < deadline:
         time.sleep(0.2)
-    MANAGER.stop()
-    MANAGER.wait(120)
+    RUNNER.stop()
+    RUNNER.wait(120)
     snapshot = run.snapshot()
     assert snapshot["status"] == "stopped"
     assert 1 <= len(snapshot["history"]) < 30
@@ -94,8 +96,9 @@ def test_undecodable_image_is_skipped_and_listed(small_dataset, tmp_path):
     bad = data / "train" / "ants" / "looks_fine.jpg"
     good = next((data / "train" / "bees").iterdir()).read_bytes()
     bad.write_bytes(good[:400])  # a truncated JPEG: header reads, pixels do not
-    run = start_training(TrainConfig(data=str(data), backbone="mobilenetv2_100", epochs=1, feature_views=1))
-    MANAGER.wait()
+    run = start_training(TrainConfig(data=str(data), backbone="mobilenetv2_100", epochs=1, feature_views=1),
+                         runner=RUNNER)
+    RUNNER.wait()
     snapshot = run.snapshot()
     assert snapshot["status"] == "finished", snapshot["error"]
     skipped = {Path(s["path"]).name: s["reason"] for s in snapshot["dataset"]["skipped"]}
@@ -106,8 +109,8 @@ def test_undecodable_image_is_skipped_and_listed(small_dataset, tmp_path):
 
 def test_bad_data_fails_the_run_with_a_message(tmp_path):
     (tmp_path / "only").mkdir()
-    run = start_training(TrainConfig(data=str(tmp_path), backbone="mobilenetv2_100", epochs=1))
-    MANAGER.wait()
+    run = start_training(TrainConfig(data=str(tmp_path), backbone="mobilenetv2_100", epochs=1), runner=RUNNER)
+    RUNNER.wait()
     snapshot = run.snapshot()
     assert snapshot["status"] == "failed" and "No usable images" in snapshot["error"]
     assert "Traceback" not in snapshot["error"]

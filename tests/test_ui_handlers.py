@@ -9,6 +9,9 @@ import pytest
 from components import data_step, export_step, model_step, train_step, try_step, views
 from studio import backbones
 from studio.inference import Predictor
+from studio.runs import JobRunner
+
+RUNNER = JobRunner()   # this module's trainings: one at a time, as in the studio
 
 
 def test_example_data_is_described():
@@ -55,7 +58,7 @@ def test_freeze_explanation_follows_the_slider():
 
 
 def test_train_handlers_without_data_or_model():
-    message = train_step.start(None, "mobilenetv2_100", "manual", 8, 2, "Auto", 32)["status"]
+    message = train_step.start(None, "mobilenetv2_100", "manual", 8, 2, "Auto", 32, runner=RUNNER)["status"]
     assert "Choose data first" in message
     assert train_step.freeze_argument("mobilenetv2_100", 8) == "all"
     assert train_step.freeze_argument("mobilenetv2_100", 3) == "3"
@@ -86,17 +89,17 @@ def test_try_and_export_with_a_trained_run(trained_run):
     from PIL import Image
     from helpers import example_files
     image = Image.open(example_files("val", "bees", 30)[-1])
-    answer = try_step.classify(image, trained_run["run_dir"])
+    answer = try_step.classify(image, trained_run["run_dir"], runner=RUNNER)
     label, advice = answer["label"], answer["advice"]
     assert set(label) == {"ants", "bees"} and abs(sum(label.values()) - 1) < 1e-4
     assert "bees" in advice or "unsure" in advice
-    exported = export_step.export_model("torchscript", trained_run["run_dir"])
+    exported = export_step.export_model("torchscript", trained_run["run_dir"], runner=RUNNER)
     path, message = exported["file"], exported["message"]
     assert path.endswith("-torchscript.zip") and "Ready: " in message
     assert "matches the trained model on 20/20 validation photos" in message and "| model.torchscript.pt |" in message
     assert export_step.format_key("TorchScript (.pt: runs with PyTorch alone)") == "bundle"  # unknown: default
     assert Predictor(path).format == "torchscript"
-    label = try_step.classify(None, trained_run["run_dir"])["label"]
+    label = try_step.classify(None, trained_run["run_dir"], runner=RUNNER)["label"]
     assert label is None
 
 
@@ -135,10 +138,9 @@ def test_flat_zip_with_class_in_file_names_is_previewed_then_used(tmp_path):
     out = data_step.use_prefix(uploaded, "-")
     source, summary, chart = out["data_source"], out["summary"], out["chart"]
     assert source["prefix_separator"] == "-" and "2 classes" in summary and chart.images.sum() == 24
-    train_step.start(source, "mobilenetv2_100", "manual", 100, 1, "Auto", 32, [])
-    from studio.runs import MANAGER
-    MANAGER.wait()
-    snapshot = MANAGER.current.snapshot()
+    train_step.start(source, "mobilenetv2_100", "manual", 100, 1, "Auto", 32, [], runner=RUNNER)
+    RUNNER.wait()
+    snapshot = RUNNER.current.snapshot()
     assert snapshot["status"] == "finished", snapshot["error"]
     assert snapshot["classes"] == ["ants", "bees"] and snapshot["dataset"]["train"] + snapshot["dataset"]["val"] == 24
 
@@ -156,13 +158,13 @@ def test_outlier_suggestion_is_added_and_its_files_left_out_only_when_ticked(sma
 
     # training leaves out exactly the files the page showed, when ticked
     import pandas as pd
-    from studio.runs import MANAGER
     victim = sorted((small_dataset / "train" / "ants").iterdir())[0]
     shown = [{"kind": "outliers", "severity": "info", "message": "", "paths": [str(victim)], "exclude": [str(victim)]}]
     assert train_step._chosen_files([], shown, ("outliers",)) == {}
-    train_step.start(str(small_dataset), "mobilenetv2_100", "manual", 100, 1, "Auto", 32, ["outliers"], shown)
-    MANAGER.wait()
-    snapshot = MANAGER.current.snapshot()
+    train_step.start(str(small_dataset), "mobilenetv2_100", "manual", 100, 1, "Auto", 32, ["outliers"], shown,
+                     runner=RUNNER)
+    RUNNER.wait()
+    snapshot = RUNNER.current.snapshot()
     assert snapshot["status"] == "finished", snapshot["error"]
     used = pd.read_csv(Path(snapshot["run_dir"]) / "samples.csv").path.tolist()
     assert str(victim) not in used and len(used) == 67
@@ -171,27 +173,25 @@ def test_outlier_suggestion_is_added_and_its_files_left_out_only_when_ticked(sma
 
 @pytest.mark.slow
 def test_auto_run_shows_what_it_chose_and_why(small_dataset):
-    from studio.runs import MANAGER
-    started = train_step.start(str(small_dataset), "mobilenetv2_100", "auto", 0, 1, "Auto", "auto", [])
+    started = train_step.start(str(small_dataset), "mobilenetv2_100", "auto", 0, 1, "Auto", "auto", [], runner=RUNNER)
     message, run_dir = started["status"], started["run_dir"]
     assert run_dir and "Starting" in message
-    MANAGER.wait()
-    outputs = train_step.poll(None)
+    RUNNER.wait()
+    outputs = train_step.poll(None, runner=RUNNER)
     status, choices = outputs["status"], outputs["choices"]
     assert status.startswith("**Finished"), status
     assert "What the studio chose" in choices and "layer groups trained" in choices and "learning rate" in choices
-    assert MANAGER.current.snapshot()["freeze"]["feature_extraction"] is False  # the top was fine-tuned
-    assert MANAGER.current.snapshot()["config"]["batch_size"] == 32 and "photos per training step" in choices
+    assert RUNNER.current.snapshot()["freeze"]["feature_extraction"] is False  # the top was fine-tuned
+    assert RUNNER.current.snapshot()["config"]["batch_size"] == 32 and "photos per training step" in choices
 
 
 @pytest.mark.slow
 def test_advanced_settings_reach_the_run(small_dataset):
-    from studio.runs import MANAGER
     train_step.start(str(small_dataset), "mobilenetv2_100", "manual", 8, 2, "0.01", 16, [], [],
-                     0.05, 0.0, 0, False, "off", "adapt", 5.0)
-    MANAGER.wait()
-    config = MANAGER.current.snapshot()["config"]
-    assert MANAGER.current.snapshot()["status"] == "finished"
+                     0.05, 0.0, 0, False, "off", "adapt", 5.0, runner=RUNNER)
+    RUNNER.wait()
+    config = RUNNER.current.snapshot()["config"]
+    assert RUNNER.current.snapshot()["status"] == "finished"
     assert (config["weight_decay"], config["label_smoothing"], config["patience"], config["augment"],
             config["class_weighting"], config["batchnorm"], config["seed"], config["lr"], config["batch_size"]) == (
         0.05, 0.0, 0, False, "off", "adapt", 5, 0.01, 16)
@@ -201,12 +201,12 @@ def test_advanced_settings_reach_the_run(small_dataset):
 def test_the_once_a_second_tick_sends_plain_text_only(trained_run):
     """Gradio rebuilds a component for every update it is sent (gr.skip() included): the tick that ten
     open pages send every second must carry none, and its key must change only with new results."""
-    tick = train_step.watch()
+    tick = train_step.watch(runner=RUNNER)
     status, progress, key = tick["status"], tick["progress"], tick["run_key"]
     for value in (status, progress, key):
         assert not isinstance(value, dict), value
-    assert status.startswith("**Finished") and key == train_step.run_key(train_step.MANAGER.current.snapshot())
-    assert train_step.watch()["run_key"] == key  # nothing new: the heavy refresh is not triggered again
+    assert status.startswith("**Finished") and key == train_step.run_key(RUNNER.current.snapshot())
+    assert train_step.watch(runner=RUNNER)["run_key"] == key  # nothing new: the heavy refresh is not triggered again
 
 
 @pytest.mark.slow
@@ -232,10 +232,10 @@ def test_each_step_shows_only_what_applies(trained_run):
     assert stop_and_results(None) == [False, False]
     assert stop_and_results(["run", 0, "preparing", 0]) == [True, False]
     assert stop_and_results(["run", 2, "finished", 3]) == [False, True]
-    parts = try_step.readiness(trained_run["run_dir"])  # before a model: see test_browser_layout.py
+    parts = try_step.readiness(trained_run["run_dir"], runner=RUNNER)  # before a model: see test_browser_layout.py
     note, ready = parts["no_model"], parts["ready"]
     assert not shown(note) and shown(ready)
-    parts = export_step.readiness(trained_run["run_dir"])
+    parts = export_step.readiness(trained_run["run_dir"], runner=RUNNER)
     words, options = parts["target"], parts["ready"]
     assert words == export_step.target_words(trained_run["run_dir"]) and shown(options)
 

@@ -7,7 +7,6 @@ was trained and validated on, so its findings describe this model's data.
 """
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from datetime import datetime
@@ -16,7 +15,8 @@ from pathlib import Path
 import pandas as pd
 
 import studio
-from studio import backbones, history
+from studio import backbones
+from studio.runs import RunFolder, history
 from studio.data.sources import Dataset
 from studio.export import parity
 from studio.export.formats import FORMATS
@@ -54,7 +54,7 @@ def data_findings(run_dir: Path, classes: list[str]) -> list[str] | None:
 
 def _status(run_dir: Path) -> dict:
     try:
-        status = json.loads((run_dir / "status.json").read_text())
+        status = RunFolder(run_dir).read_status()
     except (OSError, ValueError):
         return {}
     return status if isinstance(status, dict) else {}

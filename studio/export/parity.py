@@ -16,7 +16,8 @@ from typing import Callable
 
 import torch
 
-from studio import augment, history, modelfile
+from studio import augment, modelfile
+from studio.runs import history
 from studio.data.pixels import cache_side, decode_all
 from studio.export import runtimes
 from studio.export.formats import FORMATS, INT8

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from studio import history, modelfile
+from studio import modelfile
+from studio.runs import history
 from studio.export import converters, parity
 from studio.export.formats import WriteJob
 

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from studio import augment, backbones, evaluation, fastpath, hardware, recipe
-from studio.checkpoints import ResumeError
+from studio.runs.checkpoints import ResumeError
 from studio.data.checks import apply_exclusions, diagnose, leave_out_files
 from studio.data.outliers import find_outliers
 from studio.data.pixels import SquareCache, StreamedPixels, cache_bytes, cache_side, gpu_budget, memory_budget
@@ -145,7 +145,7 @@ def prepare(ctx: TrainContext, resume: dict | None = None, staged: bool = False)
     samples = dataset.samples[dataset.samples.split.isin(["train", "val"])].reset_index(drop=True)
     if resume:
         _check_same_samples(run, samples)
-    samples.to_csv(run.dir / "samples.csv", index=False)
+    samples.to_csv(run.folder.samples, index=False)
     files = {split: samples[samples.split == split].path.tolist() for split in ("train", "val")}
     ctx.val_files = files["val"]
     ctx.train_y, ctx.val_y = (torch.tensor([ctx.classes.index(c) for c in samples[samples.split == split].label],
@@ -233,7 +233,7 @@ def _choose_batch_size(ctx: TrainContext, train_count: int) -> None:
 def _check_same_samples(run: Run, samples) -> None:
     """Resuming on changed data would mix two datasets in one model: refuse, saying what changed."""
     try:
-        before = evaluation.read_run_table(run.dir / "samples.csv")
+        before = evaluation.read_run_table(run.folder.samples)
     except (OSError, ValueError):
         return   # nothing to compare with: the checkpoint's own shapes still have to fit
     old = set(zip(before.path, before.split, before.label))

@@ -17,8 +17,8 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 
-from studio import checkpoints, evaluation, faults, modelfile
-from studio.runs import MODEL_FILE
+from studio import evaluation, faults, modelfile
+from studio.runs import checkpoints
 from studio.training.best import BestTracker, overfitting_advice
 from studio.training.context import TrainContext
 
@@ -69,7 +69,7 @@ def end_epoch(ctx: TrainContext, stage: Stage, tracker: BestTracker, epoch: int,
                "epoch_seconds": round(time.perf_counter() - started, 3),
                "elapsed_seconds": round(time.perf_counter() - ctx.started, 3)}
     evaluation.predictions_table(ctx.val_files, ctx.val_y, val_logits, ctx.classes).to_csv(
-        run.dir / evaluation.LATEST_PREDICTIONS_FILE, index=False)
+        run.folder.latest_predictions, index=False)
     improved = tracker.offer(val_accuracy, val_loss, ctx.model)
     if improved:
         path = _save_best(ctx, epoch, val_accuracy)
@@ -98,7 +98,7 @@ def end_epoch(ctx: TrainContext, stage: Stage, tracker: BestTracker, epoch: int,
 def _save_best(ctx: TrainContext, epoch: int, val_accuracy: float):
     """The best model so far, and its predictions, in the run folder."""
     faults.check("save_model", epoch=epoch)
-    shutil.copyfile(ctx.run.dir / evaluation.LATEST_PREDICTIONS_FILE, ctx.run.dir / evaluation.PREDICTIONS_FILE)
-    return modelfile.save(ctx.model, ctx.run.dir / MODEL_FILE, ctx.cfg.backbone, ctx.classes, ctx.prep,
+    shutil.copyfile(ctx.run.folder.latest_predictions, ctx.run.folder.predictions)
+    return modelfile.save(ctx.model, ctx.run.folder.model, ctx.cfg.backbone, ctx.classes, ctx.prep,
                           {"epoch": epoch, "val_accuracy": val_accuracy, "freeze": str(ctx.cfg.freeze),
                            "run_id": ctx.run.id})

@@ -2,20 +2,18 @@
 
 `Trainer.train` prepares the context (data, model, pixels), then runs the plan's stages one by
 one through `run_stage`, the only epoch loop. `start_training()` runs it in a background thread
-through the job manager, which is what the page, the CLI and the Python API use.
+of a `JobRunner` (the caller's, or a new one), which is what the page, the CLI and the Python API use.
 """
 from __future__ import annotations
 
 import errno
-import json
 from dataclasses import asdict
 from pathlib import Path
 
-from studio import backbones, checkpoints
-from studio.checkpoints import ResumeError
+from studio import backbones
 from studio.config import ASKED_KEY
-from studio.run_log import LOG_FILE
-from studio.runs import CHECKPOINT_FILE, MANAGER, MODEL_FILE, Run
+from studio.runs import JobRunner, Run, RunFolder, Status, checkpoints
+from studio.runs.checkpoints import ResumeError
 from studio.training import plan
 from studio.training.best import BestTracker
 from studio.training.config import TrainConfig
@@ -44,7 +42,7 @@ class Trainer:
         ctx, checkpoint = self.ctx, self.resume
         prepare(ctx, checkpoint, staged=plan.is_staged(self.cfg))
         if checkpoint:
-            self.tracker.take_back(checkpoint, self.run.dir / MODEL_FILE)
+            self.tracker.take_back(checkpoint, self.run.folder.model)
         for stage in plan.stages(ctx, self.tracker, checkpoint):
             own = checkpoint if checkpoint and checkpoint["stage"] == stage.name else None
             checkpoint = None   # only the stage the run stopped in carries on from the checkpoint
@@ -59,18 +57,18 @@ def run_training(config: TrainConfig, run: Run, resume: dict | None = None) -> N
     try:
         Trainer(config, run, resume).train()
         run.update(phase="Finished", progress=1.0)
-        run.finish("finished")
-        (run.dir / CHECKPOINT_FILE).unlink(missing_ok=True)  # nothing left to resume: give the disk back
+        run.finish(Status.FINISHED)
+        run.folder.checkpoint.unlink(missing_ok=True)  # nothing left to resume: give the disk back
     except StopRequested:
         run.update(phase="Stopped by you; the best model so far is kept.")
-        run.finish("stopped")
+        run.finish(Status.STOPPED)
     except Exception as exc:  # reported on the page, not raised into a dead thread
         run.log.exception("Training failed")   # the traceback goes to run.log; the page gets words
         run.update(phase="Failed")
         words = failure_words(exc)
         if not _is_user_error(exc):
-            words += f" The details are in {run.dir / LOG_FILE}."
-        run.finish("failed", error=words)
+            words += f" The details are in {run.folder.log}."
+        run.finish(Status.FAILED, error=words)
 
 
 DISK_WORDS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
@@ -94,37 +92,41 @@ def _is_user_error(exc: Exception) -> bool:
     return isinstance(exc, (DatasetError, backbones.BackboneError, ValueError))
 
 
-def start_training(config: TrainConfig, run_dir: str | Path | None = None) -> Run:
-    """Resolve the config and train in a background thread; returns the live Run at once."""
+def start_training(config: TrainConfig, run_dir: str | Path | None = None, runner: JobRunner | None = None) -> Run:
+    """Resolve the config and train in a background thread of `runner` (which refuses a second run while
+    one trains; a new runner when None); returns the live Run at once (`run.wait()` blocks until it ends)."""
     resolved = config.resolved()
     payload = asdict(resolved)
     # what was asked, apart from what the studio then decided: `studio train --config RUN_DIR` repeats it
     payload[ASKED_KEY] = {k: v for k, v in asdict(config).items() if k != "choices"}
-    return MANAGER.start(payload, lambda run: run_training(resolved, run),
+    return (runner or JobRunner()).start(payload, lambda run: run_training(resolved, run),
                          Path(resolved.runs_root) if resolved.runs_root else None, run_dir)
 
 
 
-def resume_training(run_dir: str | Path, owner: str | None = None) -> Run:
-    """Carry on a stopped, failed or interrupted run after its last finished epoch, in its own folder."""
+def resume_training(run_dir: str | Path, owner: str | None = None, runner: JobRunner | None = None) -> Run:
+    """Carry on a stopped, failed or interrupted run after its last finished epoch, in its own folder,
+    in a background thread of `runner` (a new one when None)."""
     run_dir = Path(run_dir)
+    folder = RunFolder(run_dir)
     try:
-        saved = json.loads((run_dir / "config.json").read_text())
-        status = json.loads((run_dir / "status.json").read_text()).get("status")
+        saved = folder.read_config()
+        status = folder.read_status().get("status")
     except (OSError, ValueError):
         raise ResumeError(f"{run_dir} is not a run folder the studio can read (config.json or status.json is "
                           "missing or damaged).") from None
     if owner is not None and saved.get("owner") != owner:
         raise ResumeError("That run is not one of yours.")
-    live = MANAGER.current
+    runner = runner or JobRunner()
+    live = runner.current
     if live is not None and live.is_active() and live.dir.resolve() == run_dir.resolve():
         raise ResumeError("That run is still training.")
-    if status == "finished":
+    if status == Status.FINISHED:
         raise ResumeError("That run finished: there is nothing to resume. Try or export its model instead.")
     checkpoint = checkpoints.read(run_dir)
     known = {f for f in TrainConfig.__dataclass_fields__}
     config = TrainConfig(**{k: v for k, v in saved.items() if k in known})
     if not Path(config.data).exists():
         raise ResumeError(f"The run's data ({config.data}) is no longer there, so it cannot be resumed.")
-    return MANAGER.start(asdict(config), lambda run: run_training(config, run, checkpoint), run_dir=run_dir,
+    return runner.start(asdict(config), lambda run: run_training(config, run, checkpoint), run_dir=run_dir,
                          resume_from=checkpoint)

@@ -1,38 +1,31 @@
 """Past runs, read back from their folders on disk (the Runs view's engine).
 
 Every run keeps its config, status, per-epoch metrics and best model in its own
-folder (see `runs`), so the history survives restarts. This module only reads:
-a run whose status.json still says it is active but which is not this process's
-live run was cut off by a restart, and is reported as "interrupted" (its best
-model so far is still usable), never rewritten. A folder whose files cannot be
+folder (see `RunFolder`), so the history survives restarts. This module only reads:
+a run whose status.json still says it is active but which is not the caller's live
+run (`live`, from its JobRunner) was cut off by a restart, and is reported as
+"interrupted" (its best model so far is still usable), never rewritten. A folder whose files cannot be
 read is listed as "damaged", with the reason, instead of breaking the list.
 """
 from __future__ import annotations
 
 import csv
-import json
 import time
 from datetime import datetime
 from pathlib import Path
 
-from studio import evaluation, paths, run_index
-from studio.runs import ACTIVE_STATUSES, MANAGER, MODEL_FILE, load_history
+from studio import evaluation, paths
+from studio.runs import index as run_index
+from studio.runs.folder import RunFolder
+from studio.runs.live import Run
+from studio.runs.state import ACTIVE_STATUSES, Status
 
-INTERRUPTED = "interrupted"
-UNREADABLE = "damaged"   # a run folder that cannot be read back (the reason is in "error")
+INTERRUPTED = Status.INTERRUPTED
+UNREADABLE = Status.DAMAGED
 
 
 class RunNotFound(LookupError):
     """No run folder of that id under the runs root."""
-
-
-def _read_json(path: Path):
-    return json.loads(path.read_text())
-
-
-def _live_dir() -> Path | None:
-    run = MANAGER.current
-    return run.dir.resolve() if run is not None else None
 
 
 def data_name(data: str | None) -> str:
@@ -71,16 +64,17 @@ def _started_from_id(run_id: str) -> float | None:
         return None
 
 
-def summarize(run_dir: Path, live_dir: Path | None = None) -> dict:
-    """One row of the runs table, from a run folder."""
+def summarize(run_dir: Path, live: Run | None = None) -> dict:
+    """One row of the runs table, from a run folder; `live` is the run the caller's runner trains now."""
     run_dir = Path(run_dir)
+    folder = RunFolder(run_dir)
     row = {"id": run_dir.name, "run_dir": str(run_dir), "started": _started_from_id(run_dir.name),
            "data": "?", "backbone": "?", "freeze": "?", "best_val_accuracy": None, "best_epoch": None,
-           "duration_seconds": None, "status": UNREADABLE, "has_model": (run_dir / MODEL_FILE).is_file(),
+           "duration_seconds": None, "status": UNREADABLE, "has_model": folder.has_model(),
            "error": None, "owner": None}
     try:
-        config = _read_json(run_dir / "config.json")
-        status = _read_json(run_dir / "status.json")
+        config = folder.read_config()
+        status = folder.read_status()
         if not isinstance(config, dict) or not isinstance(status, dict):
             raise ValueError("not a JSON object")
     except FileNotFoundError as exc:
@@ -89,18 +83,18 @@ def summarize(run_dir: Path, live_dir: Path | None = None) -> dict:
     except (OSError, ValueError) as exc:  # JSONDecodeError is a ValueError
         row["error"] = f"a file is damaged ({exc.__class__.__name__}: {exc})"
         return _dated(row, run_dir)
-    history = load_history(run_dir)
+    history = folder.history()
     state = status.get("status") or UNREADABLE
-    live = live_dir is not None and run_dir.resolve() == live_dir
-    if live:
-        state = MANAGER.current.status
+    is_live = live is not None and run_dir.resolve() == live.dir.resolve()
+    if is_live:
+        state = live.status
     elif state in ACTIVE_STATUSES:
         state = INTERRUPTED
     started = status.get("started") or row["started"]
     finished = status.get("finished")
     if finished and started:
         duration = finished - started
-    elif live and started:
+    elif is_live and started:
         duration = time.time() - started
     else:  # interrupted: as far as the last finished epoch got
         duration = history[-1].get("elapsed_seconds") if history else None
@@ -126,7 +120,7 @@ def run_folders(root: Path | None = None) -> list[Path]:
     root = Path(root) if root else paths.runs_dir()
     if not root.is_dir():
         return []
-    return [p for p in root.iterdir() if not p.name.startswith(".") and run_index.is_run_folder(p)]
+    return [p for p in root.iterdir() if not p.name.startswith(".") and RunFolder(p).is_run()]
 
 
 def known_runs(root: Path | None = None) -> dict[str, Path]:
@@ -152,18 +146,17 @@ def known_runs(root: Path | None = None) -> dict[str, Path]:
     return runs
 
 
-def _rows(runs: dict[str, Path], owner: str | None = None) -> list[dict]:
-    live = _live_dir()
+def _rows(runs: dict[str, Path], owner: str | None = None, live: Run | None = None) -> list[dict]:
     rows = [{**summarize(folder, live), "id": run_id} for run_id, folder in runs.items()]
     if owner is not None:
         rows = [row for row in rows if row.get("owner") == owner]
     return sorted(rows, key=lambda r: (r["started"] or 0, r["id"]), reverse=True)
 
 
-def list_runs(root: Path | None = None, owner: str | None = None) -> list[dict]:
+def list_runs(root: Path | None = None, owner: str | None = None, live: Run | None = None) -> list[dict]:
     """Every run the studio has written, wherever it is, newest first; with `owner` (login), only
     that person's runs. With `root`, only the runs under that folder."""
-    return _rows(known_runs(root), owner)
+    return _rows(known_runs(root), owner, live)
 
 
 def list_runs_at(locations) -> tuple[list[dict], list[str]]:
@@ -196,22 +189,21 @@ def find_run(run_id: str, root: Path | None = None, owner: str | None = None) ->
 
 def _owner_of(folder: Path) -> str | None:
     try:
-        return _read_json(folder / "config.json").get("owner")
+        return RunFolder(folder).read_config().get("owner")
     except (OSError, ValueError, AttributeError):
         return None
 
 
-def load_run(run_id: str, root: Path | None = None, owner: str | None = None) -> dict:
+def load_run(run_id: str, root: Path | None = None, owner: str | None = None, live: Run | None = None) -> dict:
     """Everything the Runs view shows about one run: its row, curves, best epoch's matrix, choices."""
     folder = find_run(run_id, root, owner)
-    summary = {**summarize(folder, _live_dir()), "id": run_id}
-    history = load_history(folder)
+    summary = {**summarize(folder, live), "id": run_id}
+    history = RunFolder(folder).history()
     details = {"summary": summary, "history": history, "classes": [], "confusion": None, "per_class": None,
                "choices": {}, "config": {}}
     if summary["status"] == UNREADABLE:
         return details
-    config = _read_json(folder / "config.json")
-    status = _read_json(folder / "status.json")
+    config, status = RunFolder(folder).read_config(), RunFolder(folder).read_status()
     classes = status.get("classes") or (status.get("dataset") or {}).get("classes") or []
     confusion = _best_confusion(history, status.get("best_epoch")) or status.get("best_confusion")
     details.update(classes=classes, confusion=confusion, config=config, choices=config.get("choices") or {},
@@ -238,7 +230,7 @@ def run_samples(run_dir: Path, split: str) -> list[tuple[str, str]]:
     can be read. The files themselves may have been moved since.
     """
     run_dir = Path(run_dir)
-    sources = [(run_dir / "samples.csv", True), (run_dir / evaluation.PREDICTIONS_FILE, False)]
+    sources = [(RunFolder(run_dir).samples, True), (RunFolder(run_dir).predictions, False)]
     for path, has_split in sources:
         if not has_split and split != "val":
             continue

@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-LOG_FILE = "run.log"
+from studio.runs.folder import LOG_FILE
+
 FORMAT = "%(asctime)s %(levelname)-7s %(message)s"
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from studio.runs import CHECKPOINT_FILE
+from studio.runs.folder import CHECKPOINT_FILE
 
 FORMAT = 1
 STAGES = ("head", "fine_tune")   # the new head on cached features; fine-tuning the backbone

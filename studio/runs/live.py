@@ -1,47 +1,25 @@
-"""Runs: the object the training thread writes and the page reads, and its folder on disk.
+"""The live run: the object the training thread writes and the page reads.
 
-One `Run` is shared between the training thread (the only writer) and any number
-of readers (the page's timer, the CLI's progress bar). Readers take a
-`snapshot()`, a plain dict copied under the lock, so they never see a half-updated
-epoch. Everything a run learns is also written to its folder, so a finished run
-outlives the process:
-
-    runs/<run id>/config.json     what was asked, plus what the studio chose
-    runs/<run id>/status.json     status, timings, best epoch (rewritten atomically)
-    runs/<run id>/metrics.jsonl   one JSON line per finished epoch
-    runs/<run id>/samples.csv     exactly which files trained and validated
-    runs/<run id>/predictions.csv the best epoch's answer and confidence for each validation photo
-    runs/<run id>/model.safetensors   the best model so far (see modelfile)
-    runs/<run id>/resume.pt       the last finished epoch's full training state (until the run finishes)
-    runs/<run id>/run.log         what happened, in order, with the traceback of any failure (see run_log)
+One `Run` is shared between the training thread (the only writer) and any number of readers
+(the page's timer, the CLI's progress bar). Readers take a `snapshot()`, a plain dict copied under
+the lock, so they never see a half-updated epoch. Everything a run learns is also written to its
+folder (`RunFolder`), so a finished run outlives the process.
 """
 from __future__ import annotations
 
 import copy
 import json
 import logging
-import os
 import threading
 import time
 import uuid
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
 
-from studio import paths, run_index
-from studio.run_log import LOG_FILE, close_log, open_log
-
-ACTIVE_STATUSES = ("queued", "preparing", "running")
-MODEL_FILE = "model.safetensors"
-CHECKPOINT_FILE = "resume.pt"
-RUN_FILES = ("config.json", "status.json", "metrics.jsonl", "samples.csv", "predictions.csv",
-             "predictions-latest.csv", MODEL_FILE, CHECKPOINT_FILE, LOG_FILE)
-
-
-def write_json_atomic(path: Path, data) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(data, indent=2, default=str))
-    os.replace(partial, path)
+from studio.runs import index
+from studio.runs.folder import RunFolder
+from studio.runs.log import close_log, open_log
+from studio.runs.state import ACTIVE_STATUSES, SNAPSHOT_ONLY, RunState, Status
 
 
 def new_run_id(backbone: str) -> str:
@@ -55,22 +33,23 @@ class Run:
         """A new run in `directory`; with `resume_from` (its checkpoint), the run already there, continued
         after the checkpoint's epoch."""
         self.dir = Path(directory)
+        self.folder = RunFolder(self.dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         if resume_from is None:
-            for leftover in RUN_FILES:  # a folder reused for a new run starts clean
-                (self.dir / leftover).unlink(missing_ok=True)
+            self.folder.clear()   # a folder reused for a new run starts clean
         self.id = self.dir.name
-        run_index.remember(self.dir)   # a run written outside the workspace's runs folder is still listed
+        self.thread: threading.Thread | None = None   # set by the JobRunner that starts it
+        index.remember(self.dir)   # a run written outside the workspace's runs folder is still listed
         self.stop_event = threading.Event()
         self._lock = threading.Lock()
-        self._state = {
-            "id": self.id, "run_dir": str(self.dir), "config": config, "status": "queued",
+        self._state: RunState = {
+            "id": self.id, "run_dir": str(self.dir), "config": config, "status": Status.QUEUED,
             "phase": "Waiting to start", "message": "", "error": None,
             "epoch": 0, "epochs": int(config.get("epochs") or 0), "step": 0, "steps": 0,
             "progress": 0.0, "eta_seconds": None, "history": [], "classes": [],
             "confusion": None, "per_class": None, "best_val_accuracy": None, "best_epoch": None,
             "model_path": None, "started": time.time(), "finished": None, "notes": [],
-            "log_file": str(self.dir / LOG_FILE),
+            "log_file": str(self.folder.log),
         }
         self.log = open_log(self.dir, self.id)
         if resume_from is not None:
@@ -78,7 +57,7 @@ class Run:
             self.log.info("Resumed after epoch %s.", resume_from["epoch"])
         else:
             self.log.info("Run %s started with %s", self.id, json.dumps(config, default=str))
-        write_json_atomic(self.dir / "config.json", config)
+        self.folder.write_config(config)
         self._write_status()
 
     def _reopen(self, checkpoint: dict) -> None:
@@ -90,15 +69,13 @@ class Run:
         or repeats.
         """
         epochs_done = checkpoint["epoch"]
-        kept = [row for row in load_history(self.dir) if row.get("epoch", 0) <= epochs_done]
+        kept = [row for row in self.folder.history() if row.get("epoch", 0) <= epochs_done]
         record = checkpoint.get("epoch_record")
         if record and not any(row.get("epoch") == epochs_done for row in kept):
             kept.append(dict(record))
-        partial = self.dir / "metrics.jsonl.partial"
-        partial.write_text("".join(json.dumps(row) + "\n" for row in kept))
-        os.replace(partial, self.dir / "metrics.jsonl")
+        self.folder.rewrite_history(kept)
         try:
-            previous = json.loads((self.dir / "status.json").read_text())
+            previous = self.folder.read_status()
         except (OSError, ValueError):
             previous = {}
         history = [{k: v for k, v in row.items() if k != "confusion_matrix"} for row in kept]
@@ -111,7 +88,7 @@ class Run:
             confusion=kept[-1].get("confusion_matrix") if kept else None,
             best_val_accuracy=best.get("val_accuracy"), best_epoch=best.get("epoch"),
             best_confusion=best_confusion,
-            model_path=str(self.dir / MODEL_FILE) if (self.dir / MODEL_FILE).is_file() else None,
+            model_path=str(self.folder.model) if self.folder.has_model() else None,
             notes=[*previous.get("notes", []), f"Resumed after epoch {epochs_done}."],
             resumed_after=epochs_done)
 
@@ -128,10 +105,10 @@ class Run:
             config.setdefault("choices", {})[name] = words
             snapshot = copy.deepcopy(config)
         self.log.info("Chose %s: %s", name, words)
-        write_json_atomic(self.dir / "config.json", snapshot)
+        self.folder.write_config(snapshot)
 
     # -- reading
-    def snapshot(self) -> dict:
+    def snapshot(self) -> RunState:
         with self._lock:
             return copy.deepcopy(self._state)
 
@@ -142,6 +119,11 @@ class Run:
 
     def is_active(self) -> bool:
         return self.status in ACTIVE_STATUSES
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Until the run's thread ends (or `timeout` seconds); at once for a run no thread trains."""
+        if self.thread is not None:
+            self.thread.join(timeout)
 
     # -- writing (training thread)
     def update(self, **fields) -> None:
@@ -163,8 +145,7 @@ class Run:
             self._state["history"].append(metrics)
             self._state["confusion"] = confusion
             self._state["per_class"] = per_class
-        with open(self.dir / "metrics.jsonl", "a") as handle:
-            handle.write(json.dumps({**metrics, "confusion_matrix": confusion}) + "\n")
+        self.folder.append_epoch({**metrics, "confusion_matrix": confusion})
         self.log.info("Epoch %s: %s", metrics.get("epoch"), json.dumps(metrics))
         self._write_status()
 
@@ -177,9 +158,9 @@ class Run:
     def _write_status(self) -> None:
         """Mirror the state to status.json; a failed write (disk full) keeps the previous file whole."""
         with self._lock:
-            state = {k: v for k, v in self._state.items() if k not in ("history", "confusion", "per_class", "config")}
+            state = {k: v for k, v in self._state.items() if k not in SNAPSHOT_ONLY}
         try:
-            write_json_atomic(self.dir / "status.json", state)
+            self.folder.write_status(state)
         except OSError as exc:  # the live state stays right in memory; the page and the CLI read that
             with self._lock:
                 self._state["status_file_error"] = f"status.json could not be written: {exc.strerror}"
@@ -188,65 +169,3 @@ class Run:
 def owned_by(config: dict, user: str | None) -> bool:
     """With login, a person sees only their own runs; without it (user None) every run is theirs."""
     return user is None or (config or {}).get("owner") == user
-
-
-class RunBusyError(RuntimeError):
-    """A second training was asked for while one runs."""
-
-
-class JobManager:
-    """Runs one training at a time in a background thread of this process.
-
-    A second Start while one runs is refused (RunBusyError) with what is running
-    and how long it is expected to take.
-    """
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self.current: Run | None = None
-        self._thread: threading.Thread | None = None
-
-    def start(self, config: dict, target: Callable[[Run], None], runs_root: Path | None = None,
-              run_dir: Path | None = None, resume_from: dict | None = None) -> Run:
-        with self._lock:
-            if self.current is not None and self.current.is_active():
-                snap = self.current.snapshot()
-                eta = snap.get("eta_seconds")
-                wait = f" about {int(eta)} s left" if eta else ""
-                raise RunBusyError(f"A training run is already going ({snap['id']}, {snap['phase']}{wait}). "
-                                   "Wait for it to finish or stop it first.")
-            root = Path(runs_root) if runs_root else paths.runs_dir()
-            run = Run(Path(run_dir) if run_dir else root / new_run_id(config.get("backbone", "model")), config,
-                      resume_from)
-            self.current = run
-            self._thread = threading.Thread(target=target, args=(run,), name=f"train-{run.id}", daemon=True)
-            self._thread.start()
-            return run
-
-    def stop(self) -> bool:
-        run = self.current
-        if run is not None and run.is_active():
-            run.stop_event.set()
-            return True
-        return False
-
-    def wait(self, timeout: float | None = None) -> None:
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
-
-
-MANAGER = JobManager()
-
-
-def load_history(run_dir: Path) -> list[dict]:
-    """Per-epoch metrics of a run folder (a damaged trailing line is ignored)."""
-    rows = []
-    metrics = Path(run_dir) / "metrics.jsonl"
-    if metrics.is_file():
-        for line in metrics.read_text().splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                break
-    return rows

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 from studio import paths
+from studio.runs.folder import RunFolder
 
 INDEX_FILE = "run-index.jsonl"
 
@@ -24,7 +25,7 @@ def index_path() -> Path:
 
 def is_run_folder(folder: Path) -> bool:
     """A folder the studio wrote a run into (it holds the run's config or status)."""
-    return folder.is_dir() and ((folder / "config.json").is_file() or (folder / "status.json").is_file())
+    return RunFolder(folder).is_run()
 
 
 def _inside(folder: Path, root: Path) -> bool:

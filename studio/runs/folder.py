@@ -1,0 +1,110 @@
+"""A run folder on disk: the one place that knows each file's name and how it is read and written.
+
+Why one place: the page, the CLI, the exports and the resume code all read run folders, some
+written by older versions or moved by hand, and a file name spelled in six modules drifts.
+
+    config.json            what was asked, plus what the studio chose (rewritten atomically)
+    status.json            status, timings, best epoch (rewritten atomically)
+    metrics.jsonl          one JSON line per finished epoch
+    samples.csv            exactly which files trained and validated
+    predictions.csv        the best epoch's answer and confidence for each validation photo
+    predictions-latest.csv the last finished epoch's, for the live view
+    model.safetensors      the best model so far (see modelfile)
+    resume.pt              the last finished epoch's full training state, until the run finishes
+    run.log                what happened, in order, with the traceback of any failure
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+CONFIG_FILE = "config.json"
+STATUS_FILE = "status.json"
+METRICS_FILE = "metrics.jsonl"
+SAMPLES_FILE = "samples.csv"
+PREDICTIONS_FILE = "predictions.csv"
+LATEST_PREDICTIONS_FILE = "predictions-latest.csv"
+MODEL_FILE = "model.safetensors"
+CHECKPOINT_FILE = "resume.pt"
+LOG_FILE = "run.log"
+RUN_FILES = (CONFIG_FILE, STATUS_FILE, METRICS_FILE, SAMPLES_FILE, PREDICTIONS_FILE, LATEST_PREDICTIONS_FILE,
+             MODEL_FILE, CHECKPOINT_FILE, LOG_FILE)
+
+
+def write_json_atomic(path: Path, data) -> None:
+    """Whole or not at all: a reader (or a crash) never meets half a file."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(data, indent=2, default=str))
+    os.replace(partial, path)
+
+
+class RunFolder:
+    """Paths and plain reads and writes of one run folder; no live state (that is `Run`'s)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    # -- where each file is
+    config = property(lambda self: self.path / CONFIG_FILE)
+    status = property(lambda self: self.path / STATUS_FILE)
+    metrics = property(lambda self: self.path / METRICS_FILE)
+    samples = property(lambda self: self.path / SAMPLES_FILE)
+    predictions = property(lambda self: self.path / PREDICTIONS_FILE)
+    latest_predictions = property(lambda self: self.path / LATEST_PREDICTIONS_FILE)
+    model = property(lambda self: self.path / MODEL_FILE)
+    checkpoint = property(lambda self: self.path / CHECKPOINT_FILE)
+    log = property(lambda self: self.path / LOG_FILE)
+
+    def is_run(self) -> bool:
+        """A folder the studio wrote a run into (it holds the run's config or status)."""
+        return self.path.is_dir() and (self.config.is_file() or self.status.is_file())
+
+    def has_model(self) -> bool:
+        return self.model.is_file()
+
+    def clear(self) -> None:
+        """Remove what an earlier run left, so a folder reused for a new run starts clean."""
+        for name in RUN_FILES:
+            (self.path / name).unlink(missing_ok=True)
+
+    # -- reading (OSError or ValueError for a missing or damaged file: callers decide what that means)
+    def read_config(self) -> dict:
+        return json.loads(self.config.read_text())
+
+    def read_status(self) -> dict:
+        return json.loads(self.status.read_text())
+
+    def history(self) -> list[dict]:
+        """Per-epoch metrics (a damaged trailing line, as a crash mid-write leaves, is ignored)."""
+        rows = []
+        if self.metrics.is_file():
+            for line in self.metrics.read_text().splitlines():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:
+                    break
+        return rows
+
+    # -- writing
+    def write_config(self, config: dict) -> None:
+        write_json_atomic(self.config, config)
+
+    def write_status(self, state: dict) -> None:
+        write_json_atomic(self.status, state)
+
+    def append_epoch(self, row: dict) -> None:
+        with open(self.metrics, "a") as handle:
+            handle.write(json.dumps(row) + "\n")
+
+    def rewrite_history(self, rows: list[dict]) -> None:
+        partial = self.metrics.with_name(self.metrics.name + ".partial")
+        partial.write_text("".join(json.dumps(row) + "\n" for row in rows))
+        os.replace(partial, self.metrics)
