@@ -33,16 +33,17 @@ freeze_value, device_name, backbone_name, separator, out_folder = (flag_type(che
 def build_parser() -> argparse.ArgumentParser:
     """Every command and flag; each constrained value has its `type=` or `choices=`, checked before any work."""
     from studio import __version__
-    from studio.config import add_flags, by_name
-    from studio.training.config import TrainConfig
-    from studio.export.formats import DEFAULT as export_default, FORMATS as export_formats  # imports nothing heavy
     parser = Parser(prog="studio", description="Transfer Studio: train an image classifier on your photos.",
                     epilog="With no command, or with serve's flags alone (`studio --port 7999`, `studio --host "
                            "0.0.0.0 --auth ann:secret`), it launches the studio in the browser.")
     parser.add_argument("--version", action="version", version=f"studio {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    settings_of = by_name(TrainConfig)
+    for add_command in (_serve, _train, _doctor, _predict, _export, _runs, _backbones, _lr_find):
+        add_command(sub)
+    return parser
 
+
+def _serve(sub) -> None:
     serve = sub.add_parser("serve", help="launch the studio in the browser (the default)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=whole_number(1, 65535), default=7860)
@@ -51,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--auth-file", metavar="FILE", help="logins, one user:password per line")
     serve.set_defaults(func=cmd_serve)
 
+
+def _train(sub) -> None:
+    from studio.config import add_flags, by_name
+    from studio.training.config import TrainConfig
+    settings_of = by_name(TrainConfig)
     train = sub.add_parser("train", help="train headless; ends with a short summary (--json: one JSON line)")
     train.add_argument("data", nargs="?", help=settings_of["data"].help + " (may come from --config)")
     train.add_argument("--config", metavar="RUN_DIR|FILE", help="repeat a run: the settings of a run folder "
@@ -64,17 +70,24 @@ def build_parser() -> argparse.ArgumentParser:
     add_flags(train, TrainConfig)   # every setting's flag, help and check, from its declaration
     train.set_defaults(func=cmd_train)
 
+
+def _doctor(sub) -> None:
+    from studio.config import by_name
+    from studio.training.config import TrainConfig
     doctor = sub.add_parser("doctor", help="check a dataset for what would ruin a model")
     doctor.add_argument("data")
     doctor.add_argument("--json", action="store_true", help="one JSON document on stdout")
     doctor.add_argument("--val-fraction", type=number("a fraction between 0 and 1, e.g. 0.2", lambda v: 0 < v < 1),
                         default=0.2)
     doctor.add_argument("--seed", type=whole_number(0), default=0)
-    doctor.add_argument("--prefix-sep", type=separator, default=None, help=settings_of["prefix_separator"].help)
+    doctor.add_argument("--prefix-sep", type=separator, default=None,
+                        help=by_name(TrainConfig)["prefix_separator"].help)
     doctor.add_argument("--outliers", action="store_true",
                         help="also suggest pictures that do not look like their class (runs the pretrained network)")
     doctor.set_defaults(func=cmd_doctor)
 
+
+def _predict(sub) -> None:
     predict = sub.add_parser("predict", help="classify images with a trained or exported model")
     predict.add_argument("model", help="model.safetensors, an exported .pt (TorchScript) or .onnx (float or int8) "
                                        "file, or an export's folder or zip")
@@ -84,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "{image, predictions} or, for a file that cannot be read, {image, error}")
     predict.set_defaults(func=cmd_predict)
 
+
+def _export(sub) -> None:
+    from studio.export.formats import DEFAULT as export_default, FORMATS as export_formats  # imports nothing heavy
     export = sub.add_parser("export", help="export a run's model, checked against the trained model")
     export.add_argument("run", help="a run folder (or its id, or its model.safetensors)")
     export.add_argument("--format", choices=[*export_formats, "model"], default=export_default, metavar="FORMAT",
@@ -94,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--quiet", action="store_true", help="no progress on stderr")
     export.set_defaults(func=cmd_export)
 
+
+def _runs(sub) -> None:
     runs = sub.add_parser("runs", help="list every run the studio wrote, wherever it is, with its status")
     runs.add_argument("paths", nargs="*", metavar="PATH",
                       help="list the runs in these folders instead (a run folder or a folder of runs); they are "
@@ -101,10 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--json", action="store_true", help="one JSON object per run")
     runs.set_defaults(func=cmd_runs)
 
+
+def _backbones(sub) -> None:
     listing = sub.add_parser("backbones", help="list the backbones and whether each can be had now")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(func=cmd_backbones)
 
+
+def _lr_find(sub) -> None:
     finder = sub.add_parser("lr-find", help="suggest a learning rate (the learning-rate range test)")
     finder.add_argument("data")
     finder.add_argument("--backbone", type=backbone_name, default="")
@@ -116,7 +138,6 @@ def build_parser() -> argparse.ArgumentParser:
                         help="auto (the default), cpu or cuda")
     finder.add_argument("--json", action="store_true", help="one JSON line: lr, curve [(rate, loss)], words")
     finder.set_defaults(func=cmd_lr_find)
-    return parser
 
 
 def with_command(argv: list[str]) -> list[str]:
