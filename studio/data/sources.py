@@ -91,46 +91,10 @@ def open_dataset(source: str | Path, val_fraction: float = 0.2, seed: int = 0,
     """
     source = Path(source).expanduser()
     folder, top, manifest = _locate(source, flat=bool(prefix_separator))
-    rows: list[dict] = []
-    skipped: list[dict] = []
-    csv_path = find_csv(folder)
-    split_dirs = {d: SPLIT_NAMES[d.name.lower()] for d in visible_dirs(folder) if d.name.lower() in SPLIT_NAMES}
-    if csv_path is not None:
-        read_csv_samples(csv_path, rows, skipped)
-        split_dirs, layout = {}, "csv"
-    elif prefix_separator:
-        read_prefix_samples(folder, prefix_separator, rows, skipped)
-        split_dirs, layout = {}, "prefix"
-    elif split_dirs:
-        for directory, split in split_dirs.items():
-            scan_class_folders(directory, split, rows, skipped)
-        for other in sorted(folder.iterdir()):
-            if other not in split_dirs and not is_junk(other.name):
-                skipped.append(skip_entry(other, "not inside train/, val/ or test/: with split folders only the class "
-                                      "folders inside them are read. Move it into train/<class>/ to use it.",
-                                      folder=other.is_dir()))
-        layout = "split"
-    else:
-        scan_class_folders(folder, None, rows, skipped)
-        layout = "classes"
+    rows, skipped, split_dirs, csv_path, layout = _read_layout(folder, prefix_separator)
     samples = pd.DataFrame(rows, columns=["path", "label", "split"])
-    split_source = "folders"
-    present = set(samples.split.dropna())
-    if "train" in present:
-        samples["split"] = samples.split.fillna("train")  # CSV rows without a split train
-    if csv_path is not None:
-        split_source = "csv" if present else "auto"
-    if "train" not in present:
-        samples["split"] = stratified_split(samples.label.tolist(), val_fraction, seed) if len(samples) else []
-        split_source = "auto"
-    elif "val" not in present:
-        if "test" in present:
-            samples.loc[samples.split == "test", "split"] = "val"
-            split_source = "folders (test used for validation)"
-        else:
-            train = samples.split == "train"
-            samples.loc[train, "split"] = stratified_split(samples[train].label.tolist(), val_fraction, seed)
-            split_source = "auto"
+    samples, split_source = _assign_splits(samples, from_csv=csv_path is not None, val_fraction=val_fraction,
+                                           seed=seed)
     classes = sorted(samples[samples.split == "train"].label.unique().tolist())
     kept = samples[samples.label.isin(classes)].reset_index(drop=True)
     for label, rows_of in samples[~samples.label.isin(classes)].groupby("label", sort=True):
@@ -143,21 +107,81 @@ def open_dataset(source: str | Path, val_fraction: float = 0.2, seed: int = 0,
                       renamed=(manifest or {}).get("renamed", {}))
     accounted = _account_for_everything(top, folder, layout, csv_path, kept.path.tolist(), skipped,
                                         manifest is not None)
+    accounted += _test_split_entries(kept, split_dirs, csv_path)
+    refused = (manifest or {}).get("refused", [])
+    listed = sorted((_public(e, dataset) for e in accounted), key=lambda row: row["path"].lower())
+    dataset.skipped = [dict(r) for r in refused] + listed
+    return dataset
+
+
+def _read_layout(folder: Path, prefix_separator: str | None):
+    """(rows, skipped, split folders, labels CSV or None, layout name) of the one layout the folder has."""
+    rows: list[dict] = []
+    skipped: list[dict] = []
+    csv_path = find_csv(folder)
+    split_dirs = {d: SPLIT_NAMES[d.name.lower()] for d in visible_dirs(folder) if d.name.lower() in SPLIT_NAMES}
+    if csv_path is not None:
+        read_csv_samples(csv_path, rows, skipped)
+        return rows, skipped, {}, csv_path, "csv"
+    if prefix_separator:
+        read_prefix_samples(folder, prefix_separator, rows, skipped)
+        return rows, skipped, {}, None, "prefix"
+    if not split_dirs:
+        scan_class_folders(folder, None, rows, skipped)
+        return rows, skipped, {}, None, "classes"
+    for directory, split in split_dirs.items():
+        scan_class_folders(directory, split, rows, skipped)
+    for other in sorted(folder.iterdir()):
+        if other not in split_dirs and not is_junk(other.name):
+            skipped.append(skip_entry(other, "not inside train/, val/ or test/: with split folders only the class "
+                                      "folders inside them are read. Move it into train/<class>/ to use it.",
+                                      folder=other.is_dir()))
+    return rows, skipped, split_dirs, None, "split"
+
+
+def _assign_splits(samples: pd.DataFrame, from_csv: bool, val_fraction: float, seed: int):
+    """(samples with every row in train, val or test; where the split came from, in words).
+
+    Splits the data names are kept; what is missing is made: no train split at all, a stratified
+    validation part of everything; train without val, the test split as validation if there is one,
+    else a stratified part of train."""
+    split_source = "folders"
+    present = set(samples.split.dropna())
+    if "train" in present:
+        samples["split"] = samples.split.fillna("train")  # CSV rows without a split train
+    if from_csv:
+        split_source = "csv" if present else "auto"
+    if "train" not in present:
+        samples["split"] = stratified_split(samples.label.tolist(), val_fraction, seed) if len(samples) else []
+        split_source = "auto"
+    elif "val" not in present:
+        if "test" in present:
+            samples.loc[samples.split == "test", "split"] = "val"
+            split_source = "folders (test used for validation)"
+        else:
+            train = samples.split == "train"
+            samples.loc[train, "split"] = stratified_split(samples[train].label.tolist(), val_fraction, seed)
+            split_source = "auto"
+    return samples, split_source
+
+
+def _test_split_entries(kept: pd.DataFrame, split_dirs: dict, csv_path: Path | None) -> list[dict]:
+    """One "Files not used" line per test split (a folder, or a CSV's test rows), its photos as members."""
+    if "test" not in set(kept.split):
+        return []
     tested = [(d, kept[kept.path.map(lambda p, d=d: _under(p, d))].path.tolist())
-              for d, split in split_dirs.items() if split == "test"] if "test" in set(kept.split) else []
-    if csv_path is not None and "test" in set(kept.split):
+              for d, split in split_dirs.items() if split == "test"]
+    if csv_path is not None:
         tested = [(f"rows of {csv_path.name} with split 'test'", kept[kept.split == "test"].path.tolist())]
+    entries = []
     for where, files in tested:
         if files:
             entry = skip_entry(where, f"{TEST_SPLIT}: {len(files)} image(s) for a final check of your own. The studio "
                                   "trains on train and measures on val, so these are not used; move them into "
                                   "train to train on them.", folder=isinstance(where, Path))
             entry["members"], entry["label"] = files, isinstance(where, str)
-            accounted.append(entry)
-    refused = (manifest or {}).get("refused", [])
-    listed = sorted((_public(e, dataset) for e in accounted), key=lambda row: row["path"].lower())
-    dataset.skipped = [dict(r) for r in refused] + listed
-    return dataset
+            entries.append(entry)
+    return entries
 
 
 # ------------------------------------------------------------------ everything accounted for
@@ -225,6 +249,9 @@ def _account_for_everything(top: Path, folder: Path, layout: str, csv_path: Path
       `._x.jpg`) are one line once there are more than GROUP_AT of them, for the same
       reason; fewer are listed one by one.
     - Everything else, the files a user may want to fix, is one line each.
+
+    Long on purpose: one walk over the upload, whose sets (taken, listed, holding, owners) every
+    rule below reads; split up, each part would need all of them passed around.
     """
     key = os.path.abspath
     manifest = key(Path(top) / MANIFEST) if archive else None

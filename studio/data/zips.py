@@ -84,52 +84,63 @@ def extract_zip(archive: Path, destination: Path | None = None) -> Path:
     except (zipfile.BadZipFile, OSError) as exc:
         raise DatasetError(f"{archive.name} is not a readable .zip file ({exc}).") from exc
     with zf:
-        members = zf.infolist()
-        if len(members) > MAX_ZIP_MEMBERS:
-            raise DatasetError(f"The zip holds {len(members):,} entries; the limit is {MAX_ZIP_MEMBERS:,}.")
-        total = sum(m.file_size for m in members)
-        if total > MAX_ZIP_BYTES:
-            raise DatasetError(f"The zip would unpack to {total / 1e9:.1f} GB; the limit is "
-                               f"{MAX_ZIP_BYTES / 1e9:.1f} GB (set STUDIO_MAX_ZIP_BYTES to change it).")
+        _check_limits(zf.infolist())
         root = destination.resolve()
-        partial = destination.with_name(destination.name + ".partial")
+        partial = destination.with_name(destination.name + ".partial")   # whole or not at all
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
-        inside = str(partial.resolve()) + os.sep
-        refused: list[dict] = []
-        renamed: dict[str, str] = {}
-        written: dict[str, str] = {}     # path in the folder -> the member written there
-        for member in members:
-            name = member.filename
-            parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".")]
-            reason = _refusal(member, parts)
-            if reason is None and not parts:
-                continue                   # "./": the upload's own top folder
-            relative = "/".join(parts)
-            dir_only = member.is_dir() or stat.S_IFMT(member.external_attr >> 16) == stat.S_IFDIR
-            target = (partial / Path(*parts)).resolve() if parts else partial
-            if reason is None and not str(target).startswith(inside):
-                reason = f"{_SAFETY}: it would be written outside the upload's folder. Rename it in the zip."
-            if reason is None and relative == MANIFEST:
-                reason = f"{NOT_UNPACKED}: a hidden file with the name the studio keeps its notes under; ignored"
-            if reason is None and relative in written and not dir_only:
-                reason = (f"{NOT_UNPACKED}: an earlier file in the zip, '{written[relative]}', has the same name, "
-                          "and only the first is used. Rename one of them.")
-            if reason is None:
-                reason = _write_member(zf, member, target, partial.resolve(), dir_only)
-            if reason is not None:
-                refused.append({"path": name, "reason": reason})
-                continue
-            if not dir_only:
-                written[relative] = name
-            shown = relative + ("/" if dir_only else "")
-            if name != shown:
-                renamed[shown] = name
+        refused, renamed = _unpack_members(zf, partial)
         manifest = {"archive": archive.name, "refused": refused, "renamed": renamed}
         (partial / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
         shutil.rmtree(destination, ignore_errors=True)
         os.replace(partial, root)
     return destination
+
+
+def _check_limits(members: list[zipfile.ZipInfo]) -> None:
+    """Refuse, before writing anything, a zip with too many entries or one that unpacks too big."""
+    if len(members) > MAX_ZIP_MEMBERS:
+        raise DatasetError(f"The zip holds {len(members):,} entries; the limit is {MAX_ZIP_MEMBERS:,}.")
+    total = sum(m.file_size for m in members)
+    if total > MAX_ZIP_BYTES:
+        raise DatasetError(f"The zip would unpack to {total / 1e9:.1f} GB; the limit is "
+                           f"{MAX_ZIP_BYTES / 1e9:.1f} GB (set STUDIO_MAX_ZIP_BYTES to change it).")
+
+
+def _unpack_members(zf: zipfile.ZipFile, partial: Path) -> tuple[list[dict], dict[str, str]]:
+    """Write every safe member under `partial`; returns (refused members with their reasons,
+    {name as written: name in the zip} for members whose names had to change)."""
+    inside = str(partial.resolve()) + os.sep
+    refused: list[dict] = []
+    renamed: dict[str, str] = {}
+    written: dict[str, str] = {}     # path in the folder -> the member written there
+    for member in zf.infolist():
+        name = member.filename
+        parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".")]
+        reason = _refusal(member, parts)
+        if reason is None and not parts:
+            continue                   # "./": the upload's own top folder
+        relative = "/".join(parts)
+        dir_only = member.is_dir() or stat.S_IFMT(member.external_attr >> 16) == stat.S_IFDIR
+        target = (partial / Path(*parts)).resolve() if parts else partial
+        if reason is None and not str(target).startswith(inside):
+            reason = f"{_SAFETY}: it would be written outside the upload's folder. Rename it in the zip."
+        if reason is None and relative == MANIFEST:
+            reason = f"{NOT_UNPACKED}: a hidden file with the name the studio keeps its notes under; ignored"
+        if reason is None and relative in written and not dir_only:
+            reason = (f"{NOT_UNPACKED}: an earlier file in the zip, '{written[relative]}', has the same name, "
+                      "and only the first is used. Rename one of them.")
+        if reason is None:
+            reason = _write_member(zf, member, target, partial.resolve(), dir_only)
+        if reason is not None:
+            refused.append({"path": name, "reason": reason})
+            continue
+        if not dir_only:
+            written[relative] = name
+        shown = relative + ("/" if dir_only else "")
+        if name != shown:
+            renamed[shown] = name
+    return refused, renamed
 
 
 def _write_member(zf: zipfile.ZipFile, member: zipfile.ZipInfo, target: Path, top: Path,
