@@ -10,12 +10,11 @@ from components.named import of, wire
 from components.session import user_of
 from components.views import classes_if, shown_if
 from studio.data.imaging import ImageDecodeError
-from studio.inference import Predictor
+from studio.inference import WarmPredictor
 from studio.modelfile import ModelFileError
 from studio.runs import JobRunner, RunFolder, owned_by
 
 UNSURE_BELOW = 0.6
-_predictors: dict[tuple[str, float], Predictor] = {}
 
 
 def model_path(run_dir: str | None, user: str | None = None, *, runner: JobRunner) -> Path | None:
@@ -29,23 +28,17 @@ def model_path(run_dir: str | None, user: str | None = None, *, runner: JobRunne
     return None
 
 
-def predictor_for(path: Path) -> Predictor:
-    key = (str(path), path.stat().st_mtime)
-    if key not in _predictors:
-        _predictors.clear()
-        _predictors[key] = Predictor(path)
-    return _predictors[key]
-
-
-def classify(image, run_dir: str | None, user: str | None = None, *, runner: JobRunner):
-    """label ({class: probability} for gr.Label) and advice (markdown)."""
+def classify(image, run_dir: str | None, user: str | None = None, *, runner: JobRunner,
+             loaded: WarmPredictor | None = None):
+    """label ({class: probability} for gr.Label) and advice (markdown) for one photo; `loaded` keeps the
+    model loaded between photos (without it, each call loads the model)."""
     if image is None:
         return {"label": None, "advice": "Upload a photo or take one with the webcam."}
     path = model_path(run_dir, user, runner=runner)
     if path is None:
         return {"label": None, "advice": "**No trained model yet.** Train one in step 3 first."}
     try:
-        top = predictor_for(path).predict([image], top_k=5)[0]
+        top = (loaded or WarmPredictor())(path).predict([image], top_k=5)[0]
     except (ModelFileError, ImageDecodeError) as exc:
         return {"label": None, "advice": f"**Could not classify this image:** {exc}"}
     best_class, best_p = top[0]
@@ -80,8 +73,10 @@ def render() -> SimpleNamespace:
 
 
 def bind(ui: SimpleNamespace, run_dir: gr.State, runner: JobRunner) -> None:
+    loaded = WarmPredictor()   # this page's model, loaded once per model file
+
     def classify_as_user(request: gr.Request, image, folder):
-        return classify(image, folder, user_of(request), runner=runner)
+        return classify(image, folder, user_of(request), runner=runner, loaded=loaded)
 
     # the answer box shows only with an answer (a private follow-up: the API keeps returning plain values)
     ui.image.change(**wire(classify_as_user, [ui.image, run_dir], **of(ui, "label", "advice")),

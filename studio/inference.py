@@ -9,6 +9,7 @@ FP32_TOLERANCE (bf16: BF16_TOLERANCE); see `Predictor.predict_each`.
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,3 +151,22 @@ class Predictor:
         key = ("predictor", str(self.path), stat.st_mtime_ns, stat.st_size, self.amp, self.batch_size)
         graph = fastpath.traced(key, self.model, example, self.amp)
         self._graph = graph if graph is not self.model else None
+
+
+class WarmPredictor:
+    """The one model a page keeps loaded: loading takes a second or more, a photo a few milliseconds.
+
+    Reloaded when another model file is asked for, or the same file changed (a run's best model is
+    rewritten as it improves). Made by whoever serves the page, so two studios never share one."""
+
+    def __init__(self):
+        self._key: tuple[str, float] | None = None
+        self._predictor: Predictor | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, path: Path) -> Predictor:
+        key = (str(path), Path(path).stat().st_mtime)
+        with self._lock:
+            if key != self._key:
+                self._predictor, self._key = Predictor(path), key
+            return self._predictor

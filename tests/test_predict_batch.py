@@ -213,3 +213,22 @@ def test_predict_refuses_bad_input_in_one_line(trained_run, tmp_path, capsys):
         code = exc.code
     err = capsys.readouterr().err
     assert code == commands.EXIT_USAGE and "top-k" in err and "Traceback" not in err
+
+
+def test_the_page_keeps_one_model_loaded_until_its_file_changes(trained_run, tmp_path):
+    """Try it loads a model once (a second or more) and answers each photo from it, but a run's best model
+    is rewritten as it improves: a changed file is loaded again, and so is another model."""
+    import os
+    import shutil
+
+    from studio.inference import WarmPredictor
+    model = tmp_path / "model.safetensors"
+    shutil.copyfile(model_of(trained_run), model)
+    loaded = WarmPredictor()
+    first = loaded(model)
+    assert loaded(model) is first
+    later = model.stat().st_mtime + 5
+    os.utime(model, (later, later))   # what a new best epoch's save does to the file
+    again = loaded(model)
+    assert again is not first and loaded(model) is again
+    assert loaded(model_of(trained_run)) is not again
