@@ -13,6 +13,8 @@ from collections import OrderedDict
 import torch
 
 TRACED_KEPT = 2  # traced graphs kept for later runs (one per recently used model)
+# A process-wide cache on purpose, unlike the job runner: a traced graph is a pure function of its key
+# (backbone, size, precision, weights fingerprint), so every runner and page may share it; bounded LRU.
 _TRACED: "OrderedDict[tuple, torch.jit.ScriptModule]" = OrderedDict()
 
 

@@ -1,6 +1,7 @@
 """Named points where tests make the engine meet what really happens: a full disk, a GPU out
 of memory. A hook is a function called with the point's context; it raises to inject the fault.
-Nothing is registered in normal use, so each check costs one dictionary lookup.
+Nothing is registered in normal use, so each check costs one dictionary lookup. Process-wide on
+purpose: a test sets a hook in its own thread for a fault the training thread must meet.
 """
 from __future__ import annotations
 
