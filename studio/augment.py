@@ -12,17 +12,11 @@ import math
 import torch
 import torch.nn.functional as F
 
+from studio.choices import STRENGTHS  # noqa: F401 - named here too
+
 
 # How much each training view may differ from the photo: the smallest share of the photo a
 # random crop keeps, and how far brightness, contrast and saturation may move.
-STRENGTHS = {
-    "light": {"scale": (0.6, 1.0), "jitter": 0.05,
-              "words": "crops keep at least 60% of each photo, mirror images, faint colour changes."},
-    "normal": {"scale": (0.35, 1.0), "jitter": 0.1,
-               "words": "crops keep at least 35% of each photo, mirror images, light colour changes."},
-    "strong": {"scale": (0.15, 1.0), "jitter": 0.25,
-               "words": "crops as small as 15% of a photo, mirror images, clear colour changes."},
-}
 
 
 def to_device(values: torch.Tensor, device: torch.device) -> torch.Tensor:

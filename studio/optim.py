@@ -13,15 +13,8 @@ import warnings
 
 import torch
 
-OPTIMIZERS = {
-    "adamw": "AdamW: adapts each weight's step size; forgiving of the learning rate (default).",
-    "sgd": "SGD with Nesterov momentum 0.9: the classic choice; wants a larger learning rate.",
-}
-SCHEDULES = {
-    "warmup-cosine": "warm up over the first 10% of steps, then glide down along a cosine (default).",
-    "one-cycle": "rise to the rate over the first 30% of steps, then fall far below it (fastai's one-cycle).",
-    "constant": "the same rate from the first step to the last.",
-}
+from studio.choices import LR_SCALE, OPTIMIZERS, SCHEDULES  # noqa: F401 - named here too
+
 WARMUP_FRACTION = 0.1
 ONE_CYCLE_RISE = 0.3
 ONE_CYCLE_START, ONE_CYCLE_END = 1 / 25, 1 / 1e4   # fractions of the peak rate (fastai's defaults)
@@ -69,10 +62,6 @@ def multiplier(name: str, total_steps: int):
 def make_schedule(name: str, optimizer: torch.optim.Optimizer, total_steps: int):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier(name, total_steps))
 
-
-# Auto's rates were tuned for AdamW; SGD's steps are not normalised per weight and need
-# about ten times the rate for a similar effect (the tutorial's 0.001 SGD barely moves a head)
-LR_SCALE = {"adamw": 1.0, "sgd": 10.0}
 
 
 def resumed_schedule(name: str, optimizer: torch.optim.Optimizer, steps_done: int, remaining: int):

@@ -260,3 +260,13 @@ def test_serving_beyond_this_machine_without_login_warns():
     assert exposure_warning("127.0.0.1", []) is None and exposure_warning("localhost", []) is None
     assert "without login" in exposure_warning("0.0.0.0", [])
     assert exposure_warning("0.0.0.0", [("ann", "pw")]) is None
+
+
+def test_the_command_line_is_built_and_checked_without_loading_torch():
+    """`studio --help` and a wrong flag answer at once: loading torch and timm takes seconds on a small CPU."""
+    probe = ("import sys; from studio.cli import build_parser; parser = build_parser(); "
+             "parser.parse_args(['train', 'data', '--freeze', 'all', '--optimizer', 'sgd', '--epochs', '3']); "
+             "print(sorted(m for m in ('torch', 'timm', 'gradio') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]", result.stdout

@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
+from studio.choices import DEFAULT_EXCLUDE, EXCLUDABLE  # noqa: F401 - named here too
 from studio.data.findings import (ERROR, INFO, WARNING, Finding, balance_findings, duplicate_findings,
                                   skipped_findings)
 from studio.data.imaging import open_rgb, square_of
@@ -34,9 +35,6 @@ NEAR_DUPLICATE_COLOUR = 20    # mean 8x8 RGB difference (0-255): flat pictures s
 EXTENSION_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".gif": "GIF",
                      ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
 
-DEFAULT_EXCLUDE = ("exact_duplicates", "train_val_leak")  # safe to leave out without asking
-EXCLUDABLE = ("exact_duplicates", "near_duplicates", "conflicting_labels", "train_val_leak", "tiny_images",
-              "unreadable", "outliers")
 
 
 

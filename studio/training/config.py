@@ -7,14 +7,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from studio import augment, backbones, optim, recipe, values
+from studio import choices as named, recipe, values   # torch-free: `studio --help` answers at once
+from studio.choices import DEFAULT_EXCLUDE, EXCLUDABLE
 from studio.config import setting
-from studio.data.checks import DEFAULT_EXCLUDE, EXCLUDABLE
-from studio.hardware import pick_device
 
 HEAD_LR = 3e-3        # the new head on frozen features (Auto's first stage and --freeze all)
 PREFIX_HELP = "flat folder of images: the class is the file name up to this separator (e.g. '_' for cat_001.jpg)"
-STRENGTH_NAMES = tuple(augment.STRENGTHS)   # the field `augment` hides the module in the class body
+STRENGTH_NAMES = tuple(named.STRENGTHS)
 
 
 @dataclass
@@ -80,12 +79,12 @@ class TrainConfig:
                                      parse=values.whole_number(values.MIN_BATCH),
                                      help="photos per training step (default: 32; on a GPU larger for large "
                                           "datasets)")
-    optimizer: str = setting("adamw", group="optimisation", flag="--optimizer", choices=tuple(optim.OPTIMIZERS),
+    optimizer: str = setting("adamw", group="optimisation", flag="--optimizer", choices=tuple(named.OPTIMIZERS),
                              label="Optimizer", words={"adamw": "AdamW", "sgd": "SGD with momentum"},
                              help="how each correction is computed: AdamW (the default) forgives a rough learning "
                                   "rate; SGD gets 10x the automatic rates")
     schedule: str = setting("warmup-cosine", group="optimisation", flag="--schedule",
-                            choices=tuple(optim.SCHEDULES), label="Learning-rate schedule",
+                            choices=tuple(named.SCHEDULES), label="Learning-rate schedule",
                             words={"warmup-cosine": "Warm-up, then cosine", "one-cycle": "One-cycle",
                                    "constant": "Constant"},
                             help="how the learning rate changes over the run (default: warm up, then glide down)")
@@ -135,6 +134,7 @@ class TrainConfig:
         """Fill every 'let the studio decide' field, recording why in `choices`."""
         cfg = TrainConfig(**asdict(self))
         if not cfg.backbone:
+            from studio import backbones
             cfg.backbone = backbones.default_backbone()
             cfg.choices["backbone"] = f"{cfg.backbone}: the first backbone available offline."
         cfg.freeze = recipe.freeze_setting(cfg.freeze)   # a wrong value fails here, before any work
@@ -157,6 +157,7 @@ class TrainConfig:
                                      "costs milliseconds." if feature_extraction else
                                      "enough for a pretrained network to adapt without overfitting."))
         if cfg.feature_views is None:
+            from studio.hardware import pick_device
             gpu = pick_device(cfg.device).type == "cuda"
             cfg.feature_views = 4 if gpu else 2
             cfg.choices["feature_views"] = (f"{cfg.feature_views} views of each training image for feature "
@@ -173,20 +174,21 @@ class TrainConfig:
                 raise ValueError("train_size must be 'auto' or a number of pixels, e.g. 224.") from None
         if cfg.class_weighting not in ("auto", "on", "off"):
             raise ValueError("class_weighting must be 'auto', 'on' or 'off'.")
+        from studio import optim
         optim.check(cfg.optimizer, cfg.schedule)
-        cfg.choices["optimizer"] = f"{optim.OPTIMIZERS[cfg.optimizer]} Schedule: {optim.SCHEDULES[cfg.schedule]}"
-        if cfg.augment_strength not in ("auto", *augment.STRENGTHS):
-            raise ValueError(f"augment_strength must be 'auto' or one of {', '.join(augment.STRENGTHS)}.")
+        cfg.choices["optimizer"] = f"{named.OPTIMIZERS[cfg.optimizer]} Schedule: {named.SCHEDULES[cfg.schedule]}"
+        if cfg.augment_strength not in ("auto", *named.STRENGTHS):
+            raise ValueError(f"augment_strength must be 'auto' or one of {', '.join(named.STRENGTHS)}.")
         if not cfg.augment:
             cfg.choices["augment"] = "no augmentation: every epoch shows the photos exactly as they are."
         elif cfg.augment_strength == "auto":
             cfg.augment_strength = "normal"
-            cfg.choices["augment"] = ("normal augmentation: " + augment.STRENGTHS["normal"]["words"] +
+            cfg.choices["augment"] = ("normal augmentation: " + named.STRENGTHS["normal"]["words"] +
                                       " Light and strong are in the advanced settings.")
         if cfg.batchnorm not in ("pretrained", "adapt"):
             raise ValueError("batchnorm must be 'pretrained' or 'adapt'.")
         if cfg.lr is None and cfg.freeze != "auto":  # Auto picks its rate from the dataset's size
-            cfg.lr = (HEAD_LR if feature_extraction else 1e-3) * optim.LR_SCALE[cfg.optimizer]
+            cfg.lr = (HEAD_LR if feature_extraction else 1e-3) * named.LR_SCALE[cfg.optimizer]
             cfg.choices["lr"] = (f"learning rate {cfg.lr:g} for the new head" + (
                 "" if feature_extraction else f", {recipe.BODY_LR_FACTOR:g} of it for the top pretrained layers, "
                 f"down to {recipe.BODY_LR_FACTOR * recipe.DEEPEST_LR_FACTOR:g} of it for the deepest trained ones."))
