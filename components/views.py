@@ -10,6 +10,8 @@ from datetime import datetime
 
 import pandas as pd
 
+from studio.training import final_test
+
 # the same colours for the same series on every chart and every run
 SERIES_COLOURS = {"train": "#2563eb", "validation": "#f97316"}
 SPLIT_COLOURS = {"train": "#2563eb", "val": "#f97316", "test": "#16a34a"}
@@ -136,7 +138,8 @@ def status_line(snapshot: dict | None) -> str:
         early = f" {html.escape(snapshot['stopped_early'])}" if snapshot.get("stopped_early") else ""
         result = (f"Best validation accuracy {best:.1%} (epoch {snapshot['best_epoch']})." if best is not None
                   else "No epoch finished, so there is no model.")
-        return f"**Finished.** {result}{early} Go on to **Try it** or **Export**.{advice}"
+        honest = f"\n\n{html.escape(final_test.words(snapshot.get('test')))}" if best is not None else ""
+        return f"**Finished.** {result}{early} Go on to **Try it** or **Export**.{honest}{advice}"
     if status == "stopped":
         kept = f" The best model so far ({best:.1%}) is kept." if best is not None else ""
         return f"**Stopped.** {text}.{kept}"
@@ -226,6 +229,8 @@ def run_summary_markdown(summary: dict) -> str:
     if best is not None:
         epoch = f" (epoch {summary['best_epoch']})" if summary.get("best_epoch") is not None else ""
         facts.append(f"best validation accuracy {best:.1%}{epoch}")
+    if summary.get("test_accuracy") is not None:
+        facts.append(f"test accuracy {summary['test_accuracy']:.1%} on {summary['test_images']} photos kept apart")
     if summary.get("duration_seconds") is not None:
         facts.append(f"took {_duration(summary['duration_seconds'])}")
     text = f"{words} {', '.join(facts)}."

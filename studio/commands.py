@@ -149,6 +149,7 @@ def _follow(run, args, started: float) -> int:
         "choices": snap["config"].get("choices", {}), "stopped_early": snap.get("stopped_early"),
         "advice": snap.get("advice"), "skipped": snap.get("dataset", {}).get("skipped", []),
         "run_dir": snap["run_dir"], "model_path": snap["model_path"],
+        "test": snap.get("test"), "test_accuracy": (snap.get("test") or {}).get("accuracy"),
     }
     print(json.dumps(result) if args.json else train_summary(result, snap["config"].get("data")))
     return 0
@@ -161,7 +162,10 @@ def train_summary(result: dict, data: str | None = None) -> str:
     lines = [f"{done} after {result['epochs_run']} epoch(s) in {result['train_seconds']:.0f} s ({result['backbone']}, "
              f"{len(result['classes'])} classes)."]
     if result["best_epoch"] is not None:
+        from studio.training import final_test
         lines.append(f"Best: epoch {result['best_epoch']}, validation accuracy {result['best_val_accuracy']:.1%}.")
+        if result["status"] == "finished":
+            lines.append(final_test.words(result.get("test")))
     for note in (result.get("stopped_early"), result.get("advice")):
         if note:
             lines.append(note)

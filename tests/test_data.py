@@ -29,7 +29,7 @@ def test_class_folders_get_a_stratified_validation_split(tmp_path):
     assert again.samples.equals(dataset.samples)
 
 
-@pytest.mark.parametrize("val_name", ["val", "valid", "validation", "test"])
+@pytest.mark.parametrize("val_name", ["val", "valid", "validation"])
 def test_split_folders_are_recognised(tmp_path, val_name):
     for cls in ("a", "b"):
         _images(tmp_path / "train" / cls, 4)
@@ -37,6 +37,20 @@ def test_split_folders_are_recognised(tmp_path, val_name):
     dataset = open_dataset(tmp_path)
     assert dataset.split_source.startswith("folders")
     assert len(dataset.split("val")) == 4 and len(dataset.split("train")) == 8
+
+
+def test_a_test_folder_is_never_made_into_validation(tmp_path):
+    """Validation picks the best epoch and stops training: a test split used for it would no longer be honest.
+    Without val/, validation is a stratified part of train and test/ stays the test."""
+    for cls in ("a", "b"):
+        _images(tmp_path / "train" / cls, 10)
+        _images(tmp_path / "test" / cls, 3)
+    dataset = open_dataset(tmp_path)
+    assert "test kept apart" in dataset.split_source
+    test = dataset.samples[dataset.samples.split == "test"]
+    assert len(test) == 6 and all("/test/" in p.replace("\\", "/") for p in test.path)
+    assert len(dataset.split("val")) == 4 and len(dataset.split("train")) == 16
+    assert not set(dataset.split("val").path) & set(test.path)
 
 
 def test_junk_never_becomes_a_class_and_bad_files_are_listed(tmp_path):

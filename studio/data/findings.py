@@ -118,8 +118,8 @@ _SKIP_WORDS = (
      "no label). Check the file names in the CSV against the files you uploaded."),
     ("csv_unlabelled_files", WARNING, False, "{n} image(s) are not named in the labels CSV, so they have no class "
      "and are not used. Add a row for each one you want to train on."),
-    ("test_split", INFO, True, "{n} image(s) of the test split are kept aside: training uses the train and val "
-     "splits only."),
+    ("test_split", INFO, True, "{n} image(s) of the test split are kept apart: never trained on and never used "
+     "for a choice, they measure the finished model once, at the end, honestly."),
     ("not_images", WARNING, True, "{n} file(s) are not used (not an image, empty, unreadable, or outside the "
      "expected folders) and are left out. See the skipped list for each reason."),
 )

@@ -23,7 +23,7 @@ NOT_UNPACKED = "not unpacked"
 OUTSIDE_CLASS = "file outside a class folder"   # the Data step matches reasons by this start
 EMPTY_CLASS = "empty class folder"
 NO_TRAINING = "no training images for class"
-TEST_SPLIT = "test split, kept aside"
+TEST_SPLIT = "test split, kept apart"
 LEFT_OUT = "left out"
 
 

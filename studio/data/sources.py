@@ -143,8 +143,8 @@ def _assign_splits(samples: pd.DataFrame, from_csv: bool, val_fraction: float, s
     """(samples with every row in train, val or test; where the split came from, in words).
 
     Splits the data names are kept; what is missing is made: no train split at all, a stratified
-    validation part of everything; train without val, the test split as validation if there is one,
-    else a stratified part of train."""
+    validation part of everything; train without val, a stratified part of train. A test split is
+    never made into validation: it is kept for the final, honest measurement (issue 17)."""
     split_source = "folders"
     present = set(samples.split.dropna())
     if "train" in present:
@@ -155,13 +155,9 @@ def _assign_splits(samples: pd.DataFrame, from_csv: bool, val_fraction: float, s
         samples["split"] = stratified_split(samples.label.tolist(), val_fraction, seed) if len(samples) else []
         split_source = "auto"
     elif "val" not in present:
-        if "test" in present:
-            samples.loc[samples.split == "test", "split"] = "val"
-            split_source = "folders (test used for validation)"
-        else:
-            train = samples.split == "train"
-            samples.loc[train, "split"] = stratified_split(samples[train].label.tolist(), val_fraction, seed)
-            split_source = "auto"
+        train = samples.split == "train"
+        samples.loc[train, "split"] = stratified_split(samples[train].label.tolist(), val_fraction, seed)
+        split_source = "auto" if "test" not in present else "validation taken from train; test kept apart"
     return samples, split_source
 
 
@@ -176,9 +172,10 @@ def _test_split_entries(kept: pd.DataFrame, split_dirs: dict, csv_path: Path | N
     entries = []
     for where, files in tested:
         if files:
-            entry = skip_entry(where, f"{TEST_SPLIT}: {len(files)} image(s) for a final check of your own. The studio "
-                                  "trains on train and measures on val, so these are not used; move them into "
-                                  "train to train on them.", folder=isinstance(where, Path))
+            entry = skip_entry(where, f"{TEST_SPLIT}: {len(files)} image(s) the finished model is measured on "
+                                  "once, at the end. They are never trained on and never used for a choice (the "
+                                  "best epoch, early stopping, Auto's depth), so their accuracy is honest.",
+                               folder=isinstance(where, Path))
             entry["members"], entry["label"] = files, isinstance(where, str)
             entries.append(entry)
     return entries

@@ -161,6 +161,19 @@ def _results_section(details: dict, classes: list[str]) -> list[str]:
                    _table(["true \\ answer", *classes], [[c, *row] for c, row in zip(classes, confusion)]))
     else:
         out.append("No finished epoch was recorded.")
+    test = details.get("test")
+    if test:
+        low, high = wilson_interval(round(test["accuracy"] * test["images"]), test["images"])
+        out.append("## Results on the test photos (measured once, at the end)")
+        out.append(f"Test accuracy **{test['accuracy']:.1%}** on {test['images']} photos kept apart: never trained on "
+                   f"and never used for a choice, so this is the honest figure (95% interval {low:.0%} to "
+                   f"{high:.0%}). The validation figure above chose the best epoch and is somewhat optimistic.")
+        out.append(_table(["class", "precision", "recall", "F1", "photos"],
+                          [[r["class"], f"{r['precision']:.2f}", f"{r['recall']:.2f}", f"{r['f1']:.2f}", r["support"]]
+                           for r in test["per_class"]]))
+    elif confusion:
+        out.append("There was no test split: the validation figure guided the choices (the best epoch, early "
+                   "stopping), so it is somewhat optimistic.")
     return out
 
 

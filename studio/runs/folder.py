@@ -9,6 +9,7 @@ written by older versions or moved by hand, and a file name spelled in six modul
     samples.csv            exactly which files trained and validated
     predictions.csv        the best epoch's answer and confidence for each validation photo
     predictions-latest.csv the last finished epoch's, for the live view
+    test-predictions.csv   the finished model's answers on the test split, measured once at the end
     model.safetensors      the best model so far (see modelfile)
     resume.pt              the last finished epoch's full training state, until the run finishes
     run.log                what happened, in order, with the traceback of any failure
@@ -25,11 +26,12 @@ METRICS_FILE = "metrics.jsonl"
 SAMPLES_FILE = "samples.csv"
 PREDICTIONS_FILE = "predictions.csv"
 LATEST_PREDICTIONS_FILE = "predictions-latest.csv"
+TEST_PREDICTIONS_FILE = "test-predictions.csv"
 MODEL_FILE = "model.safetensors"
 CHECKPOINT_FILE = "resume.pt"
 LOG_FILE = "run.log"
 RUN_FILES = (CONFIG_FILE, STATUS_FILE, METRICS_FILE, SAMPLES_FILE, PREDICTIONS_FILE, LATEST_PREDICTIONS_FILE,
-             MODEL_FILE, CHECKPOINT_FILE, LOG_FILE)
+             TEST_PREDICTIONS_FILE, MODEL_FILE, CHECKPOINT_FILE, LOG_FILE)
 
 
 def write_json_atomic(path: Path, data) -> None:
@@ -59,6 +61,7 @@ class RunFolder:
     samples = property(lambda self: self.path / SAMPLES_FILE)
     predictions = property(lambda self: self.path / PREDICTIONS_FILE)
     latest_predictions = property(lambda self: self.path / LATEST_PREDICTIONS_FILE)
+    test_predictions = property(lambda self: self.path / TEST_PREDICTIONS_FILE)
     model = property(lambda self: self.path / MODEL_FILE)
     checkpoint = property(lambda self: self.path / CHECKPOINT_FILE)
     log = property(lambda self: self.path / LOG_FILE)

@@ -104,7 +104,9 @@ def summarize(run_dir: Path, live: Run | None = None) -> dict:
     row.update(started=started, data=data_name(config.get("data")),
                backbone=config.get("backbone") or "?", freeze=freeze_words(config.get("freeze"), status.get("freeze")),
                best_val_accuracy=best, best_epoch=status.get("best_epoch"), duration_seconds=duration,
-               status=state, error=status.get("error"), owner=config.get("owner"))
+               status=state, error=status.get("error"), owner=config.get("owner"),
+               test_accuracy=(status.get("test") or {}).get("accuracy"),
+               test_images=(status.get("test") or {}).get("images"))
     return row
 
 
@@ -200,13 +202,14 @@ def load_run(run_id: str, root: Path | None = None, owner: str | None = None, li
     summary = {**summarize(folder, live), "id": run_id}
     history = RunFolder(folder).history()
     details = {"summary": summary, "history": history, "classes": [], "confusion": None, "per_class": None,
-               "choices": {}, "config": {}}
+               "choices": {}, "config": {}, "test": None}
     if summary["status"] == UNREADABLE:
         return details
     config, status = RunFolder(folder).read_config(), RunFolder(folder).read_status()
     classes = status.get("classes") or (status.get("dataset") or {}).get("classes") or []
     confusion = _best_confusion(history, status.get("best_epoch")) or status.get("best_confusion")
     details.update(classes=classes, confusion=confusion, config=config, choices=config.get("choices") or {},
+                   test=status.get("test"),
                    per_class=evaluation.per_class_metrics(confusion, classes) if confusion and classes else None)
     return details
 

@@ -58,6 +58,7 @@ class RunState(TypedDict, total=False):
     advice: str | None
     stopped_early: bool
     resumed_after: int
+    test: dict[str, Any] | None    # the finished model on the test split: accuracy, images, confusion, per_class
     status_file_error: str
 
 

@@ -60,6 +60,8 @@ class TrainContext:
     prep: dict = field(default_factory=dict)
     classes: list = field(default_factory=list)
     val_files: list = field(default_factory=list)
+    test_files: list = field(default_factory=list)     # the test split: for final_test alone
+    test_labels: list = field(default_factory=list)
     train_px: object = None
     val_px: object = None
     train_y: torch.Tensor | None = None
@@ -143,6 +145,8 @@ def prepare(ctx: TrainContext, resume: dict | None = None, staged: bool = False)
     dataset, squares = _check_and_decode(ctx, dataset)
     ctx.classes = dataset.classes
     samples = dataset.samples[dataset.samples.split.isin(["train", "val"])].reset_index(drop=True)
+    test = dataset.samples[dataset.samples.split == "test"]   # read only by final_test, after the last epoch
+    ctx.test_files, ctx.test_labels = test.path.tolist(), test.label.tolist()
     if resume:
         _check_same_samples(run, samples)
     samples.to_csv(run.folder.samples, index=False)
@@ -157,7 +161,8 @@ def prepare(ctx: TrainContext, resume: dict | None = None, staged: bool = False)
     run.update(status="running", classes=ctx.classes, freeze=freeze,
                engine={"device": hardware.describe(ctx.device), "precision": "bf16" if ctx.amp else "fp32",
                        "pixels": where, "batchnorm": cfg.batchnorm},
-               dataset={"train": len(files["train"]), "val": len(files["val"]), "classes": ctx.classes,
+               dataset={"train": len(files["train"]), "val": len(files["val"]), "test": len(ctx.test_files),
+                        "classes": ctx.classes,
                         "skipped": dataset.skipped})
 
 

@@ -1,0 +1,40 @@
+"""The final test: the finished model measured once on the test split, which no choice ever saw.
+
+Why apart and last: validation picks the best epoch, stops training early and decides Auto's depth,
+so the validation figure is optimistic. The test photos reach nothing before this point: they are
+not decoded into the training cache, not in samples.csv's train/val rows, not in any checkpoint.
+"""
+from __future__ import annotations
+
+import torch
+
+from studio import evaluation
+from studio.data.pixels import StreamedPixels, cache_side
+
+NO_TEST_WORDS = ("The validation accuracy guided the choices (the best epoch, early stopping and, in Auto, how "
+                 "deep to fine-tune), so it is somewhat optimistic. For an honest figure, keep some photos in a "
+                 "test/ folder (or split=test in the CSV): the studio measures the finished model on them once, "
+                 "at the end, and uses them for nothing else.")
+
+
+def measure(ctx, files: list[str], labels: list[str]) -> dict | None:
+    """Accuracy, confusion and per-class figures of `ctx.model` (the best epoch's, restored) on the test
+    photos, with their per-photo answers written to the run folder; None without a test split."""
+    if not files:
+        return None
+    ctx.run.update(phase=f"Measuring the finished model on {len(files)} test photos")
+    logits = ctx.predict_pixels(StreamedPixels(files, cache_side(ctx.prep)))
+    true = torch.tensor([ctx.classes.index(label) for label in labels])
+    matrix = evaluation.confusion_matrix(true, logits.argmax(1).cpu(), len(ctx.classes))
+    evaluation.predictions_table(files, true, logits, ctx.classes).to_csv(ctx.run.folder.test_predictions,
+                                                                          index=False)
+    return {"accuracy": evaluation.accuracy(matrix), "images": len(files), "confusion": matrix,
+            "per_class": evaluation.per_class_metrics(matrix, ctx.classes)}
+
+
+def words(test: dict | None) -> str:
+    """The test result in one sentence, or why the validation figure is all there is."""
+    if not test:
+        return NO_TEST_WORDS
+    return (f"Test accuracy {test['accuracy']:.1%} on {test['images']} photos kept apart: never trained on and "
+            "never used for a choice, so this is the figure to expect on new photos like them.")
