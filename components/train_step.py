@@ -32,7 +32,7 @@ def freeze_argument(backbone: str, depth: float) -> str:
 
 # the Advanced panel's settings, in its order (each widget is built from its setting: settings_panel)
 ADVANCED = ("weight_decay", "label_smoothing", "patience", "augment", "class_weighting", "batchnorm", "seed",
-            "optimizer", "schedule", "head_epochs", "augment_strength")
+            "optimizer", "schedule", "head_epochs", "augment_strength", "test_fraction")
 
 
 def page_config(data_source, backbone, mode, depth, epochs, lr, batch_size, leave_out=None, findings=None,

@@ -98,7 +98,8 @@ def cmd_train(args) -> int:
     try:
         config = TrainConfig(**chosen)
         config.resolved()   # the engine's own checks of the settings together, before the data is read
-        check_trainable(open_dataset(config.data, config.val_fraction, config.seed, config.prefix_separator))
+        check_trainable(open_dataset(config.data, config.val_fraction, config.seed, config.prefix_separator,
+                                     config.test_fraction))
     except (DatasetError, ValueError, TypeError) as exc:
         return _fail(str(exc), EXIT_USAGE)
     started = time.perf_counter()

@@ -88,3 +88,21 @@ def test_the_test_figure_is_reported_apart_and_its_absence_is_explained(twin_dat
         assert expected.lower() in card.lower()
     from components import views
     assert "Test accuracy" in views.status_line(planted) and "test/" in views.status_line(plain)
+
+
+def test_a_test_part_can_be_held_out_of_train_when_the_data_has_none(twin_datasets):
+    """--test-fraction (the page's "Hold out for a test"): a stratified part of the training photos."""
+    plain, _ = twin_datasets
+    run = start_training(TrainConfig(data=str(plain), backbone="mobilenetv2_100", freeze="all", epochs=2,
+                                     feature_views=1, test_fraction=0.25), runner=RUNNER)
+    run.wait()
+    snapshot = run.snapshot()
+    assert snapshot["status"] == "finished", snapshot["error"]
+    assert snapshot["dataset"]["test"] == 8 and snapshot["dataset"]["train"] == 24   # 4 of 16 per class
+    answers = pd.read_csv(RunFolder(snapshot["run_dir"]).test_predictions)
+    assert sorted(answers.label.value_counts().tolist()) == [4, 4]
+    samples = pd.read_csv(RunFolder(snapshot["run_dir"]).samples)
+    assert not set(samples.path) & set(answers.path)
+    assert snapshot["test"]["images"] == 8 and 0 <= snapshot["test"]["accuracy"] <= 1
+    held = [row for row in snapshot["dataset"]["skipped"] if row["path"].startswith("photos held out")]
+    assert len(held) == 1 and len(held[0]["members"]) == 8

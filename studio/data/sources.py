@@ -82,19 +82,20 @@ def prefix_preview(source: str | Path, separator: str, limit: int = 8) -> dict:
 
 
 def open_dataset(source: str | Path, val_fraction: float = 0.2, seed: int = 0,
-                 prefix_separator: str | None = None) -> Dataset:
+                 prefix_separator: str | None = None, test_fraction: float = 0.0) -> Dataset:
     """Read a dataset folder or .zip into a Dataset, ready for checks and training.
 
     Layouts, in order: a labels CSV (`filename,label[,split]`); a flat folder whose
     file names start with the class (when `prefix_separator` is given); split
-    folders; class folders.
+    folders; class folders. `test_fraction` of the training photos become the test split when the
+    data has none.
     """
     source = Path(source).expanduser()
     folder, top, manifest = _locate(source, flat=bool(prefix_separator))
     rows, skipped, split_dirs, csv_path, layout = _read_layout(folder, prefix_separator)
     samples = pd.DataFrame(rows, columns=["path", "label", "split"])
     samples, split_source = _assign_splits(samples, from_csv=csv_path is not None, val_fraction=val_fraction,
-                                           seed=seed)
+                                           seed=seed, test_fraction=test_fraction)
     classes = sorted(samples[samples.split == "train"].label.unique().tolist())
     kept = samples[samples.label.isin(classes)].reset_index(drop=True)
     for label, rows_of in samples[~samples.label.isin(classes)].groupby("label", sort=True):
@@ -139,7 +140,8 @@ def _read_layout(folder: Path, prefix_separator: str | None):
     return rows, skipped, split_dirs, None, "split"
 
 
-def _assign_splits(samples: pd.DataFrame, from_csv: bool, val_fraction: float, seed: int):
+def _assign_splits(samples: pd.DataFrame, from_csv: bool, val_fraction: float, seed: int,
+                   test_fraction: float = 0.0):
     """(samples with every row in train, val or test; where the split came from, in words).
 
     Splits the data names are kept; what is missing is made: no train split at all, a stratified
@@ -158,6 +160,12 @@ def _assign_splits(samples: pd.DataFrame, from_csv: bool, val_fraction: float, s
         train = samples.split == "train"
         samples.loc[train, "split"] = stratified_split(samples[train].label.tolist(), val_fraction, seed)
         split_source = "auto" if "test" not in present else "validation taken from train; test kept apart"
+    if test_fraction and "test" not in present and len(samples):
+        train = samples.split == "train"
+        held = pd.Series(stratified_split(samples[train].label.tolist(), test_fraction, seed + 1),
+                         index=samples.index[train])
+        samples.loc[held[held == "val"].index, "split"] = "test"
+        split_source += f"; {test_fraction:.0%} of train held out as the test"
     return samples, split_source
 
 
@@ -169,6 +177,8 @@ def _test_split_entries(kept: pd.DataFrame, split_dirs: dict, csv_path: Path | N
               for d, split in split_dirs.items() if split == "test"]
     if csv_path is not None:
         tested = [(f"rows of {csv_path.name} with split 'test'", kept[kept.split == "test"].path.tolist())]
+    if not tested:   # held out of train (test_fraction)
+        tested = [("photos held out of train as the test split", kept[kept.split == "test"].path.tolist())]
     entries = []
     for where, files in tested:
         if files:

@@ -25,6 +25,12 @@ class TrainConfig:
     val_fraction: float = setting(0.2, group="data", flag="--val-fraction",
                                   parse=values.number("a fraction between 0 and 1, e.g. 0.2", lambda v: 0 < v < 1),
                                   help="held out for validation when the data has no val/ folder")
+    test_fraction: float = setting(0.0, group="data", flag="--test-fraction", label="Hold out for a test",
+                                   parse=values.number("a fraction from 0 up to (not including) 1, e.g. 0.1",
+                                                       lambda v: 0 <= v < 1), span=(0, 0.3, 0.05),
+                                   help="when the data has no test/ folder: this part of the training photos "
+                                        "is kept apart and measures the finished model once, at the end, "
+                                        "honestly (0, the default: no test)")
     prefix_separator: str | None = setting(None, group="data", flag="--prefix-sep", parse=values.separator,
                                            help=PREFIX_HELP + " (default: class folders)")
     exclude: list = setting(group="data", factory=lambda: list(DEFAULT_EXCLUDE), flag="--exclude",

@@ -137,7 +137,7 @@ def prepare(ctx: TrainContext, resume: dict | None = None, staged: bool = False)
         # first fine-tuning epoch on an H100, whose later epochs took 0.2 s (benchmarks/RESULTS.md)
         torch.backends.cudnn.benchmark = False
     run.update(status="preparing", phase="Reading the dataset")
-    dataset = open_dataset(cfg.data, cfg.val_fraction, cfg.seed, cfg.prefix_separator)
+    dataset = open_dataset(cfg.data, cfg.val_fraction, cfg.seed, cfg.prefix_separator, cfg.test_fraction)
     check_trainable(dataset)
     ctx.lap("read_dataset")
     freeze = _load_model(ctx, len(dataset.classes), staged)
