@@ -13,8 +13,9 @@ from studio.data.pixels import StreamedPixels, cache_side
 
 NO_TEST_WORDS = ("The validation accuracy guided the choices (the best epoch, early stopping and, in Auto, how "
                  "deep to fine-tune), so it is somewhat optimistic. For an honest figure, keep some photos in a "
-                 "test/ folder (or split=test in the CSV): the studio measures the finished model on them once, "
-                 "at the end, and uses them for nothing else.")
+                 "test/ folder (or split=test in the CSV), or hold out a part of the training photos (Advanced: "
+                 "Hold out for a test; --test-fraction 0.1): the studio measures the finished model on them "
+                 "once, at the end, and uses them for nothing else.")
 
 
 def measure(ctx, files: list[str], labels: list[str]) -> dict | None:
