@@ -14,8 +14,7 @@ from types import SimpleNamespace
 import gradio as gr
 
 from components.named import of, wire
-from components.session import user_of
-from components.try_step import model_path
+from components.session import model_path, user_of
 from studio.runs import JobRunner
 from components.views import classes_if, shown_if
 from studio import scratch as studio_scratch

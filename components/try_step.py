@@ -1,31 +1,19 @@
 """Step 4, Try it: classify a new photo with the trained model."""
 from __future__ import annotations
 
-from pathlib import Path
 from types import SimpleNamespace
 
 import gradio as gr
 
 from components.named import of, wire
-from components.session import user_of
+from components.session import model_path, user_of
 from components.views import classes_if, shown_if
 from studio.data.imaging import ImageDecodeError
 from studio.inference import WarmPredictor
 from studio.modelfile import ModelFileError
-from studio.runs import JobRunner, RunFolder, owned_by
+from studio.runs import JobRunner
 
 UNSURE_BELOW = 0.6
-
-
-def model_path(run_dir: str | None, user: str | None = None, *, runner: JobRunner) -> Path | None:
-    """The model of this session's run, else of the studio's latest run (with login: the person's own)."""
-    latest = runner.current
-    if latest is not None and not owned_by(latest.snapshot()["config"], user):
-        latest = None
-    for candidate in (run_dir, latest and str(latest.dir)):
-        if candidate and RunFolder(candidate).has_model():
-            return RunFolder(candidate).model
-    return None
 
 
 def classify(image, run_dir: str | None, user: str | None = None, *, runner: JobRunner,

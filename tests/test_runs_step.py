@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from components import export_step, runs_step, try_step
+from components import export_step, runs_step, session, try_step
 from helpers import example_files, free_port
 from studio import paths
 from studio.runs import MODEL_FILE, JobRunner
@@ -111,7 +111,7 @@ def test_an_interrupted_run_can_be_tried_and_exported(past_runs):
     assert tabs.selected == "try" and run_dir == str(paths.runs_dir() / past_runs["interrupted"])
     label = try_step.classify(Image.open(example_files("val", "bees", 30)[-1]), run_dir, runner=RUNNER)["label"]
     assert set(label) == {"ants", "bees"}
-    assert try_step.model_path(run_dir, runner=RUNNER).parent.name == past_runs["interrupted"]
+    assert session.model_path(run_dir, runner=RUNNER).parent.name == past_runs["interrupted"]
 
     run_dir, tabs, message = USED(runs_step.export_run(past_runs["interrupted"]))
     assert tabs.selected == "export" and "Export" in message
