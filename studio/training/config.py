@@ -137,7 +137,10 @@ class TrainConfig:
     choices: dict = field(default_factory=dict)   # what the recipe decided, in words
 
     def resolved(self) -> "TrainConfig":
-        """Fill every 'let the studio decide' field, recording why in `choices`."""
+        """Fill every 'let the studio decide' field, recording why in `choices`.
+
+        Long on purpose: one decision after another, in the order they depend on each other (the
+        backbone and freeze before the epochs and the learning rate), each beside its words."""
         cfg = TrainConfig(**asdict(self))
         if not cfg.backbone:
             from studio import backbones
