@@ -12,7 +12,7 @@ import sys
 
 from studio import values
 from studio.config import flag_type
-from studio.commands import (EXIT_USAGE, cmd_backbones, cmd_doctor, cmd_export, cmd_lr_find, cmd_predict,
+from studio.commands import (EXIT_USAGE, cmd_advise, cmd_backbones, cmd_doctor, cmd_export, cmd_lr_find, cmd_predict,
                              cmd_runs, cmd_serve, cmd_train)
 
 # ---------------------------------------------------------------- flag values
@@ -26,6 +26,7 @@ class Parser(argparse.ArgumentParser):
 
 whole_number = lambda *bounds: flag_type(values.whole_number(*bounds))  # noqa: E731
 number = lambda allowed, ok: flag_type(values.number(allowed, ok))        # noqa: E731
+backbone_list = flag_type(lambda text: [values.backbone_name(name) for name in text.split(",") if name.strip()])
 freeze_value, device_name, backbone_name, separator, out_folder = (flag_type(check) for check in (
     values.freeze_value, values.device_name, values.backbone_name, values.separator, values.out_folder))
 
@@ -38,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "0.0.0.0 --auth ann:secret`), it launches the studio in the browser.")
     parser.add_argument("--version", action="version", version=f"studio {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add_command in (_serve, _train, _doctor, _predict, _export, _runs, _backbones, _lr_find):
+    for add_command in (_serve, _train, _doctor, _advise, _predict, _export, _runs, _backbones, _lr_find):
         add_command(sub)
     return parser
 
@@ -85,6 +86,16 @@ def _doctor(sub) -> None:
     doctor.add_argument("--outliers", action="store_true",
                         help="also suggest pictures that do not look like their class (runs the pretrained network)")
     doctor.set_defaults(func=cmd_doctor)
+
+
+def _advise(sub) -> None:
+    advise = sub.add_parser("advise", help="rank the backbones at hand on your photos, in seconds (no training)")
+    advise.add_argument("data", help="a dataset as `studio train` takes it")
+    advise.add_argument("--backbones", type=backbone_list, default=None, metavar="A,B",
+                        help="only these backbones (default: every one whose weights are here)")
+    advise.add_argument("--seed", type=whole_number(0), default=0, help="which photos the sample takes")
+    advise.add_argument("--json", action="store_true", help="one JSON document: ranking, words, photos, seconds")
+    advise.set_defaults(func=cmd_advise)
 
 
 def _predict(sub) -> None:

@@ -399,6 +399,30 @@ def cmd_runs(args) -> int:
     return 0
 
 
+def cmd_advise(args) -> int:
+    from studio.backbones import BackboneError
+    from studio.data.sources import DatasetError
+    from studio.models.advisor import advise
+
+    try:
+        result = advise(args.data, args.backbones, seed=args.seed,
+                        progress=None if args.json else (lambda text: print(text, file=sys.stderr, flush=True)))
+    except DatasetError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except BackboneError as exc:
+        return _fail(str(exc))
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"{'backbone':<24} {'k-NN':>6} {'probe':>6} {'LogME':>7} {'ms/photo':>9} {'params':>7}")
+    for row in result["ranking"]:
+        print(f"{row['backbone']:<24} {row['knn_accuracy']:>6.1%} {row['probe_accuracy']:>6.1%} {row['logme']:>7.3f} "
+              f"{row['ms_per_photo']:>9.1f} {row['params_millions']:>6.1f}M")
+    print(f"\n{result['words']}\n(frozen features of {result['photos']['train']} training and "
+          f"{result['photos']['val']} validation photos, {result['seconds']:.0f} s)")
+    return 0
+
+
 def cmd_lr_find(args) -> int:
     from studio.backbones import BackboneError
     from studio.data.sources import DatasetError
