@@ -59,7 +59,7 @@ def build(runner: JobRunner | None = None) -> gr.Blocks:
             with gr.Tab(STEPS[5][1], id="runs") as runs_tab:
                 runs_ui = runs_step.render()
         data_step.bind(data_ui, data_source)
-        model_step.bind(model_ui)
+        model_step.bind(model_ui, data_source, runner)
         train_step.bind(train_ui, data_source, model_ui, run_dir, data_ui.leave_out, data_ui.findings_state, runner)
         try_step.bind(try_ui, run_dir, runner)
         export_step.bind(export_ui, run_dir, runner)

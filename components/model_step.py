@@ -4,9 +4,11 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import gradio as gr
+import pandas as pd
 
-from components.named import of, wire
+from components.named import of, wire, with_runner
 from studio import backbones
+from studio.runs import JobRunner
 
 
 def backbone_choices() -> list[tuple[str, str]]:
@@ -65,6 +67,38 @@ def on_backbone_change(name: str, mode: str = "manual"):
             "explanation": explain(name, mode, total)}
 
 
+def suggest_backbone(data_source, progress=gr.Progress(), *, runner: JobRunner):
+    """backbone (the dropdown, set to the best), advice (words) and ranking (table and chart data)."""
+    from studio.data.sources import DatasetError
+    from studio.models.advisor import advise
+    if not data_source:
+        return {"advice": "**Choose data first** (step 1): the backbones are ranked on your own photos."}
+    if runner.current and runner.current.is_active():
+        return {"advice": "A training is running; rank the backbones when it has finished."}
+    if isinstance(data_source, str):
+        data_source = {"source": data_source}
+    try:
+        result = advise(data_source["source"], prefix_separator=data_source.get("prefix_separator"),
+                        progress=lambda words: progress(None, desc=words))
+    except (DatasetError, backbones.BackboneError) as exc:
+        return {"advice": f"**No ranking.** {exc}"}
+    rows = result["ranking"]
+    table = pd.DataFrame({"backbone": [r["backbone"] for r in rows],
+                          "nearest-neighbour accuracy": [f"{r['knn_accuracy']:.1%}" for r in rows],
+                          "linear-probe accuracy": [f"{r['probe_accuracy']:.1%}" for r in rows],
+                          "LogME": [round(r["logme"], 3) for r in rows],
+                          "ms per photo": [r["ms_per_photo"] for r in rows],
+                          "parameters (M)": [r["params_millions"] for r in rows]})
+    chart = pd.DataFrame({"backbone": [r["backbone"] for r in rows],
+                          "ms per photo": [r["ms_per_photo"] for r in rows],
+                          "nearest-neighbour accuracy": [r["knn_accuracy"] for r in rows]})
+    words = (f"{result['words']}\n\nScored on {result['photos']['train']} training and {result['photos']['val']} "
+             f"validation photos in {result['seconds']:.0f} s. The best one is now chosen above.")
+    return {"backbone": gr.Dropdown(choices=backbone_choices(), value=rows[0]["backbone"]) if rows else gr.skip(),
+            "advice": words,
+            "ranking": gr.DataFrame(table, visible=True), "chart": gr.ScatterPlot(chart, visible=True)}
+
+
 def render() -> SimpleNamespace:
     default = backbones.default_backbone()
     total = backbones.freeze_choices(default)["total_groups"]
@@ -77,13 +111,23 @@ def render() -> SimpleNamespace:
     freeze = gr.Slider(0, total, value=total, step=1, label="Layers kept frozen (from the input side)",
                        info="Right end: only the new last layer learns (fast). Left end: every layer learns.",
                        visible=False)
+    with gr.Accordion("Which backbone suits my photos?", open=False, elem_id="advisor"):
+        gr.Markdown("Ranks every backbone at hand on a sample of your photos, in seconds, without training "
+                    "any: how well its frozen features already tell your classes apart, and how fast it is here.")
+        suggest = gr.Button("Rank the backbones on my photos", size="sm")
+        advice = gr.Markdown("", elem_id="advisor-words")
+        chart = gr.ScatterPlot(x="ms per photo", y="nearest-neighbour accuracy", color="backbone",
+                               label="Score against speed", visible=False, height=260)
+        ranking = gr.DataFrame(label="Backbones, best first", interactive=False, visible=False)
     explanation = gr.Markdown(AUTO_WORDS, elem_id="freeze-explanation")
     next_button = gr.Button("Next: train →")
     return SimpleNamespace(backbone=backbone, details=details, mode=mode, freeze=freeze, explanation=explanation,
-                           next=next_button)
+                           next=next_button, suggest=suggest, advice=advice, chart=chart, ranking=ranking)
 
 
-def bind(ui: SimpleNamespace) -> None:
+def bind(ui: SimpleNamespace, data_source: gr.State, runner: JobRunner) -> None:
+    ui.suggest.click(**wire(with_runner(suggest_backbone, runner), [data_source],
+                            **of(ui, "backbone", "advice", "ranking", "chart")), api_name="suggest_backbone")
     ui.backbone.change(**wire(on_backbone_change, [ui.backbone, ui.mode], **of(ui, "details", "freeze", "explanation")),
                        api_name="choose_backbone")
     ui.freeze.change(freeze_explanation, [ui.backbone, ui.freeze], ui.explanation, api_name="explain_freeze",

@@ -58,3 +58,17 @@ def test_studio_advise_ranks_every_usable_backbone(small_dataset, capsys):
     assert main(["advise", str(small_dataset), "--backbones", "mobilenetv2_100"]) == 0
     shown = capsys.readouterr().out
     assert "mobilenetv2_100" in shown and "the default" in shown and "k-NN" in shown
+
+
+@pytest.mark.slow
+def test_the_model_step_ranks_the_backbones_and_chooses_the_best(small_dataset):
+    from components import model_step
+    from studio.models.advisor import usable
+    from studio.runs import JobRunner
+    runner = JobRunner()
+    assert "Choose data first" in model_step.suggest_backbone(None, runner=runner)["advice"]
+    shown = model_step.suggest_backbone({"source": str(small_dataset)}, lambda *a, **k: None, runner=runner)
+    table, chart = shown["ranking"].value, shown["chart"].value
+    assert sorted(table["data"][i][0] for i in range(len(table["data"]))) == sorted(usable())
+    assert len(chart["data"]) == len(usable()) and shown["backbone"].value == table["data"][0][0]
+    assert "likely" in shown["advice"] or "the default" in shown["advice"]

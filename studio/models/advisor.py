@@ -76,10 +76,10 @@ def score(name: str, train: list[tuple[str, str]], val: list[tuple[str, str]], c
 
 
 def advise(data: str, names: list[str] | None = None, seed: int = 0,
-           progress: Callable[[str], None] | None = None) -> dict:
+           progress: Callable[[str], None] | None = None, prefix_separator: str | None = None) -> dict:
     """{"ranking": [Advice as dicts, best first], "words": the recommendation, "seconds", "photos"}."""
     started = time.perf_counter()
-    dataset = open_dataset(data, seed=seed)
+    dataset = open_dataset(data, seed=seed, prefix_separator=prefix_separator)
     check_trainable(dataset)
     train, val = _sample(dataset.split("train"), SAMPLE_TRAIN, seed), _sample(dataset.split("val"), SAMPLE_VAL, seed)
     ranking = []
