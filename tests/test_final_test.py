@@ -106,3 +106,18 @@ def test_a_test_part_can_be_held_out_of_train_when_the_data_has_none(twin_datase
     assert snapshot["test"]["images"] == 8 and 0 <= snapshot["test"]["accuracy"] <= 1
     held = [row for row in snapshot["dataset"]["skipped"] if row["path"].startswith("photos held out")]
     assert len(held) == 1 and len(held[0]["members"]) == 8
+
+
+def test_the_export_checks_each_format_on_the_test_photos_too(twin_datasets, tmp_path):
+    from studio.export import bundle, parity
+    _, planted = twin_datasets
+    run = trained(planted, "all")
+    made = bundle.export_run(run["run_dir"], "onnx", tmp_path / "onnx", check_data=False)
+    report = made.parity
+    assert report["test_images"] == 16
+    assert report["trained"]["test_accuracy"] == pytest.approx(run["test"]["accuracy"], abs=1e-4)
+    assert all(row["test_accuracy"] == pytest.approx(report["trained"]["test_accuracy"], abs=0.07)
+               for row in report["exports"])
+    assert "Test accuracy" in parity.table_markdown(report)
+    plain_report = {**report, "test_images": 0}
+    assert "Test accuracy" not in parity.table_markdown(plain_report)

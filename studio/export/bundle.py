@@ -87,8 +87,8 @@ def export_run(run_dir: str | Path, fmt: str, out_dir: str | Path, zip_path: str
 
     progress(0.4, "Reading the validation photos")
     photos = parity.validation_photos(run_dir, meta)
-    report = parity.check(model_path, files, photos,
-                          lambda f, words: progress(0.45 + 0.3 * f, words))
+    report = parity.check(model_path, files, photos, lambda f, words: progress(0.45 + 0.3 * f, words),
+                          test=parity.test_photos(run_dir, meta))
 
     progress(0.8, "Writing the model card")
     description = {**export_description(meta, fmt),

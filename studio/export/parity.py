@@ -17,7 +17,7 @@ from typing import Callable
 import torch
 
 from studio import augment, modelfile
-from studio.runs import history
+from studio.runs import RunFolder, history
 from studio.data.pixels import cache_side, decode_all
 from studio.export import runtimes
 from studio.export.formats import FORMATS, INT8
@@ -48,6 +48,17 @@ class Photos:
 def validation_photos(run_dir: Path, meta: dict, progress: Callable[[int, int], None] | None = None) -> Photos:
     rows = [(p, label) for p, label in history.run_samples(run_dir, "val") if label in meta["classes"]]
     return photos_for(rows, meta, progress)
+
+
+def test_photos(run_dir: Path, meta: dict) -> Photos | None:
+    """The run's test split (test-predictions.csv), for each format's test accuracy; None without one."""
+    import csv
+    try:
+        with open(RunFolder(run_dir).test_predictions, newline="") as handle:
+            rows = [(r["path"], r["label"]) for r in csv.DictReader(handle) if r.get("label") in meta["classes"]]
+    except (OSError, csv.Error, UnicodeDecodeError, KeyError):
+        return None
+    return photos_for(rows, meta) if rows else None
 
 
 def photos_for(rows: list[tuple[str, str]], meta: dict,
@@ -123,8 +134,9 @@ def tolerance_of(file_meta: dict) -> str | None:
 
 
 def check(model_path: Path, exported: list[Path], photos: Photos,
-          progress: Callable[[float, str], None] | None = None) -> dict:
-    """Run the trained model and each exported file on the photos; one row per file."""
+          progress: Callable[[float, str], None] | None = None, test: Photos | None = None) -> dict:
+    """Run the trained model and each exported file on the photos; one row per file. With `test` (the run's
+    test split), each file's accuracy on it too, the figure to expect on new photos."""
     progress = progress or (lambda fraction, words: None)
     trained, meta = modelfile.load(model_path, "cpu")
     reference = probabilities(trained, photos.batch)
@@ -134,7 +146,9 @@ def check(model_path: Path, exported: list[Path], photos: Photos,
               "trained": {"file": Path(model_path).name, "runtime": "PyTorch (the studio)",
                           "bytes": Path(model_path).stat().st_size,
                           "accuracy": _accuracy(reference, photos.labels), "latency_ms": latency_ms(trained, sample)},
-              "exports": []}
+              "exports": [], "test_images": len(test.labels) if test else 0}
+    if test:
+        report["trained"]["test_accuracy"] = _accuracy(probabilities(trained, test.batch), test.labels)
     for step, path in enumerate(exported):
         progress(step / max(1, len(exported)), f"Checking {path.name} against the trained model")
         model, file_meta, kind, runtime = runtimes.open_model(path)
@@ -145,6 +159,8 @@ def check(model_path: Path, exported: list[Path], photos: Photos,
         row = compare(reference, probabilities(model, photos.batch), photos.labels, int8)
         row.update(file=path.name, format=kind + ("-int8" if int8 else ""), runtime=runtime,
                    bytes=path.stat().st_size, latency_ms=latency_ms(model, sample))
+        if test:
+            row["test_accuracy"] = _accuracy(probabilities(model, test.batch), test.labels)
         report["exports"].append(row)
     report["ok"] = all(row["ok"] is not False for row in report["exports"])
     report["checked"] = report["images"] > 0
@@ -153,18 +169,22 @@ def check(model_path: Path, exported: list[Path], photos: Photos,
 
 def table_markdown(report: dict) -> str:
     """The figures as a small Markdown table (the page, the model card)."""
-    lines = ["| File | Runs with | Size | Time per photo (CPU) | Accuracy | Same answer as trained | "
-             "Largest probability difference |", "|---|---|---|---|---|---|---|"]
+    tested = bool(report.get("test_images"))
+    test_head, test_rule = (" Test accuracy |", "---|") if tested else ("", "")
+    lines = ["| File | Runs with | Size | Time per photo (CPU) | Accuracy |" + test_head + " Same answer as trained | "
+             "Largest probability difference |", "|---|---|---|---|---|" + test_rule + "---|---|"]
     trained = report["trained"]
+    test_cell = (lambda row: f" {_percent(row.get('test_accuracy'))} |") if tested else (lambda row: "")
     lines.append(f"| {trained['file']} (trained model) | {trained['runtime']} | {_mb(trained['bytes'])} | "
-                 f"{trained['latency_ms']:.1f}\u00a0ms | {_percent(trained['accuracy'])} | reference | - |")
+                 f"{trained['latency_ms']:.1f}\u00a0ms | {_percent(trained['accuracy'])} |{test_cell(trained)}"
+                 " reference | - |")
     for row in report["exports"]:
         same = f"{row['agree']}/{row['images']}" if row["images"] else "not checked"
         difference = "-" if row["max_probability_difference"] is None else f"{row['max_probability_difference']:.2g}"
         flag = "" if row["ok"] is not False else " ⚠"
         lines.append(f"| {row['file']}{flag} | {row['runtime']} | {_mb(row['bytes'])} | "
                      f"{row['latency_ms']:.1f}\u00a0ms | "
-                     f"{_percent(row['accuracy_exported'])} | {same} | {difference} |")
+                     f"{_percent(row['accuracy_exported'])} |{test_cell(row)} {same} | {difference} |")
     return "\n".join(lines)
 
 
