@@ -84,6 +84,7 @@ def suggest_backbone(data_source, progress=gr.Progress(), *, runner: JobRunner):
         return {"advice": f"**No ranking.** {exc}"}
     rows = result["ranking"]
     table = pd.DataFrame({"backbone": [r["backbone"] for r in rows],
+                          "on the chart": [COLOUR_NAMES[i % len(COLOUR_NAMES)] for i in range(len(rows))],
                           "nearest-neighbour accuracy": [f"{r['knn_accuracy']:.1%}" for r in rows],
                           "linear-probe accuracy": [f"{r['probe_accuracy']:.1%}" for r in rows],
                           "LogME": [round(r["logme"], 3) for r in rows],
@@ -96,7 +97,21 @@ def suggest_backbone(data_source, progress=gr.Progress(), *, runner: JobRunner):
              f"validation photos in {result['seconds']:.0f} s. The best one is now chosen above.")
     return {"backbone": gr.Dropdown(choices=backbone_choices(), value=rows[0]["backbone"]) if rows else gr.skip(),
             "advice": words,
-            "ranking": gr.DataFrame(table, visible=True), "chart": gr.ScatterPlot(chart, visible=True)}
+            "ranking": gr.DataFrame(table, visible=True),
+            "chart": gr.ScatterPlot(chart, visible=True, y_lim=_padded(chart["nearest-neighbour accuracy"]),
+                                    color_map={r["backbone"]: PALETTE[i % len(PALETTE)] for i, r in enumerate(rows)})}
+
+
+# the chart's colours, named in the table: Gradio's scatter plot draws no legend entries for them here
+PALETTE = ("#2563eb", "#f97316", "#16a34a", "#dc2626", "#9333ea", "#0891b2", "#ca8a04", "#db2777")
+COLOUR_NAMES = ("blue", "orange", "green", "red", "purple", "teal", "ochre", "pink")
+
+
+def _padded(values) -> list[float]:
+    """The score axis around the scores, with room so no point sits on the frame."""
+    low, high = float(min(values)), float(max(values))
+    margin = max(0.01, (high - low) * 0.25)
+    return [max(0.0, low - margin), min(1.0, high + margin)]
 
 
 def render() -> SimpleNamespace:
@@ -117,7 +132,7 @@ def render() -> SimpleNamespace:
         suggest = gr.Button("Rank the backbones on my photos", size="sm")
         advice = gr.Markdown("", elem_id="advisor-words")
         chart = gr.ScatterPlot(x="ms per photo", y="nearest-neighbour accuracy", color="backbone",
-                               label="Score against speed", visible=False, height=260)
+                               label="Score against speed (colour: backbone)", visible=False, height=320)
         ranking = gr.DataFrame(label="Backbones, best first", interactive=False, visible=False)
     explanation = gr.Markdown(AUTO_WORDS, elem_id="freeze-explanation")
     next_button = gr.Button("Next: train →")
