@@ -16,7 +16,7 @@ from studio import backbones
 from studio.config import command_line
 from studio.data.checks import DEFAULT_EXCLUDE, EXCLUDABLE
 from studio.lr_finder import find_lr
-from studio.runs import JobRunner, RunBusyError, owned_by
+from studio.runs import ACTIVE_STATUSES, JobRunner, RunBusyError, owned_by
 from studio.training.config import TrainConfig
 from studio.training.trainer import start_training
 
@@ -185,14 +185,11 @@ def poll(seen: dict | None, user: str | None = None, *, runner: JobRunner):
             **evaluation_view.confident_mistakes(run_folder, latest=True)}
 
 
-ACTIVE = ("queued", "preparing", "running")
-
-
 def layout(key: list | None):
     """stop (the button) and results for a run key: Stop while a run is going, the curves, matrix and photos
     once an epoch has finished. Follows the run key, which changes with the status and each epoch."""
     has_epoch = bool(key) and key[1] > 0
-    return {"stop": gr.Button(visible=views.shown_if(bool(key) and key[2] in ACTIVE)),
+    return {"stop": gr.Button(visible=views.shown_if(bool(key) and key[2] in ACTIVE_STATUSES)),
             "results": gr.Column(elem_classes=views.classes_if(has_epoch))}
 
 

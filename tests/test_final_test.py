@@ -7,6 +7,7 @@ the batch size), the two runs would differ; they must be identical, and only the
 """
 from __future__ import annotations
 
+import functools
 import shutil
 from pathlib import Path
 
@@ -42,6 +43,7 @@ def twin_datasets() -> tuple[Path, Path]:
     return plain, planted
 
 
+@functools.cache   # each (data, recipe) trains once for the whole module: the tests only read the runs
 def trained(data: Path, freeze: str) -> dict:
     run = start_training(TrainConfig(data=str(data), backbone="mobilenetv2_100", freeze=freeze, epochs=3,
                                      feature_views=1, patience=1, seed=3), runner=RUNNER)

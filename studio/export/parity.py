@@ -52,11 +52,11 @@ def validation_photos(run_dir: Path, meta: dict, progress: Callable[[int, int], 
 
 def test_photos(run_dir: Path, meta: dict) -> Photos | None:
     """The run's test split (test-predictions.csv), for each format's test accuracy; None without one."""
-    import csv
+    from studio.evaluation import read_run_table
     try:
-        with open(RunFolder(run_dir).test_predictions, newline="") as handle:
-            rows = [(r["path"], r["label"]) for r in csv.DictReader(handle) if r.get("label") in meta["classes"]]
-    except (OSError, csv.Error, UnicodeDecodeError, KeyError):
+        table = read_run_table(RunFolder(run_dir).test_predictions)
+        rows = [(path, label) for path, label in zip(table.path, table.label) if label in meta["classes"]]
+    except (OSError, ValueError, AttributeError):   # no file, an unreadable one, or one without those columns
         return None
     return photos_for(rows, meta) if rows else None
 

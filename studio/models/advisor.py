@@ -52,23 +52,32 @@ def _sample(rows, limit: int, seed: int) -> list[tuple[str, str]]:
             for pair in rng.sample(by_class[label], max(1, round(len(by_class[label]) * share)))]
 
 
-def score(name: str, train: list[tuple[str, str]], val: list[tuple[str, str]], classes: list[str]) -> Advice:
+def _decoded(pairs: list[tuple[str, str]], side: int, classes: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(uint8 squares, class indices) of the photos that decode."""
+    pixels, failures = decode_all([p for p, _ in pairs], side)
+    failed = {f["index"] for f in failures}
+    return pixels, torch.tensor([classes.index(label) for i, (_, label) in enumerate(pairs) if i not in failed])
+
+
+def score(name: str, train: list[tuple[str, str]], val: list[tuple[str, str]], classes: list[str],
+          decoded: dict | None = None) -> Advice:
+    """One backbone's scores; `decoded` ({square side: decoded samples}) lets backbones of the same input
+    size share one decode of the photos."""
     started = time.perf_counter()
     device = torch.device("cpu")   # the speed a person compares is this machine's CPU speed
     model = backbones.create_model(name, len(classes)).eval().to(memory_format=torch.channels_last)
     prep = backbones.preprocessing(model)
     extractor = FeatureExtractor(model, name, prep, device, amp=hardware.fast_bf16(device))
     to_input = lambda batch: fastpath.channels_last(augment.eval_batch(batch, prep))  # noqa: E731
-    features, labels = [], []
-    for pairs in (train, val):
-        pixels, failures = decode_all([p for p, _ in pairs], cache_side(prep))
-        failed = {f["index"] for f in failures}
-        labels.append(torch.tensor([classes.index(label) for i, (_, label) in enumerate(pairs) if i not in failed]))
-        extractor.extract(CachedPixels(pixels[:extractor.batch_size]), to_input)   # warm up (and trace) first
-        timed = time.perf_counter()
-        features.append(extractor.extract(CachedPixels(pixels), to_input))
-        per_photo = (time.perf_counter() - timed) / max(1, len(pixels))
-    (train_x, val_x), (train_y, val_y) = features, labels
+    decoded = {} if decoded is None else decoded
+    side = cache_side(prep)
+    if side not in decoded:
+        decoded[side] = (_decoded(train, side, classes), _decoded(val, side, classes))
+    (train_px, train_y), (val_px, val_y) = decoded[side]
+    extractor.extract(CachedPixels(train_px[:extractor.batch_size]), to_input)   # warm up (and trace) first
+    timed = time.perf_counter()
+    train_x, val_x = (extractor.extract(CachedPixels(pixels), to_input) for pixels in (train_px, val_px))
+    per_photo = (time.perf_counter() - timed) / max(1, len(train_px) + len(val_px))
     return Advice(name, transferability.knn_accuracy(train_x, train_y, val_x, val_y),
                   transferability.linear_probe_accuracy(train_x, train_y, val_x, val_y),
                   transferability.logme(train_x, train_y), round(per_photo * 1000, 2),
@@ -82,11 +91,11 @@ def advise(data: str, names: list[str] | None = None, seed: int = 0,
     dataset = open_dataset(data, seed=seed, prefix_separator=prefix_separator)
     check_trainable(dataset)
     train, val = _sample(dataset.split("train"), SAMPLE_TRAIN, seed), _sample(dataset.split("val"), SAMPLE_VAL, seed)
-    ranking = []
+    ranking, decoded = [], {}
     for name in names or usable():
         if progress:
             progress(f"Scoring {name} on {len(train)} + {len(val)} photos")
-        ranking.append(score(name, train, val, dataset.classes))
+        ranking.append(score(name, train, val, dataset.classes, decoded))
     ranking.sort(key=lambda a: (a.knn_accuracy, a.probe_accuracy), reverse=True)
     return {"ranking": [asdict(a) for a in ranking], "words": recommendation(ranking),
             "photos": {"train": len(train), "val": len(val)}, "seconds": round(time.perf_counter() - started, 1)}
