@@ -151,6 +151,7 @@ def _follow(run, args, started: float) -> int:
         "advice": snap.get("advice"), "skipped": snap.get("dataset", {}).get("skipped", []),
         "run_dir": snap["run_dir"], "model_path": snap["model_path"],
         "test": snap.get("test"), "test_accuracy": (snap.get("test") or {}).get("accuracy"),
+        "search": snap.get("search"),
     }
     print(json.dumps(result) if args.json else train_summary(result, snap["config"].get("data")))
     return 0
@@ -167,9 +168,13 @@ def train_summary(result: dict, data: str | None = None) -> str:
         lines.append(f"Best: epoch {result['best_epoch']}, validation accuracy {result['best_val_accuracy']:.1%}.")
         if result["status"] == "finished":
             lines.append(final_test.words(result.get("test")))
-    for note in (result.get("stopped_early"), result.get("advice")):
+    search = result.get("search") or {}
+    for note in (search.get("summary"), result.get("stopped_early"), result.get("advice")):
         if note:
             lines.append(note)
+    if search.get("flags") and data:
+        lines.append(f"The winning plan again, without the search: studio train {shlex.quote(data)} "
+                     f"--backbone {result['backbone']} {search['flags']}")
     if result.get("skipped"):
         lines.append(f"{len(result['skipped'])} file(s) not used" +
                      (f": `studio doctor {shlex.quote(data)}` lists them and why." if data else "."))

@@ -75,6 +75,15 @@ def backbone_name(text: str) -> str:
     return name
 
 
+def budget(text: str) -> str:
+    """quick, balanced, best or a duration with its unit (the engine's own rule, studio.budgets)."""
+    from studio.budgets import budget_setting
+    try:
+        return budget_setting(text)
+    except ValueError as exc:
+        raise ValueError(str(exc).rstrip(".")) from None
+
+
 def train_size(text: str) -> str | int:
     """auto or a crop size in pixels."""
     if str(text).strip().lower() == "auto":

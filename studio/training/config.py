@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from studio import choices as named, recipe, values   # torch-free: `studio --help` answers at once
+from studio import budgets, choices as named, recipe, values   # torch-free: `studio --help` answers at once
 from studio.choices import DEFAULT_EXCLUDE, EXCLUDABLE
 from studio.config import setting
 
@@ -50,6 +50,12 @@ class TrainConfig:
                           help="'auto' (the new head first, then as many top layer groups as the data needs; the "
                                "default), 'all' (only the new head trains) or a number of leading layer groups to "
                                "keep frozen (0 = fine-tune everything)")
+    budget: str = setting(budgets.DEFAULT, group="model", flag="--budget", parse=values.budget,
+                          metavar="quick|balanced|best|TIME",
+                          help="how long Auto may work on finding and training the best plan: quick (about a "
+                               "minute), balanced (the default: a fixed amount of work sized from the data), "
+                               f"best ({budgets.BEST_MINUTES} minutes) or a time such as 90s, 10m or 1h; "
+                               "used when --freeze is auto")
     batchnorm: str = setting("pretrained", group="model", flag="--batchnorm", choices=("pretrained", "adapt"),
                              label="BatchNorm statistics", page_help="keeping the ImageNet statistics is steadier "
                              "on small datasets and faster on a CPU (the default); adapting re-estimates them from "
@@ -157,9 +163,11 @@ class TrainConfig:
         if cfg.head_epochs and cfg.freeze not in ("auto", "all"):
             cfg.choices["head_epochs"] = (f"{cfg.head_epochs} epochs of the new head alone before the layers "
                                           "you chose are unfrozen (your choice).")
+        cfg.budget = budgets.budget_setting(cfg.budget)
         if cfg.freeze == "auto":
-            cfg.choices["freeze"] = (f"Auto: {cfg.head_epochs} epochs of the new head alone, then the top of "
-                                     "the backbone fine-tuned; how deep is decided from the first stage.")
+            cfg.choices["freeze"] = (f"Auto: {cfg.head_epochs} epochs of the new head alone, then plans for "
+                                     "fine-tuning the backbone (how deep, how fast) tried briefly and the best "
+                                     "one trained on; " + budgets.describe(cfg.budget) + ".")
         elif cfg.epochs is None:
             cfg.epochs = 10 if feature_extraction else 5
             cfg.choices["epochs"] = (f"{cfg.epochs} epochs: " + ("with the backbone frozen an epoch "

@@ -6,11 +6,14 @@ memory, the batch halves and the epoch starts over, rather than the run failing.
 """
 from __future__ import annotations
 
+import time
+
 import torch
 
 from studio import augment, backbones, faults, optim, recipe
 from studio.training.context import DECODE_SHARE, TrainContext
 
+SEARCH_END = 0.45    # of the progress bar: the head and Auto's search are behind a stage that starts later
 MIN_BATCH_SIZE = 2    # out of GPU memory below this: give up with a message
 
 
@@ -42,14 +45,44 @@ def param_groups(model: torch.nn.Module, lr: float) -> list[dict]:
     return [{"params": head, "lr": lr}] + [{"params": g, "lr": r} for g, r in zip(body, rates)]
 
 
+def train_steps(ctx: TrainContext, optimizer, schedule, size: int, batches: list[torch.Tensor],
+                on_step=None) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """One optimizer step per batch of training-photo indices, on augmented `size` px crops; returns the
+    summed loss and the correct count (left on the device: reading a number back per step would stall a
+    GPU's queue) and the photos seen. `on_step(i)` after each step (the progress bar)."""
+    model = ctx.model
+    model.train()
+    backbones.keep_norms_in_eval(model, frozen_only=ctx.cfg.batchnorm == "adapt")
+    loss_sum = correct = seen = 0
+    for i, (index, batch) in enumerate(zip(batches, ctx.train_px.batches(batches, ctx.device)), start=1):
+        ctx.check_stop()
+        faults.check("train_step", batch_size=len(index))
+        x = ctx.input(batch, ctx.cfg.augment, size)
+        y = ctx.train_y[augment.to_device(index, ctx.train_y.device)]
+        with ctx.autocast():
+            logits = model(x)
+            loss = ctx.loss(logits.float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        loss_sum = loss_sum + loss.detach() * len(index)
+        correct = correct + (logits.argmax(1) == y).sum()
+        seen += len(index)
+        if on_step is not None:
+            on_step(i)
+    return loss_sum, correct, seen
+
+
 class FineTune:
     """`plan` says what this stage trains: {"frozen", "lr", "epochs", "first_epoch"}; it goes into
     every checkpoint, so a resumed run needs none of the decisions that led to it."""
     name = "fine_tune"
     early_stop = True
 
-    def __init__(self, plan: dict):
+    def __init__(self, plan: dict, deadline: float | None = None):
         self.plan = plan
+        self.deadline = deadline    # time.perf_counter() by which a time budget wants the stage done
         self.first_epoch = plan["first_epoch"]
         self.last_epoch = plan["first_epoch"] + plan["epochs"] - 1
 
@@ -83,6 +116,10 @@ class FineTune:
             self.schedule = optim.make_schedule(self.ctx.cfg.schedule, self.optimizer,
                                                 self.batches_per_epoch * (self.last_epoch - self.first_epoch + 1))
 
+    def out_of_time(self, epoch_seconds: float) -> bool:
+        """True when another epoch like the last one would end after the budget's deadline."""
+        return self.deadline is not None and time.perf_counter() + epoch_seconds > self.deadline
+
     def train_epoch(self, epoch: int) -> tuple[float, float]:
         while True:
             try:
@@ -92,33 +129,17 @@ class FineTune:
                 self._make_schedule(epoch)   # this epoch again, in smaller batches
 
     def _epoch(self, epoch: int) -> tuple[float, float]:
-        ctx, model = self.ctx, self.ctx.model
-        model.train()
-        backbones.keep_norms_in_eval(model, frozen_only=ctx.cfg.batchnorm == "adapt")
-        loss_sum = correct = seen = 0
+        ctx = self.ctx
         batches = ctx.batches(len(ctx.train_px), self.batch_size, shuffle=True)[:self.batches_per_epoch]
         epochs = self.last_epoch - self.first_epoch + 1
-        start = DECODE_SHARE if self.first_epoch == 1 else 0.3
-        for i, (index, batch) in enumerate(zip(batches, ctx.train_px.batches(batches, ctx.device)), start=1):
-            ctx.check_stop()
-            faults.check("train_step", batch_size=self.batch_size)
-            x = ctx.input(batch, ctx.cfg.augment, self.size)
-            y = ctx.train_y[augment.to_device(index, ctx.train_y.device)]
-            with ctx.autocast():
-                logits = model(x)
-                loss = ctx.loss(logits.float(), y)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            self.schedule.step()
-            self.steps_done += 1
-            # summed on the device: reading a number back per step would stall the GPU's queue
-            loss_sum = loss_sum + loss.detach() * len(index)
-            correct = correct + (logits.argmax(1) == y).sum()
-            seen += len(index)
+        start = DECODE_SHARE if self.first_epoch == 1 else SEARCH_END
+
+        def progress(i: int) -> None:
             done = (epoch - self.first_epoch) * len(batches) + i
             ctx.progress(f"Epoch {epoch} of {self.last_epoch}: training", done, epochs * len(batches),
                          start, 1 - start)
+        loss_sum, correct, seen = train_steps(ctx, self.optimizer, self.schedule, self.size, batches, progress)
+        self.steps_done += len(batches)
         return float(loss_sum) / seen, int(correct) / seen
 
     def _smaller_batch(self) -> None:

@@ -34,6 +34,7 @@ class Stage(Protocol):
     def predict_val(self) -> torch.Tensor: ...
     def state(self) -> dict: ...
     def lap_name(self, epoch: int) -> str: ...
+    def out_of_time(self, epoch_seconds: float) -> bool: ...   # a time budget's deadline is near
 
 
 def run_stage(ctx: TrainContext, stage: Stage, tracker: BestTracker, checkpoint: dict | None = None) -> bool:
@@ -48,6 +49,12 @@ def run_stage(ctx: TrainContext, stage: Stage, tracker: BestTracker, checkpoint:
         go_on = end_epoch(ctx, stage, tracker, epoch, (train_loss, train_accuracy), val_logits, started, last)
         ctx.lap(stage.lap_name(epoch))
         if not go_on:
+            return False
+        if epoch < stage.last_epoch and stage.out_of_time(time.perf_counter() - started):
+            best_epoch = ctx.run.snapshot()["best_epoch"]
+            ctx.run.update(stopped_early=(f"Stopped after epoch {epoch} of {ctx.run.snapshot()['epochs']}: "
+                                          "another epoch would not fit in the time budget. The best model "
+                                          f"(epoch {best_epoch}) is kept."))
             return False
     return True
 
