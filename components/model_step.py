@@ -1,6 +1,9 @@
 """Step 2, Model: which pretrained backbone, and how much of it to retrain."""
 from __future__ import annotations
 
+import shutil
+import tempfile
+from pathlib import Path
 from types import SimpleNamespace
 
 import gradio as gr
@@ -102,6 +105,34 @@ def suggest_backbone(data_source, progress=gr.Progress(), *, runner: JobRunner):
                                     color_map={r["backbone"]: PALETTE[i % len(PALETTE)] for i, r in enumerate(rows)})}
 
 
+def add_own_weights(files, architecture: str | None = None, name: str | None = None):
+    """Check and keep uploaded weights (one file, or a timm/Hub folder's config.json + model.safetensors);
+    returns backbone (the dropdown, set to them) and own_status (words)."""
+    from studio.own_weights import FOLDER_WEIGHTS, OwnWeightsError, add
+    paths = [Path(f) for f in (files if isinstance(files, list) else [files] if files else [])]
+    if not paths:
+        return {"backbone": gr.skip(), "own_status": "**Choose a weights file first** (.safetensors, .pth, .pt or "
+                ".bin), or a folder's config.json and model.safetensors together."}
+    names = {p.name for p in paths}
+    if len(paths) > 1 and not ("config.json" in names and names & set(FOLDER_WEIGHTS)):
+        return {"backbone": gr.skip(), "own_status": "**Give one weights file**, or a timm / Hugging Face Hub "
+                "folder's config.json together with its model.safetensors."}
+    source = paths[0]
+    if len(paths) > 1:   # a folder's files, uploaded side by side: put them back in one folder
+        source = Path(tempfile.mkdtemp(prefix="own-weights-"))
+        for path in paths:
+            shutil.copyfile(path, source / path.name)
+    try:
+        added = add(source, (architecture or "").strip() or None,
+                    (name or "").strip() or (None if len(paths) > 1 else Path(paths[0]).stem))
+    except OwnWeightsError as exc:
+        return {"backbone": gr.skip(), "own_status": f"**Not added.** {exc}"}
+    return {"backbone": gr.Dropdown(choices=backbone_choices(), value=added["name"]),
+            "own_status": (f"**Added {added['name']}**: {added['architecture']}, {added['params_m']:g}M parameters, "
+                           "every tensor checked. It is chosen above, listed with the others and ranked by "
+                           "\"Which backbone suits my photos?\".")}
+
+
 # the chart's colours, named in the table: Gradio's scatter plot draws no legend entries for them here
 PALETTE = ("#2563eb", "#f97316", "#16a34a", "#dc2626", "#9333ea", "#0891b2", "#ca8a04", "#db2777")
 COLOUR_NAMES = ("blue", "orange", "green", "red", "purple", "teal", "ochre", "pink")
@@ -134,15 +165,32 @@ def render() -> SimpleNamespace:
         chart = gr.ScatterPlot(x="ms per photo", y="nearest-neighbour accuracy", color="backbone",
                                label="Score against speed (colour: backbone)", visible=False, height=320)
         ranking = gr.DataFrame(label="Backbones, best first", interactive=False, visible=False)
+    with gr.Accordion("Use my own pretrained weights", open=False, elem_id="own-weights"):
+        gr.Markdown("Weights you trained or downloaded before, used offline: a timm `.safetensors` or `.pth` file, "
+                    "or a folder saved by timm or the Hugging Face Hub (pick its `config.json` and "
+                    "`model.safetensors` together). Every tensor is checked; your file is never changed.")
+        with gr.Row():
+            own_files = gr.File(label="Weights file (or config.json + model.safetensors)", file_count="multiple",
+                                file_types=[".safetensors", ".pth", ".pt", ".bin", ".json"], height=120, scale=2)
+            with gr.Column(scale=1):
+                own_architecture = gr.Textbox(label="Architecture (timm name)", placeholder="e.g. resnet34",
+                                              info="Only for a bare file that is not one of the catalog's.")
+                own_name = gr.Textbox(label="Name", placeholder="default: the file's name")
+        own_add = gr.Button("Check and add", size="sm")
+        own_status = gr.Markdown("", elem_id="own-weights-status")
     explanation = gr.Markdown(AUTO_WORDS, elem_id="freeze-explanation")
     next_button = gr.Button("Next: train →")
     return SimpleNamespace(backbone=backbone, details=details, mode=mode, freeze=freeze, explanation=explanation,
-                           next=next_button, suggest=suggest, advice=advice, chart=chart, ranking=ranking)
+                           next=next_button, suggest=suggest, advice=advice, chart=chart, ranking=ranking,
+                           own_files=own_files, own_architecture=own_architecture, own_name=own_name,
+                           own_add=own_add, own_status=own_status)
 
 
 def bind(ui: SimpleNamespace, data_source: gr.State, runner: JobRunner) -> None:
     ui.suggest.click(**wire(with_runner(suggest_backbone, runner), [data_source],
                             **of(ui, "backbone", "advice", "ranking", "chart")), api_name="suggest_backbone")
+    ui.own_add.click(**wire(add_own_weights, [ui.own_files, ui.own_architecture, ui.own_name],
+                            **of(ui, "backbone", "own_status")), api_name="add_own_weights")
     ui.backbone.change(**wire(on_backbone_change, [ui.backbone, ui.mode], **of(ui, "details", "freeze", "explanation")),
                        api_name="choose_backbone")
     ui.freeze.change(freeze_explanation, [ui.backbone, ui.freeze], ui.explanation, api_name="explain_freeze",

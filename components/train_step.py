@@ -12,7 +12,7 @@ import gradio as gr
 from components import evaluation_view, settings_panel, views
 from components.named import of, wire, with_runner
 from components.session import user_of
-from studio import backbones
+from studio import backbones, budgets
 from studio.config import command_line
 from studio.data.checks import DEFAULT_EXCLUDE, EXCLUDABLE
 from studio.lr_finder import find_lr
@@ -21,6 +21,7 @@ from studio.training.config import TrainConfig
 from studio.training.trainer import start_training
 
 TICK_SECONDS = 2.0  # how often an open page asks for news: each ask costs the server ~20 ms of CPU
+BUDGET_CHOICES = [("Quick", "quick"), ("Balanced (recommended)", "balanced"), ("Best", "best")]
 EPOCH_CHOICES = ["Auto", 1, 2, 3, 5, 8, 10, 20, 30, 50]
 LR_CHOICES = ["Auto", "0.01", "0.003", "0.001", "0.0003", "0.0001"]
 
@@ -36,15 +37,18 @@ ADVANCED = ("weight_decay", "label_smoothing", "patience", "augment", "class_wei
 
 
 def page_config(data_source, backbone, mode, depth, epochs, lr, batch_size, leave_out=None, findings=None,
-                *advanced, owner: str | None = None) -> TrainConfig:
+                *rest, owner: str | None = None) -> TrainConfig:
     """The TrainConfig the page's controls ask for (the same for Start and for the repeat command).
 
     `data_source` is the Data step's {"source", "prefix_separator"} (a plain path also works);
     `findings` its finding dicts: suggestions computed there (outliers) are left out by
-    file, exactly as shown, instead of being computed again."""
+    file, exactly as shown, instead of being computed again. `rest`: the Advanced panel's values (in
+    ADVANCED's order), then the training time (Quick / Balanced / Best) and Best's minutes."""
     if isinstance(data_source, str):
         data_source = {"source": data_source, "prefix_separator": None}
-    return TrainConfig(data=data_source["source"], prefix_separator=data_source.get("prefix_separator"),
+    advanced, timing = rest[:len(ADVANCED)], list(rest[len(ADVANCED):]) + [None, None]
+    return TrainConfig(budget=budgets.page_budget(timing[0] or budgets.DEFAULT, timing[1]),
+                       data=data_source["source"], prefix_separator=data_source.get("prefix_separator"),
                        backbone=backbone, freeze="auto" if mode == "auto" else freeze_argument(backbone, depth),
                        epochs=None if epochs in (None, "Auto") else int(epochs),
                        lr=None if lr in (None, "Auto") else float(lr),
@@ -216,6 +220,13 @@ def render() -> SimpleNamespace:
         batch = gr.Dropdown([("Auto", "auto"), 8, 16, 32, 64, 128, 256], value="auto", label="Batch size",
                             visible=False, info="Photos per step. Auto: 32, more on a GPU when you have many "
                                                 "photos. Smaller uses less memory.")
+    with gr.Row():
+        budget = gr.Radio(BUDGET_CHOICES, value=budgets.DEFAULT, label="Training time (Auto)", elem_id="budget",
+                          info="How long Auto may look for the best way to retrain the network, then train it. "
+                               "Quick: about a minute. Balanced: sized from your photos. Best: the minutes you pick.")
+        best_minutes = gr.Slider(2, 120, value=budgets.BEST_MINUTES, step=1, label="Minutes for Best",
+                                 visible=False, elem_id="best-minutes",
+                                 info="Everything included: reading the photos, trying plans, training.")
     with gr.Accordion("Advanced: every other setting, with its default", open=False, visible=False) as advanced_box:
         advanced = settings_panel.render(ADVANCED)
     with gr.Row(visible=False) as suggest_row:
@@ -250,6 +261,7 @@ def render() -> SimpleNamespace:
                            choices=choices, next=next_button, results=results,
                            suggest=suggest_button, suggestion=suggestion,
                            advanced=advanced, repeat=repeat,
+                           budget=budget, best_minutes=best_minutes,
                            timer=gr.Timer(TICK_SECONDS), seen=gr.State(None), run_key=gr.State(None),
                            advanced_only=[lr, batch, advanced_box, suggest_row, repeat])
 
@@ -263,7 +275,12 @@ def bind(ui: SimpleNamespace, data_source: gr.State, model_ui: SimpleNamespace, 
         return stop(user_of(request), runner=runner)
 
     controls = [data_source, model_ui.backbone, model_ui.mode, model_ui.freeze, ui.epochs, ui.lr, ui.batch,
-                leave_out, findings, *ui.advanced]
+                leave_out, findings, *ui.advanced, ui.budget, ui.best_minutes]
+    ui.budget.change(lambda mode: gr.Slider(visible=mode == "best"), ui.budget, ui.best_minutes,
+                     api_visibility="private", show_progress="hidden")
+    # the time budget is Auto's: a depth the person picks trains as asked
+    model_ui.mode.change(lambda mode: gr.Radio(visible=mode == "auto"), model_ui.mode, ui.budget,
+                         api_visibility="private", show_progress="hidden")
     ui.start.click(**wire(start_as_user, controls, status=ui.status, run_dir=run_dir), api_name="start_training",
                    show_progress="hidden")
     # the command that repeats the run follows every control it depends on

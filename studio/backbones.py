@@ -20,7 +20,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from timm.models import group_parameters
 
-from studio import paths
+from studio import own_weights, paths
 
 
 class BackboneError(RuntimeError):
@@ -65,7 +65,21 @@ MISSING = "missing"      # the offline package is not installed and there is no 
 
 
 def lookup(name: str) -> Backbone | None:
+    """The catalog entry, or one for a person's own weights (`own:NAME`, see studio.own_weights)."""
+    if own_weights.is_own(name):
+        found = own_weights.entry(name)
+        return None if found is None else _own_backbone(found)
     return next((b for b in CATALOG if b.name == name), None)
+
+
+def _own_backbone(found: dict) -> Backbone:
+    return Backbone(found["name"], f"{found['title']} (your weights, {found['architecture']})", found["params_m"],
+                    None, blurb=f"Your own pretrained weights from {found['source']}, checked when added.")
+
+
+def architecture(name: str) -> str:
+    """The timm architecture behind a backbone name (an own-weights name stands for its architecture)."""
+    return own_weights.architecture(name) if own_weights.is_own(name) else name
 
 
 def packaged_weight_path(backbone: Backbone) -> Path | None:
@@ -99,6 +113,10 @@ def _hub_cached(name: str) -> bool:
 
 def availability(name: str) -> tuple[str, str]:
     """(status, plain-words explanation) of whether this backbone's weights can be had now."""
+    if own_weights.is_own(name):
+        if own_weights.entry(name) is None:
+            return MISSING, "Your weights are no longer in the workspace: add them again."
+        return OFFLINE, "Ready offline (your own weights, checked when added)."
     backbone = lookup(name)
     if backbone and backbone.package:
         if packaged_weight_path(backbone) is not None:
@@ -115,7 +133,7 @@ def availability(name: str) -> tuple[str, str]:
 def catalog() -> list[dict]:
     """Every catalog entry with its availability, for the UI and `studio backbones`."""
     rows = []
-    for backbone in CATALOG:
+    for backbone in (*CATALOG, *(_own_backbone(found) for found in own_weights.entries())):
         status, message = availability(backbone.name)
         rows.append({**asdict(backbone), "status": status, "availability": message})
     return rows
@@ -183,6 +201,10 @@ def create_model(name: str, num_classes: int, pretrained: bool = True) -> torch.
     preprocessing config, exactly as for a hub download.
     """
     backbone = lookup(name)
+    if own_weights.is_own(name):
+        model = own_weights.create_model(name, num_classes)
+        zero_init_head(model)
+        return model
     try:
         if not pretrained:
             return timm.create_model(name, pretrained=False, num_classes=num_classes)
@@ -319,7 +341,7 @@ def freeze_choices(name: str) -> dict:
     step can explain the choice before any weights are loaded.
     """
     try:
-        model = timm.create_model(name, pretrained=False, num_classes=2)
+        model = timm.create_model(architecture(name), pretrained=False, num_classes=2)
     except RuntimeError as exc:
         raise BackboneError(f"'{name}' is not a model timm knows.") from exc
     groups = layer_groups(model)

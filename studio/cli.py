@@ -132,7 +132,16 @@ def _runs(sub) -> None:
 
 
 def _backbones(sub) -> None:
-    listing = sub.add_parser("backbones", help="list the backbones and whether each can be had now")
+    listing = sub.add_parser("backbones", help="list the backbones and whether each can be had now; --add your "
+                             "own pretrained weights")
+    listing.add_argument("--add", metavar="FILE_OR_FOLDER",
+                         help="check and keep your own pretrained weights: a timm .safetensors/.pth file, or a "
+                              "folder saved by timm or the Hugging Face Hub (config.json + model.safetensors); they "
+                              "then train as backbone own:NAME")
+    listing.add_argument("--architecture", metavar="TIMM_NAME",
+                         help="with --add: the timm architecture of a bare weights file (default: recognised "
+                              "among the catalog's, or read from the folder's config.json)")
+    listing.add_argument("--name", help="with --add: the name it gets (default: the file or folder name)")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(func=cmd_backbones)
 

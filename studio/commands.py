@@ -322,6 +322,10 @@ def cmd_export(args) -> int:
 
 def cmd_backbones(args) -> int:
     from studio.backbones import catalog
+    if getattr(args, "add", None):
+        return _add_own_weights(args)
+    if getattr(args, "architecture", None) or getattr(args, "name", None):
+        return _fail("--architecture and --name go with --add FILE_OR_FOLDER", EXIT_USAGE)
     rows = catalog()
     if args.json:
         print(json.dumps(rows))
@@ -329,6 +333,21 @@ def cmd_backbones(args) -> int:
     for row in rows:
         top1 = f"{row['imagenet_top1']:.1f}%" if row["imagenet_top1"] else "  -  "
         print(f"{row['name']:<24} {row['params_m']:>5.1f}M  top-1 {top1}  {row['status']:<8}  {row['availability']}")
+    return 0
+
+
+def _add_own_weights(args) -> int:
+    from studio.own_weights import OwnWeightsError, add
+    try:
+        added = add(args.add, args.architecture, args.name)
+    except OwnWeightsError as exc:
+        return _fail(str(exc))
+    if args.json:
+        print(json.dumps(added))
+        return 0
+    dropped = f"; its old classifier ({len(added['dropped'])} tensors) is left out" if added["dropped"] else ""
+    print(f"Added {added['name']}: {added['architecture']}, {added['params_m']:g}M parameters, every tensor checked"
+          f"{dropped}. Train with: studio train DATA --backbone {added['name']}")
     return 0
 
 

@@ -57,7 +57,7 @@ def _run(config: TrainConfig, folder) -> tuple[dict, Trainer]:
 
 
 @pytest.mark.slow
-def test_auto_trains_the_head_first_then_unfreezes_the_top(small_dataset, tmp_path):
+def test_auto_trains_the_head_first_then_the_plan_the_search_chose(small_dataset, tmp_path):
     from studio import faults
     network_steps = []  # training steps through the network (the head stage trains on stored features)
     faults.set_hook("train_step", lambda batch_size: network_steps.append(batch_size))
@@ -68,11 +68,12 @@ def test_auto_trains_the_head_first_then_unfreezes_the_top(small_dataset, tmp_pa
         faults.set_hook("train_step", None)
     history = snapshot["history"]
     assert [h["epoch"] for h in history] == list(range(1, recipe.HEAD_EPOCHS + 3))
-    # 48 training photos in whole batches of 32: one step through the network per fine-tuning epoch,
-    # none in the 5 head epochs
-    assert network_steps == [32, 32]
+    # 48 training photos in whole batches of 32: none in the 5 head epochs, then the search's tries of
+    # each plan, then one step per fine-tuning epoch
+    tries = sum(plan["steps"] for plan in snapshot["search"]["plans"])
+    assert tries > 0 and network_steps == [32] * (tries + 2)
     freeze = snapshot["freeze"]
-    assert 0 < freeze["frozen_groups"] < freeze["total_groups"] and not freeze["feature_extraction"]
+    assert freeze["frozen_groups"] < freeze["total_groups"] and not freeze["feature_extraction"]
     choices = snapshot["config"]["choices"]
     assert "layer groups trained" in choices["depth"] and "Auto" in choices["freeze"]
     groups = param_groups(trainer.model, 1e-3)

@@ -118,7 +118,9 @@ def _model_section(meta: dict, summary: dict) -> list[str]:
     out = ["## Model"]
     freeze = summary.get("freeze") or "?"
     named = f"{backbone.title} (`{meta['backbone']}`)" if backbone else f"`{meta['backbone']}`"
-    facts = [f"Backbone: {named}, ImageNet-pretrained"
+    own = (meta.get("summary") or {}).get("pretrained_weights")
+    facts = [f"Backbone: `{meta['backbone']}` with the maker's own pretrained weights (`{own}`), not ImageNet's."
+             if own else f"Backbone: {named}, ImageNet-pretrained"
              + (f", {backbone.params_m:g}M parameters, {backbone.imagenet_top1:g}% ImageNet top-1" if backbone else "")
              + ".", f"Frozen: {freeze}.",
              f"Input: the photo's short side resized to {round(prep['input_size'] / prep['crop_pct'])} px "

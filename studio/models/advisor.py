@@ -85,10 +85,14 @@ def score(name: str, train: list[tuple[str, str]], val: list[tuple[str, str]], c
 
 
 def advise(data: str, names: list[str] | None = None, seed: int = 0,
-           progress: Callable[[str], None] | None = None, prefix_separator: str | None = None) -> dict:
-    """{"ranking": [Advice as dicts, best first], "words": the recommendation, "seconds", "photos"}."""
+           progress: Callable[[str], None] | None = None, prefix_separator: str | None = None,
+           val_fraction: float = 0.2, test_fraction: float = 0.0) -> dict:
+    """{"ranking": [Advice as dicts, best first], "words": the recommendation, "seconds", "photos"}.
+
+    The split is the training run's own (same fractions and seed), so photos a run keeps for its test
+    are never among those the backbones are scored on."""
     started = time.perf_counter()
-    dataset = open_dataset(data, seed=seed, prefix_separator=prefix_separator)
+    dataset = open_dataset(data, val_fraction, seed, prefix_separator, test_fraction)
     check_trainable(dataset)
     train, val = _sample(dataset.split("train"), SAMPLE_TRAIN, seed), _sample(dataset.split("val"), SAMPLE_VAL, seed)
     ranking, decoded = [], {}
@@ -98,7 +102,9 @@ def advise(data: str, names: list[str] | None = None, seed: int = 0,
         ranking.append(score(name, train, val, dataset.classes, decoded))
     ranking.sort(key=lambda a: (a.knn_accuracy, a.probe_accuracy), reverse=True)
     return {"ranking": [asdict(a) for a in ranking], "words": recommendation(ranking),
-            "photos": {"train": len(train), "val": len(val)}, "seconds": round(time.perf_counter() - started, 1)}
+            "photos": {"train": len(train), "val": len(val)},
+            "sample": {"train": [path for path, _ in train], "val": [path for path, _ in val]},
+            "seconds": round(time.perf_counter() - started, 1)}
 
 
 def recommendation(ranking: list[Advice]) -> str:

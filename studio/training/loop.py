@@ -17,7 +17,7 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 
-from studio import evaluation, faults, modelfile
+from studio import backbones, evaluation, faults, modelfile, own_weights
 from studio.runs import checkpoints
 from studio.training.best import BestTracker, overfitting_advice
 from studio.training.context import TrainContext
@@ -106,6 +106,9 @@ def _save_best(ctx: TrainContext, epoch: int, val_accuracy: float):
     """The best model so far, and its predictions, in the run folder."""
     faults.check("save_model", epoch=epoch)
     shutil.copyfile(ctx.run.folder.latest_predictions, ctx.run.folder.predictions)
-    return modelfile.save(ctx.model, ctx.run.folder.model, ctx.cfg.backbone, ctx.classes, ctx.prep,
-                          {"epoch": epoch, "val_accuracy": val_accuracy, "freeze": str(ctx.cfg.freeze),
-                           "run_id": ctx.run.id})
+    # the file names the timm architecture (own weights included), so it loads wherever timm does
+    summary = {"epoch": epoch, "val_accuracy": val_accuracy, "freeze": str(ctx.cfg.freeze), "run_id": ctx.run.id}
+    if own_weights.is_own(ctx.cfg.backbone):
+        summary["pretrained_weights"] = ctx.cfg.backbone
+    return modelfile.save(ctx.model, ctx.run.folder.model, backbones.architecture(ctx.cfg.backbone), ctx.classes,
+                          ctx.prep, summary)

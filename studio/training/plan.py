@@ -11,6 +11,7 @@ went; the trainer runs each with `run_stage`.
 """
 from __future__ import annotations
 
+import math
 import time
 from typing import Iterator
 
@@ -22,6 +23,8 @@ from studio.training.context import TrainContext
 from studio.training.finetune import FineTune
 from studio.training.head import HeadOnFeatures
 from studio.training.loop import Stage
+
+BUDGET_PATIENCE_SHARE = 1 / 3   # a time budget's patience: this part of the planned epochs (at least the usual)
 
 
 def is_staged(cfg) -> bool:
@@ -57,12 +60,12 @@ def _staged(ctx: TrainContext, tracker: BestTracker, checkpoint: dict | None) ->
         run.update(freeze=backbones.apply_freeze(ctx.model, cfg.freeze))
         yield FineTune({"frozen": cfg.freeze, "lr": cfg.lr, "epochs": cfg.epochs, "first_epoch": cfg.head_epochs + 1})
         return
-    stage = _searched_plan(ctx, run.snapshot()["best_val_accuracy"])
+    stage = _searched_plan(ctx, tracker, run.snapshot()["best_val_accuracy"])
     if stage is not None:
         yield stage
 
 
-def _searched_plan(ctx: TrainContext, head_accuracy: float) -> FineTune | None:
+def _searched_plan(ctx: TrainContext, tracker: BestTracker, head_accuracy: float) -> FineTune | None:
     """Auto: try the plans (`search`), record why the winner won, and return its fine-tuning stage (None
     when the budget has no time left for one epoch: the head alone is kept)."""
     cfg, run = ctx.cfg, ctx.run
@@ -83,6 +86,12 @@ def _searched_plan(ctx: TrainContext, head_accuracy: float) -> FineTune | None:
     for name, words in search.choice_words(outcome, len(finder.val_rows), finder.first_steps).items():
         run.add_choice(name, words)
     run.add_choice("epochs", _epoch_words(cfg, outcome.epochs, len(ctx.train_y), winner.steps))
+    if outcome.deadline is not None and "patience" in cfg.choices:   # a time budget, and patience left to Auto
+        tracker.patience = max(tracker.patience, math.ceil(outcome.epochs * BUDGET_PATIENCE_SHARE))
+        if tracker.patience != cfg.patience:
+            run.add_choice("patience", f"early stopping after {tracker.patience} epochs without a better validation "
+                           "result: with a time budget the schedule is long, and its last, slow epochs are where it "
+                           "settles.")
     scale = optim.LR_SCALE[cfg.optimizer]
     plan = {"frozen": winner.frozen, "lr": winner.lr * scale, "epochs": outcome.epochs,
             "first_epoch": cfg.head_epochs + 1}

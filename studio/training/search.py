@@ -25,8 +25,9 @@ from studio.training.finetune import SEARCH_END, param_groups, train_size, train
 TRAINABLE_SHARES = (0.25, 0.5, 1.0)        # the top quarter of the layer groups, the top half, every one
 RATES = (recipe.GENTLE_LR, recipe.BOLD_LR)  # the head's rate while fine-tuning (times LR_SCALE for SGD)
 SEARCH_VAL_PHOTOS = 512     # the validation sample plans are scored on (all of them when fewer)
-ROUND_EPOCH_SHARE = 0.25    # a plan's first try: this part of an epoch ...
-MIN_ROUND_STEPS, MAX_ROUND_STEPS = 4, 40   # ... in these bounds (fewer steps say nothing, more cost minutes)
+ROUND_EPOCH_SHARE = 1 / 6   # a plan's first try: this part of an epoch ...
+MIN_ROUND_STEPS, MAX_ROUND_STEPS = 3, 40   # ... in these bounds (fewer steps say nothing, more cost minutes)
+BALANCED_SEARCH_SHARE = 0.75  # Balanced: the search's steps, at most, as a part of the recipe's epochs' steps
 WARMUP_STEPS = 3            # each plan's rate rises over its first steps (a fresh optimizer's first moments)
 FIRST_ROUND_SHARE = 0.3     # time budgets: of the time the search starts with, for the first round ...
 SECOND_ROUND_SHARE = 0.25   # ... and the second; the winner gets the rest
@@ -118,7 +119,7 @@ class Search:
             return Outcome(None, 0, self.deadline)
         tried.sort(key=Candidate.key, reverse=True)   # stable: a tie keeps the rule's order
         survivors = tried[:max(1, len(tried) // 2)] if len(tried) >= 3 else tried[:1]
-        if len(survivors) > 1 and self._fits(survivors, 2 * self.first_steps, FIRST_ROUND_SHARE + SECOND_ROUND_SHARE):
+        if len(survivors) > 1 and self._second_round_fits(survivors):
             for candidate in survivors:
                 self._try(candidate, 2 * self.first_steps)
             survivors.sort(key=Candidate.key, reverse=True)
@@ -138,6 +139,17 @@ class Search:
             tried.append(candidate)
         return tried
 
+    def _second_round_fits(self, survivors: list[Candidate]) -> bool:
+        """Balanced: when both rounds stay within its share of the recipe's fine-tuning steps (a few hundred
+        photos make short epochs, whose validation sample cannot tell close plans apart anyway)."""
+        if self.deadline is not None:
+            return self._fits(survivors, 2 * self.first_steps, FIRST_ROUND_SHARE + SECOND_ROUND_SHARE)
+        allowance = BALANCED_SEARCH_SHARE * self._recipe_epochs() * self.batches_per_epoch
+        return self.done_steps + 2 * self.first_steps * len(survivors) <= allowance
+
+    def _recipe_epochs(self) -> int:
+        return self.ctx.cfg.epochs or recipe.fine_tune_epochs(len(self.ctx.train_y))[0]
+
     def _fits(self, plans: list[Candidate], steps: int, share_until: float) -> bool:
         """Balanced: always. A time budget: when these tries would end within `share_until` of the time
         the search started with (step times as measured; a plan not yet tried costs the slowest one's)."""
@@ -152,7 +164,7 @@ class Search:
         cfg = self.ctx.cfg
         if self.deadline is None:   # the winner's tries count towards the recipe's epochs
             tried = winner.steps // self.batches_per_epoch
-            return cfg.epochs or max(MIN_BALANCED_EPOCHS, recipe.fine_tune_epochs(len(self.ctx.train_y))[0] - tried)
+            return cfg.epochs or max(MIN_BALANCED_EPOCHS, self._recipe_epochs() - tried)
         epoch = winner.seconds / winner.steps * self.batches_per_epoch + self._eval_seconds(len(self.ctx.val_px))
         final_test = 2 * self._eval_seconds(len(self.ctx.test_files))   # read from disk, then measured
         fit = int((self.deadline - final_test - time.perf_counter()) // max(epoch, 1e-6))
@@ -233,8 +245,12 @@ def summary(outcome: Outcome, seconds: float) -> str:
         return f"Tried 1 plan in {budgets.duration_words(seconds)}: fine-tuning {winner.words()}."
     runner_up = next(c for c in tried if c is not winner)
     margin = (winner.accuracy - runner_up.accuracy) * 100
-    by = (f"won by {margin:.1f} points over {runner_up.words()}" if margin >= 0.05 else
-          f"tied with {runner_up.words()} and was preferred (it had the lower validation loss, or the rule's pick)")
+    if margin >= 0.05:
+        by = f"won by {margin:.1f} points over {runner_up.words()}"
+    elif winner.loss < runner_up.loss:
+        by = f"tied with {runner_up.words()} on accuracy and won on validation loss"
+    else:
+        by = f"tied with {runner_up.words()} and was tried first (the depth rule's pick)"
     return f"Tried {plans} in {budgets.duration_words(seconds)}; fine-tuning {winner.words()} {by}."
 
 

@@ -14,7 +14,7 @@ from studio import backbones
 from studio.config import ASKED_KEY
 from studio.runs import JobRunner, Run, RunFolder, Status, checkpoints
 from studio.runs.checkpoints import ResumeError
-from studio.training import final_test, plan
+from studio.training import backbone_choice, final_test, plan
 from studio.training.best import BestTracker
 from studio.training.config import TrainConfig
 from studio.training.context import StopRequested, TrainContext, new_context, prepare
@@ -40,6 +40,9 @@ class Trainer:
 
     def train(self) -> dict:
         ctx, checkpoint = self.ctx, self.resume
+        if checkpoint is None and backbone_choice.should_advise(self.cfg):
+            backbone_choice.choose(self.cfg, self.run)
+            ctx.lap("advisor")
         prepare(ctx, checkpoint, staged=plan.is_staged(self.cfg))
         if checkpoint:
             self.tracker.take_back(checkpoint, self.run.folder.model)
