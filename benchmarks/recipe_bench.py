@@ -3,8 +3,9 @@
 For each dataset, one after another on the same machine:
 - the shared tutorial loop (`../shared/bench/tutorial_baseline.py`), fine-tune and frozen, 3 epochs,
   with the packaged MobileNetV2 ImageNet weights;
-- `studio train DATA --backbone mobilenetv2_100` (Balanced, the default);
-- `studio train DATA --backbone mobilenetv2_100 --budget Ns`, N = BEST_FACTOR x the tutorial's fine-tune time.
+- `studio train DATA` (Balanced, the default: the default backbone, MobileNetV2, as the tutorial's);
+- `studio train DATA --budget Ns`, N = BEST_FACTOR x the tutorial's fine-tune time: Best, which with
+  the backbone left to it first ranks the backbones at hand (the advisor) and trains the first.
 
 Each result is one JSON line on stdout as soon as it is measured, so a run cut short still says what it
 measured. Times: the tutorial's own `total_s` (its loop, without starting Python and loading the model);
@@ -42,7 +43,7 @@ def tutorial(data: str, mode: str, epochs: int) -> dict:
 
 def studio(data: str, budget: str | None) -> dict:
     with tempfile.TemporaryDirectory() as folder:
-        command = [sys.executable, "-m", "studio", "train", data, "--backbone", BACKBONE, "--json",
+        command = [sys.executable, "-m", "studio", "train", data, "--json",
                    "--out", str(Path(folder) / "run")] + (["--budget", budget] if budget else [])
         started = time.perf_counter()
         out = subprocess.run(command, capture_output=True, text=True, check=True)
@@ -51,7 +52,8 @@ def studio(data: str, budget: str | None) -> dict:
     search = result.get("search") or {}
     return {"accuracy": result["best_val_accuracy"], "test_accuracy": result.get("test_accuracy"),
             "seconds": result["train_seconds"], "wall_seconds": round(wall, 2), "epochs_run": result["epochs_run"],
-            "search": search.get("summary"), "depth": result["choices"].get("depth"), "budget": budget or "balanced"}
+            "search": search.get("summary"), "depth": result["choices"].get("depth"), "budget": budget or "balanced",
+            "backbone": result["backbone"], "timings": result.get("timings")}
 
 
 def main() -> None:

@@ -177,8 +177,8 @@ def counts_frame(counts: pd.DataFrame | None) -> pd.DataFrame:
     return long.astype({"class": "str", "split": "str", "images": "int64"})
 
 
-CHOICE_ORDER = ("freeze", "depth", "epochs", "lr", "patience", "class_weighting", "feature_views", "train_size",
-                "backbone")
+CHOICE_ORDER = ("backbone", "freeze", "search", "depth", "epochs", "lr", "patience", "class_weighting",
+                "feature_views", "train_size")
 
 
 def choices_markdown(snapshot: dict | None) -> str:
@@ -187,7 +187,9 @@ def choices_markdown(snapshot: dict | None) -> str:
     if not choices:
         return ""
     ordered = sorted(choices.items(), key=lambda kv: CHOICE_ORDER.index(kv[0]) if kv[0] in CHOICE_ORDER else 99)
-    return "**What the studio chose, and why**\n" + "\n".join(f"- {html.escape(words)}" for _, words in ordered)
+    search = (snapshot.get("search") or {}).get("summary")
+    lead = f"**{html.escape(search)}**\n\n" if search else ""
+    return lead + "**What the studio chose, and why**\n" + "\n".join(f"- {html.escape(words)}" for _, words in ordered)
 
 
 def run_status_words(status: str) -> str:

@@ -151,7 +151,7 @@ def _follow(run, args, started: float) -> int:
         "advice": snap.get("advice"), "skipped": snap.get("dataset", {}).get("skipped", []),
         "run_dir": snap["run_dir"], "model_path": snap["model_path"],
         "test": snap.get("test"), "test_accuracy": (snap.get("test") or {}).get("accuracy"),
-        "search": snap.get("search"),
+        "search": snap.get("search"), "timings": snap.get("timings"),
     }
     print(json.dumps(result) if args.json else train_summary(result, snap["config"].get("data")))
     return 0

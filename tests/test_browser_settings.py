@@ -102,6 +102,19 @@ def test_the_command_carries_each_advanced_setting_and_parses(browser, server, s
         assert shlex.split(untouched)[2] == str(EXAMPLE), untouched
         assert flags(untouched) == {"--backbone"}, untouched   # the Model step's backbone; nothing else asked
 
+        # the training time: Best shows its minutes, and the line carries what was picked
+        minutes = page.get_by_label("range slider for Minutes for Best")
+        assert not minutes.is_visible(), "Best's minutes show before Best is picked"
+        page.locator("#budget").get_by_label("Best", exact=True).check()
+        command(page, "--budget best")
+        minutes.fill("25")
+        command(page, "--budget 25m")
+        shots.take(page, "budget-best", element="#budget")
+        assert as_cli_would(command(page, "--budget 25m")).budget == "25m"
+        page.locator("#budget").get_by_label("Balanced (recommended)", exact=True).check()
+        command(page, "studio train", without=("--budget",))
+        assert not minutes.is_visible()
+
         choose(page, "Epochs", "3")
         command(page, "--epochs 3")
         choose(page, "Learning rate", "0.0003")

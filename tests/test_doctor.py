@@ -90,7 +90,7 @@ def test_training_uses_exactly_the_files_the_report_keeps(tmp_path):
     from studio.training.config import TrainConfig
     from studio.training.trainer import Trainer
     root = build_corpus(tmp_path / "corpus")
-    config = TrainConfig(data=str(root), backbone="mobilenetv2_100", epochs=1, feature_views=1,
+    config = TrainConfig(data=str(root), backbone="mobilenetv2_100", freeze="all", epochs=1, feature_views=1,
                          exclude=["exact_duplicates", "train_val_leak", "conflicting_labels"]).resolved()
     run = Run(tmp_path / "run", {"epochs": 1})
     Trainer(config, run).train()
@@ -154,8 +154,8 @@ def test_placeholder_gif_is_suggested_and_left_out_only_when_asked(tmp_path):
     outliers = next(f for f in json.loads(result.stdout)["findings"] if f["kind"] == "outliers")
     assert names(outliers["paths"]) == ["imageNotFound.gif"] and "Suggestion" in outliers["message"]
 
-    config = TrainConfig(data=str(paths.EXAMPLE_DATASET), backbone="mobilenetv2_100", epochs=1, feature_views=1,
-                         exclude=["outliers"]).resolved()
+    config = TrainConfig(data=str(paths.EXAMPLE_DATASET), backbone="mobilenetv2_100", freeze="all", epochs=1,
+                         feature_views=1, exclude=["outliers"]).resolved()
     run = Run(tmp_path / "run", {"epochs": 1})
     Trainer(config, run).train()
     used = names((run.dir / "samples.csv").read_text().splitlines()[1:])

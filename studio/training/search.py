@@ -101,6 +101,8 @@ class Search:
         self.scale = optim.LR_SCALE[ctx.cfg.optimizer]
         self.batches_per_epoch = max(1, len(ctx.train_px) // ctx.batch_size)
         self.first_steps = first_round_steps(self.batches_per_epoch)
+        if budgets.wall_seconds(ctx.cfg.budget) is None:   # Balanced: even the first round within its share
+            self.first_steps = max(1, min(self.first_steps, int(self._allowance()) // max(1, len(plans))))
         order = torch.randperm(len(ctx.val_px), generator=torch.Generator().manual_seed(ctx.cfg.seed))
         self.val_rows = order[:SEARCH_VAL_PHOTOS].sort().values
         self.start_weights = _copy(ctx.model.state_dict())    # the trained head on the frozen backbone
@@ -144,8 +146,11 @@ class Search:
         photos make short epochs, whose validation sample cannot tell close plans apart anyway)."""
         if self.deadline is not None:
             return self._fits(survivors, 2 * self.first_steps, FIRST_ROUND_SHARE + SECOND_ROUND_SHARE)
-        allowance = BALANCED_SEARCH_SHARE * self._recipe_epochs() * self.batches_per_epoch
-        return self.done_steps + 2 * self.first_steps * len(survivors) <= allowance
+        return self.done_steps + 2 * self.first_steps * len(survivors) <= self._allowance()
+
+    def _allowance(self) -> float:
+        """Balanced: the most steps the search may take, a share of the recipe's fine-tuning steps."""
+        return BALANCED_SEARCH_SHARE * self._recipe_epochs() * self.batches_per_epoch
 
     def _recipe_epochs(self) -> int:
         return self.ctx.cfg.epochs or recipe.fine_tune_epochs(len(self.ctx.train_y))[0]
