@@ -56,14 +56,17 @@ def read_run_table(path):
     return table
 
 
-def predictions_table(files: list[str], true: torch.Tensor, logits: torch.Tensor, classes: list[str]):
-    """One row per validation photo: its true class, what the model said, and how sure it was.
+def predictions_table(files: list[str], true: torch.Tensor, logits: torch.Tensor, classes: list[str],
+                      temperature: float = 1.0):
+    """One row per validation photo: its true class, what the model said, and how sure it was
+    (calibrated with `temperature` once the finished model has one: see studio.calibration).
 
     Kept beside the model of the best epoch, so any cell of the confusion matrix can be opened
     to the very photos it counts, and the most confident mistakes can be shown first.
     """
     import pandas as pd
-    probabilities = torch.softmax(logits.float(), dim=1).cpu()
+    from studio.calibration import probabilities as calibrated
+    probabilities = calibrated(logits, temperature).cpu()
     predicted = probabilities.argmax(1)
     true = true.cpu()
     return pd.DataFrame({

@@ -40,6 +40,16 @@ def save(model: torch.nn.Module, path: Path, backbone: str, classes: list[str],
     return path
 
 
+def update_metadata(path: Path, **fields) -> dict:
+    """Add or replace top-level fields of the file's description (the weights stay as they are), atomically."""
+    meta = {**read_metadata(path), **fields}
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial")
+    save_file(load_file(str(path)), str(partial), metadata={METADATA_KEY: json.dumps(meta)})
+    os.replace(partial, path)
+    return meta
+
+
 def read_metadata(path: Path) -> dict:
     path = Path(path)
     if not path.is_file():

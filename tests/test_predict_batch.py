@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from helpers import REPO, WORKSPACE, example_files
-from studio import augment, cli, commands, fastpath, inference, modelfile
+from studio import augment, calibration, cli, commands, fastpath, inference, modelfile
 from studio.data.imaging import ImageDecodeError, decode_square
 from studio.inference import Predictor
 from studio.data.pixels import cache_side
@@ -33,13 +33,15 @@ def model_of(run) -> Path:
 
 
 def one_by_one(model_path: Path, images: list) -> torch.Tensor:
-    """The old path: a fresh fp32 model, one photo per forward pass, NCHW (the answers to match)."""
+    """The old path: a fresh fp32 model, one photo per forward pass, NCHW (the answers to match), with the
+    model's calibration temperature as every runtime applies it."""
     model, meta = modelfile.load(model_path)
+    temperature = calibration.temperature_of(meta)
     prep, rows = meta["preprocessing"], []
     with torch.no_grad():
         for image in images:
             batch = torch.from_numpy(decode_square(image, cache_side(prep))).permute(2, 0, 1)[None]
-            rows.append(torch.softmax(model(augment.eval_batch(batch, prep)).float(), dim=1)[0])
+            rows.append(calibration.probabilities(model(augment.eval_batch(batch, prep)), temperature)[0])
     return torch.stack(rows)
 
 
@@ -182,7 +184,8 @@ def test_exports_run_the_batched_pass_with_broken_files_named(trained_run, expor
     assert sorted(Path(r.image).name for r in results if r.error) == sorted(BROKEN)
     good = [f for f in files if f.name not in BROKEN]
     with torch.no_grad():
-        alone = torch.cat([torch.softmax(predictor.model(predictor.tensor([f])).float(), 1) for f in good])
+        alone = torch.cat([calibration.probabilities(predictor.model(predictor.tensor([f])), predictor.temperature)
+                           for f in good])
     fast = torch.tensor([[dict(r.top)[c] for c in predictor.classes] for r in results if not r.error])
     assert (fast - alone).abs().max() <= inference.FP32_TOLERANCE
     if fmt != "onnx-int8":   # int8 may change an answer; how often is the parity check's business

@@ -16,7 +16,7 @@ from typing import Callable
 
 import torch
 
-from studio import augment, modelfile
+from studio import augment, calibration, modelfile
 from studio.runs import RunFolder, history
 from studio.data.pixels import cache_side, decode_all
 from studio.export import runtimes
@@ -72,9 +72,10 @@ def photos_for(rows: list[tuple[str, str]], meta: dict,
 
 
 @torch.no_grad()
-def probabilities(model, batch: torch.Tensor) -> torch.Tensor:
+def probabilities(model, batch: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """Calibrated probabilities (the file's own temperature), as every runtime shows them."""
     parts = [model(batch[i:i + CHUNK]).float() for i in range(0, len(batch), CHUNK)]
-    return torch.softmax(torch.cat(parts), dim=1) if parts else torch.empty(0)
+    return calibration.probabilities(torch.cat(parts), temperature) if parts else torch.empty(0)
 
 
 @torch.no_grad()
@@ -139,7 +140,8 @@ def check(model_path: Path, exported: list[Path], photos: Photos,
     test split), each file's accuracy on it too, the figure to expect on new photos."""
     progress = progress or (lambda fraction, words: None)
     trained, meta = modelfile.load(model_path, "cpu")
-    reference = probabilities(trained, photos.batch)
+    temperature = calibration.temperature_of(meta)
+    reference = probabilities(trained, photos.batch, temperature)
     sample = photos.batch[:1] if len(photos.batch) else torch.zeros(1, 3, *(2 * [meta["preprocessing"]["input_size"]]))
     report = {"images": len(photos.labels), "listed": photos.listed, "unreadable": photos.unreadable,
               "tolerance": TOLERANCE_WORDS,
@@ -148,7 +150,8 @@ def check(model_path: Path, exported: list[Path], photos: Photos,
                           "accuracy": _accuracy(reference, photos.labels), "latency_ms": latency_ms(trained, sample)},
               "exports": [], "test_images": len(test.labels) if test else 0}
     if test:
-        report["trained"]["test_accuracy"] = _accuracy(probabilities(trained, test.batch), test.labels)
+        report["trained"]["test_accuracy"] = _accuracy(probabilities(trained, test.batch, temperature),
+                                                       test.labels)
     for step, path in enumerate(exported):
         progress(step / max(1, len(exported)), f"Checking {path.name} against the trained model")
         model, file_meta, kind, runtime = runtimes.open_model(path)
@@ -156,11 +159,12 @@ def check(model_path: Path, exported: list[Path], photos: Photos,
             raise modelfile.ModelFileError(f"{path.name} names the classes {file_meta['classes']}, the trained "
                                            f"model {meta['classes']}: it is not an export of this model.")
         int8 = tolerance_of(file_meta) == INT8
-        row = compare(reference, probabilities(model, photos.batch), photos.labels, int8)
+        file_temperature = calibration.temperature_of(file_meta)
+        row = compare(reference, probabilities(model, photos.batch, file_temperature), photos.labels, int8)
         row.update(file=path.name, format=kind + ("-int8" if int8 else ""), runtime=runtime,
                    bytes=path.stat().st_size, latency_ms=latency_ms(model, sample))
         if test:
-            row["test_accuracy"] = _accuracy(probabilities(model, test.batch), test.labels)
+            row["test_accuracy"] = _accuracy(probabilities(model, test.batch, file_temperature), test.labels)
         report["exports"].append(row)
     report["ok"] = all(row["ok"] is not False for row in report["exports"])
     report["checked"] = report["images"] > 0

@@ -69,3 +69,37 @@ class FeatureExtractor:
             if progress is not None:
                 progress(i, len(batches))
         return torch.cat(out).clone()  # clone: leave inference mode so a head can train on them
+
+
+class LogitsAndFeatures(torch.nn.Module):
+    """One pass giving both the answer (logits) and the pooled features it came from: what calibration
+    and familiarity need, at the price of the plain forward pass."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+        self.classifier = model.get_classifier()
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = backbones.pooled_features(self.model, x)
+        return self.classifier(features), features
+
+
+@torch.inference_mode()
+def logits_and_features(model: torch.nn.Module, source, indices: torch.Tensor, to_input: Callable,
+                        device: torch.device, batch_size: int, amp: bool = False,
+                        check_stop: Callable[[], None] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits [n, classes] and features [n, D] of the photos `indices` of a pixel source, clean views."""
+    model.eval()
+    both = LogitsAndFeatures(model)
+    logits, features = [], []
+    for batch in source.batches([indices[i:i + batch_size] for i in range(0, len(indices), batch_size)], device):
+        if check_stop is not None:
+            check_stop()
+        with fastpath.autocast(device, amp):
+            scores, pooled = both(to_input(batch))
+        logits.append(scores.float().cpu())
+        features.append(pooled.float().cpu())
+    if not logits:
+        return torch.empty(0), torch.empty(0)
+    return torch.cat(logits).clone(), torch.cat(features).clone()

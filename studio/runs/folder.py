@@ -10,7 +10,8 @@ written by older versions or moved by hand, and a file name spelled in six modul
     predictions.csv        the best epoch's answer and confidence for each validation photo
     predictions-latest.csv the last finished epoch's, for the live view
     test-predictions.csv   the finished model's answers on the test split, measured once at the end
-    model.safetensors      the best model so far (see modelfile)
+    model.safetensors      the best model so far (see modelfile); the finished one carries its temperature
+    familiarity.safetensors training photos' features and validation distances, to tell unfamiliar photos
     resume.pt              the last finished epoch's full training state, until the run finishes
     run.log                what happened, in order, with the traceback of any failure
 """
@@ -28,10 +29,11 @@ PREDICTIONS_FILE = "predictions.csv"
 LATEST_PREDICTIONS_FILE = "predictions-latest.csv"
 TEST_PREDICTIONS_FILE = "test-predictions.csv"
 MODEL_FILE = "model.safetensors"
+FAMILIARITY_FILE = "familiarity.safetensors"
 CHECKPOINT_FILE = "resume.pt"
 LOG_FILE = "run.log"
 RUN_FILES = (CONFIG_FILE, STATUS_FILE, METRICS_FILE, SAMPLES_FILE, PREDICTIONS_FILE, LATEST_PREDICTIONS_FILE,
-             TEST_PREDICTIONS_FILE, MODEL_FILE, CHECKPOINT_FILE, LOG_FILE)
+             TEST_PREDICTIONS_FILE, MODEL_FILE, FAMILIARITY_FILE, CHECKPOINT_FILE, LOG_FILE)
 
 
 def write_json_atomic(path: Path, data) -> None:
@@ -63,6 +65,7 @@ class RunFolder:
     latest_predictions = property(lambda self: self.path / LATEST_PREDICTIONS_FILE)
     test_predictions = property(lambda self: self.path / TEST_PREDICTIONS_FILE)
     model = property(lambda self: self.path / MODEL_FILE)
+    familiarity = property(lambda self: self.path / FAMILIARITY_FILE)
     checkpoint = property(lambda self: self.path / CHECKPOINT_FILE)
     log = property(lambda self: self.path / LOG_FILE)
 

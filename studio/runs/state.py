@@ -58,7 +58,9 @@ class RunState(TypedDict, total=False):
     advice: str | None
     stopped_early: bool
     resumed_after: int
-    test: dict[str, Any] | None    # the finished model on the test split: accuracy, images, confusion, per_class
+    test: dict[str, Any] | None    # the finished model on the test split: accuracy, images, confusion, per_class,
+                                   # calibration_error {before, after}
+    calibration: dict[str, Any] | None   # the temperature and the validation calibration error (studio.calibration)
     status_file_error: str
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from studio import evaluation
+from studio import calibration, evaluation
 from studio.data.pixels import StreamedPixels, cache_side
 
 NO_TEST_WORDS = ("The validation accuracy guided the choices (the best epoch, early stopping and, in Auto, how "
@@ -18,19 +18,25 @@ NO_TEST_WORDS = ("The validation accuracy guided the choices (the best epoch, ea
                  "once, at the end, and uses them for nothing else.")
 
 
-def measure(ctx, files: list[str], labels: list[str]) -> dict | None:
-    """Accuracy, confusion and per-class figures of `ctx.model` (the best epoch's, restored) on the test
-    photos, with their per-photo answers written to the run folder; None without a test split."""
+def measure(ctx, files: list[str], labels: list[str], temperature: float = 1.0) -> dict | None:
+    """Accuracy, confusion, per-class figures and calibration error (with the model's `temperature`) of
+    `ctx.model` (the best epoch's, restored) on the test photos, with their per-photo answers written to
+    the run folder; None without a test split."""
     if not files:
         return None
     ctx.run.update(phase=f"Measuring the finished model on {len(files)} test photos")
     logits = ctx.predict_pixels(StreamedPixels(files, cache_side(ctx.prep)))
     true = torch.tensor([ctx.classes.index(label) for label in labels])
     matrix = evaluation.confusion_matrix(true, logits.argmax(1).cpu(), len(ctx.classes))
-    evaluation.predictions_table(files, true, logits, ctx.classes).to_csv(ctx.run.folder.test_predictions,
-                                                                          index=False)
+    evaluation.predictions_table(files, true, logits, ctx.classes, temperature).to_csv(
+        ctx.run.folder.test_predictions, index=False)
+    logits = logits.cpu()
     return {"accuracy": evaluation.accuracy(matrix), "images": len(files), "confusion": matrix,
-            "per_class": evaluation.per_class_metrics(matrix, ctx.classes)}
+            "per_class": evaluation.per_class_metrics(matrix, ctx.classes),
+            "calibration_error": {
+                "before": round(calibration.calibration_error(calibration.probabilities(logits), true), 4),
+                "after": round(calibration.calibration_error(calibration.probabilities(logits, temperature), true),
+                               4)}}
 
 
 def words(test: dict | None) -> str:

@@ -14,7 +14,7 @@ from studio import backbones
 from studio.config import ASKED_KEY
 from studio.runs import JobRunner, Run, RunFolder, Status, checkpoints
 from studio.runs.checkpoints import ResumeError
-from studio.training import backbone_choice, final_test, plan
+from studio.training import backbone_choice, calibrate, final_test, plan
 from studio.training.best import BestTracker
 from studio.training.config import TrainConfig
 from studio.training.context import StopRequested, TrainContext, new_context, prepare
@@ -53,7 +53,10 @@ class Trainer:
                 break
         self.tracker.restore(ctx.model)
         if self.tracker.best_state is not None:   # the best epoch's model, now in ctx.model
-            self.run.update(test=final_test.measure(ctx, ctx.test_files, ctx.test_labels))
+            calibrated = calibrate.run(ctx)
+            ctx.lap("calibrate")
+            self.run.update(calibration=calibrated)
+            self.run.update(test=final_test.measure(ctx, ctx.test_files, ctx.test_labels, calibrated["temperature"]))
         return self.run.snapshot()
 
 

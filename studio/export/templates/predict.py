@@ -182,14 +182,22 @@ def image_files(items: list[str]) -> list[Path]:
     return files
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits.astype(np.float64) - logits.max(axis=1, keepdims=True))
+def temperature(meta: dict) -> float:
+    """The temperature fitted on the validation photos when the model was trained (1 if none): dividing
+    the scores by it makes the probabilities honest, the same as the studio shows."""
+    value = (meta.get("calibration") or {}).get("temperature", 1.0)
+    return float(value) if isinstance(value, (int, float)) and value > 0 else 1.0
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    scaled = logits.astype(np.float64) / temperature
+    shifted = np.exp(scaled - scaled.max(axis=1, keepdims=True))
     return shifted / shifted.sum(axis=1, keepdims=True)
 
 
 def classify(model, files: list[Path], top_k: int):
     """Yield (file, [(class, probability)...] or None, error or None) for each file, in order."""
-    classes, prep = model.meta["classes"], model.meta["preprocessing"]
+    classes, prep, scale = model.meta["classes"], model.meta["preprocessing"], temperature(model.meta)
     for start in range(0, len(files), BATCH):
         ready, inputs = [], []
         for file in files[start:start + BATCH]:
@@ -200,7 +208,7 @@ def classify(model, files: list[Path], top_k: int):
                 yield file, None, f"not a readable image ({exc.__class__.__name__}: {exc})"
         if not inputs:
             continue
-        for file, row in zip(ready, softmax(model(np.stack(inputs)))):
+        for file, row in zip(ready, softmax(model(np.stack(inputs)), scale)):
             order = np.argsort(-row)[:top_k]
             yield file, [(classes[i], float(row[i])) for i in order], None
 

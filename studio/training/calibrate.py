@@ -1,0 +1,37 @@
+"""After the last epoch: make the finished model's confidence honest and keep what tells unfamiliar photos.
+
+One clean pass over the validation photos (their logits fit the temperature, their features calibrate
+familiarity) and one over a sample of the training photos (the familiarity reference), with the best
+epoch's model. The temperature goes into the model file's description, so the page, `studio predict`
+and every export show the same calibrated probabilities; predictions.csv is rewritten with them.
+The test split is not touched here (final_test measures it afterwards, with the temperature).
+"""
+from __future__ import annotations
+
+import torch
+
+from studio import calibration, evaluation, modelfile
+from studio.familiarity import REFERENCE_PHOTOS, Familiarity
+from studio.models.features import logits_and_features
+
+
+def run(ctx) -> dict:
+    """Calibrate `ctx.model` (the best epoch's, restored); returns the calibration for status.json."""
+    ctx.run.update(phase="Calibrating the model's confidence on the validation photos")
+    val_logits, val_features = _pass(ctx, ctx.val_px, torch.arange(len(ctx.val_px)))
+    train_count = len(ctx.train_px)
+    order = torch.randperm(train_count, generator=torch.Generator().manual_seed(ctx.cfg.seed))
+    _, train_features = _pass(ctx, ctx.train_px, order[:REFERENCE_PHOTOS].sort().values)
+    labels = ctx.val_y.cpu()
+    result = calibration.calibrate(val_logits, labels)
+    Familiarity.build(train_features, val_features).save(ctx.run.folder.familiarity)
+    modelfile.update_metadata(ctx.run.folder.model, calibration=result)
+    evaluation.predictions_table(ctx.val_files, labels, val_logits, ctx.classes,
+                                 result["temperature"]).to_csv(ctx.run.folder.predictions, index=False)
+    ctx.run.add_choice("calibration", calibration.words(result))
+    return result
+
+
+def _pass(ctx, source, indices: torch.Tensor):
+    return logits_and_features(ctx.model, source, indices, lambda batch: ctx.input(batch, False), ctx.device,
+                               ctx.eval_batch_size, ctx.amp, ctx.check_stop)
