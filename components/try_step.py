@@ -9,11 +9,10 @@ from components.named import of, wire
 from components.session import model_path, user_of
 from components.views import classes_if, shown_if
 from studio.data.imaging import ImageDecodeError
-from studio.inference import WarmPredictor
+from studio.familiarity import photo_words
+from studio.inference import UNSURE_BELOW, WarmPredictor
 from studio.modelfile import ModelFileError
 from studio.runs import JobRunner
-
-UNSURE_BELOW = 0.6
 
 
 def classify(image, run_dir: str | None, user: str | None = None, *, runner: JobRunner,
@@ -26,14 +25,28 @@ def classify(image, run_dir: str | None, user: str | None = None, *, runner: Job
     if path is None:
         return {"label": None, "advice": "**No trained model yet.** Train one in step 3 first."}
     try:
-        top = (loaded or WarmPredictor())(path).predict([image], top_k=5)[0]
+        answer = next((loaded or WarmPredictor())(path).predict_each([image], top_k=5, familiarity=True))
     except (ModelFileError, ImageDecodeError) as exc:
         return {"label": None, "advice": f"**Could not classify this image:** {exc}"}
-    best_class, best_p = top[0]
-    advice = (f"The model says **{best_class}** ({best_p:.0%} sure)." if best_p >= UNSURE_BELOW else
-              f"**The model is unsure** (best guess {best_class}, {best_p:.0%}). The photo may show "
-              "something unlike the training photos.")
-    return {"label": {name: p for name, p in top}, "advice": advice}
+    if answer.error is not None:
+        return {"label": None, "advice": f"**Could not classify this image:** {answer.error}"}
+    return {"label": dict(answer.top), "advice": advice_for(answer)}
+
+
+def advice_for(answer) -> str:
+    """The answer in words: sure, unsure (low calibrated confidence), or none of these (an unfamiliar photo)."""
+    best_class, best_p = answer.top[0]
+    if answer.unfamiliar:
+        advice = (f"**Maybe none of these, so the model is unsure:** {photo_words(answer.familiarity)} "
+                  f"Best guess {best_class} ({best_p:.0%}).")
+    elif best_p < UNSURE_BELOW:
+        advice = (f"**The model is unsure** (best guess {best_class}, {best_p:.0%}). The photo may show "
+                  "something unlike the training photos.")
+    else:
+        advice = f"The model says **{best_class}** ({best_p:.0%} sure)."
+        if answer.familiarity:
+            advice += " " + photo_words(answer.familiarity)
+    return advice
 
 
 NO_MODEL = ("**No trained model yet.** Train one in step 3 (or pick a past run under **Runs** and press "

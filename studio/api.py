@@ -4,6 +4,7 @@
     model = train("photos/", backbone="mobilenetv2_100", epochs=3, on_epoch=print)
     model.accuracy, model.classes, model.run_dir
     model.predict(["a.jpg", "b.jpg"])          # [Prediction(image, top=[(class, p), ...]), ...]
+    model.shift("new_site/")                   # how unlike the training photos new photos are: {shift, photos, words}
     model.export("onnx", "exported/")          # checked against the trained model, as on the page
     load(model.run_dir)                        # the same object back, later or elsewhere
 
@@ -38,14 +39,26 @@ class TrainedModel:
     status: str = "finished"             # finished, or stopped when training was stopped early
     _predictor: object = field(default=None, repr=False, compare=False)
 
-    def predict(self, images, top_k: int = 5) -> list:
-        """`Prediction`s (image, top [(class, probability)], error) for a path, an image or a list
-        of them, in order; an unreadable image gets its reason and the others are still classified."""
+    def predict(self, images, top_k: int = 5, familiarity: bool = False) -> list:
+        """`Prediction`s (image, top [(class, calibrated probability)], error; `unsure`) for a path, an image
+        or a list of them, in order; an unreadable image gets its reason and the others are still
+        classified. With `familiarity`, each also says how like the training photos it is."""
+        many = isinstance(images, (list, tuple))
+        return list(self._loaded().predict_each(list(images) if many else [images], top_k, familiarity))
+
+    def shift(self, photos) -> dict:
+        """How unlike the training photos `photos` (paths, folders) are: {shift, percentile, unfamiliar,
+        photos: [{path, shift, percentile, unfamiliar, answer, confidence}], unreadable, words}."""
+        from studio.data.imaging import image_files
+        from studio.shift import check
+        many = isinstance(photos, (list, tuple))
+        return check(self._loaded(), image_files(photos if many else [photos]))
+
+    def _loaded(self):
         if self._predictor is None:
             from studio.inference import Predictor
             self._predictor = Predictor(self.model_path)
-        many = isinstance(images, (list, tuple))
-        return list(self._predictor.predict_each(list(images) if many else [images], top_k))
+        return self._predictor
 
     def export(self, fmt: str, out: str | Path, zip: bool = False):
         """Export as `fmt` (bundle, torchscript, onnx, onnx-int8) into `out`, checked against the

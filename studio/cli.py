@@ -13,7 +13,7 @@ import sys
 from studio import values
 from studio.config import flag_type
 from studio.commands import (EXIT_USAGE, cmd_advise, cmd_backbones, cmd_doctor, cmd_export, cmd_lr_find, cmd_predict,
-                             cmd_runs, cmd_serve, cmd_train)
+                             cmd_runs, cmd_serve, cmd_shift, cmd_train)
 
 # ---------------------------------------------------------------- flag values
 
@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "0.0.0.0 --auth ann:secret`), it launches the studio in the browser.")
     parser.add_argument("--version", action="version", version=f"studio {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add_command in (_serve, _train, _doctor, _advise, _predict, _export, _runs, _backbones, _lr_find):
+    for add_command in (_serve, _train, _doctor, _advise, _predict, _shift, _export, _runs, _backbones, _lr_find):
         add_command(sub)
     return parser
 
@@ -107,6 +107,17 @@ def _predict(sub) -> None:
     predict.add_argument("--json", action="store_true", help="one JSON line per image, in the order given: "
                          "{image, predictions} or, for a file that cannot be read, {image, error}")
     predict.set_defaults(func=cmd_predict)
+
+
+def _shift(sub) -> None:
+    shift = sub.add_parser("shift", help="how unlike the training photos new photos are (domain shift), "
+                                         "and which answers to doubt")
+    shift.add_argument("run", help="a run folder or id, its model.safetensors, or an export's folder")
+    shift.add_argument("photos", nargs="+", help="image files or folders")
+    shift.add_argument("--json", action="store_true", help="one JSON object: shift (the folder's; about 1 is "
+                       "like the validation photos, higher is farther), percentile, unfamiliar (a count), photos "
+                       "[{path, shift, percentile, unfamiliar, answer, confidence}], unreadable [{path, reason}]")
+    shift.set_defaults(func=cmd_shift)
 
 
 def _export(sub) -> None:

@@ -233,15 +233,8 @@ def cmd_doctor(args) -> int:
 
 
 def _expand_images(items: list[str]) -> list[Path]:
-    from studio.data.imaging import is_image_name
-    files: list[Path] = []
-    for item in items:
-        path = Path(item)
-        if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*") if p.is_file() and is_image_name(p)))
-        else:
-            files.append(path)
-    return files
+    from studio.data.imaging import image_files
+    return image_files(items)
 
 
 def cmd_predict(args) -> int:
@@ -291,6 +284,44 @@ def _run_folder(run: str) -> Path:
         return history.find_run(run)
     except history.RunNotFound as exc:
         raise FileNotFoundError(f"{run} is neither a run folder nor a run id ({exc})") from None
+
+
+def cmd_shift(args) -> int:
+    """How unlike the model's training photos the photos given are: the folder's shift in words (or one
+    JSON object), then each photo, the unfamiliar ones marked."""
+    from studio.inference import Predictor
+    from studio.modelfile import ModelFileError
+    from studio.shift import ShiftUnavailable, check
+
+    images = _expand_images(args.photos)
+    if not images:
+        return _fail(f"no images in {', '.join(args.photos)} (looked for "
+                     "jpg, jpeg, png, bmp, gif, webp, tif, tiff).")
+    try:
+        result = check(Predictor(_model_of(args.run)), images,
+                       None if args.json else lambda words: print(words, file=sys.stderr, flush=True))
+    except (FileNotFoundError, ModelFileError, ShiftUnavailable) as exc:
+        return _fail(str(exc))
+    for failure in result["unreadable"]:
+        print(f"studio: {failure['path']}: {failure['reason']}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({key: result[key] for key in ("shift", "percentile", "unfamiliar", "photos", "unreadable")}))
+    else:
+        print(result["words"].replace("**", ""))
+        for photo in result["photos"]:
+            mark = "  UNFAMILIAR" if photo["unfamiliar"] else ""
+            print(f"{photo['path']}: shift {photo['shift']:.2f} (farther than {photo['percentile']:.0%} of the "
+                  f"validation photos); says {photo['answer']} {photo['confidence']:.0%}{mark}")
+    return EXIT_ERROR if result["unreadable"] else 0
+
+
+def _model_of(run: str) -> Path:
+    """The model to use from what a person typed: a model file, an export's folder or zip, or a run."""
+    path = Path(run)
+    if path.is_file():
+        return path
+    folder = _run_folder(run)
+    return folder / "model.safetensors" if (folder / "model.safetensors").is_file() else folder
 
 
 def cmd_export(args) -> int:

@@ -24,6 +24,18 @@ def is_image_name(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
+def image_files(items) -> list[Path]:
+    """Files and folders (searched to any depth, images only, sorted) to the image files, in the order given."""
+    files: list[Path] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.is_file() and is_image_name(p)))
+        else:
+            files.append(path)
+    return files
+
+
 def to_rgb(image: Image.Image) -> Image.Image:
     """Convert any PIL mode to RGB the way a person would expect it to look."""
     image = ImageOps.exif_transpose(image)

@@ -26,6 +26,7 @@ from studio.export import modelcard, parity
 from studio.export.formats import FORMATS, WriteJob, export_description
 from studio.export.writers import ExportError
 from studio.runs import MODEL_FILE
+from studio.runs.folder import FAMILIARITY_FILE
 
 TEMPLATE = Path(__file__).resolve().parent / "templates" / "predict.py"
 
@@ -84,6 +85,7 @@ def export_run(run_dir: str | Path, fmt: str, out_dir: str | Path, zip_path: str
     for name in {name for f in FORMATS.values() for name in f.files}:  # an earlier export into the same folder
         (folder / name).unlink(missing_ok=True)
     files = FORMATS[fmt].writer(WriteJob(FORMATS[fmt], model_path, folder, run_dir, progress))
+    _copy_familiarity(model_path, folder, files)
 
     progress(0.4, "Reading the validation photos")
     photos = parity.validation_photos(run_dir, meta)
@@ -104,6 +106,15 @@ def export_run(run_dir: str | Path, fmt: str, out_dir: str | Path, zip_path: str
         result.zip_path = zip_folder(folder, Path(zip_path))
     progress(1.0, "Done")
     return result
+
+
+def _copy_familiarity(model_path: Path, folder: Path, files: list[Path]) -> None:
+    """The training photos' reference (features, not photos) beside an exported studio model file, so
+    `studio predict` and `studio shift` on the export can still tell unfamiliar photos."""
+    reference = Path(model_path).with_name(FAMILIARITY_FILE)
+    (folder / FAMILIARITY_FILE).unlink(missing_ok=True)
+    if reference.is_file() and any(p.name == MODEL_FILE for p in files):
+        shutil.copyfile(reference, folder / FAMILIARITY_FILE)
 
 
 def zip_folder(folder: Path, zip_path: Path) -> Path:

@@ -1,0 +1,88 @@
+"""Calibrated confidence and familiarity (issue 18, part 1) on a real trained run and real photos."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from PIL import Image, ImageOps
+
+from helpers import WORKSPACE
+from studio import calibration, modelfile
+from studio.inference import Predictor
+
+
+def test_temperature_fixes_overconfidence():
+    """Logits made 4x sharper: the fitted T grows 4x with them and the calibration error comes down."""
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 5, (2000,), generator=generator)
+    honest = torch.randn(2000, 5, generator=generator)
+    honest[torch.arange(2000), labels] += 1.5
+    base = calibration.fit_temperature(honest, labels)
+    result = calibration.calibrate(honest * 4, labels)
+    assert abs(result["temperature"] / base - 4) < 0.2
+    assert result["error_after"] < result["error_before"] / 2
+
+
+def test_too_few_photos_keep_the_model_as_it_is():
+    assert calibration.fit_temperature(torch.randn(5, 3), torch.zeros(5, dtype=torch.long)) == 1.0
+
+
+def _shifted_copies(small_dataset: Path) -> Path:
+    """The validation photos colour-inverted and turned: photos no training photo looks like."""
+    out = WORKSPACE / "inverted-val"
+    out.mkdir(parents=True, exist_ok=True)
+    for path in sorted((small_dataset / "val").rglob("*.jpg")):
+        ImageOps.invert(Image.open(path).convert("RGB")).rotate(90, expand=True).save(out / path.name)
+    return out
+
+
+def test_finished_run_is_calibrated_and_knows_its_photos(trained_run):
+    run_dir = Path(trained_run["run_dir"])
+    assert trained_run["calibration"]["photos"] == 20
+    meta = modelfile.read_metadata(run_dir / "model.safetensors")
+    assert meta["calibration"]["temperature"] == trained_run["calibration"]["temperature"]
+    assert (run_dir / "familiarity.safetensors").is_file()
+    assert "Confidence calibrated on 20 validation photos" in trained_run["config"]["choices"]["calibration"]
+
+
+def test_shift_cli_tells_inverted_photos_from_validation_photos(trained_run, small_dataset):
+    run_dir = trained_run["run_dir"]
+    shifted = _shifted_copies(small_dataset)
+
+    def shift_of(photos):
+        out = subprocess.run([sys.executable, "-m", "studio", "shift", str(run_dir), str(photos), "--json"],
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    familiar, unfamiliar = shift_of(small_dataset / "val"), shift_of(shifted)
+    assert 0.8 < familiar["shift"] < 1.25
+    assert unfamiliar["shift"] > familiar["shift"]
+    assert {"path", "shift", "unfamiliar"} <= set(unfamiliar["photos"][0])
+    assert len(unfamiliar["photos"]) == len(list(shifted.glob("*.jpg")))
+
+
+def test_predictions_carry_calibrated_probabilities_and_familiarity(trained_run, small_dataset):
+    predictor = Predictor(Path(trained_run["run_dir"]) / "model.safetensors")
+    photo = sorted((small_dataset / "val").rglob("*.jpg"))[0]
+    answer = next(predictor.predict_each([photo], top_k=2, familiarity=True))
+    assert answer.familiarity is not None and "percentile" in answer.familiarity
+    plain = next(predictor.predict_each([photo], top_k=2))
+    assert abs(answer.top[0][1] - plain.top[0][1]) < 1e-3
+    logits = predictor.model(predictor.tensor([photo]))
+    expected = calibration.probabilities(logits, predictor.temperature).max().item()
+    assert abs(plain.top[0][1] - expected) < 2e-2
+
+
+def test_try_step_says_none_of_these_for_an_unfamiliar_photo(trained_run, small_dataset):
+    import dataclasses
+
+    from components import try_step
+    predictor = Predictor(Path(trained_run["run_dir"]) / "model.safetensors")
+    answer = next(predictor.predict_each([sorted((small_dataset / "val").rglob("*.jpg"))[0]], familiarity=True))
+    far = dataclasses.replace(answer, familiarity={"shift": 3.0, "percentile": 1.0, "unfamiliar": True})
+    assert far.unsure and "none of these" in try_step.advice_for(far)
+    assert "unlike your training photos" in try_step.advice_for(far)
