@@ -1,14 +1,19 @@
 """Step 4, Try it: classify a new photo with the trained model."""
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import gradio as gr
+import pandas as pd
 
 from components.named import of, wire
 from components.session import model_path, user_of
 from components.views import classes_if, shown_if
-from studio.data.imaging import ImageDecodeError
+from studio import shift
+from studio.data.imaging import ImageDecodeError, image_files
+from studio.data.sources import DatasetError
+from studio.data.zips import extract_zip
 from studio.familiarity import photo_words
 from studio.inference import UNSURE_BELOW, WarmPredictor
 from studio.modelfile import ModelFileError
@@ -49,6 +54,54 @@ def advice_for(answer) -> str:
     return advice
 
 
+CHECK_COLUMNS = ["photo", "shift", "familiar?", "answer", "confidence"]
+
+
+def new_photo_files(files) -> dict[Path, str]:
+    """The photos among an upload of files and .zip archives (a zip is unpacked safely, once), each with
+    the name the person knows it by: its path inside its zip, else its file name."""
+    shown: dict[Path, str] = {}
+    for file in files or []:
+        path = Path(file if isinstance(file, str) else getattr(file, "name", str(file)))
+        if path.suffix.lower() == ".zip":
+            folder = extract_zip(path)
+            shown.update({photo: str(photo.relative_to(folder)) for photo in image_files([folder])})
+        else:
+            shown[path] = path.name
+    return shown
+
+
+def check_photos(files, run_dir: str | None, user: str | None = None, *, runner: JobRunner,
+                 progress=None) -> dict:
+    """check_words (markdown) and check_table (photos, most unfamiliar first) for a batch of new photos."""
+    empty = pd.DataFrame(columns=CHECK_COLUMNS)
+    path = model_path(run_dir, user, runner=runner)
+    if path is None:
+        return {"check_words": NO_MODEL, "check_table": empty}
+    if not files:
+        return {"check_words": "Drop some new photos (or a .zip of them) in the box first.", "check_table": empty}
+    try:
+        photos = new_photo_files(files)
+    except DatasetError as exc:
+        return {"check_words": f"**Could not open the upload:** {exc}", "check_table": empty}
+    if not photos:
+        return {"check_words": "No photos were found in the upload (jpg, png, webp, bmp, tiff, gif...).",
+                "check_table": empty}
+    try:
+        found = shift.check(path, list(photos), progress=progress)
+    except (shift.ShiftUnavailable, ModelFileError) as exc:
+        return {"check_words": f"**These photos cannot be checked against this model:** {exc}", "check_table": empty}
+    rows = sorted(found["photos"], key=lambda p: -p["shift"])
+    table = pd.DataFrame([[photos.get(Path(p["path"]), Path(p["path"]).name), p["shift"],
+                           "unfamiliar" if p["unfamiliar"] else "familiar", p["answer"], f"{p['confidence']:.0%}"]
+                          for p in rows], columns=CHECK_COLUMNS)
+    words = found["words"]
+    if found["unreadable"]:
+        words += "\n\n**Left out, could not be read:** " + "; ".join(
+            f"{photos.get(Path(u['path']), Path(u['path']).name)} ({u['reason']})" for u in found["unreadable"])
+    return {"check_words": words, "check_table": table}
+
+
 NO_MODEL = ("**No trained model yet.** Train one in step 3 (or pick a past run under **Runs** and press "
             "*Try this run*), then come back here to give it a photo.")
 
@@ -68,9 +121,22 @@ def render() -> SimpleNamespace:
         with gr.Column():
             label = gr.Label(num_top_classes=5, label="What the model sees", visible=False, elem_id="try-label")
             advice = gr.Markdown("", elem_id="try-advice")
+    with gr.Accordion("Check new photos: are they like the training photos?", open=False,
+                      elem_id="check-new-photos"):
+        gr.Markdown("Photos from a new camera, place or season can look unlike the photos the model learned "
+                    "from, and then its answers are less reliable. Drop a batch of them (or a .zip) to see how "
+                    "familiar they look to the model, most unfamiliar first. Nothing is trained or changed.")
+        new_photos = gr.File(label="New photos, or a .zip of them", file_count="multiple", height=120,
+                             elem_id="check-files")
+        check_button = gr.Button("Check these photos", elem_id="check-button")
+        check_words = gr.Markdown("", elem_id="check-words")
+        check_table = gr.Dataframe(headers=CHECK_COLUMNS, interactive=False, wrap=True, max_height=360,
+                                   label="Each photo, most unfamiliar first (shift: about 1 is normal)",
+                                   elem_id="check-table")
     next_button = gr.Button("Next: export →")
     return SimpleNamespace(image=image, label=label, advice=advice, next=next_button, no_model=no_model,
-                           ready=ready)
+                           ready=ready, new_photos=new_photos, check=check_button, check_words=check_words,
+                           check_table=check_table)
 
 
 def bind(ui: SimpleNamespace, run_dir: gr.State, runner: JobRunner) -> None:
@@ -83,6 +149,13 @@ def bind(ui: SimpleNamespace, run_dir: gr.State, runner: JobRunner) -> None:
     ui.image.change(**wire(classify_as_user, [ui.image, run_dir], **of(ui, "label", "advice")),
                     api_name="classify").then(
         show_answer, ui.label, ui.label, api_visibility="private", show_progress="hidden")
+
+    def check_as_user(request: gr.Request, files, folder, progress=gr.Progress()):
+        return check_photos(files, folder, user_of(request), runner=runner,
+                            progress=lambda words: progress(None, desc=words))
+
+    ui.check.click(**wire(check_as_user, [ui.new_photos, run_dir], **of(ui, "check_words", "check_table")),
+                   api_name="check_new_photos")
 
 
 def show_answer(label) -> gr.Label:

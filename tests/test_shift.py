@@ -86,3 +86,32 @@ def test_try_step_says_none_of_these_for_an_unfamiliar_photo(trained_run, small_
     far = dataclasses.replace(answer, familiarity={"shift": 3.0, "percentile": 1.0, "unfamiliar": True})
     assert far.unsure and "none of these" in try_step.advice_for(far)
     assert "unlike your training photos" in try_step.advice_for(far)
+
+
+def test_check_new_photos_lists_a_zip_and_loose_files_most_unfamiliar_first(trained_run, small_dataset, tmp_path):
+    """The Try step's *Check new photos*: a .zip of inverted photos and two loose validation photos, one of
+    them a broken file: every photo is listed by the name the person knows (inside the zip: its path there),
+    most unfamiliar first, and the broken one is named with its reason."""
+    import zipfile
+
+    from components import try_step
+    from studio.runs import JobRunner
+    shifted = _shifted_copies(small_dataset)
+    archive = tmp_path / "new-site.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in sorted(shifted.glob("*.jpg"))[:6]:
+            zf.write(path, f"camera2/{path.name}")
+    familiar = sorted((small_dataset / "val").rglob("*.jpg"))[:2]
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a photo")
+    shown = try_step.check_photos([str(archive), *map(str, familiar), str(broken)], trained_run["run_dir"],
+                                  runner=JobRunner())
+    table = shown["check_table"]
+    assert len(table) == 8 and list(table.columns) == try_step.CHECK_COLUMNS
+    assert set(table["photo"]) == ({f"camera2/{p.name}" for p in sorted(shifted.glob("*.jpg"))[:6]}
+                                   | {p.name for p in familiar})
+    assert list(table["shift"]) == sorted(table["shift"], reverse=True)
+    assert "broken.jpg" in shown["check_words"] and "could not be read" in shown["check_words"]
+    assert "shift" in shown["check_words"]
+    empty = try_step.check_photos([], trained_run["run_dir"], runner=JobRunner())
+    assert "Drop some new photos" in empty["check_words"] and empty["check_table"].empty
