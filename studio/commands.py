@@ -291,6 +291,7 @@ def cmd_shift(args) -> int:
     JSON object), then each photo, the unfamiliar ones marked."""
     from studio.inference import Predictor
     from studio.modelfile import ModelFileError
+    from studio.familiarity import than_validation
     from studio.shift import ShiftUnavailable, check
 
     images = _expand_images(args.photos)
@@ -310,8 +311,8 @@ def cmd_shift(args) -> int:
         print(result["words"].replace("**", ""))
         for photo in result["photos"]:
             mark = "  UNFAMILIAR" if photo["unfamiliar"] else ""
-            print(f"{photo['path']}: shift {photo['shift']:.2f} (farther than {photo['percentile']:.0%} of the "
-                  f"validation photos); says {photo['answer']} {photo['confidence']:.0%}{mark}")
+            print(f"{photo['path']}: shift {photo['shift']:.2f} (farther than "
+                  f"{than_validation(photo['percentile'])}); says {photo['answer']} {photo['confidence']:.0%}{mark}")
     return EXIT_ERROR if result["unreadable"] else 0
 
 

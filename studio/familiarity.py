@@ -103,7 +103,8 @@ def folder_summary(photos: list[dict]) -> dict:
             "photos": len(photos)}
 
 
-def _than(share: float) -> str:
+def than_validation(share: float) -> str:
+    """"farther than <this>": a share of the validation photos, in words."""
     return "any of your validation photos" if share >= 0.995 else f"{share:.0%} of your validation photos"
 
 
@@ -116,12 +117,12 @@ def folder_words(summary: dict) -> str:
            "photos): their answers may be wrong." if unfamiliar else " None of them looks unfamiliar.")
     if share > UNFAMILIAR_ABOVE:
         return (f"**These photos are unlike your training photos:** the typical one is farther from them than "
-                f"{_than(share)} (shift {summary['shift']:.2f}; about 1 is normal). Expect "
+                f"{than_validation(share)} (shift {summary['shift']:.2f}; about 1 is normal). Expect "
                 f"lower accuracy than on the validation photos.{odd} Adding some of them, labelled, to the "
                 "training photos is the surest fix.")
     if share > 0.75:
         return (f"**These photos are somewhat unlike your training photos:** the typical one is farther from them "
-                f"than {_than(share)} (shift {summary['shift']:.2f}; about 1 is normal). "
+                f"than {than_validation(share)} (shift {summary['shift']:.2f}; about 1 is normal). "
                 f"Accuracy may be a little lower than on the validation photos.{odd}")
     return (f"**These photos look like your training photos** (shift {summary['shift']:.2f}; about 1 is normal): "
             f"expect accuracy like the validation accuracy.{odd}")
@@ -131,5 +132,5 @@ def photo_words(assessment: dict) -> str:
     """One photo's familiarity in words."""
     if assessment["unfamiliar"]:
         return (f"This photo is unlike your training photos (farther from them than "
-                f"{_than(assessment['percentile'])}), so the answer may be wrong.")
+                f"{than_validation(assessment['percentile'])}), so the answer may be wrong.")
     return "This photo looks like your training photos."
