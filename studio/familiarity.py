@@ -31,6 +31,15 @@ UNFAMILIAR_ABOVE = 0.95     # a photo farther than this share of validation phot
 CHUNK = 1024                # photos compared with the reference at once (bounds the distance matrix)
 
 
+def reference_sample(count: int, seed: int = 0) -> list[int]:
+    """Which of `count` training photos make the reference (all, or REFERENCE_PHOTOS of them at random),
+    sorted; the one rule for a reference made after training and one made later for an older run."""
+    if count <= REFERENCE_PHOTOS:
+        return list(range(count))
+    order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))
+    return order[:REFERENCE_PHOTOS].sort().values.tolist()
+
+
 @dataclass
 class Familiarity:
     reference: torch.Tensor        # [N, D] L2-normalised training features (fp16 as kept on disk)

@@ -10,13 +10,13 @@ and kept in the run folder. An export without one cannot be checked, and says so
 """
 from __future__ import annotations
 
-import random
+import json
 from pathlib import Path
 from typing import Callable, Sequence
 
 from studio.export.runtimes import SAFETENSORS
-from studio.familiarity import REFERENCE_PHOTOS, Familiarity, folder_summary, folder_words
-from studio.runs.folder import FAMILIARITY_FILE
+from studio.familiarity import Familiarity, folder_summary, folder_words, reference_sample
+from studio.runs.folder import FAMILIARITY_FILE, RunFolder
 
 
 class ShiftUnavailable(ValueError):
@@ -41,8 +41,7 @@ def reference_for(predictor, progress: Callable[[str], None] | None = None) -> F
         raise ShiftUnavailable(f"{model_file.name} has no list of its training photos beside it (samples.csv), "
                                "so there is nothing to compare new photos with. Check them with the run folder "
                                "the model was trained in.")
-    if len(train) > REFERENCE_PHOTOS:
-        train = sorted(random.Random(0).sample(train, REFERENCE_PHOTOS))
+    train = [train[i] for i in reference_sample(len(train), _seed_of(run_dir))]
     if progress:
         progress(f"Reading {len(train)} training and {len(val)} validation photos once, to know what they look like")
     train_features, val_features = predictor.features_of(train), predictor.features_of(val)
@@ -56,6 +55,14 @@ def reference_for(predictor, progress: Callable[[str], None] | None = None) -> F
         pass
     predictor.use_familiarity(made)
     return made
+
+
+def _seed_of(run_dir: Path) -> int:
+    """The run's seed (the reference sample is the one its training would have drawn), else 0."""
+    try:
+        return int(json.loads(RunFolder(run_dir).config.read_text(encoding="utf-8")).get("seed", 0))
+    except (OSError, ValueError, TypeError):
+        return 0
 
 
 def check(model, images: Sequence, progress: Callable[[str], None] | None = None) -> dict:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import torch
 
-from studio import calibration, evaluation, modelfile
-from studio.familiarity import REFERENCE_PHOTOS, Familiarity
+from studio import calibration, evaluation, familiarity, modelfile
+from studio.familiarity import Familiarity
 from studio.models.features import logits_and_features
 
 
@@ -19,9 +19,8 @@ def run(ctx) -> dict:
     """Calibrate `ctx.model` (the best epoch's, restored); returns the calibration for status.json."""
     ctx.run.update(phase="Calibrating the model's confidence on the validation photos")
     val_logits, val_features = _pass(ctx, ctx.val_px, torch.arange(len(ctx.val_px)))
-    train_count = len(ctx.train_px)
-    order = torch.randperm(train_count, generator=torch.Generator().manual_seed(ctx.cfg.seed))
-    _, train_features = _pass(ctx, ctx.train_px, order[:REFERENCE_PHOTOS].sort().values)
+    sample = torch.tensor(familiarity.reference_sample(len(ctx.train_px), ctx.cfg.seed), dtype=torch.long)
+    _, train_features = _pass(ctx, ctx.train_px, sample)
     labels = ctx.val_y.cpu()
     result = calibration.calibrate(val_logits, labels)
     Familiarity.build(train_features, val_features).save(ctx.run.folder.familiarity)
