@@ -12,8 +12,8 @@ import sys
 
 from studio import values
 from studio.config import flag_type
-from studio.commands import (EXIT_USAGE, cmd_advise, cmd_backbones, cmd_doctor, cmd_export, cmd_lr_find, cmd_predict,
-                             cmd_runs, cmd_serve, cmd_shift, cmd_train)
+from studio.commands import (EXIT_USAGE, cmd_adapt, cmd_advise, cmd_backbones, cmd_doctor, cmd_export, cmd_lr_find,
+                             cmd_predict, cmd_runs, cmd_serve, cmd_shift, cmd_train)
 
 # ---------------------------------------------------------------- flag values
 
@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "0.0.0.0 --auth ann:secret`), it launches the studio in the browser.")
     parser.add_argument("--version", action="version", version=f"studio {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add_command in (_serve, _train, _doctor, _advise, _predict, _shift, _export, _runs, _backbones, _lr_find):
+    for add_command in (_serve, _train, _doctor, _advise, _predict, _shift, _adapt, _export, _runs, _backbones,
+                        _lr_find):
         add_command(sub)
     return parser
 
@@ -118,6 +119,20 @@ def _shift(sub) -> None:
                        "like the validation photos, higher is farther), percentile, unfamiliar (a count), photos "
                        "[{path, shift, percentile, unfamiliar, answer, confidence}], unreadable [{path, reason}]")
     shift.set_defaults(func=cmd_shift)
+
+
+def _adapt(sub) -> None:
+    adapt = sub.add_parser("adapt", help="adapt a run's model to a new site from its unlabeled photos "
+                                         "(a new run; refused when it would make things worse)")
+    adapt.add_argument("run", help="a run folder or id, or its model.safetensors")
+    adapt.add_argument("photos", nargs="+", help="the new site's photos: image files or folders (no labels)")
+    adapt.add_argument("--out", help="the new run folder (default: a new folder in the workspace)")
+    adapt.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    adapt.add_argument("--json", action="store_true", help="end with one JSON object: status, run_dir, "
+                       "model_path, photos_used, pseudo_labelled, val_accuracy_before/after, shift_before/after, "
+                       "class_mix, refused, reason, words")
+    adapt.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    adapt.set_defaults(func=cmd_adapt)
 
 
 def _export(sub) -> None:

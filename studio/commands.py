@@ -495,3 +495,41 @@ def cmd_lr_find(args) -> int:
     else:
         print(result["words"])
     return 0
+
+
+def cmd_adapt(args) -> int:
+    """Adapt a run's model to new unlabeled photos: a new run folder (--out) whose model works better on
+    them, or a refusal with the reason (exit 1, no model written)."""
+    from studio.adapt import AdaptError, start_adaptation
+    from studio.modelfile import ModelFileError
+    from studio.runs import JobRunner, RunBusyError
+    try:
+        source = _run_folder(args.run)
+        run = start_adaptation(source, args.photos, runner=JobRunner(), out=args.out, seed=args.seed)
+    except (FileNotFoundError, AdaptError, ModelFileError, RunBusyError) as exc:
+        return _fail(str(exc))
+    progress = Progress(args.quiet or args.json)
+    try:
+        while run.is_active():
+            snap = run.snapshot()
+            progress.update(snap.get("progress") or 0.0, snap.get("phase", ""))
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        run.stop_event.set()
+        progress.line("stopping after the current batch...")
+    run.wait()
+    progress.close()
+    snap = run.snapshot()
+    found = snap.get("adaptation") or {}
+    for failure in found.get("unreadable", []):
+        print(f"studio: {failure['path']}: {failure['reason']}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"status": snap["status"], "run_dir": snap["run_dir"], "model_path": snap["model_path"],
+                          "error": snap["error"], **{k: v for k, v in found.items() if k != "words"},
+                          "words": found.get("words")}, default=str))
+    elif snap["status"] == "finished":
+        print(found["words"])
+        print(f"The adapted run: {snap['run_dir']}\nTry it: studio predict {snap['model_path']} PHOTO")
+    if snap["status"] != "finished":
+        return _fail(snap["error"] or "adapting failed") if not args.json else EXIT_ERROR
+    return 0

@@ -175,6 +175,10 @@ def test_zip_holds_everything_and_the_card_states_the_facts(exports, trained_run
         assert fact in card, fact
     accuracy = f"{trained_run['best_val_accuracy']:.1%}"
     assert f"Accuracy **{accuracy}**" in card
+    temperature = trained_run["calibration"]["temperature"]
+    assert (f"calibrated on 20 validation photos (logits divided by {temperature:.2f}" in card
+            or (temperature == 1.0 and "not calibrated" in card)), card
+    assert "maybe none of these" in card and "studio shift" in card
 
 
 def test_predict_accepts_every_exported_format(exports, trained_run, capsys):

@@ -15,14 +15,12 @@ from pathlib import Path
 import pandas as pd
 
 import studio
-from studio import backbones
+from studio import backbones, calibration
+from studio.inference import UNSURE_BELOW
 from studio.runs import RunFolder, history
 from studio.data.sources import Dataset
 from studio.export import parity
 from studio.export.formats import FORMATS
-
-UNSURE_BELOW = 0.6   # as the Try step: below this the answer deserves a second look
-
 
 def _table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -78,7 +76,7 @@ def build(run_dir: Path, meta: dict, fmt: str, parity_report: dict | None, check
     out += _recipe_section(details)
     out += _results_section(details, classes)
     out += _export_section(fmt, parity_report)
-    out += _limits_section(classes)
+    out += _limits_section(classes, meta)
     return "\n\n".join(out) + "\n"
 
 
@@ -192,16 +190,32 @@ def _export_section(fmt: str, parity_report: dict | None) -> list[str]:
     return out
 
 
-def _limits_section(classes: list[str]) -> list[str]:
+def _confidence_line(meta: dict) -> str:
+    """What its probabilities mean: calibrated (with the temperature and the error it fixed) or not."""
+    found = meta.get("calibration") or {}
+    temperature = calibration.temperature_of(meta)
+    if not found or temperature == 1.0:
+        return ("Its probabilities are the network's own, not calibrated: \"90% sure\" need not be right 9 times "
+                "in 10.")
+    return (f"Its probabilities are calibrated on {found.get('photos', '?')} validation photos (logits divided by "
+            f"{temperature:.2f}; calibration error {found['error_before']:.1%} before, {found['error_after']:.1%} "
+            "after), so \"80% sure\" is right about 8 times in 10 on photos like those. Every format here does the "
+            "same.")
+
+
+def _limits_section(classes: list[str], meta: dict) -> list[str]:
     """Intended use, limits, and how to run it."""
     out = ["## Intended use and limits"]
     out.append("\n".join(f"- {line}" for line in (
         f"Made to sort photos like the ones it was trained on into {', '.join(classes)}.",
-        "It always answers with one of these classes, even for a photo of something else entirely: it cannot "
-        "say \"none of these\".",
+        "It always answers with one of these classes, even for a photo of something else entirely. The studio's "
+        "own tools (Try it, `studio predict`, `studio shift` with this folder's model.safetensors and "
+        "familiarity.safetensors) flag such photos as unfamiliar: \"maybe none of these\".",
+        _confidence_line(meta),
         f"Treat answers below {UNSURE_BELOW:.0%} probability as unsure and have a person look at them.",
         "Photos unlike the training photos (other cameras, lighting, backgrounds, image sizes) may be classified "
-        "worse than the accuracy above says; test it on your own new photos before relying on it.",
+        "worse than the accuracy above says; check a batch of your new photos with `studio shift` (or *Check new "
+        "photos* on the Try step) before relying on it.",
         "It learned only from the photos listed above: whatever they over- or under-represent, it does too.",
         "Do not use it alone for decisions about people, health or safety.")))
 
