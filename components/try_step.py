@@ -11,13 +11,14 @@ from components.named import of, wire
 from components.session import model_path, user_of
 from components.views import classes_if, shown_if
 from studio import shift
+from studio.adapt import AdaptError, start_adaptation
 from studio.data.imaging import ImageDecodeError, image_files
 from studio.data.sources import DatasetError
 from studio.data.zips import extract_zip
 from studio.familiarity import photo_words
 from studio.inference import UNSURE_BELOW, WarmPredictor
 from studio.modelfile import ModelFileError
-from studio.runs import JobRunner
+from studio.runs import JobRunner, RunBusyError
 
 
 def classify(image, run_dir: str | None, user: str | None = None, *, runner: JobRunner,
@@ -102,6 +103,35 @@ def check_photos(files, run_dir: str | None, user: str | None = None, *, runner:
     return {"check_words": words, "check_table": table}
 
 
+def adapt_to_photos(files, run_dir: str | None, user: str | None = None, *, runner: JobRunner,
+                    progress=None) -> dict:
+    """adapt_words and run_dir: adapt the model to the uploaded photos (a new run, waited for here); when it
+    is kept, this page's Try it and Export move to the adapted model, and the original run stays as it was."""
+    path = model_path(run_dir, user, runner=runner)
+    if path is None:
+        return {"adapt_words": NO_MODEL}
+    if not files:
+        return {"adapt_words": "Drop the new site's photos (or a .zip of them) in the box first: a few dozen or "
+                               "more, of the same classes, no labels needed."}
+    try:
+        photos = new_photo_files(files)
+        run = start_adaptation(path.parent, list(photos), runner=runner, owner=user)
+    except (DatasetError, AdaptError, ModelFileError, RunBusyError) as exc:
+        return {"adapt_words": f"**Could not adapt:** {exc}"}
+    while run.is_active():
+        run.wait(0.5)
+        snap = run.snapshot()
+        if progress:
+            progress(snap.get("progress") or 0.0, snap.get("phase", ""))
+    snap = run.snapshot()
+    if snap["status"] != "finished":
+        return {"adapt_words": f"**The model was left as it is.** {snap['error']}"}
+    words = (snap.get("adaptation") or {}).get("words", "")
+    return {"adapt_words": f"**Adapted.** {words}\n\nTry it and Export now use the adapted model "
+                           f"(run `{run.id}`); the original run is unchanged under **Runs**.",
+            "run_dir": str(run.dir)}
+
+
 NO_MODEL = ("**No trained model yet.** Train one in step 3 (or pick a past run under **Runs** and press "
             "*Try this run*), then come back here to give it a photo.")
 
@@ -128,15 +158,22 @@ def render() -> SimpleNamespace:
                     "familiar they look to the model, most unfamiliar first. Nothing is trained or changed.")
         new_photos = gr.File(label="New photos, or a .zip of them", file_count="multiple", height=120,
                              elem_id="check-files")
-        check_button = gr.Button("Check these photos", elem_id="check-button")
+        with gr.Row():
+            check_button = gr.Button("Check these photos", elem_id="check-button")
+            adapt_button = gr.Button("Adapt to new photos", elem_id="adapt-button")
+        gr.Markdown("*Adapt to new photos* makes a new run whose model has learnt what these photos look like, "
+                    "from the answers it is surest of (no labels needed; a few minutes on a CPU). It says no, and "
+                    "keeps the model as it is, if that would make it worse on your labelled validation photos, "
+                    "or if the photos seem to show other classes.")
         check_words = gr.Markdown("", elem_id="check-words")
         check_table = gr.Dataframe(headers=CHECK_COLUMNS, interactive=False, wrap=True, max_height=360,
                                    label="Each photo, most unfamiliar first (shift: about 1 is normal)",
                                    elem_id="check-table")
+        adapt_words = gr.Markdown("", elem_id="adapt-words")
     next_button = gr.Button("Next: export →")
     return SimpleNamespace(image=image, label=label, advice=advice, next=next_button, no_model=no_model,
                            ready=ready, new_photos=new_photos, check=check_button, check_words=check_words,
-                           check_table=check_table)
+                           check_table=check_table, adapt=adapt_button, adapt_words=adapt_words)
 
 
 def bind(ui: SimpleNamespace, run_dir: gr.State, runner: JobRunner) -> None:
@@ -156,6 +193,13 @@ def bind(ui: SimpleNamespace, run_dir: gr.State, runner: JobRunner) -> None:
 
     ui.check.click(**wire(check_as_user, [ui.new_photos, run_dir], **of(ui, "check_words", "check_table")),
                    api_name="check_new_photos")
+
+    def adapt_as_user(request: gr.Request, files, folder, progress=gr.Progress()):
+        return adapt_to_photos(files, folder, user_of(request), runner=runner,
+                               progress=lambda share, words: progress(share, desc=words))
+
+    ui.adapt.click(**wire(adapt_as_user, [ui.new_photos, run_dir], adapt_words=ui.adapt_words, run_dir=run_dir),
+                   api_name="adapt_to_new_photos")
 
 
 def show_answer(label) -> gr.Label:

@@ -7,7 +7,7 @@ import train, load`) is the same engine as a Python library.
 
 __version__ = "0.1.0"
 
-_API = ("train", "load", "TrainedModel", "TrainingFailed")
+_API = ("train", "load", "TrainedModel", "TrainingFailed", "AdaptRefused")
 
 
 def __getattr__(name):

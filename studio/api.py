@@ -5,6 +5,7 @@
     model.accuracy, model.classes, model.run_dir
     model.predict(["a.jpg", "b.jpg"])          # [Prediction(image, top=[(class, p), ...]), ...]
     model.shift("new_site/")                   # how unlike the training photos new photos are: {shift, photos, words}
+    model.adapt("new_site/", out="adapted/")   # a new TrainedModel adapted to those unlabeled photos (or AdaptRefused)
     model.export("onnx", "exported/")          # checked against the trained model, as on the page
     load(model.run_dir)                        # the same object back, later or elsewhere
 
@@ -18,6 +19,14 @@ from pathlib import Path
 from typing import Callable
 
 from studio.runs import MODEL_FILE, RunFolder
+
+
+class AdaptRefused(RuntimeError):
+    """Adapting was refused or failed; the message says why, `report` holds the figures (None on a failure)."""
+
+    def __init__(self, message: str, report: dict | None):
+        super().__init__(message)
+        self.report = report
 
 
 class TrainingFailed(RuntimeError):
@@ -37,6 +46,7 @@ class TrainedModel:
     history: list[dict] = field(default_factory=list)   # one dict per finished epoch
     run_dir: Path | None = None          # the run folder (None when loaded from an export)
     status: str = "finished"             # finished, or stopped when training was stopped early
+    adaptation: dict | None = None       # for an adapted model: what adapting did (photos, accuracy, shift)
     _predictor: object = field(default=None, repr=False, compare=False)
 
     def predict(self, images, top_k: int = 5, familiarity: bool = False) -> list:
@@ -53,6 +63,26 @@ class TrainedModel:
         from studio.shift import check
         many = isinstance(photos, (list, tuple))
         return check(self._loaded(), image_files(photos if many else [photos]))
+
+    def adapt(self, photos, out: str | Path | None = None, seed: int = 0) -> "TrainedModel":
+        """A new model adapted to the new site's unlabeled `photos` (paths, folders), in a new run folder
+        (`out`); blocks until done. Raises AdaptRefused when adapting would make the model worse."""
+        from studio.adapt import start_adaptation
+        from studio.runs import JobRunner
+        if self.run_dir is None:
+            raise ValueError("This model was loaded from an export; adapt its run folder instead.")
+        many = isinstance(photos, (list, tuple))
+        run = start_adaptation(self.run_dir, list(photos) if many else [photos], runner=JobRunner(), out=out,
+                               seed=seed)
+        try:
+            run.wait()
+        except KeyboardInterrupt:
+            run.stop_event.set()
+            run.wait()
+        snapshot = run.snapshot()
+        if snapshot["status"] != "finished":
+            raise AdaptRefused(snapshot["error"] or "adapting did not finish", snapshot.get("adaptation"))
+        return load(run.dir)
 
     def _loaded(self):
         if self._predictor is None:
@@ -119,7 +149,7 @@ def load(path: str | Path) -> TrainedModel:
         from studio import modelfile
         meta = modelfile.read_metadata(folder.model)
         return TrainedModel(folder.model, list(meta["classes"]), status.get("best_val_accuracy"),
-                            history, run_dir, status.get("status") or "finished")
+                            history, run_dir, status.get("status") or "finished", status.get("adaptation"))
     if not path.exists():
         raise FileNotFoundError(f"{path} is neither a run folder nor an exported model.")
     from studio.inference import Predictor
@@ -133,4 +163,4 @@ def _export_accuracy(meta: dict) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
 
 
-__all__ = ["train", "load", "TrainedModel", "TrainingFailed"]
+__all__ = ["train", "load", "TrainedModel", "TrainingFailed", "AdaptRefused"]

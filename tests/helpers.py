@@ -43,6 +43,16 @@ def make_subset(root: Path, train: int, val: int) -> Path:
 TRICKY_CLASS_NAMES = ("0", "1", "10", "007", "2019", "True", "NaN", "null", "猫", "Ελληνικά")
 
 
+def shifted_copies(small_dataset: Path, name: str = "inverted-val") -> Path:
+    """The validation photos colour-inverted and turned: a new site no training photo looks like."""
+    from PIL import Image, ImageOps
+    out = WORKSPACE / name
+    out.mkdir(parents=True, exist_ok=True)
+    for path in sorted((small_dataset / "val").rglob("*.jpg")):
+        ImageOps.invert(Image.open(path).convert("RGB")).rotate(90, expand=True).save(out / path.name)
+    return out
+
+
 def named_class_dataset(root: Path, names, train: int = 4, val: int = 2) -> Path:
     """train/ and val/ folders with one class folder per name, filled with example photos
     (ants and bees taken in turn, so no two classes hold the same file)."""

@@ -7,9 +7,8 @@ import sys
 from pathlib import Path
 
 import torch
-from PIL import Image, ImageOps
 
-from helpers import WORKSPACE
+from helpers import shifted_copies
 from studio import calibration, modelfile
 from studio.inference import Predictor
 
@@ -30,15 +29,6 @@ def test_too_few_photos_keep_the_model_as_it_is():
     assert calibration.fit_temperature(torch.randn(5, 3), torch.zeros(5, dtype=torch.long)) == 1.0
 
 
-def _shifted_copies(small_dataset: Path) -> Path:
-    """The validation photos colour-inverted and turned: photos no training photo looks like."""
-    out = WORKSPACE / "inverted-val"
-    out.mkdir(parents=True, exist_ok=True)
-    for path in sorted((small_dataset / "val").rglob("*.jpg")):
-        ImageOps.invert(Image.open(path).convert("RGB")).rotate(90, expand=True).save(out / path.name)
-    return out
-
-
 def test_finished_run_is_calibrated_and_knows_its_photos(trained_run):
     run_dir = Path(trained_run["run_dir"])
     assert trained_run["calibration"]["photos"] == 20
@@ -50,7 +40,7 @@ def test_finished_run_is_calibrated_and_knows_its_photos(trained_run):
 
 def test_shift_cli_tells_inverted_photos_from_validation_photos(trained_run, small_dataset):
     run_dir = trained_run["run_dir"]
-    shifted = _shifted_copies(small_dataset)
+    shifted = shifted_copies(small_dataset)
 
     def shift_of(photos):
         out = subprocess.run([sys.executable, "-m", "studio", "shift", str(run_dir), str(photos), "--json"],
@@ -96,7 +86,7 @@ def test_check_new_photos_lists_a_zip_and_loose_files_most_unfamiliar_first(trai
 
     from components import try_step
     from studio.runs import JobRunner
-    shifted = _shifted_copies(small_dataset)
+    shifted = shifted_copies(small_dataset)
     archive = tmp_path / "new-site.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         for path in sorted(shifted.glob("*.jpg"))[:6]:

@@ -63,6 +63,8 @@ def start_adaptation(source: str | Path, photos: Sequence[str | Path], *, runner
     new = image_files(photos)
     if not new:
         raise AdaptError("No photos were found among the new photos (jpg, png, webp, bmp, tiff, gif...).")
+    if out is not None and Path(out).resolve() == source_folder.path.resolve():
+        raise AdaptError("--out is the run being adapted: give a new folder, so the original run stays as it is.")
     meta = modelfile.read_metadata(source_folder.model)
     config = {"adapted_from": str(source_folder.path), "new_photos": [str(p) for p in photos],
               "backbone": meta["backbone"], "owner": owner, "seed": seed, "tolerance": tolerance,

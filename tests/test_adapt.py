@@ -1,0 +1,101 @@
+"""Adapting a model to a new site from unlabeled photos (issue 18, part 2), on a real trained run and
+real photos: colour-inverted, turned copies of the example photos stand in for the new site."""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers import WORKSPACE, shifted_copies
+from studio import load
+from studio.adapt import AdaptError, start_adaptation
+from studio.adapt.selftrain import Schedule
+from studio.runs import JobRunner
+
+QUICK = Schedule(shares=(0.3, 0.6), epochs_per_round=1)   # two short rounds: the whole path, in seconds
+
+
+def _studio(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "studio", *args], capture_output=True, text=True, timeout=600)
+
+
+def test_adapt_writes_a_run_that_predict_and_the_api_take(trained_run, small_dataset, tmp_path):
+    source = Path(trained_run["run_dir"])
+    source_model = (source / "model.safetensors").read_bytes()
+    new_site = shifted_copies(small_dataset)
+    out = tmp_path / "adapted"
+    done = _studio("adapt", str(source), str(new_site), "--out", str(out), "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["status"] == "finished" and not report["refused"], report
+    assert report["photos_found"] == report["photos_used"] == 20
+    assert 0 < report["pseudo_labelled"] <= 20
+    assert report["val_accuracy_after"] >= report["val_accuracy_before"] - report["allowed_drop"]
+    assert isinstance(report["shift_before"], float) and isinstance(report["shift_after"], float)
+    assert "Adapted on 20 new photos" in report["words"]
+    # a run folder like any other: predict takes its model, the API loads it with what adapting did
+    assert {"model.safetensors", "familiarity.safetensors", "samples.csv", "status.json", "config.json",
+            "adaptation.csv"} <= {p.name for p in out.iterdir()}
+    with open(out / "adaptation.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 20 and {r["answer"] for r in rows} <= {"ants", "bees"}
+    predicted = _studio("predict", str(out / "model.safetensors"), rows[0]["path"], "--json")
+    assert predicted.returncode == 0 and json.loads(predicted.stdout)["predictions"], predicted.stderr
+    adapted = load(out)
+    assert adapted.adaptation["photos_used"] == 20 and adapted.accuracy == report["val_accuracy_after"]
+    assert json.loads((out / "config.json").read_text())["adapted_from"] == str(source)
+    assert (source / "model.safetensors").read_bytes() == source_model, "the original run was changed"
+
+
+def test_photos_of_one_class_only_are_refused_for_their_class_mix(trained_run, small_dataset, tmp_path):
+    """Every ant photo and no bee: self-training would push bees' look into ants, so it says no."""
+    only_ants = tmp_path / "only-ants"
+    only_ants.mkdir()
+    for path in sorted(small_dataset.rglob("ants/*.jpg")):
+        shutil.copyfile(path, only_ants / f"{path.parent.parent.name}-{path.name}")
+    out = tmp_path / "refused"
+    done = _studio("adapt", trained_run["run_dir"], str(only_ants), "--out", str(out))
+    assert done.returncode == 1
+    assert "very different mix of classes" in done.stderr and "bees" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (out / "model.safetensors").exists()
+
+
+def test_an_adaptation_that_hurts_the_validation_photos_is_refused(trained_run, small_dataset):
+    """A learning rate far too high wrecks the model: the validation check catches it and keeps no model."""
+    run = start_adaptation(trained_run["run_dir"], [shifted_copies(small_dataset)], runner=JobRunner(),
+                           out=WORKSPACE / "wrecked", schedule=Schedule(shares=(1.0,), epochs_per_round=3, lr=3.0))
+    run.wait()
+    snapshot = run.snapshot()
+    assert snapshot["status"] == "failed"
+    assert snapshot["adaptation"]["refused"] and "Adapting was refused" in snapshot["error"]
+    assert not (WORKSPACE / "wrecked" / "model.safetensors").exists()
+
+
+def test_what_cannot_be_adapted_says_so_at_once(trained_run, small_dataset, tmp_path):
+    runner = JobRunner()
+    with pytest.raises(AdaptError, match="original run stays"):
+        start_adaptation(trained_run["run_dir"], [small_dataset / "val"], runner=runner, out=trained_run["run_dir"])
+    with pytest.raises(AdaptError, match="No photos were found"):
+        start_adaptation(trained_run["run_dir"], [tmp_path], runner=runner)
+    with pytest.raises(AdaptError, match="no trained model"):
+        start_adaptation(tmp_path, [small_dataset / "val"], runner=runner)
+    few = tmp_path / "few"
+    few.mkdir()
+    for path in sorted((small_dataset / "val").rglob("*.jpg"))[:5]:
+        shutil.copyfile(path, few / path.name)
+    run = start_adaptation(trained_run["run_dir"], [few], runner=runner, out=tmp_path / "few-run", schedule=QUICK)
+    run.wait()
+    assert run.snapshot()["status"] == "failed" and "at least 20" in run.snapshot()["error"]
+
+
+def test_the_api_adapts_and_returns_the_new_model(trained_run, small_dataset, tmp_path):
+    model = load(trained_run["run_dir"])
+    adapted = model.adapt(shifted_copies(small_dataset), out=tmp_path / "api-adapted")
+    assert adapted.run_dir == tmp_path / "api-adapted" and adapted.adaptation["pseudo_labelled"] > 0
+    assert adapted.predict(sorted((small_dataset / "val").rglob("*.jpg"))[0])[0].top
