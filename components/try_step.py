@@ -96,7 +96,7 @@ def check_photos(files, run_dir: str | None, user: str | None = None, *, runner:
     table = pd.DataFrame([[photos.get(Path(p["path"]), Path(p["path"]).name), p["shift"],
                            "unfamiliar" if p["unfamiliar"] else "familiar", p["answer"], f"{p['confidence']:.0%}"]
                           for p in rows], columns=CHECK_COLUMNS)
-    words = found["words"]
+    words = f"{len(rows)} photos checked. " + found["words"]
     if found["unreadable"]:
         words += "\n\n**Left out, could not be read:** " + "; ".join(
             f"{photos.get(Path(u['path']), Path(u['path']).name)} ({u['reason']})" for u in found["unreadable"])

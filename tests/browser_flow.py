@@ -250,6 +250,37 @@ def step_try(page, image: Path) -> tuple[list[tuple[str, str]], str]:
     return top, advice.inner_text()
 
 
+def step_check_new_photos(page, photos: list[Path]) -> tuple[str, str]:
+    """Try it -> Check new photos: upload `photos`, press Check; returns (the words, the table's text: it may
+    draw only the rows in view)."""
+    go_to_tab(page, "4. Try it")
+    accordion = page.locator("#check-new-photos")
+    if not page.locator("#check-button").is_visible():
+        accordion.get_by_text("Check new photos", exact=False).first.click()
+    page.locator("#check-files input[type=file]").set_input_files([str(p) for p in photos])
+    # the upload is shown (the list writes a name and its extension apart)
+    page.locator("#check-files").filter(has_text=photos[0].stem).wait_for(timeout=60_000)
+    words = page.locator("#check-words")
+    every = re.compile(rf"\b{len(photos)} photos checked|cannot|Could not|No photos", re.I)
+    for _ in range(10):   # the file list shows before every file has arrived: press again until all are read
+        page.locator("#check-button").click()
+        try:
+            words.filter(has_text=every).wait_for(timeout=15_000)
+            break
+        except Exception:   # an earlier, partial answer (or none yet): press again
+            page.wait_for_timeout(1000)
+    words.filter(has_text=every).wait_for(timeout=60_000)
+    return words.inner_text(), page.locator("#check-table").inner_text()
+
+
+def step_adapt(page, timeout_s: float = 300) -> str:
+    """Try it -> Adapt to new photos (the photos already in the box); returns the words once it ends."""
+    page.locator("#adapt-button").click()
+    words = page.locator("#adapt-words")
+    words.filter(has_text=re.compile(r"Adapted\.|left as it is|Could not adapt")).wait_for(timeout=timeout_s * 1000)
+    return words.inner_text()
+
+
 def step_export(page, download_dir: Path | None = None) -> tuple[Path | None, str]:
     """Export: keep the default format (the studio bundle), press Export; with download_dir, click the
     download link and return the downloaded zip's path (else None) and the message shown."""

@@ -43,12 +43,13 @@ def make_subset(root: Path, train: int, val: int) -> Path:
 TRICKY_CLASS_NAMES = ("0", "1", "10", "007", "2019", "True", "NaN", "null", "猫", "Ελληνικά")
 
 
-def shifted_copies(small_dataset: Path, name: str = "inverted-val") -> Path:
-    """The validation photos colour-inverted and turned: a new site no training photo looks like."""
+def shifted_copies(small_dataset: Path, name: str = "inverted-val", every: int = 1) -> Path:
+    """The validation photos (every `every`-th) colour-inverted and turned: a new site no training photo
+    looks like."""
     from PIL import Image, ImageOps
     out = WORKSPACE / name
     out.mkdir(parents=True, exist_ok=True)
-    for path in sorted((small_dataset / "val").rglob("*.jpg")):
+    for path in sorted((small_dataset / "val").rglob("*.jpg"))[::every]:
         ImageOps.invert(Image.open(path).convert("RGB")).rotate(90, expand=True).save(out / path.name)
     return out
 

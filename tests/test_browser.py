@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 import browser_flow as flow
-from helpers import example_files
+from helpers import example_files, shifted_copies
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]  # drives chromium through whole real runs
 
@@ -130,6 +130,25 @@ def test_the_wizard_in_a_real_browser(browser, server, tmp_path, server_runner):
         assert "validation photos of ants" in note.replace("*", "") and thumbnails > 0, note
         shots.take(page, "runs")
         flow.assert_no_errors(page, "Runs view")
+
+        # 7. Try it -> Check new photos, then Adapt to new photos: a "new site" of inverted, turned photos
+        from studio import paths
+        new_site = shifted_copies(paths.EXAMPLE_DATASET, "browser-new-site", every=5)   # 31 of the 153
+        photos = sorted(new_site.glob("*.jpg"))
+        words, table = flow.step_check_new_photos(page, photos)
+        flow.scroll_to(page, "#check-new-photos")
+        shots.take(page, "try-check-new-photos")
+        assert f"{len(photos)} photos checked" in words and "shift" in words, words
+        assert "unfamiliar" in table or "familiar" in table, table
+        assert any(p.stem in table for p in photos), table
+        flow.assert_no_errors(page, "Check new photos")
+        adapted = flow.step_adapt(page)
+        flow.scroll_to(page, "#adapt-words")
+        shots.take(page, "try-adapt")
+        assert "Adapted." in adapted or "left as it is" in adapted, adapted
+        if "Adapted." in adapted:
+            assert server_runner.current.snapshot()["config"]["adapted_from"] == snapshot["run_dir"]
+        flow.assert_no_errors(page, "Adapt to new photos")
     except BaseException:
         shots.take(page, "failure")
         raise

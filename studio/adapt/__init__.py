@@ -204,8 +204,9 @@ def _source_status(source: RunFolder) -> dict:
 
 
 def _train_size(source: RunFolder, prep: dict) -> int:
-    """The crop size the run trained on (its choice for a CPU), else the model's input size."""
-    size = _source_config(source).get("train_size")
+    """The crop size the run fine-tuned on (Auto's choice for a CPU, in status.json), else the size it was
+    asked for, else the model's input size."""
+    size = (_source_status(source).get("engine") or {}).get("train_size") or _source_config(source).get("train_size")
     return int(size) if isinstance(size, int) or (isinstance(size, str) and size.isdigit()) else prep["input_size"]
 
 

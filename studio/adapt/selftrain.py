@@ -32,6 +32,7 @@ class Schedule:
     batch_size: int = 32                           # new photos per step (and as many labelled ones)
     strong_jitter: float = 0.4                     # colour change of the strong view (the weak view: none)
     labelled_jitter: float = 0.1                   # the labelled photos' usual light augmentation
+    labelled_only: bool = False                    # a benchmark's control: the same steps without the new photos
 
 
 def choose_confident(probabilities: torch.Tensor, share: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -88,10 +89,11 @@ def train_round(model: torch.nn.Module, optimizer: torch.optim.Optimizer, labell
             known = torch.randint(0, len(pixels), (len(batch),), generator=generator)
             model.train()
             backbones.keep_norms_in_eval(model)   # as the run trained: BatchNorm on its pretrained statistics
-            loss = (F.cross_entropy(model(_view(pixels[known], prep, size, schedule.labelled_jitter, generator)),
-                                    labels[known])
-                    + F.cross_entropy(model(_view(new[batch], prep, size, schedule.strong_jitter, generator)),
-                                      targets))
+            loss = F.cross_entropy(model(_view(pixels[known], prep, size, schedule.labelled_jitter, generator)),
+                                   labels[known])
+            if not schedule.labelled_only:
+                loss = loss + F.cross_entropy(model(_view(new[batch], prep, size, schedule.strong_jitter, generator)),
+                                              targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
