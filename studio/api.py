@@ -64,16 +64,18 @@ class TrainedModel:
         many = isinstance(photos, (list, tuple))
         return check(self._loaded(), image_files(photos if many else [photos]))
 
-    def adapt(self, photos, out: str | Path | None = None, seed: int = 0) -> "TrainedModel":
+    def adapt(self, photos, out: str | Path | None = None, seed: int = 0,
+              check_with: str | Path | None = None) -> "TrainedModel":
         """A new model adapted to the new site's unlabeled `photos` (paths, folders), in a new run folder
-        (`out`); blocks until done. Raises AdaptRefused when adapting would make the model worse."""
+        (`out`); blocks until done. Raises AdaptRefused when adapting would make the model worse (on its
+        validation photos, or on `check_with`: labelled new-site photos, one folder per class)."""
         from studio.adapt import start_adaptation
         from studio.runs import JobRunner
         if self.run_dir is None:
             raise ValueError("This model was loaded from an export; adapt its run folder instead.")
         many = isinstance(photos, (list, tuple))
         run = start_adaptation(self.run_dir, list(photos) if many else [photos], runner=JobRunner(), out=out,
-                               seed=seed)
+                               seed=seed, check_with=check_with)
         try:
             run.wait()
         except KeyboardInterrupt:

@@ -127,6 +127,9 @@ def _adapt(sub) -> None:
     adapt.add_argument("run", help="a run folder or id, or its model.safetensors")
     adapt.add_argument("photos", nargs="+", help="the new site's photos: image files or folders (no labels)")
     adapt.add_argument("--out", help="the new run folder (default: a new folder in the workspace)")
+    adapt.add_argument("--check-with", metavar="DIR", help="a few labelled photos from the new site (one folder per "
+                       "class), never trained on: the adapted model must do at least as well on them, or it is "
+                       "refused (without them nothing can confirm it works better there)")
     adapt.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     adapt.add_argument("--json", action="store_true", help="end with one JSON object: status, run_dir, "
                        "model_path, photos_used, pseudo_labelled, val_accuracy_before/after, shift_before/after, "

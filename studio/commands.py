@@ -505,7 +505,8 @@ def cmd_adapt(args) -> int:
     from studio.runs import JobRunner, RunBusyError
     try:
         source = _run_folder(args.run)
-        run = start_adaptation(source, args.photos, runner=JobRunner(), out=args.out, seed=args.seed)
+        run = start_adaptation(source, args.photos, runner=JobRunner(), out=args.out, seed=args.seed,
+                               check_with=args.check_with)
     except (FileNotFoundError, AdaptError, ModelFileError, RunBusyError) as exc:
         return _fail(str(exc))
     progress = Progress(args.quiet or args.json)

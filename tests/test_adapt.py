@@ -99,3 +99,30 @@ def test_the_api_adapts_and_returns_the_new_model(trained_run, small_dataset, tm
     adapted = model.adapt(shifted_copies(small_dataset), out=tmp_path / "api-adapted")
     assert adapted.run_dir == tmp_path / "api-adapted" and adapted.adaptation["pseudo_labelled"] > 0
     assert adapted.predict(sorted((small_dataset / "val").rglob("*.jpg"))[0])[0].top
+
+
+def test_labelled_new_site_photos_decide_and_are_never_trained_on(trained_run, small_dataset, tmp_path):
+    """--check-with: a few labelled photos from the new site (inverted training photos, by class). The
+    adapted model is kept only if it does at least as well on them; they are left out of the new photos."""
+    from PIL import Image, ImageOps
+    new_site = shifted_copies(small_dataset)
+    check = tmp_path / "labelled-new-site"
+    for label in ("ants", "bees"):
+        (check / label).mkdir(parents=True)
+        for path in sorted((small_dataset / "train" / label).glob("*.jpg"))[:4]:
+            ImageOps.invert(Image.open(path).convert("RGB")).rotate(90, expand=True).save(check / label / path.name)
+    run = start_adaptation(trained_run["run_dir"], [new_site, check], runner=JobRunner(), out=tmp_path / "checked",
+                           schedule=QUICK, check_with=check)
+    run.wait()
+    snapshot = run.snapshot()
+    found = snapshot["adaptation"]
+    assert found["photos_found"] == 20, "the labelled check photos were among the photos adapted to"
+    site = found["site_check"]
+    assert site["photos"] == 8 and 0 <= site["before"] <= 1 and 0 <= site["after"] <= 1
+    kept = snapshot["status"] == "finished"
+    assert kept == (site["after"] >= site["before"]), (snapshot["status"], site)
+    assert kept or "labelled photos from the new site" in snapshot["error"]
+    with pytest.raises(AdaptError, match="classes the model does not know"):
+        (check / "wasps").mkdir()
+        (check / "ants" / sorted(p.name for p in (check / "ants").iterdir())[0]).rename(check / "wasps" / "w.jpg")
+        start_adaptation(trained_run["run_dir"], [new_site], runner=JobRunner(), check_with=check)

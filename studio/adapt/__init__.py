@@ -48,9 +48,14 @@ class AdaptError(ValueError):
 
 def start_adaptation(source: str | Path, photos: Sequence[str | Path], *, runner: JobRunner,
                      out: str | Path | None = None, owner: str | None = None,
-                     schedule: Schedule = Schedule(), tolerance: float = TOLERANCE, seed: int = 0) -> Run:
+                     schedule: Schedule = Schedule(), tolerance: float = TOLERANCE, seed: int = 0,
+                     check_with: str | Path | None = None) -> Run:
     """Check what can be checked at once (AdaptError), then adapt in a background thread of `runner`;
-    returns the live Run (its snapshot's "adaptation" holds the report once it ends)."""
+    returns the live Run (its snapshot's "adaptation" holds the report once it ends).
+
+    `check_with`: a few labelled photos from the new site (one folder per class). Without labels nothing
+    can tell whether the new photos were learnt right, so with them the adapted model must do at least
+    as well on them as the original, or it is refused. They are never trained on."""
     source_folder = RunFolder(source)
     if not source_folder.has_model():
         raise AdaptError(f"{source} holds no trained model (model.safetensors). Adapt a finished run.")
@@ -60,7 +65,9 @@ def start_adaptation(source: str | Path, photos: Sequence[str | Path], *, runner
         raise AdaptError(f"{source} has no list of its training and validation photos (samples.csv), and "
                          "adapting needs both: the labelled photos stay in the training, and the validation "
                          "photos tell whether the model got worse.")
-    new = image_files(photos)
+    site_check = _labelled_folder(check_with, source_folder) if check_with else []
+    checked = {path for path, _ in site_check}
+    new = [p for p in image_files(photos) if str(p) not in checked]
     if not new:
         raise AdaptError("No photos were found among the new photos (jpg, png, webp, bmp, tiff, gif...).")
     if out is not None and Path(out).resolve() == source_folder.path.resolve():
@@ -68,10 +75,27 @@ def start_adaptation(source: str | Path, photos: Sequence[str | Path], *, runner
     meta = modelfile.read_metadata(source_folder.model)
     config = {"adapted_from": str(source_folder.path), "new_photos": [str(p) for p in photos],
               "backbone": meta["backbone"], "owner": owner, "seed": seed, "tolerance": tolerance,
-              "schedule": asdict(schedule), "data": _source_config(source_folder).get("data")}
+              "schedule": asdict(schedule), "data": _source_config(source_folder).get("data"),
+              "check_with": str(check_with) if check_with else None}
     run_dir = Path(out) if out else paths.runs_dir() / new_run_id(f"{meta['backbone']}-adapted")
     return runner.start(config, lambda run: _adapt(run, source_folder, labelled, validation, new, schedule,
-                                                   tolerance, seed), run_dir=run_dir)
+                                                   tolerance, seed, site_check), run_dir=run_dir)
+
+
+def _labelled_folder(folder: str | Path, source: RunFolder) -> list[tuple[str, str]]:
+    """(path, class) of the labelled new-site photos: one folder per class, named as the model's classes."""
+    classes = modelfile.read_metadata(source.model)["classes"]
+    root = Path(folder)
+    if not root.is_dir():
+        raise AdaptError(f"{folder} is not a folder: give the labelled new-site photos as one folder per class.")
+    pairs = [(str(p), p.parent.name) for p in image_files([root]) if p.parent != root]
+    unknown = sorted({label for _, label in pairs} - set(classes))
+    if unknown:
+        raise AdaptError(f"The labelled new-site photos have classes the model does not know ({', '.join(unknown)}); "
+                         f"its classes are {', '.join(classes)}.")
+    if not pairs:
+        raise AdaptError(f"No labelled photos in {folder}: put them in one folder per class.")
+    return pairs
 
 
 def _source_config(folder: RunFolder) -> dict:
@@ -82,10 +106,10 @@ def _source_config(folder: RunFolder) -> dict:
 
 
 def _adapt(run: Run, source: RunFolder, labelled: list, validation: list, new: list[Path], schedule: Schedule,
-           tolerance: float, seed: int) -> None:
+           tolerance: float, seed: int, site_check: list) -> None:
     """The thread's body: every outcome ends the run with a status and, where there is one, its reason."""
     try:
-        outcome = _adapt_or_refuse(run, source, labelled, validation, new, schedule, tolerance, seed)
+        outcome = _adapt_or_refuse(run, source, labelled, validation, new, schedule, tolerance, seed, site_check)
     except Exception as exc:   # a failure is reported on the run, never lost in a thread
         run.log.exception("Adaptation failed")
         run.update(adaptation=None)
@@ -101,7 +125,7 @@ def _adapt(run: Run, source: RunFolder, labelled: list, validation: list, new: l
 
 
 def _adapt_or_refuse(run: Run, source: RunFolder, labelled: list, validation: list, new: list[Path],
-                     schedule: Schedule, tolerance: float, seed: int) -> dict:
+                     schedule: Schedule, tolerance: float, seed: int, site_check: list) -> dict:
     started = time.perf_counter()
     generator = torch.Generator().manual_seed(seed)
     model, meta = modelfile.load(source.model)
@@ -130,6 +154,8 @@ def _adapt_or_refuse(run: Run, source: RunFolder, labelled: list, validation: li
 
     run.update(status=Status.RUNNING, phase="Measuring the model on the new photos before adapting")
     before_val = _accuracy(logits_of(model, val_pixels, prep), val_labels)
+    check_pixels, check_labels = _decode_labelled(site_check, classes, side) if site_check else (None, None)
+    site_before = _accuracy(logits_of(model, check_pixels, prep), check_labels) if site_check else None
     new_logits, new_features = logits_of(model, new_pixels, prep, with_features=True)
     shift_before = _shift(source, new_features)
     mix = report.class_mix(calibration.probabilities(new_logits, temperature), known_labels, classes)
@@ -170,6 +196,11 @@ def _adapt_or_refuse(run: Run, source: RunFolder, labelled: list, validation: li
                 allowed_drop=allowed)
     if after_val < before_val - allowed - 1e-9:
         return report.refused(base, report.worse_words(before_val, after_val, allowed))
+    if site_check:
+        site_after = _accuracy(logits_of(model, check_pixels, prep), check_labels)
+        base.update(site_check={"photos": len(check_labels), "before": site_before, "after": site_after})
+        if site_after < site_before:
+            return report.refused(base, report.site_worse_words(len(check_labels), site_before, site_after))
 
     fitted = calibration.calibrate(val_logits, val_labels)
     probabilities = calibration.probabilities(new_logits, fitted["temperature"])

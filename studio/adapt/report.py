@@ -43,6 +43,13 @@ def worse_words(before: float, after: float, allowed: float) -> str:
             "them and add them to the training photos instead; the model was left as it is.")
 
 
+def site_worse_words(photos: int, before: float, after: float) -> str:
+    return (f"Adapting was refused: on your {photos} labelled photos from the new site the adapted model would be "
+            f"right {after:.1%} of the time, against {before:.1%} for the model as it is. Its most confident "
+            "answers on the new photos were too often wrong to learn from. Label more of them and add them to the "
+            "training photos instead; the model was left as it is.")
+
+
 def refused(base: dict, reason: str) -> dict:
     return {**base, "refused": True, "reason": reason, "words": reason}
 
@@ -54,8 +61,13 @@ def accepted(base: dict) -> dict:
         shift = (f" The new photos' shift went from {base['shift_before']:.2f} to {base['shift_after']:.2f} "
                  "(about 1 is as familiar as the validation photos).")
     skipped = f" {len(base['unreadable'])} could not be read and were left out." if base["unreadable"] else ""
+    check = base.get("site_check")
+    checked = (f" On your {check['photos']} labelled new-site photos: {check['before']:.1%} right before, "
+               f"{check['after']:.1%} after." if check else
+               " Without labelled photos from the new site nothing can confirm it works better there: check its "
+               "answers on a few before relying on it (studio adapt --check-with).")
     words = (f"Adapted on {base['photos_used']} new photos; {base['pseudo_labelled']} of them were learnt from "
              f"with the label the model was surest of.{skipped}{shift} Validation accuracy (labelled photos) "
              f"{base['val_accuracy_before']:.1%} before, {base['val_accuracy_after']:.1%} after (at most "
-             f"{base['allowed_drop']:.1%} worse was allowed). {base['class_mix']['words']}")
+             f"{base['allowed_drop']:.1%} worse was allowed).{checked} {base['class_mix']['words']}")
     return {**base, "refused": False, "reason": None, "words": words}
