@@ -164,7 +164,9 @@ def render() -> SimpleNamespace:
         gr.Markdown("*Adapt to new photos* makes a new run whose model has learnt what these photos look like, "
                     "from the answers it is surest of (no labels needed; a few minutes on a CPU). It says no, and "
                     "keeps the model as it is, if that would make it worse on your labelled validation photos, "
-                    "or if the photos seem to show other classes.")
+                    "or if the photos seem to show other classes. It does not always help on the new site "
+                    "(on rendered-to-real traffic signs it did not): check a few of its answers there before "
+                    "relying on it.")
         check_words = gr.Markdown("", elem_id="check-words")
         check_table = gr.Dataframe(headers=CHECK_COLUMNS, interactive=False, wrap=True, max_height=360,
                                    label="Each photo, most unfamiliar first (shift: about 1 is normal)",
