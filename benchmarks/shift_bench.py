@@ -17,42 +17,29 @@ import tempfile
 import time
 from pathlib import Path
 
+import pandas as pd
 import torch
 from PIL import Image, ImageFilter, ImageOps
 
-from studio import load
+from studio import calibration, load
 from studio.data.imaging import image_files
 from studio.inference import Predictor
 from studio.runs import JobRunner, RunFolder, history
 
 
 def auroc(scores: list[float], positives: list[bool]) -> float:
-    """Chance that a random positive (a mistake) scores above a random negative; ties count half."""
-    ranked = sorted(zip(scores, positives))
+    """Chance that a random positive (a mistake) scores above a random negative, ties counting half
+    (the Mann-Whitney statistic over average ranks)."""
     pos = sum(positives)
     neg = len(positives) - pos
     if not pos or not neg:
         return float("nan")
-    rank_sum, i = 0.0, 0
-    while i < len(ranked):
-        j = i
-        while j < len(ranked) and ranked[j][0] == ranked[i][0]:
-            j += 1
-        average_rank = (i + j + 1) / 2
-        rank_sum += average_rank * sum(1 for k in range(i, j) if ranked[k][1])
-        i = j
-    return (rank_sum - pos * (pos + 1) / 2) / (pos * neg)
+    ranks = pd.Series(scores, dtype=float).rank(method="average")
+    return float((ranks[pd.Series(positives, dtype=bool)].sum() - pos * (pos + 1) / 2) / (pos * neg))
 
 
 def spearman(a: list[float], b: list[float]) -> float:
-    def ranks(values):
-        order = sorted(range(len(values)), key=lambda i: values[i])
-        out = [0.0] * len(values)
-        for rank, i in enumerate(order):
-            out[i] = float(rank)
-        return out
-    ra, rb = torch.tensor(ranks(a)), torch.tensor(ranks(b))
-    return float(torch.corrcoef(torch.stack([ra, rb]))[0, 1])
+    return float(pd.Series(a, dtype=float).corr(pd.Series(b, dtype=float), method="spearman"))
 
 
 def labelled_photos(folder: Path) -> list[tuple[str, str]]:
@@ -69,18 +56,6 @@ def harder_copy(pairs: list[tuple[str, str]], root: Path, name: str, change) -> 
     return out
 
 
-def expected_calibration_error(confidence: list[float], right: list[bool], bins: int = 15) -> float:
-    """The gap between confidence and accuracy over equal-width confidence bins (as in studio.calibration)."""
-    total, gap = len(confidence), 0.0
-    for b in range(bins):
-        low, high = b / bins, (b + 1) / bins
-        members = [i for i, c in enumerate(confidence) if low < c <= high or (b == 0 and c == 0)]
-        if members:
-            gap += len(members) / total * abs(sum(right[i] for i in members) / len(members)
-                                              - sum(confidence[i] for i in members) / len(members))
-    return round(gap, 4)
-
-
 def score_folder(predictor: Predictor, pairs: list[tuple[str, str]], with_ece: bool = False) -> dict:
     """Per photo: shift, calibrated confidence, right or wrong; with_ece: the calibration error with and
     without the temperature (a second pass with T = 1)."""
@@ -93,7 +68,9 @@ def score_folder(predictor: Predictor, pairs: list[tuple[str, str]], with_ece: b
         kept, predictor.temperature = predictor.temperature, 1.0
         raw = [r.top[0][1] for r in predictor.predict_each([str(r.image) for r, _ in rows], top_k=1)]
         predictor.temperature = kept
-        ece = {"before": expected_calibration_error(raw, right), "after": expected_calibration_error(confidence, right)}
+        correct = torch.tensor(right)
+        ece = {"before": round(calibration.confidence_error(torch.tensor(raw), correct), 4),
+               "after": round(calibration.confidence_error(torch.tensor(confidence), correct), 4)}
     return {"shift": [r.familiarity["shift"] for r, _ in rows], "confidence": confidence,
             "right": right, "accuracy": sum(right) / max(1, len(right)), "photos": len(rows), "ece": ece}
 

@@ -73,8 +73,9 @@ def new_photo_files(files) -> dict[Path, str]:
 
 
 def check_photos(files, run_dir: str | None, user: str | None = None, *, runner: JobRunner,
-                 progress=None) -> dict:
-    """check_words (markdown) and check_table (photos, most unfamiliar first) for a batch of new photos."""
+                 progress=None, loaded: WarmPredictor | None = None) -> dict:
+    """check_words (markdown) and check_table (photos, most unfamiliar first) for a batch of new photos;
+    `loaded` is the page's model, loaded once (as for single photos)."""
     empty = pd.DataFrame(columns=CHECK_COLUMNS)
     path = model_path(run_dir, user, runner=runner)
     if path is None:
@@ -89,7 +90,7 @@ def check_photos(files, run_dir: str | None, user: str | None = None, *, runner:
         return {"check_words": "No photos were found in the upload (jpg, png, webp, bmp, tiff, gif...).",
                 "check_table": empty}
     try:
-        found = shift.check(path, list(photos), progress=progress)
+        found = shift.check((loaded or WarmPredictor())(path), list(photos), progress=progress)
     except (shift.ShiftUnavailable, ModelFileError) as exc:
         return {"check_words": f"**These photos cannot be checked against this model:** {exc}", "check_table": empty}
     rows = sorted(found["photos"], key=lambda p: -p["shift"])
@@ -191,7 +192,7 @@ def bind(ui: SimpleNamespace, run_dir: gr.State, runner: JobRunner) -> None:
 
     def check_as_user(request: gr.Request, files, folder, progress=gr.Progress()):
         return check_photos(files, folder, user_of(request), runner=runner,
-                            progress=lambda words: progress(None, desc=words))
+                            progress=lambda words: progress(None, desc=words), loaded=loaded)
 
     ui.check.click(**wire(check_as_user, [ui.new_photos, run_dir], **of(ui, "check_words", "check_table")),
                    api_name="check_new_photos")

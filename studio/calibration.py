@@ -61,7 +61,14 @@ def calibration_error(probs: torch.Tensor, labels: torch.Tensor, bins: int = ECE
     if len(labels) == 0:
         return 0.0
     confidence, predicted = probs.float().max(1)
-    correct = (predicted == labels.to(predicted.device)).float()
+    return confidence_error(confidence, predicted == labels.to(predicted.device), bins)
+
+
+def confidence_error(confidence: torch.Tensor, correct: torch.Tensor, bins: int = ECE_BINS) -> float:
+    """The same error from each answer's confidence and whether it was right (what a benchmark has)."""
+    if len(confidence) == 0:
+        return 0.0
+    confidence, correct = confidence.float(), correct.float()
     index = (confidence * bins).long().clamp(max=bins - 1)
     total = 0.0
     for b in range(bins):
@@ -69,7 +76,7 @@ def calibration_error(probs: torch.Tensor, labels: torch.Tensor, bins: int = ECE
         if members.any():
             total += members.float().sum().item() * abs(confidence[members].mean().item() -
                                                         correct[members].mean().item())
-    return total / len(labels)
+    return total / len(confidence)
 
 
 def calibrate(logits: torch.Tensor, labels: torch.Tensor) -> dict:

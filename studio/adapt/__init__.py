@@ -164,11 +164,11 @@ def _adapt_or_refuse(run: Run, source: RunFolder, labelled: list, validation: li
         return report.refused(base, mix["words"] + " Adapting to them would teach the model wrong answers, so "
                                     "the model was left as it is.")
 
-    depth = (_source_status(source).get("freeze") or {}).get("frozen_groups", 0)
-    backbones.apply_freeze(model, depth)
+    trained = _source_status(source)
+    backbones.apply_freeze(model, (trained.get("freeze") or {}).get("frozen_groups", 0))
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=schedule.lr,
                                   weight_decay=schedule.weight_decay)
-    size = _train_size(source, prep)
+    size = _train_size(trained, _source_config(source), prep)
     rounds = []
     for number, share in enumerate(schedule.shares, start=1):
         probabilities = calibration.probabilities(new_logits, temperature)
@@ -183,14 +183,15 @@ def _adapt_or_refuse(run: Run, source: RunFolder, labelled: list, validation: li
                                should_stop=run.stop_event.is_set)
         if not finished:
             return {**base, "refused": False, "stopped": True, "words": "Stopped."}
-        new_logits = logits_of(model, new_pixels, prep)
-        val_accuracy = _accuracy(logits_of(model, val_pixels, prep), val_labels)
+        # one pass each, kept for the next round's choice and, after the last round, for the checks and the reference
+        new_logits, new_features = logits_of(model, new_pixels, prep, with_features=True)
+        val_logits, val_features = logits_of(model, val_pixels, prep, with_features=True)
+        val_accuracy = _accuracy(val_logits, val_labels)
         rounds.append({"round": number, "pseudo_labelled": len(chosen), "val_accuracy": val_accuracy})
         run.note(f"Round {number}: {len(chosen)} new photos pseudo-labelled; validation accuracy {val_accuracy:.1%}.")
 
     run.update(phase="Measuring the adapted model")
-    val_logits = logits_of(model, val_pixels, prep)
-    after_val = _accuracy(val_logits, val_labels)
+    after_val = rounds[-1]["val_accuracy"]
     allowed = max(tolerance, 1.0 / len(val_labels))
     base.update(rounds=rounds, pseudo_labelled=rounds[-1]["pseudo_labelled"], val_accuracy_after=after_val,
                 allowed_drop=allowed)
@@ -205,13 +206,11 @@ def _adapt_or_refuse(run: Run, source: RunFolder, labelled: list, validation: li
     fitted = calibration.calibrate(val_logits, val_labels)
     probabilities = calibration.probabilities(new_logits, fitted["temperature"])
     known_features = logits_of(model, known_pixels, prep, with_features=True)[1]
-    val_features = logits_of(model, val_pixels, prep, with_features=True)[1]
     reference = Familiarity.build(known_features, val_features)
-    new_features = logits_of(model, new_pixels, prep, with_features=True)[1]
     shift_after = _folder_shift(reference, new_features)
     base.update(shift_after=shift_after, calibration=fitted, seconds=round(time.perf_counter() - started, 1))
     outcome = report.accepted(base)
-    _write_run(run, source, model, meta, fitted, reference, labelled, validation, new_paths, probabilities, outcome)
+    _write_run(run, source, trained, model, meta, fitted, reference, new_paths, probabilities, outcome)
     return outcome
 
 
@@ -234,10 +233,10 @@ def _source_status(source: RunFolder) -> dict:
         return {}
 
 
-def _train_size(source: RunFolder, prep: dict) -> int:
+def _train_size(status: dict, config: dict, prep: dict) -> int:
     """The crop size the run fine-tuned on (Auto's choice for a CPU, in status.json), else the size it was
     asked for, else the model's input size."""
-    size = (_source_status(source).get("engine") or {}).get("train_size") or _source_config(source).get("train_size")
+    size = (status.get("engine") or {}).get("train_size") or config.get("train_size")
     return int(size) if isinstance(size, int) or (isinstance(size, str) and size.isdigit()) else prep["input_size"]
 
 
@@ -253,9 +252,8 @@ def _folder_shift(reference: Familiarity, features: torch.Tensor) -> float:
     return round(float(distances.median()) / reference.typical, 3)
 
 
-def _write_run(run: Run, source: RunFolder, model, meta: dict, fitted: dict, reference: Familiarity,
-               labelled: list, validation: list, new_paths: list[str], probabilities: torch.Tensor,
-               outcome: dict) -> None:
+def _write_run(run: Run, source: RunFolder, trained: dict, model, meta: dict, fitted: dict,
+               reference: Familiarity, new_paths: list[str], probabilities: torch.Tensor, outcome: dict) -> None:
     folder = run.folder
     summary = {**(meta.get("summary") or {}), "val_accuracy": outcome["val_accuracy_after"],
                "adapted_from": str(source.path)}
@@ -271,4 +269,4 @@ def _write_run(run: Run, source: RunFolder, model, meta: dict, fitted: dict, ref
         for path, k, p in zip(new_paths, answer.tolist(), confidence.tolist()):
             writer.writerow([path, meta["classes"][k], round(p, 4)])
     run.update(best_val_accuracy=outcome["val_accuracy_after"], model_path=str(folder.model),
-               calibration=fitted, freeze=_source_status(source).get("freeze"))
+               calibration=fitted, freeze=trained.get("freeze"))
