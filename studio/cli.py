@@ -12,7 +12,7 @@ import sys
 
 from studio import values
 from studio.config import flag_type
-from studio.commands import (EXIT_USAGE, cmd_adapt, cmd_advise, cmd_backbones, cmd_doctor, cmd_export, cmd_lr_find,
+from studio.commands import (EXIT_USAGE, cmd_adapt, cmd_advise, cmd_backbones, cmd_cluster, cmd_doctor, cmd_export, cmd_lr_find,
                              cmd_predict, cmd_runs, cmd_serve, cmd_shift, cmd_train)
 
 # ---------------------------------------------------------------- flag values
@@ -39,8 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "0.0.0.0 --auth ann:secret`), it launches the studio in the browser.")
     parser.add_argument("--version", action="version", version=f"studio {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add_command in (_serve, _train, _doctor, _advise, _predict, _shift, _adapt, _export, _runs, _backbones,
-                        _lr_find):
+    for add_command in (_serve, _train, _doctor, _advise, _predict, _shift, _adapt, _cluster, _export, _runs,
+                        _backbones, _lr_find):
         add_command(sub)
     return parser
 
@@ -119,6 +119,25 @@ def _shift(sub) -> None:
                        "like the validation photos, higher is farther), percentile, unfamiliar (a count), photos "
                        "[{path, shift, percentile, unfamiliar, answer, confidence}], unreadable [{path, reason}]")
     shift.set_defaults(func=cmd_shift)
+
+
+def _cluster(sub) -> None:
+    cluster = sub.add_parser("cluster", help="sort unlabeled photos into groups of similar ones (no labels "
+                                             "needed), most typical photo first; optionally save them as a dataset")
+    cluster.add_argument("photos", nargs="+", help="image files, folders or .zip files")
+    cluster.add_argument("--groups", type=whole_number(1, 10_000), help="how many groups (default: chosen "
+                         "automatically, the number whose groups are most clearly apart)")
+    cluster.add_argument("--backbone", type=backbone_name, help="timm model whose pretrained features "
+                         "compare the photos (default: the first available offline)")
+    cluster.add_argument("--save", metavar="DIR", type=out_folder, help="copy the photos into DIR, one folder "
+                         "per group (group-01, group-02, ...: rename them to class names), ready to train")
+    cluster.add_argument("--next", type=whole_number(1, 10_000), metavar="N", help="also list the N photos to "
+                         "label first (the most typical photo of each group, then more typical ones)")
+    cluster.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    cluster.add_argument("--json", action="store_true", help='one JSON object: {"groups": [{"photos": [paths, '
+                         'most typical first]}, ...], "unreadable": [{path, reason}], "silhouette", and "next" '
+                         'and "saved" when asked}')
+    cluster.set_defaults(func=cmd_cluster)
 
 
 def _adapt(sub) -> None:

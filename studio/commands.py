@@ -316,6 +316,57 @@ def cmd_shift(args) -> int:
     return EXIT_ERROR if result["unreadable"] else 0
 
 
+def cmd_cluster(args) -> int:
+    """Sort unlabeled photos into groups by pretrained features: each group with its most typical photos
+    first (or one JSON object); --save copies them into one folder per group, --next lists what to label first."""
+    from studio.unlabeled import GroupingError, label_next, sort_photos
+    from studio.unlabeled.features import unpacked
+    from studio.data.samples import DatasetError
+
+    try:
+        items = unpacked(args.photos)
+    except (DatasetError, OSError) as exc:
+        return _fail(str(exc))
+    missing = [str(item) for item in items if not item.exists()]
+    if missing:
+        return _fail(f"{', '.join(missing)}: no such file or folder.")
+    say = (lambda done, total: None) if args.json else (
+        lambda done, total: print(f"Reading photos: {done} of {total}", file=sys.stderr, flush=True))
+    try:
+        grouping = sort_photos(items, groups=args.groups, backbone=args.backbone, seed=args.seed, progress=say)
+    except GroupingError as exc:
+        return _fail(str(exc))
+    for index, group in enumerate(grouping.groups, start=1):
+        group.name = f"group-{index:02d}"
+    result = grouping.to_dict()
+    for group in result["groups"]:
+        group.pop("name")
+    if args.next:
+        result["next"] = label_next(grouping, count=args.next, seed=args.seed)
+    if args.save:
+        try:
+            result["saved"] = grouping.save(args.save)
+        except GroupingError as exc:
+            return _fail(str(exc))
+    for failure in grouping.features.unreadable:
+        print(f"studio: {failure['path']}: {failure['reason']} (left out)", file=sys.stderr)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    how = "chosen automatically" if grouping.chosen_automatically else "as asked"
+    print(f"{len(grouping.features.paths)} photos in {len(grouping.groups)} groups ({how}; "
+          "most typical photos first):")
+    for index, group in enumerate(grouping.groups, start=1):
+        shown = ", ".join(Path(p).name for p in group.photos[:5])
+        print(f"group-{index:02d}: {len(group.photos)} photos: {shown}{' ...' if len(group.photos) > 5 else ''}")
+    for pick in result.get("next", []):
+        print(f"label next: {pick['path']} ({pick['why']})")
+    if "saved" in result:
+        print(f"Saved into {result['saved']['folder']}: one folder per group. Rename the folders to class names, "
+              f"then `studio train {result['saved']['folder']}`.")
+    return 0
+
+
 def _model_of(run: str) -> Path:
     """The model to use from what a person typed: a model file, an export's folder or zip, or a run."""
     path = Path(run)

@@ -1,0 +1,66 @@
+"""Pooled features of a pretrained backbone for a pile of unlabeled photos.
+
+Why the pretrained network as it is: with no labels there is nothing to fine-tune on, and ImageNet
+features already place photos of one kind of thing near each other (the premise of unsupervised
+transfer). Photos are decoded in chunks, so ten thousand of them need no more memory than a few
+hundred; files that cannot be read are listed with the reason, never dropped silently.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+
+from studio import augment, backbones, hardware
+from studio.data.imaging import image_files
+from studio.data.zips import extract_zip
+from studio.data.pixels import CachedPixels, cache_side, decode_all
+from studio.models.features import FeatureExtractor
+
+CHUNK = 512               # photos decoded at once
+
+
+def unpacked(photos: Sequence[str | Path]) -> list[Path]:
+    """Files and folders as given, each .zip replaced by the folder it is safely extracted to (the zip
+    itself is left as it is)."""
+    return [extract_zip(Path(item)) if str(item).lower().endswith(".zip") and Path(item).is_file() else Path(item)
+            for item in photos]
+
+
+@dataclass
+class PhotoFeatures:
+    paths: list[str]                       # readable photos, in the order of `features`
+    features: torch.Tensor                 # [n, D] float32
+    backbone: str
+    unreadable: list[dict] = field(default_factory=list)   # {"path", "reason"}
+
+
+def photo_features(photos: Sequence[str | Path], backbone: str | None = None, device: str = "auto",
+                   progress: Callable[[int, int], None] | None = None,
+                   should_stop: Callable[[], bool] | None = None) -> PhotoFeatures:
+    """Features of every image under `photos` (files and folders, any depth)."""
+    paths = [str(p) for p in image_files(unpacked(photos))]
+    name = backbone or backbones.default_backbone()
+    model = backbones.create_model(name, num_classes=0).eval()
+    prep = backbones.preprocessing(model)
+    target = hardware.pick_device(device)
+    model.to(target)
+    extractor = FeatureExtractor(model, name, prep, target, amp=hardware.fast_bf16(target))
+    side = cache_side(prep)
+    kept, chunks, unreadable = [], [], []
+    for start in range(0, len(paths), CHUNK):
+        if should_stop and should_stop():
+            break
+        files = paths[start:start + CHUNK]
+        pixels, failures = decode_all(files, side)
+        failed = {f["path"] for f in failures}
+        unreadable += [{"path": f["path"], "reason": f["reason"]} for f in failures]
+        kept += [p for p in files if p not in failed]
+        if len(pixels):
+            chunks.append(extractor.extract(CachedPixels(pixels), lambda b: augment.eval_batch(b, prep)))
+        if progress:
+            progress(min(start + CHUNK, len(paths)), len(paths))
+    features = torch.cat(chunks) if chunks else torch.empty(0, 0)
+    return PhotoFeatures(kept, features, name, unreadable)
