@@ -12,8 +12,8 @@ import sys
 
 from studio import values
 from studio.config import flag_type
-from studio.commands import (EXIT_USAGE, cmd_adapt, cmd_advise, cmd_backbones, cmd_cluster, cmd_doctor, cmd_export, cmd_lr_find,
-                             cmd_predict, cmd_runs, cmd_serve, cmd_shift, cmd_train)
+from studio.commands import (EXIT_USAGE, cmd_adapt, cmd_advise, cmd_backbones, cmd_cluster, cmd_doctor, cmd_export,
+                             cmd_lr_find, cmd_predict, cmd_runs, cmd_serve, cmd_shift, cmd_train)
 
 # ---------------------------------------------------------------- flag values
 

@@ -111,3 +111,10 @@ def out_folder(text: str) -> str:
     if Path(text).exists() and not Path(text).is_dir():
         raise ValueError(f"{text} is a file: give a folder to write into (it is made if missing)")
     return text
+
+
+def existing_path(text: str) -> str:
+    """A folder or file that is there now: a typo fails at once, not after the training photos are read."""
+    if not Path(text).exists():
+        raise ValueError(f"{text}: no such file or folder")
+    return text

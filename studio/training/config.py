@@ -39,6 +39,11 @@ class TrainConfig:
                                  f"{' and '.join(DEFAULT_EXCLUDE)}; see `studio doctor`): " + ", ".join(EXCLUDABLE))
     exclude_files: dict = setting(group="data", factory=dict,
                                   help="{path: reason}: files the user chose to leave out (the page's picks)")
+    unlabeled: str | None = setting(None, group="data", flag="--unlabeled", metavar="FOLDER",
+                                    parse=values.existing_path, label="Unlabeled photos",
+                                    help="a folder or .zip of unlabeled photos of the same kinds of thing: the new "
+                                         "head also learns from the ones it is surest of (semi-supervised; helps "
+                                         "most with few labels; default: none)")
     memory_budget_mb: int | None = setting(None, group="data", flag="--memory-budget", metavar="MB",
                                            parse=values.whole_number(0),
                                            help="largest in-memory image cache; bigger datasets stream from disk "

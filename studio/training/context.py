@@ -17,11 +17,12 @@ from studio.runs.checkpoints import ResumeError
 from studio.data.checks import apply_exclusions, diagnose, leave_out_files
 from studio.data.outliers import find_outliers
 from studio.data.pixels import SquareCache, StreamedPixels, cache_bytes, cache_side, gpu_budget, memory_budget
-from studio.data.sources import check_trainable, open_dataset
+from studio.data.sources import DatasetError, check_trainable, open_dataset
 from studio.hardware import pick_device
 from studio.models.features import FeatureExtractor
 from studio.runs import Run
 from studio.training.config import TrainConfig
+from studio.training.unlabeled import UnlabeledPhotos, find_unlabeled
 
 WEIGHTING_RATIO = 1.5  # largest/smallest class count from which "auto" weights the loss
 DECODE_SHARE = 0.15    # of the progress bar: reading, checking and decoding the photos
@@ -69,6 +70,7 @@ class TrainContext:
     batch_size: int = recipe.CPU_BATCH
     loss_weights: torch.Tensor | None = None
     features: FeatureExtractor | None = None
+    unlabeled: UnlabeledPhotos | None = None           # --unlabeled: photos the head may pseudo-label
     started: float = field(default_factory=time.perf_counter)
     _lap_started: float = field(default_factory=time.perf_counter)
 
@@ -156,6 +158,8 @@ def prepare(ctx: TrainContext, resume: dict | None = None, staged: bool = False)
                                            device=ctx.device) for split in ("train", "val"))
     ctx.train_px, ctx.val_px, where = _pixel_sources(ctx, squares, files["train"], files["val"])
     ctx.lap("check_and_decode")
+    if cfg.unlabeled:
+        _find_unlabeled(ctx, dataset.samples.path.tolist())
     _choose_class_weighting(ctx)
     _choose_batch_size(ctx, len(files["train"]))
     run.update(status="running", classes=ctx.classes, freeze=freeze,
@@ -164,6 +168,19 @@ def prepare(ctx: TrainContext, resume: dict | None = None, staged: bool = False)
                dataset={"train": len(files["train"]), "val": len(files["val"]), "test": len(ctx.test_files),
                         "classes": ctx.classes,
                         "skipped": dataset.skipped})
+
+
+def _find_unlabeled(ctx: TrainContext, labelled_files: list[str]) -> None:
+    """The --unlabeled photos, less copies of labelled ones; none at all is a mistake worth stopping for."""
+    ctx.run.update(phase="Reading the unlabeled photos")
+    ctx.unlabeled = find_unlabeled(ctx.cfg.unlabeled, labelled_files)
+    if not ctx.unlabeled.files:
+        copies = len(ctx.unlabeled.left_out)
+        raise DatasetError(f"{ctx.cfg.unlabeled} holds no unlabeled photos to learn from"
+                           + (f" ({copies} are copies of your labelled photos)" if copies else "")
+                           + ": give a folder or .zip of photos (jpg, png, webp, ...) that have no label yet, "
+                             "or train without unlabeled photos.")
+    ctx.lap("find_unlabeled")
 
 
 def _load_model(ctx: TrainContext, num_classes: int, staged: bool) -> dict:

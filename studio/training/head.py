@@ -11,6 +11,7 @@ import math
 import torch
 
 from studio import augment, optim
+from studio.training import unlabeled
 from studio.training.context import DECODE_SHARE, TrainContext
 
 MIN_HEAD_STEPS = 25   # fewest head updates per epoch
@@ -28,12 +29,17 @@ class HeadOnFeatures:
         self.ctx = ctx
         self.features, self.labels, self.val_features = self._features(ctx)
         ctx.lap("features")
+        self.unlabeled_plain = self.unlabeled_augmented = None
+        if ctx.unlabeled is not None:
+            self.unlabeled_plain, self.unlabeled_augmented = self._unlabeled_features(ctx)
+            self.early_stop = False   # the pseudo-labelled share grows to the last epoch (milliseconds each)
+            ctx.lap("unlabeled_features")
         self.head = ctx.model.get_classifier()
         # an epoch of the head costs milliseconds, so small datasets get several passes per epoch:
         # 3 updates an epoch (48 photos, batch 32) leave the head half-trained
         batches_per_pass = math.ceil(len(self.features) / ctx.batch_size)
         self.passes = math.ceil(MIN_HEAD_STEPS / batches_per_pass)
-        steps_per_epoch = self.passes * batches_per_pass
+        steps_per_epoch = self.steps_per_epoch = self.passes * batches_per_pass
         self.optimizer = optim.make_optimizer(cfg.optimizer, self.head.parameters(), self.lr, cfg.weight_decay)
         self.schedule = optim.make_schedule(cfg.schedule, self.optimizer, steps_per_epoch * self.last_epoch)
         if not checkpoint:
@@ -51,7 +57,7 @@ class HeadOnFeatures:
         """Training features (the clean photos, then each augmented view) with their labels, and
         the validation features."""
         views = max(1, ctx.cfg.feature_views if ctx.cfg.augment else 1)
-        span = FEATURES_SHARE / (views + 1)
+        span = FEATURES_SHARE / (views + 1 + (ctx.unlabeled is not None))
 
         def extract(source, augmented: bool, phase: str, start: float) -> torch.Tensor:
             return ctx.features.extract(source, lambda batch: ctx.input(batch, augmented), ctx.check_stop,
@@ -64,23 +70,55 @@ class HeadOnFeatures:
         val = extract(ctx.val_px, False, "Computing features (validation)", DECODE_SHARE + span * views)
         return torch.cat(train), ctx.train_y.repeat(views), val
 
+    def _unlabeled_features(self, ctx: TrainContext) -> tuple[torch.Tensor, torch.Tensor]:
+        views = max(1, ctx.cfg.feature_views if ctx.cfg.augment else 1)
+        span = FEATURES_SHARE / (views + 2)
+        start = DECODE_SHARE + span * (views + 1)
+        plain, augmented = unlabeled.features(
+            ctx, ctx.unlabeled, lambda done, total: ctx.progress("Computing features (unlabeled photos)", done,
+                                                                 total, start, span))
+        ctx.run.update(unlabeled={**ctx.unlabeled.summary(), "pseudo_labelled": 0})
+        ctx.run.add_choice("unlabeled", unlabeled.words(len(ctx.unlabeled.files), len(ctx.unlabeled.left_out),
+                                                        fine_tuned_after=ctx.cfg.freeze != "all"))
+        return plain, augmented
+
+    def _epoch_photos(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(features, labels, weights) this epoch learns from: the labelled photos, and with unlabeled
+        photos, the pseudo-labelled share of them (weights None: every photo counts the same)."""
+        fraction = unlabeled.share(epoch, self.last_epoch) if self.unlabeled_plain is not None else 0.0
+        if not fraction or not len(self.unlabeled_plain):
+            return self.features, self.labels, None
+        chosen, pseudo = unlabeled.pseudo_labels(self.head, self.unlabeled_plain, fraction)
+        self.ctx.run.update(unlabeled={**self.ctx.unlabeled.summary(), "pseudo_labelled": len(chosen),
+                                       "share": round(fraction, 3)})
+        device = self.features.device
+        weights = torch.cat([torch.ones(len(self.labels), device=device),
+                             torch.full((len(chosen),), unlabeled.PSEUDO_WEIGHT, device=device)])
+        return (torch.cat([self.features, self.unlabeled_augmented[chosen]]), torch.cat([self.labels, pseudo]),
+                weights)
+
     def train_epoch(self, epoch: int) -> tuple[float, float]:
         ctx, head = self.ctx, self.head
         self.epoch = epoch
+        features, labels, weights = self._epoch_photos(epoch)
         head.train()
         loss_sum = correct = seen = 0
-        batches = [b for _ in range(self.passes) for b in ctx.batches(len(self.features), ctx.batch_size, shuffle=True)]
+        # as many steps as every epoch (the schedule was sized for them), with pseudo-labels from more photos
+        passes = self.passes if weights is None else math.ceil(self.steps_per_epoch * ctx.batch_size / len(features))
+        batches = [b for _ in range(passes)
+                   for b in ctx.batches(len(features), ctx.batch_size, shuffle=True)][:self.steps_per_epoch]
         for index in batches:
             ctx.check_stop()
-            index = augment.to_device(index, self.features.device)
-            logits = head(self.features[index])
-            loss = ctx.loss(logits, self.labels[index])
+            index = augment.to_device(index, features.device)
+            logits = head(features[index])
+            loss = (ctx.loss(logits, labels[index]) if weights is None
+                    else unlabeled.weighted_loss(ctx, logits, labels[index], weights[index]))
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
             self.schedule.step()
             loss_sum = loss_sum + loss.detach() * len(index)
-            correct = correct + (logits.argmax(1) == self.labels[index]).sum()
+            correct = correct + (logits.argmax(1) == labels[index]).sum()
             seen += len(index)
         return float(loss_sum) / seen, int(correct) / seen
 

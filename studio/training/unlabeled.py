@@ -1,0 +1,126 @@
+"""Unlabeled photos beside the labelled ones (`--unlabeled`): the new head also learns from the
+unlabeled photos it is surest of.
+
+The recipe (measured in benchmarks/UNLABELED.md), on frozen features so it costs one more feature
+pass per unlabeled photo and view, not a fine-tuning epoch:
+- the first head epoch learns from the labels alone;
+- from then on, at the start of each epoch the head answers every unlabeled photo and the most
+  confident share of each predicted class becomes pseudo-labels (class-balanced: no class swallows
+  the rest; Zou et al. 2018); the share grows from FIRST_SHARE to LAST_SHARE over the epochs, as the
+  head gets better;
+- a pseudo-label comes from the plain photo and is learnt on an augmented copy (FixMatch's
+  consistency, Sohn et al. 2020), and counts PSEUDO_WEIGHT of a real label.
+The best epoch on the labelled validation photos is kept as always, so pseudo-labels that hurt are
+not kept. Photos that are also training, validation or test photos (same file or same bytes) are left
+out: learning from a copy of a validation photo would flatter the validation figure.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from studio.data.imaging import image_files
+from studio.data.pixels import CachedPixels, cache_side, decode_all
+
+FIRST_SHARE, LAST_SHARE = 0.2, 0.8   # of each predicted class, from the first epoch with pseudo-labels to the last
+PSEUDO_WEIGHT = 0.5                  # a pseudo-label's weight against a real label's
+CHUNK = 512                          # unlabeled photos decoded at once (ten thousand need no more memory)
+SAME_AS_LABELLED = "the same photo is among the labelled photos"
+
+
+@dataclass
+class UnlabeledPhotos:
+    files: list[str]                                   # the photos to learn from, in order
+    left_out: list[dict] = field(default_factory=list)  # {path, reason}: unreadable, or a labelled photo's copy
+
+    def summary(self) -> dict:
+        return {"photos": len(self.files), "left_out": self.left_out}
+
+
+def find_unlabeled(source: str, labelled_files: list[str]) -> UnlabeledPhotos:
+    """The image files under `source` (a folder or a .zip, extracted safely), less the labelled photos."""
+    from studio.unlabeled.features import unpacked
+    files = [str(p) for p in image_files(unpacked([source]))]
+    labelled_paths = {str(Path(p).resolve()) for p in labelled_files}
+    labelled_bytes = {_bytes_hash(p) for p in labelled_files}
+    kept, left_out = [], []
+    for path in files:
+        if str(Path(path).resolve()) in labelled_paths or _bytes_hash(path) in labelled_bytes:
+            left_out.append({"path": path, "reason": SAME_AS_LABELLED})
+        else:
+            kept.append(path)
+    return UnlabeledPhotos(kept, left_out)
+
+
+def _bytes_hash(path: str) -> str:
+    try:
+        return hashlib.sha1(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return f"unreadable:{path}"
+
+
+def features(ctx, photos: UnlabeledPhotos, progress) -> tuple[torch.Tensor, torch.Tensor]:
+    """(plain, augmented) features of the unlabeled photos, decoded a chunk at a time; unreadable
+    photos move to `photos.left_out` with the reason."""
+    side = cache_side(ctx.prep)
+    plain, augmented, kept = [], [], []
+    total = len(photos.files)
+    for start in range(0, total, CHUNK):
+        ctx.check_stop()
+        chunk = photos.files[start:start + CHUNK]
+        pixels, failures = decode_all(chunk, side)
+        failed = {f["path"] for f in failures}
+        photos.left_out += [{"path": f["path"], "reason": f["reason"]} for f in failures]
+        kept += [p for p in chunk if p not in failed]
+        if len(pixels):
+            source = CachedPixels(pixels)
+            plain.append(ctx.features.extract(source, lambda b: ctx.input(b, False), ctx.check_stop))
+            augmented.append(ctx.features.extract(source, lambda b: ctx.input(b, True), ctx.check_stop))
+        progress(min(start + CHUNK, total), total)
+    photos.files = kept
+    if not plain:
+        return torch.empty(0), torch.empty(0)
+    return torch.cat(plain), torch.cat(augmented)
+
+
+def share(epoch: int, last_epoch: int) -> float:
+    """The confident share of each predicted class used in `epoch` (0 in the first epoch)."""
+    if epoch <= 1:
+        return 0.0
+    if last_epoch <= 2:
+        return LAST_SHARE
+    return FIRST_SHARE + (LAST_SHARE - FIRST_SHARE) * (epoch - 2) / (last_epoch - 2)
+
+
+@torch.no_grad()
+def pseudo_labels(head: torch.nn.Module, plain: torch.Tensor, fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(indices, labels): the head's answers for the most confident `fraction` of each predicted class."""
+    from studio.unlabeled.semisupervised import class_balanced_confident
+    was_training = head.training
+    head.eval()
+    probabilities = head(plain).float().softmax(1)
+    head.train(was_training)
+    return class_balanced_confident(probabilities, fraction)
+
+
+def weighted_loss(ctx, logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """The run's loss (class weights, label smoothing) with each photo counting `weights`."""
+    per_photo = F.cross_entropy(logits, targets, weight=ctx.loss_weights, label_smoothing=ctx.cfg.label_smoothing,
+                                reduction="none")
+    return (per_photo * weights).sum() / weights.sum()
+
+
+def words(photos: int, left_out: int, fine_tuned_after: bool) -> str:
+    """The run's choice, in words."""
+    text = (f"{photos:,} unlabeled photos: after its first epoch the new head also learns from the ones it is "
+            f"surest of (a share of each class that grows from {FIRST_SHARE:.0%} to {LAST_SHARE:.0%}), each "
+            f"counting {PSEUDO_WEIGHT:g} of a labelled photo.")
+    if fine_tuned_after:
+        text += " The fine-tuning after it learns from the labelled photos alone."
+    if left_out:
+        text += f" {left_out} were left out (unreadable, or copies of labelled photos; listed in status.json)."
+    return text
