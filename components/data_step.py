@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import html
 import json
+import shutil
 from dataclasses import asdict
 from pathlib import Path
 from types import SimpleNamespace
@@ -10,14 +11,17 @@ from types import SimpleNamespace
 import gradio as gr
 import pandas as pd
 
-from components import create_step, views
+from components import create_step, sort_step, views
 from components.named import of, wire
+from components.session import user_of
 from studio import paths, scratch
+from studio.data import workspace
 from studio.data.samples import OUTSIDE_CLASS
 from studio.data.sources import DatasetError, open_dataset, prefix_preview
 from studio.data.checks import DEFAULT_EXCLUDE, diagnose
-from studio.data.imaging import ImageDecodeError, open_rgb
+from studio.data.imaging import IMAGE_EXTENSIONS, ImageDecodeError, image_files, is_image_name, open_rgb
 from studio.data.outliers import find_outliers
+from studio.unlabeled.features import unpacked
 
 SAMPLES_PER_CLASS = 6
 PREFIX_HINT = ("If each file name starts with its class (for example `cat_001.jpg`, `dog_002.jpg`), open "
@@ -224,6 +228,100 @@ def use_made(dataset: str | None, request: gr.Request = None, progress=gr.Progre
     return {**describe(str(folder), progress), "uploaded": None}
 
 
+def use_sorted(grouping, name: str | None, request: gr.Request = None, progress=gr.Progress()) -> dict:
+    """Save the named groups of *Sort my photos* as a new workspace dataset (sort_step.save_groups) and hand
+    it to the Data step like *Use this dataset* does; saved (words) and create_dataset (the *Make a dataset
+    here* picker, now on it). Nothing saved: the Data step stays as it was."""
+    result = sort_step.save_groups(grouping, name, request)
+    if not result["folder"]:
+        return {"saved": result["saved"]}
+    picker = gr.Dropdown(choices=workspace.list_datasets(user_of(request)), value=result["dataset"])
+    return {**describe(result["folder"], progress), "uploaded": None, "saved": result["saved"],
+            "create_dataset": picker}
+
+
+# ---- unlabeled photos for training (TrainConfig.unlabeled): data_source["unlabeled"] -------------------
+
+UNLABELED_HELP = ("**Unlabeled photos (optional):** photos of the same kinds of thing with no label; training's "
+                  "new layer also learns from the ones it is surest of. Helps most when you have few labelled "
+                  "photos. Drop many photos or a .zip; they are copied, never changed.")
+UNLABELED_TYPES = sorted(IMAGE_EXTENSIONS) + [".zip"]
+UNLABELED_TITLE = "Unlabeled photos (optional): learn from photos with no label too"
+
+
+def _unlabeled_count(path: str) -> int:
+    try:
+        return len(image_files(unpacked([path])))
+    except (DatasetError, OSError):
+        return 0
+
+
+def _unlabeled_shown(unlabeled: dict | None, note: str) -> dict:
+    """unlabeled_state, unlabeled_note and unlabeled_box (its title says what is attached)."""
+    title = (f"Unlabeled photos: {unlabeled['photos']} attached (training also learns from them)" if unlabeled
+             else UNLABELED_TITLE)
+    return {"unlabeled_state": unlabeled, "unlabeled_note": note, "unlabeled_box": gr.Accordion(label=title)}
+
+
+def _attached_words(unlabeled: dict) -> str:
+    return (f"**{unlabeled['photos']} unlabeled photos attached** ({html.escape(unlabeled['shown'])}). Training "
+            "uses them with the data above; the Train step's command line shows them as `--unlabeled`. "
+            "Press **Remove the unlabeled photos** to train without them.")
+
+
+def attach_unlabeled(data_source: dict | None, files) -> dict:
+    """Attach unlabeled photos (one .zip as it is; loose photos and several zips copied into a fresh folder) to
+    the chosen data: data_source gains "unlabeled" (its path); unlabeled_state {path, photos, shown}."""
+    paths = [str(f) if isinstance(f, (str, Path)) else getattr(f, "name", str(f))
+             for f in (files if isinstance(files, (list, tuple)) else [files] if files else [])]
+    if not paths:
+        return {"unlabeled_note": "Pick or drop the unlabeled photos first (many photos, or a .zip)."}
+    if not data_source:
+        return {**_unlabeled_shown(None, "Choose the labelled photos first (above), then add the unlabeled ones."),
+                "unlabeled_files": None}
+    zips = [p for p in paths if p.lower().endswith(".zip")]
+    if len(paths) == 1 and zips:
+        path = zips[0]
+        photos = _unlabeled_count(path)
+    else:
+        folder = scratch.new_folder("unlabeled-")
+        try:
+            for number, source in enumerate(image_files(unpacked(paths))):
+                if is_image_name(source):   # a file that is no picture is left to training to report
+                    shutil.copyfile(source, folder / f"{number:05d}-{source.name}")
+        except DatasetError as exc:
+            return {**_unlabeled_shown(None, f"**Not attached:** {html.escape(str(exc))}"), "unlabeled_files": None}
+        path, photos = str(folder), len(list(folder.iterdir()))
+    if photos == 0:
+        return {**_unlabeled_shown(None, "**Not attached:** no photos (.jpg, .png, …) found in what you gave."),
+                "unlabeled_files": None, "data_source": {k: v for k, v in data_source.items() if k != "unlabeled"}}
+    unlabeled = {"path": path, "photos": photos,
+                 "shown": ", ".join(Path(p).name for p in paths[:3]) + (" …" if len(paths) > 3 else "")}
+    return {**_unlabeled_shown(unlabeled, _attached_words(unlabeled)),
+            "data_source": {**data_source, "unlabeled": path}}
+
+
+def remove_unlabeled(data_source: dict | None) -> dict:
+    """Train without unlabeled photos again (the photos themselves are not touched)."""
+    plain = {k: v for k, v in data_source.items() if k != "unlabeled"} if data_source else data_source
+    return {**_unlabeled_shown(None, "No unlabeled photos: training uses the labelled ones only."),
+            "data_source": plain, "unlabeled_files": None}
+
+
+def show_unlabeled(data_source: dict | None, unlabeled: dict | None) -> dict:
+    """After the data changes: what is attached. Choosing other data takes the unlabeled photos off, and says so."""
+    path = (data_source or {}).get("unlabeled")
+    if path:
+        if not unlabeled or unlabeled.get("path") != path:
+            unlabeled = {"path": path, "photos": _unlabeled_count(path), "shown": Path(path).name}
+        return _unlabeled_shown(unlabeled, _attached_words(unlabeled))
+    if unlabeled:
+        return {**_unlabeled_shown(None, f"**The {unlabeled['photos']} unlabeled photos were taken off** because "
+                                         "other data was chosen. Add them again if they show the same kinds of "
+                                         "thing as the new data."), "unlabeled_files": None}
+    return {}
+
+
 def render() -> SimpleNamespace:
     gr.Markdown("Give the studio some labelled photos: one folder per class, zipped. "
                 "No data at hand? The example has photos of **ants and bees**.")
@@ -233,6 +331,7 @@ def render() -> SimpleNamespace:
             gr.Markdown("398 photos from ImageNet, already split into train and val.")
         upload = gr.File(label="…or upload a .zip of class folders", file_types=[".zip"], scale=2, height=140)
     create = create_step.render()
+    sort = sort_step.render()
     with gr.Accordion("My images are in one folder, with the class in each file name", open=False):
         with gr.Row():
             separator = gr.Textbox(label="Separator after the class name", max_lines=1, scale=1,
@@ -266,6 +365,13 @@ def render() -> SimpleNamespace:
                                        "1,000 images on a 2-core CPU.")
         finding_files = gr.Gallery(label="Files concerned", columns=6, height=300, scale=2, object_fit="cover",
                                    visible=False, elem_id="data-finding-files", fit_columns=False)
+    with gr.Accordion(UNLABELED_TITLE, open=False, elem_id="data-unlabeled") as unlabeled_box:
+        with gr.Row(equal_height=False):
+            unlabeled_files = gr.File(label="Unlabeled photos: many photos, or a .zip", file_count="multiple",
+                                      file_types=UNLABELED_TYPES, height=120, scale=2, elem_id="data-unlabeled-files")
+            with gr.Column(scale=2):
+                unlabeled_note = gr.Markdown(UNLABELED_HELP, elem_id="data-unlabeled-note")
+                unlabeled_remove = gr.Button("Remove the unlabeled photos", size="sm")
     next_button = gr.Button("Next: choose a model →")
     return SimpleNamespace(example=example, upload=upload, summary=summary, chart=chart, gallery=gallery,
                            skipped=skipped, findings=findings, picker=picker, leave_out=leave_out,
@@ -273,7 +379,9 @@ def render() -> SimpleNamespace:
                            separator=separator, prefix_note=prefix_note, prefix_table=prefix_table,
                            apply_prefix=apply_prefix, uploaded=gr.State(None), outliers=outliers,
                            outlier_note=outlier_note, findings_state=gr.State([]), create=create,
-                           overview=overview, checks=checks)
+                           overview=overview, checks=checks, sort=sort, unlabeled_box=unlabeled_box,
+                           unlabeled_files=unlabeled_files, unlabeled_note=unlabeled_note,
+                           unlabeled_remove=unlabeled_remove, unlabeled_state=gr.State(None))
 
 
 def show_what_applies(data_source: dict | None, kind: str | None, paths_by_kind: dict | None,
@@ -327,3 +435,16 @@ def bind(ui: SimpleNamespace, data_source: gr.State) -> None:
     create_step.bind(ui.create, data_source)
     ui.create.use.click(**wire(use_made, ui.create.dataset, **described),
                         api_name="use_made_dataset").then(**show_files)
+    sort_step.bind(ui.sort)
+    ui.sort.save.click(**wire(use_sorted, [ui.sort.grouping, ui.sort.dataset_name], **described,
+                              saved=ui.sort.saved, create_dataset=ui.create.dataset),
+                       api_name="save_sorted_dataset").then(**show_files)
+    unlabeled = dict(data_source=data_source, **of(ui, "unlabeled_state", "unlabeled_note", "unlabeled_box",
+                                                   "unlabeled_files"))
+    ui.unlabeled_files.upload(**wire(attach_unlabeled, [data_source, ui.unlabeled_files], **unlabeled),
+                              api_name="attach_unlabeled")
+    ui.unlabeled_remove.click(**wire(remove_unlabeled, data_source, **unlabeled), api_name="remove_unlabeled")
+    ui.unlabeled_files.clear(**wire(remove_unlabeled, data_source, **unlabeled), api_visibility="private")
+    data_source.change(**wire(show_unlabeled, [data_source, ui.unlabeled_state],
+                              **of(ui, "unlabeled_state", "unlabeled_note", "unlabeled_box", "unlabeled_files")),
+                       api_visibility="private", show_progress="hidden")

@@ -40,7 +40,7 @@ def page_config(data_source, backbone, mode, depth, epochs, lr, batch_size, leav
                 *rest, owner: str | None = None) -> TrainConfig:
     """The TrainConfig the page's controls ask for (the same for Start and for the repeat command).
 
-    `data_source` is the Data step's {"source", "prefix_separator"} (a plain path also works);
+    `data_source` is the Data step's {"source", "prefix_separator", "unlabeled"} (a plain path also works);
     `findings` its finding dicts: suggestions computed there (outliers) are left out by
     file, exactly as shown, instead of being computed again. `rest`: the Advanced panel's values (in
     ADVANCED's order), then the training time (Quick / Balanced / Best) and Best's minutes."""
@@ -55,6 +55,7 @@ def page_config(data_source, backbone, mode, depth, epochs, lr, batch_size, leav
                        batch_size=None if batch_size in (None, "", "auto") else int(batch_size),
                        exclude=_left_out_kinds(leave_out, findings),
                        exclude_files=_chosen_files(leave_out, findings, ("outliers",)),
+                       unlabeled=data_source.get("unlabeled"),
                        owner=owner, **settings_panel.values_as_settings(ADVANCED, advanced))
 
 
