@@ -8,6 +8,7 @@ import train, load`) is the same engine as a Python library.
 __version__ = "0.1.0"
 
 _API = ("train", "load", "TrainedModel", "TrainingFailed", "AdaptRefused")
+_UNLABELED = ("sort_photos", "label_next", "GroupingError")   # photos nobody has labelled (studio.unlabeled)
 
 
 def __getattr__(name):
@@ -15,4 +16,7 @@ def __getattr__(name):
     if name in _API:
         from studio import api
         return getattr(api, name)
+    if name in _UNLABELED:
+        from studio import unlabeled
+        return getattr(unlabeled, name)
     raise AttributeError(f"module 'studio' has no attribute {name!r}")

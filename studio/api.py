@@ -8,6 +8,10 @@
     model.adapt("new_site/", out="adapted/")   # a new TrainedModel adapted to those unlabeled photos (or AdaptRefused)
     model.export("onnx", "exported/")          # checked against the trained model, as on the page
     load(model.run_dir)                        # the same object back, later or elsewhere
+    train("few_labels/", unlabeled="many_photos/")   # the new head also learns from unlabeled photos
+
+Photos with no labels at all: `from studio import sort_photos, label_next` (studio.unlabeled) groups
+them, lets a script name, merge, split and move groups, saves a dataset and suggests what to label first.
 
 It is the engine the page and the CLI run (the same recipe, run folder and checks), made to
 block until the run ends, which is what a script or a notebook wants.
@@ -107,7 +111,7 @@ def train(data: str | Path, *, backbone: str = "", freeze: str = "auto", epochs:
           **settings) -> TrainedModel:
     """Train on `data` (the same folders and zips the page takes) and block until the run ends.
 
-    `settings` are any other TrainConfig fields (lr, batch_size, patience, device, ...). Each
+    `settings` are any other TrainConfig fields (lr, batch_size, patience, device, unlabeled, ...). Each
     finished epoch's figures go to `on_epoch`. Ctrl-C stops the run, keeping its best model so
     far, and returns it with status "stopped". A failed run raises TrainingFailed.
     """
@@ -118,6 +122,8 @@ def train(data: str | Path, *, backbone: str = "", freeze: str = "auto", epochs:
     if unknown:
         raise TypeError(f"train() got unknown settings {', '.join(unknown)}; the settings are: "
                         f"{', '.join(sorted(known))}.")
+    if settings.get("unlabeled") is not None:
+        settings["unlabeled"] = str(settings["unlabeled"])   # a Path too (config.json keeps text)
     config = TrainConfig(data=str(data), backbone=backbone, freeze=freeze, epochs=epochs, **settings)
     run = start_training(config, run_dir=out)
     reported = 0

@@ -151,7 +151,7 @@ def _follow(run, args, started: float) -> int:
         "advice": snap.get("advice"), "skipped": snap.get("dataset", {}).get("skipped", []),
         "run_dir": snap["run_dir"], "model_path": snap["model_path"],
         "test": snap.get("test"), "test_accuracy": (snap.get("test") or {}).get("accuracy"),
-        "search": snap.get("search"), "timings": snap.get("timings"),
+        "search": snap.get("search"), "timings": snap.get("timings"), "unlabeled": snap.get("unlabeled"),
     }
     print(json.dumps(result) if args.json else train_summary(result, snap["config"].get("data")))
     return 0
@@ -175,6 +175,12 @@ def train_summary(result: dict, data: str | None = None) -> str:
     if search.get("flags") and data:
         lines.append(f"The winning plan again, without the search: studio train {shlex.quote(data)} "
                      f"--backbone {result['backbone']} {search['flags']}")
+    unlabeled = result.get("unlabeled")
+    if unlabeled:
+        lines.append(f"Unlabeled photos: {unlabeled['photos']:,} read; the new head learnt from the "
+                     f"{unlabeled['pseudo_labelled']:,} it was surest of in its last epoch"
+                     + (f"; {len(unlabeled['left_out'])} left out (status.json lists them and why)."
+                        if unlabeled["left_out"] else "."))
     if result.get("skipped"):
         lines.append(f"{len(result['skipped'])} file(s) not used" +
                      (f": `studio doctor {shlex.quote(data)}` lists them and why." if data else "."))

@@ -89,8 +89,10 @@ class HeadOnFeatures:
         if not fraction or not len(self.unlabeled_plain):
             return self.features, self.labels, None
         chosen, pseudo = unlabeled.pseudo_labels(self.head, self.unlabeled_plain, fraction)
+        per_class = torch.bincount(pseudo.cpu(), minlength=len(self.ctx.classes)).tolist()
         self.ctx.run.update(unlabeled={**self.ctx.unlabeled.summary(), "pseudo_labelled": len(chosen),
-                                       "share": round(fraction, 3)})
+                                       "share": round(fraction, 3),
+                                       "per_class": dict(zip(map(str, self.ctx.classes), per_class))})
         device = self.features.device
         weights = torch.cat([torch.ones(len(self.labels), device=device),
                              torch.full((len(chosen),), unlabeled.PSEUDO_WEIGHT, device=device)])
