@@ -336,6 +336,8 @@ def cmd_cluster(args) -> int:
     missing = [str(item) for item in items if not item.exists()]
     if missing:
         return _fail(f"{', '.join(missing)}: no such file or folder.")
+    if args.save and Path(args.save).is_dir() and any(Path(args.save).iterdir()):   # before the photos are read
+        return _fail(f"{args.save} is not empty: save into a new folder.")
     say = (lambda done, total: None) if args.json else (
         lambda done, total: print(f"Reading photos: {done} of {total}", file=sys.stderr, flush=True))
     try:
@@ -356,6 +358,8 @@ def cmd_cluster(args) -> int:
             return _fail(str(exc))
     for failure in grouping.features.unreadable:
         print(f"studio: {failure['path']}: {failure['reason']} (left out)", file=sys.stderr)
+    for failure in result.get("saved", {}).get("refused", []):
+        print(f"studio: {failure['path']}: {failure['reason']} (not copied)", file=sys.stderr)
     if args.json:
         print(json.dumps(result))
         return 0

@@ -7,6 +7,7 @@ hundred; files that cannot be read are listed with the reason, never dropped sil
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -40,8 +41,9 @@ class PhotoFeatures:
 def photo_features(photos: Sequence[str | Path], backbone: str | None = None, device: str = "auto",
                    progress: Callable[[int, int], None] | None = None,
                    should_stop: Callable[[], bool] | None = None) -> PhotoFeatures:
-    """Features of every image under `photos` (files and folders, any depth)."""
-    paths = [str(p) for p in image_files(unpacked(photos))]
+    """Features of every image under `photos` (files and folders, any depth); a photo reached twice (a
+    folder and a file in it, the same folder twice) counts once."""
+    paths = _once([str(p) for p in image_files(unpacked(photos))])
     name = backbone or backbones.default_backbone()
     model = backbones.create_model(name, num_classes=0).eval()
     prep = backbones.preprocessing(model)
@@ -64,3 +66,15 @@ def photo_features(photos: Sequence[str | Path], backbone: str | None = None, de
             progress(min(start + CHUNK, len(paths)), len(paths))
     features = torch.cat(chunks) if chunks else torch.empty(0, 0)
     return PhotoFeatures(kept, features, name, unreadable)
+
+
+def _once(paths: list[str]) -> list[str]:
+    """`paths` without the ones that name a file already listed (in any spelling: ./a.jpg, a.jpg, a link)."""
+    seen: set[str] = set()
+    kept = []
+    for path in paths:
+        key = os.path.realpath(path)
+        if key not in seen:
+            seen.add(key)
+            kept.append(path)
+    return kept

@@ -123,21 +123,28 @@ class Grouping:
     # --- the result ------------------------------------------------------------------------------------
     def save(self, folder: str | Path) -> dict:
         """Copy the photos of every named group into `folder`/<name>/ (a new or empty folder); the
-        photos of unnamed groups stay out and are counted. Returns {classes: {name: copied}, left_out}."""
+        photos of unnamed groups stay out and are counted; a photo that cannot be copied any more (deleted or
+        changed since it was sorted) is listed with the reason. Returns {folder, classes: {name: copied},
+        left_out, refused: [{path, reason}]}."""
         named = [g for g in self.groups if g.name]
         if not named:
             raise GroupingError("Name at least one group first: a named group becomes a class of the dataset.")
         target = Path(folder)
+        if target.exists() and not target.is_dir():
+            raise GroupingError(f"{target} is a file: save into a new folder.")
         if target.exists() and any(target.iterdir()):
             raise GroupingError(f"{target} is not empty: save into a new folder.")
         target.mkdir(parents=True, exist_ok=True)
-        copied = {}
+        copied, refused = {}, []
         for group in named:
             workspace.add_class(target, group.name)
-            made = workspace.add_files(target, group.name, group.photos)
-            copied[group.name] = len(made.added)
+            copied[group.name] = 0
+            for photo in group.photos:      # one at a time, so a refusal names its own path
+                made = workspace.add_files(target, group.name, [photo])
+                copied[group.name] += len(made.added)
+                refused += [{"path": photo, "reason": reason} for _, reason in made.refused]
         left_out = sum(len(g.photos) for g in self.groups if not g.name)
-        return {"folder": str(target), "classes": copied, "left_out": left_out}
+        return {"folder": str(target), "classes": copied, "left_out": left_out, "refused": refused}
 
 
 def sort_photos(photos: Sequence[str | Path] | PhotoFeatures, groups: int | None = None, backbone: str | None = None,

@@ -30,6 +30,8 @@ def label_next(source: Grouping | PhotoFeatures, labelled: Iterable[str] = (), c
     groups = source.groups if isinstance(source, Grouping) else None
     done = set(map(str, labelled))
     picks: list[dict] = []
+    if not features.paths or count <= 0:
+        return picks
     taken: set[str] = set()
 
     def take(path: str, why: str) -> None:
@@ -40,7 +42,7 @@ def label_next(source: Grouping | PhotoFeatures, labelled: Iterable[str] = (), c
     vectors = _normalised(features.features)
     row = {p: i for i, p in enumerate(features.paths)}
     clusters = ([g.photos for g in groups] if groups
-                else _clusters(features.paths, vectors, max(2, min(len(done) + count, len(features.paths))), seed))
+                else _clusters(features.paths, vectors, _wanted(len(done) + count, len(features.paths)), seed))
     for members in sorted(clusters, key=len, reverse=True):
         if not done.intersection(members):
             first = next((p for p in members if p not in done), None)   # members are most typical first
@@ -51,8 +53,7 @@ def label_next(source: Grouping | PhotoFeatures, labelled: Iterable[str] = (), c
         for i in np.argsort(margins, kind="stable"):
             take(features.paths[i], "the model is least sure of it")
     else:
-        wanted = max(2, min(len(done) + count, len(features.paths)))
-        for members in _clusters(features.paths, vectors, wanted, seed):
+        for members in _clusters(features.paths, vectors, _wanted(len(done) + count, len(features.paths)), seed):
             if not done.intersection(members):
                 take(next((p for p in members if p not in done and p not in taken), members[0]),
                      "typical of photos that no label covers yet")
@@ -62,6 +63,11 @@ def label_next(source: Grouping | PhotoFeatures, labelled: Iterable[str] = (), c
             for i in order:
                 take(rest[i], "typical of the photos still unlabelled")
     return picks
+
+
+def _wanted(clusters: int, photos: int) -> int:
+    """How many k-means clusters: at least 2 where there are photos enough, never more than the photos."""
+    return min(max(2, clusters), photos)
 
 
 def _clusters(paths: list[str], vectors: np.ndarray, k: int, seed: int) -> list[list[str]]:
