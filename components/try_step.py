@@ -104,10 +104,22 @@ def check_photos(files, run_dir: str | None, user: str | None = None, *, runner:
     return {"check_words": words, "check_table": table}
 
 
+def check_with_folder(upload) -> Path | None:
+    """The folder of the optional labelled new-site photos: the .zip of class folders unpacked (safely, once)."""
+    if not upload:
+        return None
+    path = Path(upload if isinstance(upload, str) else getattr(upload, "name", str(upload)))
+    if path.suffix.lower() != ".zip":
+        raise DatasetError(f"{path.name} is not a .zip: give the labelled new-site photos as a .zip of class "
+                           "folders named like the model's classes.")
+    return extract_zip(path)
+
+
 def adapt_to_photos(files, run_dir: str | None, user: str | None = None, *, runner: JobRunner,
-                    progress=None) -> dict:
+                    progress=None, check_with=None) -> dict:
     """adapt_words and run_dir: adapt the model to the uploaded photos (a new run, waited for here); when it
-    is kept, this page's Try it and Export move to the adapted model, and the original run stays as it was."""
+    is kept, this page's Try it and Export move to the adapted model, and the original run stays as it was.
+    `check_with`: an optional .zip of labelled new-site photos (class folders) that decide whether it is kept."""
     path = model_path(run_dir, user, runner=runner)
     if path is None:
         return {"adapt_words": NO_MODEL}
@@ -116,7 +128,8 @@ def adapt_to_photos(files, run_dir: str | None, user: str | None = None, *, runn
                                "more, of the same classes, no labels needed."}
     try:
         photos = new_photo_files(files)
-        run = start_adaptation(path.parent, list(photos), runner=runner, owner=user)
+        run = start_adaptation(path.parent, list(photos), runner=runner, owner=user,
+                               check_with=check_with_folder(check_with))
     except (DatasetError, AdaptError, ModelFileError, RunBusyError) as exc:
         return {"adapt_words": f"**Could not adapt:** {exc}"}
     while run.is_active():
@@ -168,6 +181,12 @@ def render() -> SimpleNamespace:
                     "or if the photos seem to show other classes. It does not always help on the new site "
                     "(on rendered-to-real traffic signs it did not): check a few of its answers there before "
                     "relying on it.")
+        check_with = gr.File(label="Optional, for Adapt: a few labelled photos from the new site (.zip of class "
+                                   "folders named like your classes)", file_types=[".zip"], height=100,
+                             elem_id="adapt-check-with")
+        gr.Markdown("With them, the adapted model is kept only if it gets at least as many of them right as the "
+                    "model you have now; they are never trained on. A few per class is enough to catch an "
+                    "adaptation that learnt the new photos wrongly.")
         check_words = gr.Markdown("", elem_id="check-words")
         check_table = gr.Dataframe(headers=CHECK_COLUMNS, interactive=False, wrap=True, max_height=360,
                                    label="Each photo, most unfamiliar first (shift: about 1 is normal)",
@@ -176,7 +195,8 @@ def render() -> SimpleNamespace:
     next_button = gr.Button("Next: export →")
     return SimpleNamespace(image=image, label=label, advice=advice, next=next_button, no_model=no_model,
                            ready=ready, new_photos=new_photos, check=check_button, check_words=check_words,
-                           check_table=check_table, adapt=adapt_button, adapt_words=adapt_words)
+                           check_table=check_table, adapt=adapt_button, adapt_words=adapt_words,
+                           check_with=check_with)
 
 
 def bind(ui: SimpleNamespace, run_dir: gr.State, runner: JobRunner) -> None:
@@ -197,11 +217,12 @@ def bind(ui: SimpleNamespace, run_dir: gr.State, runner: JobRunner) -> None:
     ui.check.click(**wire(check_as_user, [ui.new_photos, run_dir], **of(ui, "check_words", "check_table")),
                    api_name="check_new_photos")
 
-    def adapt_as_user(request: gr.Request, files, folder, progress=gr.Progress()):
+    def adapt_as_user(request: gr.Request, files, check_with, folder, progress=gr.Progress()):
         return adapt_to_photos(files, folder, user_of(request), runner=runner,
-                               progress=lambda share, words: progress(share, desc=words))
+                               progress=lambda share, words: progress(share, desc=words), check_with=check_with)
 
-    ui.adapt.click(**wire(adapt_as_user, [ui.new_photos, run_dir], adapt_words=ui.adapt_words, run_dir=run_dir),
+    ui.adapt.click(**wire(adapt_as_user, [ui.new_photos, ui.check_with, run_dir], adapt_words=ui.adapt_words,
+                          run_dir=run_dir),
                    api_name="adapt_to_new_photos")
 
 

@@ -126,3 +126,27 @@ def test_labelled_new_site_photos_decide_and_are_never_trained_on(trained_run, s
         (check / "wasps").mkdir()
         (check / "ants" / sorted(p.name for p in (check / "ants").iterdir())[0]).rename(check / "wasps" / "w.jpg")
         start_adaptation(trained_run["run_dir"], [new_site], runner=JobRunner(), check_with=check)
+
+
+def test_the_try_step_takes_labelled_new_site_photos_as_a_zip(trained_run, small_dataset, tmp_path):
+    """The page's optional box: a .zip of class folders reaches the adaptation as its check (a zip with a
+    class the model does not know is refused at once, in words; a good one decides and is reported)."""
+    import zipfile
+
+    from PIL import Image, ImageOps
+
+    from components import try_step
+    new_site = sorted(shifted_copies(small_dataset).rglob("*.jpg"))
+    archive = tmp_path / "labelled-site.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for label in ("ants", "wasps"):
+            path = sorted((small_dataset / "train" / "ants").glob("*.jpg"))[0]
+            ImageOps.invert(Image.open(path).convert("RGB")).save(tmp_path / "p.jpg")
+            zipped.write(tmp_path / "p.jpg", f"site/{label}/{label}.jpg")
+    refused = try_step.adapt_to_photos(list(map(str, new_site)), trained_run["run_dir"], runner=JobRunner(),
+                                       check_with=str(archive))
+    assert refused["adapt_words"].startswith("**Could not adapt:**") and "wasps" in refused["adapt_words"]
+    assert "run_dir" not in refused
+    not_a_zip = try_step.adapt_to_photos(list(map(str, new_site)), trained_run["run_dir"], runner=JobRunner(),
+                                         check_with=str(new_site[0]))
+    assert "is not a .zip" in not_a_zip["adapt_words"]
