@@ -1,7 +1,8 @@
 """Unlabeled photos, measured: do the groups match the true classes, do a few labels plus many
 unlabeled photos beat the labels alone, and does *Label these next* reach good accuracy with fewer labels?
 
-    python benchmarks/unlabeled_bench.py [../shared/datasets/cifar10_subset ...] [--out benchmarks/unlabeled-bench.jsonl]
+    python benchmarks/unlabeled_bench.py [../shared/datasets/cifar10_subset ...] [--out FILE.jsonl]
+    python benchmarks/unlabeled_bench.py --trainer [DATASETS] [--seeds 3]   # `studio train --unlabeled` itself
 
 Each dataset has train/ and val/ class folders. The train photos' folder names are read only to score
 and to simulate a person labelling; the studio's functions never see them. All on the pretrained
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import tempfile
 import time
 from pathlib import Path
 
@@ -103,12 +105,62 @@ def _head_on(train, y, labelled, classes, seed):
     return labelled_only(train.features[rows], y[rows], classes, seed=seed)
 
 
+def trainer_runs(folder: Path, per_class: int, seeds, modes=("all", "auto")) -> list[dict]:
+    """The studio's own training, labels alone against labels plus the rest of train/ as unlabeled
+    photos: `per_class` labelled photos of each class (seeded), the dataset's own val/ (and test/)."""
+    from studio import train
+    from studio.data.imaging import image_files
+    rows = []
+    by_class = {c.name: sorted(map(str, image_files([c]))) for c in sorted((folder / "train").iterdir()) if c.is_dir()}
+    for seed in seeds:
+        with tempfile.TemporaryDirectory() as scratch:
+            root, pile = Path(scratch) / "data", Path(scratch) / "unlabeled"
+            pile.mkdir()
+            rng = random.Random(seed)
+            for name, files in by_class.items():
+                chosen = set(rng.sample(files, per_class))
+                (root / "train" / name).mkdir(parents=True)
+                for i, path in enumerate(files):
+                    target = (root / "train" / name / Path(path).name if path in chosen
+                              else pile / f"{i}-{Path(path).name}")
+                    target.symlink_to(Path(path).resolve())
+            for split in ("val", "test"):
+                if (folder / split).is_dir():
+                    (root / split).symlink_to((folder / split).resolve())
+            for mode in modes:
+                row = {"seed": seed, "freeze": mode}
+                for label, extra in (("labelled_only", {}), ("with_unlabeled", {"unlabeled": pile})):
+                    started = time.perf_counter()
+                    model = train(root, freeze=mode, seed=seed, out=Path(scratch) / f"{mode}-{label}", **extra)
+                    status = json.loads((model.run_dir / "status.json").read_text())
+                    row[label] = {"val": round(model.accuracy, 4),
+                                  "test": (status.get("test") or {}).get("accuracy"),
+                                  "seconds": round(time.perf_counter() - started, 1),
+                                  "pseudo_labelled": (status.get("unlabeled") or {}).get("pseudo_labelled")}
+                row["gain"] = round(row["with_unlabeled"]["val"] - row["labelled_only"]["val"], 4)
+                print(json.dumps(row), flush=True)
+                rows.append(row)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("datasets", nargs="*", default=DEFAULT)
     parser.add_argument("--out", default="benchmarks/unlabeled-bench.jsonl")
     parser.add_argument("--per-class", type=int, default=10)
+    parser.add_argument("--trainer", action="store_true", help="measure `studio train --unlabeled` itself")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--modes", default="all,auto", help="freeze settings to compare (comma-separated)")
     args = parser.parse_args()
+    if args.trainer:
+        for folder in map(Path, args.datasets):
+            started = time.perf_counter()
+            rows = trainer_runs(folder, args.per_class, range(args.seeds), tuple(args.modes.split(",")))
+            record = {"dataset": folder.name, "trainer": rows, "labels_per_class": args.per_class,
+                      "seconds": round(time.perf_counter() - started, 1)}
+            with open(args.out, "a") as handle:
+                handle.write(json.dumps({**record, "date": time.strftime("%Y-%m-%d")}) + "\n")
+        return
     for folder in map(Path, args.datasets):
         started = time.perf_counter()
         train, names = split_features(folder, "train")
@@ -122,10 +174,11 @@ def main() -> None:
         record["semi_supervised"] = semi_supervised(train, y, val, vy, len(classes), args.per_class)
         full = accuracy(labelled_only(train.features, y, len(classes)), val.features, vy)
         step = max(2, len(classes))
-        record["labels_to_90"] = {"full_accuracy": round(full, 4), "goal": round(0.9 * full, 4), "step": step,
-                                  "suggested": labels_to_reach(train, y, val, vy, len(classes), "suggested", 0.9 * full, step,
+        goal, k = 0.9 * full, len(classes)
+        record["labels_to_90"] = {"full_accuracy": round(full, 4), "goal": round(goal, 4), "step": step,
+                                  "suggested": labels_to_reach(train, y, val, vy, k, "suggested", goal, step,
                                                                grouping=sort_photos(train)),
-                                  "random": [labels_to_reach(train, y, val, vy, len(classes), "random", 0.9 * full, step, s)
+                                  "random": [labels_to_reach(train, y, val, vy, k, "random", goal, step, s)
                                              for s in (0, 1, 2)]}
         record["seconds"] = round(time.perf_counter() - started, 1)
         print(json.dumps(record), flush=True)
