@@ -11,6 +11,7 @@ backbone's frozen features (the studio's default backbone), computed once per da
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import random
 import tempfile
@@ -116,13 +117,14 @@ def trainer_runs(folder: Path, per_class: int, seeds, modes=("all", "auto")) -> 
         with tempfile.TemporaryDirectory() as scratch:
             root, pile = Path(scratch) / "data", Path(scratch) / "unlabeled"
             pile.mkdir()
-            rng = random.Random(seed)
+            rng, counter = random.Random(seed), itertools.count()
             for name, files in by_class.items():
                 chosen = set(rng.sample(files, per_class))
                 (root / "train" / name).mkdir(parents=True)
-                for i, path in enumerate(files):
+                for path in files:   # unlabeled names carry no class: a running number
+                    number = next(counter)
                     target = (root / "train" / name / Path(path).name if path in chosen
-                              else pile / f"{i}-{Path(path).name}")
+                              else pile / f"{number:05d}{Path(path).suffix}")
                     target.symlink_to(Path(path).resolve())
             for split in ("val", "test"):
                 if (folder / split).is_dir():
