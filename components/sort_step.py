@@ -40,6 +40,7 @@ HELP = ("Photos with no labels yet? Drop them here (many files, or a .zip). The 
         "wrong, and save the named groups as a dataset to train on. Your files are never changed: saving "
         f"copies them. Needs at least {MIN_PHOTOS} photos; about 15 s per 1,000 photos on a 2-core CPU.")
 OVERVIEW_COLUMNS = ["group", "name", "photos", "most typical photos"]
+NEXT_COLUMNS = ["photo", "group", "why"]
 
 
 def _esc(text) -> str:
@@ -126,14 +127,16 @@ def _unreadable(grouping, extra: list[dict] | None = None) -> pd.DataFrame:
 
 # view()'s names, the API's order
 VIEW = ("grouping", "status", "overview", "group", "gallery", "gallery_note", "names", "photo", "other", "target",
-        "count", "editing", "unreadable")
+        "count", "editing", "unreadable", "next_note", "next_gallery", "next_table")
+NEXT_HINT = "Which photos to label first, if you label some by hand."
 
 
 def view(grouping, index: int | None, message: str, left_out: list[dict] | None = None) -> dict:
     """Everything the section shows after a sort or an edit, by name (VIEW): grouping (the state),
     status, overview (table), group (picker), gallery, gallery_note and names (its photo paths), photo (the picked one,
     cleared), other (merge with), target (move to), count (number of groups), editing (the controls' row,
-    shown once there are groups), unreadable (table)."""
+    shown once there are groups), unreadable (table); and the Label these next suggestions, cleared (the
+    groups they were made for have changed)."""
     if grouping is not None and grouping.groups:
         index = min(max(index or 0, 0), len(grouping.groups) - 1)
     else:
@@ -149,7 +152,9 @@ def view(grouping, index: int | None, message: str, left_out: list[dict] | None 
             "photo": None, "other": _picker(grouping, index, exclude=True),
             "target": _picker(grouping, index, exclude=True), "count": count,
             "editing": gr.Column(elem_classes=views.classes_if(grouping is not None)),
-            "unreadable": gr.Dataframe(value=unreadable, visible=views.shown_if(len(unreadable) > 0))}
+            "unreadable": gr.Dataframe(value=unreadable, visible=views.shown_if(len(unreadable) > 0)),
+            "next_note": NEXT_HINT, "next_gallery": gr.Gallery(value=[], visible="hidden"),
+            "next_table": gr.Dataframe(value=pd.DataFrame(columns=NEXT_COLUMNS), visible="hidden")}
 
 
 def _sorted_words(grouping) -> str:
@@ -320,9 +325,6 @@ def move_photo(grouping, group, photo: str | None, target) -> dict:
 
 # ------------------------------------------------------------------ handlers: suggestions, saving
 
-NEXT_COLUMNS = ["photo", "group", "why"]
-
-
 def suggest_next(grouping) -> dict:
     """next_gallery and next_table: the photos to label first (label_next), with the reason; photos of
     named groups count as labelled."""
@@ -401,7 +403,8 @@ def render() -> SimpleNamespace:
                                   wrap=True, max_height=200, visible="hidden", elem_id="sort-unreadable")
         with gr.Column(elem_classes=views.classes_if(False), elem_id="sort-editing") as editing:
             overview = gr.Dataframe(overview_table(None), label="All groups", interactive=False, wrap=True,
-                                    max_height=260, elem_id="sort-overview")
+                                    max_height=260, column_widths=["9%", "22%", "10%", "59%"],
+                                    elem_id="sort-overview")
             with gr.Row(equal_height=False):
                 count = gr.Slider(minimum=1, maximum=MOST_GROUPS, value=2, step=1, label="Number of groups",
                                   info="Sort again starts afresh: names given so far are dropped.", scale=3,
@@ -430,13 +433,14 @@ def render() -> SimpleNamespace:
             with gr.Row(equal_height=False):
                 with gr.Column(scale=1, min_width=280):
                     suggest = gr.Button("Label these next", size="sm", elem_id="sort-next-button")
-                    next_note = gr.Markdown("Which photos to label first, if you label some by hand.",
+                    next_note = gr.Markdown(NEXT_HINT,
                                             elem_classes="ts-help", elem_id="sort-next-note")
                 next_gallery = gr.Gallery(label="Label these next", columns=6, height=220, scale=2,
                                           object_fit="cover", allow_preview=True, fit_columns=False,
-                                          elem_id="sort-next")
+                                          visible="hidden", elem_id="sort-next")
             next_table = gr.Dataframe(pd.DataFrame(columns=NEXT_COLUMNS), label="Why these", interactive=False,
-                                      wrap=True, max_height=220, elem_id="sort-next-table")
+                                      wrap=True, max_height=220, visible="hidden", elem_id="sort-next-table",
+                                      column_widths=["35%", "10%", "55%"])
             with gr.Row(equal_height=False):
                 dataset_name = gr.Textbox(label="Dataset name", max_lines=1, placeholder=DEFAULT_NAME, scale=3,
                                           info="The named groups become its classes; unnamed groups are left out.",
@@ -469,5 +473,9 @@ def bind(ui: SimpleNamespace) -> None:
     ui.split.click(**wire(split_group, [ui.grouping, ui.group], **shown), api_name="split_group")
     ui.gallery.select(**wire(pick_photo, ui.names, **of(ui, "photo", "status")), api_visibility="private")
     ui.move.click(**wire(move_photo, [ui.grouping, ui.group, ui.photo, ui.target], **shown), api_name="move_photo")
+    # the suggestions show only with something in them: a private follow-up, so the API keeps plain values
     ui.suggest.click(**wire(suggest_next, ui.grouping, **of(ui, "next_note", "next_gallery", "next_table")),
-                     api_name="label_next")
+                     api_name="label_next").then(
+        lambda items: [gr.Gallery(visible=views.shown_if(bool(items))),
+                       gr.Dataframe(visible=views.shown_if(bool(items)))],
+        ui.next_gallery, [ui.next_gallery, ui.next_table], api_visibility="private", show_progress="hidden")

@@ -566,3 +566,104 @@ class Screenshots:
 def assert_no_errors(page, where: str) -> None:
     problems = page_errors(page)
     assert not problems, f"{where}: the page shows an error:\n" + "\n".join(problems)
+
+
+# ---- sorting photos with no labels (Data step, "Sort my photos") ---------------------------------
+
+def open_sort_section(page) -> None:
+    go_to_tab(page, "1. Data")
+    if not page.locator("#sort-files").is_visible():
+        page.get_by_text("Sort my photos (no labels yet)").click()
+    page.locator("#sort-files").wait_for()
+
+
+def sort_status(page, pattern: str, timeout_s: float = 60) -> str:
+    """Wait until the section's status line matches `pattern`; returns it."""
+    status = page.locator("#sort-status")
+    status.filter(has_text=re.compile(pattern)).wait_for(timeout=timeout_s * 1000)
+    return status.inner_text()
+
+
+def sort_photos(page, files: list[Path], timeout_s: float = 180) -> str:
+    """Drop the photos into *Sort my photos*, wait until they are all uploaded, press Sort; returns the
+    status once it says how they were sorted."""
+    open_sort_section(page)
+    box = page.locator("#sort-files")
+    box.locator("input[type=file]").set_input_files([str(f) for f in files])
+    # every file listed (one row each; the list scrolls, and a name shows as stem and extension)
+    page.wait_for_function("([el, n]) => el.querySelectorAll('tr').length >= n",
+                           arg=[box.element_handle(), len(files)], timeout=60_000)
+    page.locator("#sort-run").click()
+    return sort_status(page, r"Sorted \d+ photos into \d+ group|Not done", timeout_s)
+
+
+def sort_overview(page) -> list[list[str]]:
+    """The rows of the groups' overview table (group, name, photos, most typical photos)."""
+    rows = []
+    for row in page.locator("#sort-overview [role=row]").all():   # Gradio's grid rows (the table is for sizing)
+        cells = [c.strip() for c in row.locator("[role=gridcell]").all_inner_texts()]
+        if cells and cells[0]:
+            rows.append(cells)
+    return rows
+
+
+def choose_sort_group(page, selector: str, number: int) -> None:
+    """Pick group `number` in one of the section's group dropdowns (#sort-group, #sort-other, #sort-target)."""
+    page.locator(f"{selector} input").click()
+    page.get_by_role("option", name=re.compile(rf"^Group {number}\b")).click()
+    page.wait_for_function("([el, n]) => /^Group \\d+\\b/.test(el.value) && el.value.split(/[ :(]/)[1] == n",
+                           arg=[page.locator(f"{selector} input").element_handle(), number])
+
+
+def regroup(page, groups: int) -> str:
+    """Set the number of groups and press Sort again; returns the status."""
+    slider = page.get_by_label(re.compile("^range slider for Number of groups"))
+    slider.fill(str(groups))
+    page.locator("#sort-again").click()
+    return sort_status(page, rf"into {groups} groups")
+
+
+def name_sort_group(page, number: int, name: str) -> str:
+    choose_sort_group(page, "#sort-group", number)
+    page.locator("#sort-name textarea, #sort-name input").first.fill(name)
+    page.locator("#sort-name-button").click()
+    return sort_status(page, rf"Group {number} is now the class {re.escape(name)}")
+
+
+def move_first_photo(page, to: int) -> str:
+    """Click the chosen group's first thumbnail, choose group `to`, press Move; returns the status."""
+    page.locator("#sort-gallery").get_by_role("button", name=re.compile(r"^Thumbnail 1 of")).first.click()
+    sort_status(page, "Picked")
+    choose_sort_group(page, "#sort-target", to)
+    page.get_by_role("button", name="Move the picked photo").click()
+    return sort_status(page, "Moved")
+
+
+def save_sorted(page, name: str) -> str:
+    """Type the dataset's name, press Save as a dataset; returns the Data step's summary once it describes it."""
+    page.locator("#sort-dataset-name textarea, #sort-dataset-name input").first.fill(name)
+    page.locator("#sort-save").click()
+    page.locator("#sort-saved").filter(has_text="Saved the dataset").wait_for(timeout=120_000)
+    summary = page.locator("#data-summary")
+    summary.filter(has_text=re.compile(r"\d+ classes")).wait_for(timeout=120_000)
+    return summary.inner_text()
+
+
+def label_next(page) -> tuple[str, int]:
+    """Press Label these next; returns the note and how many photos it shows."""
+    page.locator("#sort-next-button").click()
+    note = page.locator("#sort-next-note")
+    note.filter(has_text=re.compile("Label these|nothing is left")).wait_for(timeout=60_000)
+    page.locator("#sort-next img").first.wait_for(timeout=30_000)
+    return note.inner_text(), page.locator("#sort-next img").count()
+
+
+def attach_unlabeled(page, files: list[Path]) -> str:
+    """Data step: open *Unlabeled photos* and drop photos into it; returns its note once they are attached."""
+    go_to_tab(page, "1. Data")
+    if not page.locator("#data-unlabeled-files").is_visible():
+        page.get_by_text("Unlabeled photos (optional)").click()
+    page.locator("#data-unlabeled-files input[type=file]").set_input_files([str(f) for f in files])
+    note = page.locator("#data-unlabeled-note")
+    note.filter(has_text=re.compile("unlabeled photos attached|Not attached|first")).wait_for(timeout=60_000)
+    return note.inner_text()
