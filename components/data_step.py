@@ -236,8 +236,11 @@ def use_sorted(grouping, name: str | None, request: gr.Request = None, progress=
     if not result["folder"]:
         return {"saved": result["saved"]}
     picker = gr.Dropdown(choices=workspace.list_datasets(user_of(request)), value=result["dataset"])
-    return {**describe(result["folder"], progress), "uploaded": None, "saved": result["saved"],
-            "create_dataset": picker}
+    described = describe(result["folder"], progress)
+    after = ("The Data step below now describes it: check it, then go on to **2. Model**." if described["data_source"]
+             else "**It can't be trained on yet** (the Data step below says why): add photos to its classes in "
+                  "**…or make your own dataset here**, then press **Use this dataset** there.")
+    return {**described, "uploaded": None, "saved": f"{result['saved']}\n\n{after}", "create_dataset": picker}
 
 
 # ---- unlabeled photos for training (TrainConfig.unlabeled): data_source["unlabeled"] -------------------

@@ -381,9 +381,8 @@ def save_groups(grouping, name: str | None, request=None) -> dict:
                      "without a name were left out.")
     if len(classes) < wd.MIN_CLASSES:
         lines.append("A classifier needs at least two classes: name another group and save again.")
-    lines.append("The Data step below now describes it: check it, then go on to **2. Model**. It is also in "
-                  "**…or make your own dataset here**, where you can add or remove photos. Your original files "
-                  "are not changed.")
+    lines.append("Your original files are not changed. It is also in **…or make your own dataset here**, where you "
+                 "can add or remove photos.")
     return {"saved": "\n\n".join(lines), "folder": str(folder), "dataset": folder.name}
 
 

@@ -44,6 +44,7 @@ def test_sort_name_and_save_photos_as_a_dataset(browser, server, shots, tmp_path
         rows = flow.sort_overview(page)
         assert len(rows) == 2 and sum(int(r[2]) for r in rows) == 2 * PER_CLASS, rows
         assert page.locator("#sort-gallery img").count() == int(rows[0][2])
+        assert flow.empty_boxes(page) == [], "sorted photos"   # no empty table or gallery waiting for use
         # each group is named after the kind most of its most typical photos are
         first = "ants" if rows[0][3].count("ants-") >= 2 else "bees"
         second = "bees" if first == "ants" else "ants"

@@ -191,7 +191,7 @@ def test_save_as_a_dataset_hands_it_to_the_data_step(first_sort, photos):
     assert wd.counts(folder) == {"first kind": len(grouping.groups[0].photos),
                                  "second kind": len(grouping.groups[1].photos)}
     assert f"{unnamed} photo" in out["saved"] and "left out" in out["saved"]
-    assert "Make a dataset here" in out["saved"] or "make your own dataset here" in out["saved"]
+    assert "make your own dataset here" in out["saved"] and "go on to **2. Model**" in out["saved"]
     assert f"2 classes, {2 * PER_CLASS - unnamed} images" in out["summary"], out["summary"]
     assert out["create_dataset"].value == "insects" and out["uploaded"] is None
     assert _digests(photos) == before   # copies: the person's photos are untouched
@@ -200,6 +200,11 @@ def test_save_as_a_dataset_hands_it_to_the_data_step(first_sort, photos):
     # no name typed: a free one
     other = data_step.use_sorted(grouping, "", progress=None)
     assert Path(other["data_source"]["source"]).name == sort_step.DEFAULT_NAME
+    # one class only: saved, but the Data step says it can't train on it yet, and so does the message
+    grouping.merge(0, 1)
+    single = data_step.use_sorted(grouping, "one kind", progress=None)
+    assert single["data_source"] is None and "can't be trained on yet" in single["saved"]
+    assert "at least two classes" in single["saved"] and wd.counts(wd.dataset_dir("one kind"))
 
 
 @pytest.mark.slow
