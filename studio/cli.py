@@ -133,6 +133,11 @@ def _cluster(sub) -> None:
                          "per group (group-01, group-02, ...: rename them to class names), ready to train")
     cluster.add_argument("--next", type=whole_number(1, 10_000), metavar="N", help="also list the N photos to "
                          "label first (the most typical photo of each group, then more typical ones)")
+    cluster.add_argument("--labelled", metavar="DIR", type=flag_type(values.existing_path), help="with --next: "
+                         "photos you have labelled already (e.g. the dataset you copied them into); they are "
+                         "not suggested again")
+    cluster.add_argument("--model", metavar="RUN", help="with --next: a trained run or model; once every group "
+                         "has a label, the photos it is least sure of come next")
     cluster.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     cluster.add_argument("--json", action="store_true", help='one JSON object: {"groups": [{"photos": [paths, '
                          'most typical first]}, ...], "unreadable": [{path, reason}], "silhouette", and "next" '

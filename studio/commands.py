@@ -338,6 +338,12 @@ def cmd_cluster(args) -> int:
         return _fail(f"{', '.join(missing)}: no such file or folder.")
     if args.save and Path(args.save).is_dir() and any(Path(args.save).iterdir()):   # before the photos are read
         return _fail(f"{args.save} is not empty: save into a new folder.")
+    model = None
+    if args.model:   # a typo fails before the photos are read
+        try:
+            model = _model_of(args.model)
+        except (OSError, ValueError) as exc:
+            return _fail(f"--model {args.model}: {exc}")
     say = (lambda done, total: None) if args.json else (
         lambda done, total: print(f"Reading photos: {done} of {total}", file=sys.stderr, flush=True))
     try:
@@ -350,7 +356,14 @@ def cmd_cluster(args) -> int:
     for group in result["groups"]:
         group.pop("name")
     if args.next:
-        result["next"] = label_next(grouping, count=args.next, seed=args.seed)
+        from studio.unlabeled.suggest import already_labelled, model_answers
+        done = already_labelled(grouping.features.paths, args.labelled) if args.labelled else []
+        try:
+            answers = model_answers(model, grouping.features.paths) if model else None
+        except (OSError, ValueError) as exc:
+            return _fail(f"--model {args.model}: {exc}")
+        result["next"] = label_next(grouping, labelled=done, count=args.next, seed=args.seed,
+                                    probabilities=answers)
     if args.save:
         try:
             result["saved"] = grouping.save(args.save)

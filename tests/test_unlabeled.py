@@ -422,3 +422,36 @@ def test_cli_refuses_a_non_empty_save_folder_before_reading_photos(pile, tmp_pat
     assert cli.main(["cluster", str(pile.folder), "--save", str(full)]) != 0
     assert "is not empty: save into a new folder" in capsys.readouterr().err
     assert [p.name for p in full.iterdir()] == ["keep.txt"] and (full / "keep.txt").read_text() == "mine"
+
+
+def test_cli_next_skips_what_is_labelled_and_asks_the_model_what_it_is_least_sure_of(pile, trained_run, tmp_path):
+    """--labelled: photos already copied into a dataset are not suggested again; --model: once every group
+    has a label, the photos the trained model is least sure of come next, least sure first."""
+    from studio.inference import Predictor
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for file in sorted(pile.folder.glob("ants-*.jpg"))[:6] + sorted(pile.folder.glob("bees-*.jpg"))[:6]:
+        shutil.copyfile(file, photos / file.name)
+    labelled = tmp_path / "labelled"
+    for label in ("ants", "bees"):   # two of each already labelled (copied, so only their bytes match)
+        (labelled / label).mkdir(parents=True)
+        for file in sorted(photos.glob(f"{label}-*.jpg"))[:2]:
+            shutil.copyfile(file, labelled / label / f"copy-{file.name}")
+    result = studio("cluster", photos, "--groups", 2, "--next", 4, "--labelled", labelled,
+                    "--model", trained_run["run_dir"], "--json")
+    assert result.returncode == 0, result.stderr
+    picks = json.loads(result.stdout)["next"]
+    assert len(picks) == 4
+    assert not {Path(p["path"]).name for p in picks} & {p.name.removeprefix("copy-") for p in labelled.rglob("*.jpg")}
+    margins = {}
+    predictor = Predictor(Path(trained_run["run_dir"]) / "model.safetensors")
+    for path, found in zip(map(str, photos.iterdir()), predictor.predict_each(list(map(str, photos.iterdir())))):
+        margins[path] = found.top[0][1] - found.top[1][1]
+    unsure = [p["path"] for p in picks if p["why"] == "the model is least sure of it"]
+    assert unsure, picks
+    assert [margins[p] for p in unsure] == sorted(margins[p] for p in unsure)
+    rest = [margins[p] for p in margins if p not in unsure and not p.endswith(tuple(
+        f.name.removeprefix("copy-") for f in labelled.rglob("*.jpg")))]
+    assert max(margins[p] for p in unsure) <= min(rest) + 1e-6   # no surer photo was picked over a less sure one
+    wrong = studio("cluster", photos, "--next", 2, "--model", tmp_path / "no-run")
+    assert wrong.returncode != 0 and "--model" in wrong.stderr and "Traceback" not in wrong.stderr

@@ -12,6 +12,7 @@ The order, and why:
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterable
 
 import numpy as np
@@ -92,3 +93,35 @@ def _margins(paths: list[str], probabilities) -> np.ndarray | None:
         probabilities = torch.stack([torch.as_tensor(probabilities[p]) for p in paths])
     top = torch.as_tensor(probabilities).float().topk(2, dim=1).values
     return (top[:, 0] - top[:, 1]).numpy()
+
+
+def model_answers(model: str | Path, paths: list[str]) -> dict[str, torch.Tensor]:
+    """{path: the model's calibrated probabilities, in its class order} for label_next's least-sure step;
+    a photo the model cannot read gets none (label_next then raises, naming it)."""
+    from studio.inference import Predictor
+    predictor = Predictor(model)
+    order = {name: i for i, name in enumerate(predictor.classes)}
+    answers = {}
+    for path, found in zip(paths, predictor.predict_each(paths, top_k=len(predictor.classes))):
+        if found.error is None:
+            row = torch.zeros(len(order))
+            for name, probability in found.top:
+                row[order[name]] = probability
+            answers[path] = row
+    return answers
+
+
+def already_labelled(paths: list[str], labelled_folder: str | Path) -> list[str]:
+    """The photos among `paths` whose exact bytes are also under `labelled_folder` (copied there when
+    the person labelled them), so label_next does not suggest them again."""
+    import hashlib
+    from studio.data.imaging import image_files
+
+    def digest(path) -> str | None:
+        try:
+            return hashlib.sha1(Path(path).read_bytes()).hexdigest()
+        except OSError:
+            return None
+
+    done = {digest(p) for p in image_files([Path(labelled_folder)])} - {None}
+    return [p for p in paths if digest(p) in done]
