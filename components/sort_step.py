@@ -21,11 +21,10 @@ from components import views
 from components.named import of, wire
 from components.session import user_of
 from studio.data import workspace as wd
-from studio.data.imaging import IMAGE_EXTENSIONS, ImageDecodeError, is_image_name, open_rgb
+from studio.data.imaging import IMAGE_EXTENSIONS, ImageDecodeError, open_rgb
 from studio.data.sources import DatasetError
-from studio.data.zips import MANIFEST, read_manifest
 from studio.unlabeled import GroupingError, label_next, sort_photos
-from studio.unlabeled.features import unpacked
+from studio.unlabeled.features import not_photos, unpacked
 from studio.unlabeled.grouping import MIN_PHOTOS, MOST_GROUPS
 
 FILE_TYPES = sorted(IMAGE_EXTENSIONS) + [".zip"]
@@ -185,26 +184,6 @@ def _paths(files) -> list[str]:
     return [str(f) if isinstance(f, (str, Path)) else getattr(f, "name", str(f)) for f in files]
 
 
-def _not_photos(items: list[Path]) -> list[dict]:
-    """Files inside unpacked zips that are not sorted (not a photo by their name, or refused when unpacking),
-    so nothing is left out silently."""
-    rows = []
-    for item in items:
-        if not item.is_dir():
-            continue
-        manifest = read_manifest(item) or {}
-        for entry in manifest.get("refused") or []:
-            if isinstance(entry, dict):
-                rows.append({"path": entry.get("path") or entry.get("name") or "?",
-                             "reason": entry.get("reason") or "not unpacked"})
-        for file in sorted(item.rglob("*")):
-            relative = file.relative_to(item)
-            if (file.is_file() and not is_image_name(file) and file.name != MANIFEST
-                    and not any(part.startswith(".") or part == "__MACOSX" for part in relative.parts)):
-                rows.append({"path": str(relative), "reason": "not a photo (its name does not end in .jpg, .png, …)"})
-    return rows
-
-
 def sort(files, progress=gr.Progress()) -> dict:
     """Sort the uploaded photos (files or .zip files) into groups, the number chosen automatically."""
     paths = _paths(files)
@@ -214,14 +193,13 @@ def sort(files, progress=gr.Progress()) -> dict:
         items = unpacked(paths)
     except DatasetError as exc:
         return view(None, None, _problem(str(exc)))
-    left_out = _not_photos(items)
     report = (lambda done, total: progress((done, total), desc="Looking at every photo", unit="photos")
               if progress is not None else None)
     try:
-        grouping = sort_photos(items, progress=report)
+        grouping = sort_photos(items, progress=report)   # what is not a photo is in its unreadable list
     except GroupingError as exc:
-        return view(None, None, _problem(str(exc)), left_out)
-    return view(grouping, 0, _sorted_words(grouping), left_out)
+        return view(None, None, _problem(str(exc)), not_photos(items))
+    return view(grouping, 0, _sorted_words(grouping))
 
 
 def sort_again(grouping, count, progress=gr.Progress()) -> dict:

@@ -455,3 +455,16 @@ def test_cli_next_skips_what_is_labelled_and_asks_the_model_what_it_is_least_sur
     assert max(margins[p] for p in unsure) <= min(rest) + 1e-6   # no surer photo was picked over a less sure one
     wrong = studio("cluster", photos, "--next", 2, "--model", tmp_path / "no-run")
     assert wrong.returncode != 0 and "--model" in wrong.stderr and "Traceback" not in wrong.stderr
+
+
+def test_files_that_are_not_photos_are_listed_not_dropped(tmp_path):
+    folder = tmp_path / "pile"
+    folder.mkdir()
+    for file in example_files("train", "ants", 3) + example_files("train", "bees", 3):
+        shutil.copyfile(file, folder / file.name)
+    (folder / "notes.txt").write_text("what these are")
+    (folder / ".DS_Store").write_bytes(b"\0")
+    found = photo_features([folder])
+    assert len(found.paths) == 6
+    listed = {Path(u["path"]).name: u["reason"] for u in found.unreadable}
+    assert set(listed) == {"notes.txt"} and "not a photo" in listed["notes.txt"]

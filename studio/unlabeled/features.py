@@ -15,8 +15,9 @@ from typing import Callable, Sequence
 import torch
 
 from studio import augment, backbones, hardware
-from studio.data.imaging import image_files
-from studio.data.zips import extract_zip
+from studio.data.imaging import image_files, is_image_name
+from studio.data.samples import is_junk
+from studio.data.zips import MANIFEST, extract_zip, read_manifest
 from studio.data.pixels import CachedPixels, cache_side, decode_all
 from studio.models.features import FeatureExtractor
 
@@ -43,7 +44,8 @@ def photo_features(photos: Sequence[str | Path], backbone: str | None = None, de
                    should_stop: Callable[[], bool] | None = None) -> PhotoFeatures:
     """Features of every image under `photos` (files and folders, any depth); a photo reached twice (a
     folder and a file in it, the same folder twice) counts once."""
-    paths = _once([str(p) for p in image_files(unpacked(photos))])
+    items = unpacked(photos)
+    paths = _once([str(p) for p in image_files(items)])
     name = backbone or backbones.default_backbone()
     model = backbones.create_model(name, num_classes=0).eval()
     prep = backbones.preprocessing(model)
@@ -51,8 +53,9 @@ def photo_features(photos: Sequence[str | Path], backbone: str | None = None, de
     model.to(target)
     extractor = FeatureExtractor(model, name, prep, target, amp=hardware.fast_bf16(target))
     side = cache_side(prep)
-    kept, chunks, unreadable = [], [], []
-    for start in range(0, len(paths), CHUNK):
+    kept, chunks, unreadable = [], [], not_photos(items)
+    total = len(paths)
+    for start in range(0, total, CHUNK):
         if should_stop and should_stop():
             break
         files = paths[start:start + CHUNK]
@@ -60,12 +63,35 @@ def photo_features(photos: Sequence[str | Path], backbone: str | None = None, de
         failed = {f["path"] for f in failures}
         unreadable += [{"path": f["path"], "reason": f["reason"]} for f in failures]
         kept += [p for p in files if p not in failed]
-        if len(pixels):
-            chunks.append(extractor.extract(CachedPixels(pixels), lambda b: augment.eval_batch(b, prep)))
+        if len(pixels):   # progress at every batch: a few hundred photos are one chunk
+            chunks.append(extractor.extract(
+                CachedPixels(pixels), lambda b: augment.eval_batch(b, prep),
+                progress=progress and (lambda done, of, s=start, n=len(files): progress(s + n * done // of, total))))
         if progress:
-            progress(min(start + CHUNK, len(paths)), len(paths))
+            progress(min(start + CHUNK, total), total)
     features = torch.cat(chunks) if chunks else torch.empty(0, 0)
     return PhotoFeatures(kept, features, name, unreadable)
+
+
+def not_photos(items: Sequence[Path]) -> list[dict]:
+    """{path, reason} for every file under the folders of `items` that is not read as a photo (its name is
+    not a photo's, or a zip member refused when unpacking), so none is left out silently. System files
+    (.DS_Store, __MACOSX, hidden files) and the unpacking's own note are not listed."""
+    rows = []
+    for item in map(Path, items):
+        if not item.is_dir():
+            continue
+        for entry in (read_manifest(item) or {}).get("refused") or []:
+            if isinstance(entry, dict):
+                rows.append({"path": entry.get("path") or entry.get("name") or "?",
+                             "reason": entry.get("reason") or "not unpacked"})
+        for file in sorted(item.rglob("*")):
+            relative = file.relative_to(item)
+            if (file.is_file() and not is_image_name(file) and file.name != MANIFEST
+                    and not any(is_junk(part) for part in relative.parts)):
+                rows.append({"path": str(file), "reason": "not a photo (its name does not end in .jpg, .png, "
+                                                          ".webp, ...); left out"})
+    return rows
 
 
 def _once(paths: list[str]) -> list[str]:
