@@ -39,7 +39,7 @@ class HeadOnFeatures:
         # 3 updates an epoch (48 photos, batch 32) leave the head half-trained
         batches_per_pass = math.ceil(len(self.features) / ctx.batch_size)
         self.passes = math.ceil(MIN_HEAD_STEPS / batches_per_pass)
-        steps_per_epoch = self.steps_per_epoch = self.passes * batches_per_pass
+        steps_per_epoch = self.passes * batches_per_pass
         self.optimizer = optim.make_optimizer(cfg.optimizer, self.head.parameters(), self.lr, cfg.weight_decay)
         self.schedule = optim.make_schedule(cfg.schedule, self.optimizer, steps_per_epoch * self.last_epoch)
         if not checkpoint:
@@ -82,45 +82,43 @@ class HeadOnFeatures:
                                                         fine_tuned_after=ctx.cfg.freeze != "all"))
         return plain, augmented
 
-    def _epoch_photos(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """(features, labels, weights) this epoch learns from: the labelled photos, and with unlabeled
-        photos, the pseudo-labelled share of them (weights None: every photo counts the same)."""
+    def _pseudo_labelled(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(features, labels) of the unlabeled photos this epoch also learns from (the augmented copies of
+        the surest share of each predicted class), or None (no unlabeled photos, or the first epoch)."""
         fraction = unlabeled.share(epoch, self.last_epoch) if self.unlabeled_plain is not None else 0.0
         if not fraction or not len(self.unlabeled_plain):
-            return self.features, self.labels, None
+            return None
         chosen, pseudo = unlabeled.pseudo_labels(self.head, self.unlabeled_plain, fraction)
         per_class = torch.bincount(pseudo.cpu(), minlength=len(self.ctx.classes)).tolist()
         self.ctx.run.update(unlabeled={**self.ctx.unlabeled.summary(), "pseudo_labelled": len(chosen),
                                        "share": round(fraction, 3),
                                        "per_class": dict(zip(map(str, self.ctx.classes), per_class))})
-        device = self.features.device
-        weights = torch.cat([torch.ones(len(self.labels), device=device),
-                             torch.full((len(chosen),), unlabeled.PSEUDO_WEIGHT, device=device)])
-        return (torch.cat([self.features, self.unlabeled_augmented[chosen]]), torch.cat([self.labels, pseudo]),
-                weights)
+        return self.unlabeled_augmented[chosen], pseudo
 
     def train_epoch(self, epoch: int) -> tuple[float, float]:
         ctx, head = self.ctx, self.head
         self.epoch = epoch
-        features, labels, weights = self._epoch_photos(epoch)
+        pseudo = self._pseudo_labelled(epoch)
         head.train()
         loss_sum = correct = seen = 0
-        # as many steps as every epoch (the schedule was sized for them), with pseudo-labels from more photos
-        passes = self.passes if weights is None else math.ceil(self.steps_per_epoch * ctx.batch_size / len(features))
-        batches = [b for _ in range(passes)
-                   for b in ctx.batches(len(features), ctx.batch_size, shuffle=True)][:self.steps_per_epoch]
-        for index in batches:
+        batches = [b for _ in range(self.passes) for b in ctx.batches(len(self.features), ctx.batch_size, shuffle=True)]
+        # with pseudo-labels, every step also takes a batch of them: the labelled photos weigh the same
+        # in each step however many unlabeled photos there are
+        extra = unlabeled.batches(ctx, len(pseudo[1]), len(batches)) if pseudo is not None else None
+        for step, index in enumerate(batches):
             ctx.check_stop()
-            index = augment.to_device(index, features.device)
-            logits = head(features[index])
-            loss = (ctx.loss(logits, labels[index]) if weights is None
-                    else unlabeled.weighted_loss(ctx, logits, labels[index], weights[index]))
+            index = augment.to_device(index, self.features.device)
+            logits = head(self.features[index])
+            loss = ctx.loss(logits, self.labels[index])
+            if extra is not None:
+                rows = augment.to_device(extra[step], self.features.device)
+                loss = loss + unlabeled.PSEUDO_WEIGHT * ctx.loss(head(pseudo[0][rows]), pseudo[1][rows])
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
             self.schedule.step()
             loss_sum = loss_sum + loss.detach() * len(index)
-            correct = correct + (logits.argmax(1) == labels[index]).sum()
+            correct = correct + (logits.argmax(1) == self.labels[index]).sum()
             seen += len(index)
         return float(loss_sum) / seen, int(correct) / seen
 

@@ -9,7 +9,9 @@ pass per unlabeled photo and view, not a fine-tuning epoch:
   the rest; Zou et al. 2018); the share grows from FIRST_SHARE to LAST_SHARE over the epochs, as the
   head gets better;
 - a pseudo-label comes from the plain photo and is learnt on an augmented copy (FixMatch's
-  consistency, Sohn et al. 2020), and counts PSEUDO_WEIGHT of a real label.
+  consistency, Sohn et al. 2020); every step takes a batch of labelled photos and a batch of
+  pseudo-labelled ones, the latter's loss counting PSEUDO_WEIGHT (so the labels weigh the same however
+  many unlabeled photos there are).
 The best epoch on the labelled validation photos is kept as always, so pseudo-labels that hurt are
 not kept. Photos that are also training, validation or test photos (same file or same bytes) are left
 out: learning from a copy of a validation photo would flatter the validation figure.
@@ -21,13 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from studio.data.imaging import image_files
 from studio.data.pixels import CachedPixels, cache_side, decode_all
 
 FIRST_SHARE, LAST_SHARE = 0.2, 0.8   # of each predicted class, from the first epoch with pseudo-labels to the last
-PSEUDO_WEIGHT = 0.5                  # a pseudo-label's weight against a real label's
+PSEUDO_WEIGHT = 0.5                  # the pseudo-labels' part of each step's loss, against the labels' 1
+PSEUDO_BATCHES = 2                   # pseudo-labelled photos in a step, in batches of the run's size
 CHUNK = 512                          # unlabeled photos decoded at once (ten thousand need no more memory)
 SAME_AS_LABELLED = "the same photo is among the labelled photos"
 
@@ -107,18 +109,21 @@ def pseudo_labels(head: torch.nn.Module, plain: torch.Tensor, fraction: float) -
     return class_balanced_confident(probabilities, fraction)
 
 
-def weighted_loss(ctx, logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """The run's loss (class weights, label smoothing) with each photo counting `weights`."""
-    per_photo = F.cross_entropy(logits, targets, weight=ctx.loss_weights, label_smoothing=ctx.cfg.label_smoothing,
-                                reduction="none")
-    return (per_photo * weights).sum() / weights.sum()
+def batches(ctx, count: int, steps: int) -> list[torch.Tensor]:
+    """`steps` batches of PSEUDO_BATCHES x the run's batch size from `count` pseudo-labelled photos,
+    reshuffled each time they run out."""
+    size = min(count, ctx.batch_size * PSEUDO_BATCHES)
+    made: list[torch.Tensor] = []
+    while len(made) < steps:
+        made += [b for b in ctx.batches(count, size, shuffle=True) if len(b) == size]
+    return made[:steps]
 
 
 def words(photos: int, left_out: int, fine_tuned_after: bool) -> str:
     """The run's choice, in words."""
     text = (f"{photos:,} unlabeled photos: after its first epoch the new head also learns from the ones it is "
-            f"surest of (a share of each class that grows from {FIRST_SHARE:.0%} to {LAST_SHARE:.0%}), each "
-            f"counting {PSEUDO_WEIGHT:g} of a labelled photo.")
+            f"surest of (a share of each class that grows from {FIRST_SHARE:.0%} to {LAST_SHARE:.0%}), beside "
+            f"the labelled photos in every step, their loss counting {PSEUDO_WEIGHT:g} of the labels'.")
     if fine_tuned_after:
         text += " The fine-tuning after it learns from the labelled photos alone."
     if left_out:
