@@ -3,6 +3,7 @@ and `studio train --config RUN_DIR` repeats a run."""
 import json
 import shlex
 from dataclasses import asdict, fields
+from pathlib import Path
 
 import gradio as gr
 import pytest
@@ -20,7 +21,7 @@ OTHER_VALUES = {
     "train_size": 192, "feature_views": 3, "epochs": 7, "head_epochs": 2, "lr": 0.0005, "batch_size": 12,
     "optimizer": "sgd", "schedule": "one-cycle", "weight_decay": 0.01, "label_smoothing": 0.2, "patience": 5,
     "class_weighting": "on", "augment": False, "augment_strength": "strong", "seed": 11, "device": "cpu",
-    "budget": "1h30m",
+    "budget": "1h30m", "unlabeled": str(Path(__file__).resolve().parent),   # a folder that is there
 }
 
 
