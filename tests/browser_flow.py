@@ -411,18 +411,27 @@ def launch_browser_with_fake_camera(playwright, executable: str):
                                       headless=True)
 
 
-def open_create_section(page) -> None:
+def open_data_section(page, marker: str, title: str) -> None:
+    """Open the Data step's accordion `title` unless its element `marker` (a CSS selector) already shows."""
     go_to_tab(page, "1. Data")
-    if not page.locator("#create-dataset").is_visible():
-        page.get_by_text("make your own dataset here").click()
-    page.locator("#create-dataset").wait_for()
+    if not page.locator(marker).is_visible():
+        page.get_by_text(title).click()
+    page.locator(marker).wait_for()
+
+
+def section_status(page, selector: str, pattern: str, timeout_s: float = 60) -> str:
+    """Wait until a section's status line (`selector`) matches `pattern`; returns it."""
+    status = page.locator(selector)
+    status.filter(has_text=re.compile(pattern)).wait_for(timeout=timeout_s * 1000)
+    return status.inner_text()
+
+
+def open_create_section(page) -> None:
+    open_data_section(page, "#create-dataset", "make your own dataset here")
 
 
 def create_status(page, pattern: str, timeout_s: float = 60) -> str:
-    """Wait until the section's status line matches `pattern`; returns it."""
-    status = page.locator("#create-status")
-    status.filter(has_text=re.compile(pattern)).wait_for(timeout=timeout_s * 1000)
-    return status.inner_text()
+    return section_status(page, "#create-status", pattern, timeout_s)
 
 
 def create_dataset(page, name: str) -> str:
@@ -571,17 +580,11 @@ def assert_no_errors(page, where: str) -> None:
 # ---- sorting photos with no labels (Data step, "Sort my photos") ---------------------------------
 
 def open_sort_section(page) -> None:
-    go_to_tab(page, "1. Data")
-    if not page.locator("#sort-files").is_visible():
-        page.get_by_text("Sort my photos (no labels yet)").click()
-    page.locator("#sort-files").wait_for()
+    open_data_section(page, "#sort-files", "Sort my photos (no labels yet)")
 
 
 def sort_status(page, pattern: str, timeout_s: float = 60) -> str:
-    """Wait until the section's status line matches `pattern`; returns it."""
-    status = page.locator("#sort-status")
-    status.filter(has_text=re.compile(pattern)).wait_for(timeout=timeout_s * 1000)
-    return status.inner_text()
+    return section_status(page, "#sort-status", pattern, timeout_s)
 
 
 def sort_photos(page, files: list[Path], timeout_s: float = 180) -> str:
