@@ -18,9 +18,7 @@ out: learning from a copy of a validation photo would flatter the validation fig
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 
@@ -45,24 +43,11 @@ class UnlabeledPhotos:
 
 def find_unlabeled(source: str, labelled_files: list[str]) -> UnlabeledPhotos:
     """The image files under `source` (a folder or a .zip, extracted safely), less the labelled photos."""
-    from studio.unlabeled.features import unpacked
+    from studio.unlabeled.features import copies_of, unpacked
     files = [str(p) for p in image_files(unpacked([source]))]
-    labelled_paths = {str(Path(p).resolve()) for p in labelled_files}
-    labelled_bytes = {_bytes_hash(p) for p in labelled_files}
-    kept, left_out = [], []
-    for path in files:
-        if str(Path(path).resolve()) in labelled_paths or _bytes_hash(path) in labelled_bytes:
-            left_out.append({"path": path, "reason": SAME_AS_LABELLED})
-        else:
-            kept.append(path)
-    return UnlabeledPhotos(kept, left_out)
-
-
-def _bytes_hash(path: str) -> str:
-    try:
-        return hashlib.sha1(Path(path).read_bytes()).hexdigest()
-    except OSError:
-        return f"unreadable:{path}"
+    copies = copies_of(files, labelled_files)
+    return UnlabeledPhotos([p for p in files if p not in copies],
+                           [{"path": p, "reason": SAME_AS_LABELLED} for p in files if p in copies])
 
 
 def features(ctx, photos: UnlabeledPhotos, progress) -> tuple[torch.Tensor, torch.Tensor]:

@@ -7,6 +7,7 @@ hundred; files that cannot be read are listed with the reason, never dropped sil
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,6 +93,30 @@ def not_photos(items: Sequence[Path]) -> list[dict]:
                 rows.append({"path": str(file), "reason": "not a photo (its name does not end in .jpg, .png, "
                                                           ".webp, ...); left out"})
     return rows
+
+
+def copies_of(paths: Sequence[str], references: Sequence[str | Path]) -> set[str]:
+    """The paths that are one of `references` or hold the same bytes as one. Sizes are compared first, so
+    only files of a size some reference has are read (a labelled dataset is not read again in full)."""
+    def size(path) -> int | None:
+        try:
+            return os.path.getsize(path)
+        except OSError:
+            return None
+
+    def digest(path) -> str | None:
+        try:
+            return hashlib.sha1(Path(path).read_bytes()).hexdigest()
+        except OSError:
+            return None
+
+    same_file = {os.path.realpath(r) for r in references}
+    by_size: dict[int, list] = {}
+    for reference in references:
+        by_size.setdefault(size(reference), []).append(reference)
+    candidates = [p for p in paths if os.path.realpath(p) not in same_file and size(p) in by_size]
+    wanted = {d for s in {size(p) for p in candidates} for d in map(digest, by_size[s])} - {None}
+    return {p for p in paths if os.path.realpath(p) in same_file} | {p for p in candidates if digest(p) in wanted}
 
 
 def _once(paths: list[str]) -> list[str]:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from sklearn.cluster import KMeans
 
-from studio.unlabeled.features import PhotoFeatures
+from studio.unlabeled.features import PhotoFeatures, copies_of
 from studio.unlabeled.grouping import Grouping, _normalised, _reduced, typicality
 
 
@@ -114,14 +114,6 @@ def model_answers(model: str | Path, paths: list[str]) -> dict[str, torch.Tensor
 def already_labelled(paths: list[str], labelled_folder: str | Path) -> list[str]:
     """The photos among `paths` whose exact bytes are also under `labelled_folder` (copied there when
     the person labelled them), so label_next does not suggest them again."""
-    import hashlib
     from studio.data.imaging import image_files
-
-    def digest(path) -> str | None:
-        try:
-            return hashlib.sha1(Path(path).read_bytes()).hexdigest()
-        except OSError:
-            return None
-
-    done = {digest(p) for p in image_files([Path(labelled_folder)])} - {None}
-    return [p for p in paths if digest(p) in done]
+    copies = copies_of(paths, [str(p) for p in image_files([Path(labelled_folder)])])
+    return [p for p in paths if p in copies]
