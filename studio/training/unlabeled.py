@@ -23,12 +23,11 @@ from dataclasses import dataclass, field
 import torch
 
 from studio.data.imaging import image_files
-from studio.data.pixels import CachedPixels, cache_side, decode_all
+from studio.data.pixels import cache_side
 
 FIRST_SHARE, LAST_SHARE = 0.2, 0.8   # of each predicted class, from the first epoch with pseudo-labels to the last
 PSEUDO_WEIGHT = 0.5                  # the pseudo-labels' part of each step's loss, against the labels' 1
 PSEUDO_BATCHES = 2                   # pseudo-labelled photos in a step, in batches of the run's size
-CHUNK = 512                          # unlabeled photos decoded at once (ten thousand need no more memory)
 SAME_AS_LABELLED = "the same photo is among the labelled photos"
 
 
@@ -53,18 +52,13 @@ def find_unlabeled(source: str, labelled_files: list[str]) -> UnlabeledPhotos:
 def features(ctx, photos: UnlabeledPhotos, progress) -> tuple[torch.Tensor, torch.Tensor]:
     """(plain, augmented) features of the unlabeled photos, decoded a chunk at a time; unreadable
     photos move to `photos.left_out` with the reason."""
-    side = cache_side(ctx.prep)
+    from studio.unlabeled.features import CHUNK, decoded_chunks
     plain, augmented, kept = [], [], []
     total = len(photos.files)
-    for start in range(0, total, CHUNK):
+    for start, readable, source in decoded_chunks(photos.files, cache_side(ctx.prep), photos.left_out):
         ctx.check_stop()
-        chunk = photos.files[start:start + CHUNK]
-        pixels, failures = decode_all(chunk, side)
-        failed = {f["path"] for f in failures}
-        photos.left_out += [{"path": f["path"], "reason": f["reason"]} for f in failures]
-        kept += [p for p in chunk if p not in failed]
-        if len(pixels):
-            source = CachedPixels(pixels)
+        kept += readable
+        if source is not None:
             plain.append(ctx.features.extract(source, lambda b: ctx.input(b, False), ctx.check_stop))
             augmented.append(ctx.features.extract(source, lambda b: ctx.input(b, True), ctx.check_stop))
         progress(min(start + CHUNK, total), total)

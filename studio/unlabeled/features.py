@@ -56,22 +56,29 @@ def photo_features(photos: Sequence[str | Path], backbone: str | None = None, de
     side = cache_side(prep)
     kept, chunks, unreadable = [], [], not_photos(items)
     total = len(paths)
-    for start in range(0, total, CHUNK):
+    for start, readable, source in decoded_chunks(paths, side, unreadable):
         if should_stop and should_stop():
             break
-        files = paths[start:start + CHUNK]
-        pixels, failures = decode_all(files, side)
-        failed = {f["path"] for f in failures}
-        unreadable += [{"path": f["path"], "reason": f["reason"]} for f in failures]
-        kept += [p for p in files if p not in failed]
-        if len(pixels):   # progress at every batch: a few hundred photos are one chunk
+        kept += readable
+        if source is not None:   # progress at every batch: a few hundred photos are one chunk
             chunks.append(extractor.extract(
-                CachedPixels(pixels), lambda b: augment.eval_batch(b, prep),
-                progress=progress and (lambda done, of, s=start, n=len(files): progress(s + n * done // of, total))))
+                source, lambda b: augment.eval_batch(b, prep),
+                progress=progress and (lambda done, of, s=start, n=len(readable): progress(s + n * done // of, total))))
         if progress:
             progress(min(start + CHUNK, total), total)
     features = torch.cat(chunks) if chunks else torch.empty(0, 0)
     return PhotoFeatures(kept, features, name, unreadable)
+
+
+def decoded_chunks(paths: list[str], side: int, unreadable: list[dict]):
+    """(start, readable paths, their CachedPixels or None) for CHUNK photos at a time, so any number of
+    photos needs the memory of one chunk; a photo that cannot be decoded goes to `unreadable` {path, reason}."""
+    for start in range(0, len(paths), CHUNK):
+        files = paths[start:start + CHUNK]
+        pixels, failures = decode_all(files, side)
+        failed = {f["path"] for f in failures}
+        unreadable += [{"path": f["path"], "reason": f["reason"]} for f in failures]
+        yield start, [p for p in files if p not in failed], CachedPixels(pixels) if len(pixels) else None
 
 
 def not_photos(items: Sequence[Path]) -> list[dict]:
