@@ -670,3 +670,15 @@ def attach_unlabeled(page, files: list[Path]) -> str:
     note = page.locator("#data-unlabeled-note")
     note.filter(has_text=re.compile("unlabeled photos attached|Not attached|first")).wait_for(timeout=60_000)
     return note.inner_text()
+
+
+# ---- logging in (a studio launched with auth=[(user, password), ...]) ------------------------------
+
+def log_in(page, url: str, user: str, password: str) -> None:
+    """Gradio's login form: type the username and password, press Login; waits until the studio shows."""
+    page.goto(url)
+    page.get_by_label("Username").fill(user)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Login", exact=True).click()
+    page.locator("#data-summary").wait_for()
+    page.get_by_role("tab", name="1. Data").wait_for()
