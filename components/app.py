@@ -17,6 +17,7 @@ from components.named import wire, with_runner  # noqa: E402
 from components.session import user_of  # noqa: E402
 from studio import paths  # noqa: E402
 from studio.runs import JobRunner  # noqa: E402
+from studio.training.trainer import requeue_saved  # noqa: E402
 
 MAX_UPLOAD = os.environ.get("STUDIO_MAX_UPLOAD", "2gb")  # largest .zip the page accepts
 
@@ -100,6 +101,8 @@ def launch(host: str = "127.0.0.1", port: int = 7860, block: bool = True, auth: 
 
     With `auth` [(user, password)], the page asks for a login and each person sees only their own runs.
     """
+    runner = runner or JobRunner()
+    requeue_saved(runner)   # runs that were waiting when the studio last stopped wait again, in order
     demo = build(runner)
     demo.queue(default_concurrency_limit=4)
     _, url, _ = demo.launch(server_name=host, server_port=port, share=False, inbrowser=False,

@@ -76,7 +76,7 @@ def suggest_backbone(data_source, progress=gr.Progress(), *, runner: JobRunner):
     from studio.models.advisor import advise
     if not data_source:
         return {"advice": "**Choose data first** (step 1): the backbones are ranked on your own photos."}
-    if runner.current and runner.current.is_active():
+    if runner.busy():
         return {"advice": "A training is running; rank the backbones when it has finished."}
     if isinstance(data_source, str):
         data_source = {"source": data_source}

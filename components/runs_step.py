@@ -28,7 +28,7 @@ PICK_A_RUN = "Choose a run above to see its curves and confusion matrix."
 def list_runs(chosen: str | None = None, other: str | None = None, request: gr.Request = None, *,
               runner: JobRunner):
     """table, run (dropdown) and other (the compare dropdown); keeps the current choices while they still exist."""
-    rows = history.list_runs(owner=user_of(request), live=runner.current)
+    rows = history.list_runs(owner=user_of(request), live=runner.runs)
     ids = [row["id"] for row in rows]
     choices = [(views.run_choice_label(row), row["id"]) for row in rows]
     readable = [row["id"] for row in rows if row["status"] != history.UNREADABLE]
@@ -46,7 +46,7 @@ def show_run(run_id: str | None, request: gr.Request = None, *, runner: JobRunne
     if not run_id:
         return {"summary": PICK_A_RUN, **empty}
     try:
-        run = history.load_run(run_id, owner=user_of(request), live=runner.current)
+        run = history.load_run(run_id, owner=user_of(request), live=runner.runs)
     except history.RunNotFound as exc:
         return {"summary": f"**{exc}** Press Refresh.", **empty}
     past = run["history"]
@@ -91,7 +91,7 @@ def compare_runs(run_id: str | None, other_id: str | None, request: gr.Request =
     runs = []
     for rid in (run_id, other_id):
         try:
-            runs.append(history.load_run(rid, owner=user_of(request), live=runner.current))
+            runs.append(history.load_run(rid, owner=user_of(request), live=runner.runs))
         except history.RunNotFound as exc:
             return answer(None, f"**{exc}** Press Refresh.")
     missing = [run["summary"]["id"] for run in runs if not run["history"]]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from studio.runs import JobRunner, RunFolder, owned_by
+from studio.runs import JobRunner, RunFolder
 
 
 def user_of(request: gr.Request | None) -> str | None:
@@ -20,9 +20,7 @@ def user_of(request: gr.Request | None) -> str | None:
 
 def model_path(run_dir: str | None, user: str | None = None, *, runner: JobRunner) -> Path | None:
     """The model of this session's run, else of the studio's latest run (with login: the person's own)."""
-    latest = runner.current
-    if latest is not None and not owned_by(latest.snapshot()["config"], user):
-        latest = None
+    latest = runner.latest_for(user)
     for candidate in (run_dir, latest and str(latest.dir)):
         if candidate and RunFolder(candidate).has_model():
             return RunFolder(candidate).model

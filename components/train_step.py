@@ -71,7 +71,9 @@ def start(data_source, *controls, runner: JobRunner, owner: str | None = None):
         return {"status": f"**Not started.** {exc}", "run_dir": gr.skip()}
     except (ValueError, backbones.BackboneError) as exc:
         return {"status": f"**Not started.** {exc}", "run_dir": gr.skip()}
-    return {"status": "**Starting…**", "run_dir": run.snapshot()["run_dir"]}
+    snapshot = run.snapshot()
+    words = views.status_line(snapshot) if snapshot["status"] == "queued" else "**Starting…**"
+    return {"status": words, "run_dir": snapshot["run_dir"]}
 
 
 def repeat_command(data_source, *controls) -> str:
@@ -103,7 +105,7 @@ def suggest_lr(data_source, backbone, mode, depth, progress=gr.Progress(), *, ru
     """Run the learning-rate range test; returns lr (the learning-rate dropdown) and suggestion (words)."""
     if not data_source:
         return {"lr": gr.skip(), "suggestion": "**Choose data first** (step 1)."}
-    if runner.current and runner.current.is_active():
+    if runner.busy():
         return {"lr": gr.skip(), "suggestion": "A training is running; suggest a learning rate when it has finished."}
     if isinstance(data_source, str):
         data_source = {"source": data_source}
@@ -117,21 +119,28 @@ def suggest_lr(data_source, backbone, mode, depth, progress=gr.Progress(), *, ru
 
 
 def stop(owner: str | None = None, *, runner: JobRunner):
-    current = runner.current
-    if current is not None and not owned_by(current.snapshot()["config"], owner):
-        return "Only the person who started a training can stop it."
-    if runner.stop():
-        return "**Stopping after the current batch…** The best model so far is kept."
+    """Stop this person's latest run: a training one after its batch, a queued one leaves the queue."""
+    run = runner.latest_for(owner)
+    if run is None or not run.is_active():
+        others = [r for r in runner.active() if not owned_by(r.snapshot()["config"], owner)]
+        return ("Only the person who started a training can stop it." if others
+                else "Nothing is training right now.")
+    waiting = run.thread is None
+    if runner.stop(run):
+        return ("**Taken out of the queue.** It never started, so nothing was lost." if waiting else
+                "**Stopping after the current batch…** The best model so far is kept.")
     return "Nothing is training right now."
 
 
 def _visible_run(user: str | None, runner: JobRunner):
-    """(snapshot of the run this person may see or None, status words when someone else's run is busy)."""
-    run = runner.current
-    snapshot = run.snapshot() if run else None
-    if snapshot is not None and not owned_by(snapshot["config"], user):
-        return None, (views.someone_else_training(snapshot) if run.is_active() else None)
-    return snapshot, None
+    """(snapshot of the run this person may see or None, status words when only someone else's run is busy).
+    A queued run's place and expected start are brought up to date first."""
+    runner.refresh()
+    run = runner.latest_for(user)
+    if run is not None:
+        return run.snapshot(), None
+    others = [r.snapshot() for r in runner.active()]
+    return None, (views.someone_else_training(others, runner.slots) if others else None)
 
 
 def run_key(snapshot: dict | None) -> list | None:

@@ -107,12 +107,18 @@ def per_class_table(per_class: list[dict] | None) -> pd.DataFrame:
     return pd.DataFrame(per_class or [], columns=columns)
 
 
-def someone_else_training(snapshot: dict) -> str:
-    """What a signed-in person sees while another person's run has the machine."""
-    eta = snapshot.get("eta_seconds")
-    wait = f" It should finish in about {max(1, round(eta / 60))} min." if eta else ""
-    return ("**Someone else is training right now.**" + wait +
-            " The studio trains one model at a time; press Start once it has finished.")
+def someone_else_training(snapshots: list[dict], slots: int = 1) -> str:
+    """What a signed-in person with no run of their own sees while other people's runs are going."""
+    training = [s for s in snapshots if s["status"] != "queued"]
+    waiting = len(snapshots) - len(training)
+    etas = [s["eta_seconds"] for s in training if s.get("eta_seconds")]
+    soonest = f" The first should finish in about {max(1, round(min(etas) / 60))} min." if etas else ""
+    queue = f" {waiting} more {'is' if waiting == 1 else 'are'} waiting." if waiting else ""
+    if len(training) < slots and not waiting:
+        plural = "s" if len(training) != 1 else ""
+        return f"**{len(training)} other training{plural} going;** Start begins yours at once."
+    return (f"**Someone else is training right now.**{soonest}{queue} Press Start and your run waits in the "
+            "queue (turns go round, one person after another); you can leave the page and come back.")
 
 
 def status_line(snapshot: dict | None) -> str:
@@ -123,6 +129,8 @@ def status_line(snapshot: dict | None) -> str:
     history = snapshot["history"]
     if status == "failed":
         return f"**Training failed:** {html.escape(snapshot.get('error') or 'unknown error')}"
+    if status == "queued":   # the place in line is a whole sentence already
+        return f"**{html.escape(snapshot.get('phase') or STATUS_WORDS[status])}**"
     if status in ("queued", "preparing") or (status == "running" and not history):
         return f"**{html.escape(snapshot.get('phase') or STATUS_WORDS[status])}…**"
     last = history[-1] if history else None

@@ -32,8 +32,9 @@ MODEL_FILE = "model.safetensors"
 FAMILIARITY_FILE = "familiarity.safetensors"
 CHECKPOINT_FILE = "resume.pt"
 LOG_FILE = "run.log"
+STOP_FILE = "stop.request"   # asks a run trained by another process (torchrun, Ray) to stop
 RUN_FILES = (CONFIG_FILE, STATUS_FILE, METRICS_FILE, SAMPLES_FILE, PREDICTIONS_FILE, LATEST_PREDICTIONS_FILE,
-             TEST_PREDICTIONS_FILE, MODEL_FILE, FAMILIARITY_FILE, CHECKPOINT_FILE, LOG_FILE)
+             TEST_PREDICTIONS_FILE, MODEL_FILE, FAMILIARITY_FILE, CHECKPOINT_FILE, LOG_FILE, STOP_FILE)
 
 
 def write_json_atomic(path: Path, data) -> None:
@@ -68,6 +69,7 @@ class RunFolder:
     familiarity = property(lambda self: self.path / FAMILIARITY_FILE)
     checkpoint = property(lambda self: self.path / CHECKPOINT_FILE)
     log = property(lambda self: self.path / LOG_FILE)
+    stop_request = property(lambda self: self.path / STOP_FILE)
 
     def is_run(self) -> bool:
         """A folder the studio wrote a run into (it holds the run's config or status)."""

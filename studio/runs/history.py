@@ -64,9 +64,18 @@ def _started_from_id(run_id: str) -> float | None:
         return None
 
 
-def summarize(run_dir: Path, live: Run | None = None) -> dict:
-    """One row of the runs table, from a run folder; `live` is the run the caller's runner trains now."""
+def _live_one(run_dir: Path, live) -> Run | None:
+    """The live run (of `live`: one Run, or the runs a JobRunner holds) that writes `run_dir`, if any."""
+    runs = [live] if isinstance(live, Run) else list(live or [])
+    target = run_dir.resolve()
+    return next((run for run in reversed(runs) if run.dir.resolve() == target), None)
+
+
+def summarize(run_dir: Path, live: Run | list[Run] | None = None) -> dict:
+    """One row of the runs table, from a run folder; `live` is the run (or the runs) the caller's runner
+    queues or trains now: a folder that says active but none of them writes was cut off (interrupted)."""
     run_dir = Path(run_dir)
+    live = _live_one(run_dir, live)
     folder = RunFolder(run_dir)
     row = {"id": run_dir.name, "run_dir": str(run_dir), "started": _started_from_id(run_dir.name),
            "data": "?", "backbone": "?", "freeze": "?", "best_val_accuracy": None, "best_epoch": None,
@@ -85,7 +94,7 @@ def summarize(run_dir: Path, live: Run | None = None) -> dict:
         return _dated(row, run_dir)
     history = folder.history()
     state = status.get("status") or UNREADABLE
-    is_live = live is not None and run_dir.resolve() == live.dir.resolve()
+    is_live = live is not None
     if is_live:
         state = live.status
     elif state in ACTIVE_STATUSES:

@@ -29,9 +29,10 @@ def new_run_id(backbone: str) -> str:
 class Run:
     """Live state of one training run (thread-safe)."""
 
-    def __init__(self, directory: Path, config: dict, resume_from: dict | None = None):
+    def __init__(self, directory: Path, config: dict, resume_from: dict | None = None, listed: bool = True):
         """A new run in `directory`; with `resume_from` (its checkpoint), the run already there, continued
-        after the checkpoint's epoch."""
+        after the checkpoint's epoch. `listed` False: a scratch run nobody lists (a torchrun rank
+        other than 0 writes one)."""
         self.dir = Path(directory)
         self.folder = RunFolder(self.dir)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -39,7 +40,8 @@ class Run:
             self.folder.clear()   # a folder reused for a new run starts clean
         self.id = self.dir.name
         self.thread: threading.Thread | None = None   # set by the JobRunner that starts it
-        index.remember(self.dir)   # a run written outside the workspace's runs folder is still listed
+        if listed:
+            index.remember(self.dir)   # a run written outside the workspace's runs folder is still listed
         self.stop_event = threading.Event()
         self._lock = threading.Lock()
         self._state: RunState = {
@@ -121,9 +123,21 @@ class Run:
         return self.status in ACTIVE_STATUSES
 
     def wait(self, timeout: float | None = None) -> None:
-        """Until the run's thread ends (or `timeout` seconds); at once for a run no thread trains."""
+        """Until the run's thread ends (or `timeout` seconds); a queued run is waited for through its
+        time in the queue; at once for a run nothing trains (ended, or read back from its folder)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.thread is None and self.is_active():
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+            time.sleep(0.05)
         if self.thread is not None:
-            self.thread.join(timeout)
+            self.thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+
+    def adopt(self, state: dict) -> None:
+        """Take the state another process wrote to this run's folder (status.json, metrics.jsonl) as this
+        run's own, writing nothing: the page follows a torchrun or Ray run through this object."""
+        with self._lock:
+            self._state.update({k: v for k, v in state.items() if k not in ("id", "run_dir")})
 
     # -- writing (training thread)
     def update(self, **fields) -> None:

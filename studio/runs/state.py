@@ -62,6 +62,9 @@ class RunState(TypedDict, total=False):
                                    # calibration_error {before, after}
     calibration: dict[str, Any] | None   # the temperature and the validation calibration error (studio.calibration)
     status_file_error: str
+    queued_at: float               # when Start was pressed (the queue's order)
+    queue: dict[str, Any] | None   # while waiting: place (1 = next), ahead, expected_start_seconds
+    slots: list[int]               # the slots (GPUs) the runner gave the run
 
 
 SNAPSHOT_ONLY = ("history", "confusion", "per_class", "config")   # kept out of status.json
