@@ -70,6 +70,12 @@ def _train(sub) -> None:
     train.add_argument("--json", action="store_true", help="end with one JSON line on stdout instead of the summary")
     train.add_argument("--quiet", action="store_true", help="no progress on stderr")
     add_flags(train, TrainConfig)   # every setting's flag, help and check, from its declaration
+    several = train.add_argument_group("several machines (with --gpus or --nproc; torchrun's rendezvous)")
+    several.add_argument("--nnodes", type=whole_number(1), default=1, help="machines taking part (default 1)")
+    several.add_argument("--node-rank", type=whole_number(0), default=0, help="this machine's number, 0 to NNODES-1; "
+                         "machine 0 writes the run folder (give the same --out on shared storage everywhere)")
+    several.add_argument("--rdzv-endpoint", metavar="HOST:PORT", help="where the machines meet: machine 0's "
+                         "address and a free port, the same on every machine")
     train.set_defaults(func=cmd_train)
 
 

@@ -103,7 +103,30 @@ def cmd_train(args) -> int:
     except (DatasetError, ValueError, TypeError) as exc:
         return _fail(str(exc), EXIT_USAGE)
     started = time.perf_counter()
+    from studio.training import launch
+    if launch.is_distributed(config) or args.nnodes > 1:
+        return _train_distributed(config, args, started)
     return _follow(start_training(config, run_dir=args.out), args, started)
+
+
+def _train_distributed(config, args, started: float) -> int:
+    """torchrun's processes train; machine 0 follows the run folder as for any run, the others only wait."""
+    from studio.runs import JobRunner
+    from studio.training import launch
+    rendezvous = launch.Rendezvous(args.nnodes, args.node_rank, args.rdzv_endpoint)
+    try:
+        rendezvous.check()
+        if args.nnodes > 1 and not args.out:
+            raise ValueError("A run on several machines needs --out: the same run folder, on storage every "
+                             "machine can reach.")
+        if not launch.is_distributed(config):
+            raise ValueError("--nnodes needs --gpus N (GPUs per machine) or --nproc N (processes per machine).")
+    except ValueError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    if args.node_rank > 0:
+        return launch.run_other_node(config, Path(args.out), rendezvous)
+    return _follow(launch.start_distributed(config, JobRunner(), run_dir=args.out, rendezvous=rendezvous),
+                   args, started)
 
 
 def _epoch_line(record: dict, total: int | None) -> str:

@@ -136,6 +136,12 @@ class TrainConfig:
                         help="same seed, same data, same machine: same model")
     device: str = setting("auto", group="run", flag="--device", parse=values.device_name, metavar="auto|cpu|cuda",
                           help="auto (the default: the GPU when there is one), cpu or cuda")
+    gpus: int = setting(0, group="run", flag="--gpus", parse=values.whole_number(0), label="GPUs",
+                        help="train on this many GPUs at once (torchrun and DistributedDataParallel; 0 = one "
+                             "device, in the studio's own process)")
+    processes: int = setting(1, group="run", flag="--nproc", parse=values.whole_number(1), label="Processes",
+                             help="train in this many processes on the CPU (torchrun, gloo): for many-core servers; "
+                                  "the same code path as --gpus")
     runs_root: str | None = setting(None, group="run", repeat=False,
                                     help="where new run folders go (tests; default: the "
                                          "workspace)")
@@ -194,6 +200,10 @@ class TrainConfig:
                 cfg.train_size = int(cfg.train_size)
             except ValueError:
                 raise ValueError("train_size must be 'auto' or a number of pixels, e.g. 224.") from None
+        if cfg.gpus and cfg.processes > 1:
+            raise ValueError("Give --gpus N (one process per GPU) or --nproc N (processes on the CPU), not both.")
+        if cfg.gpus and cfg.device == "cpu":
+            raise ValueError("--gpus trains on GPUs; leave out --device cpu (or use --nproc for CPU processes).")
         if cfg.class_weighting not in ("auto", "on", "off"):
             raise ValueError("class_weighting must be 'auto', 'on' or 'off'.")
         from studio import optim

@@ -22,6 +22,7 @@ from studio.hardware import pick_device
 from studio.models.features import FeatureExtractor
 from studio.runs import Run
 from studio.training.config import TrainConfig
+from studio.training.distributed import Ranks
 from studio.training.unlabeled import UnlabeledPhotos, find_unlabeled
 
 WEIGHTING_RATIO = 1.5  # largest/smallest class count from which "auto" weights the loss
@@ -71,6 +72,8 @@ class TrainContext:
     loss_weights: torch.Tensor | None = None
     features: FeatureExtractor | None = None
     unlabeled: UnlabeledPhotos | None = None           # --unlabeled: photos the head may pseudo-label
+    ranks: Ranks | None = None                         # torchrun: this process among the training processes
+    _wrapped: tuple | None = None                      # (trainable weights, DistributedDataParallel of the model)
     started: float = field(default_factory=time.perf_counter)
     _lap_started: float = field(default_factory=time.perf_counter)
 
@@ -87,8 +90,36 @@ class TrainContext:
         self.run.update(timings=timings)
 
     def check_stop(self) -> None:
-        if self.run.stop_event.is_set():
+        """Raise StopRequested when Stop was pressed: in this process, or (a torchrun or Ray run) through the
+        run folder's stop request, which rank 0 reads and every rank then hears of at the same batch."""
+        asked = self.run.stop_event.is_set()
+        if self.ranks is not None:
+            asked = self.ranks.any(asked or (self.ranks.is_main and self.run.folder.stop_request.exists()))
+        if asked:
             raise StopRequested()
+
+    def agree(self, value):
+        """`value` as rank 0 decided it (a decision that depends on the clock); itself in a single process."""
+        return value if self.ranks is None else self.ranks.agree(value)
+
+    def part(self, index: torch.Tensor) -> torch.Tensor:
+        """This process's share of a global batch (all of it in a single process)."""
+        return index if self.ranks is None else self.ranks.part(index)
+
+    def over_ranks(self, *values) -> list[float]:
+        """Sums over every training process (the values themselves in a single process)."""
+        return [float(v) for v in values] if self.ranks is None else self.ranks.total(*values)
+
+    def training_model(self) -> torch.nn.Module:
+        """The model to run training steps through: itself, or under torchrun a DistributedDataParallel
+        of it (made again when a plan changes which weights train)."""
+        if self.ranks is None:
+            return self.model
+        trainable = tuple(name for name, p in self.model.named_parameters() if p.requires_grad)
+        if self._wrapped is None or self._wrapped[0] != trainable:
+            self._wrapped = (trainable, self.ranks.wrap(self.model, self.device,
+                                                        buffers=self.cfg.batchnorm == "adapt"))
+        return self._wrapped[1]
 
     def progress(self, phase: str, done: int, total: int, start: float, span: float) -> None:
         """The progress bar at `start + span * done/total` of the whole run, with an estimate of what is left."""
@@ -123,10 +154,10 @@ class TrainContext:
         return torch.cat(out).clone()
 
 
-def new_context(cfg: TrainConfig, run: Run) -> TrainContext:
+def new_context(cfg: TrainConfig, run: Run, ranks: Ranks | None = None) -> TrainContext:
     device = pick_device(cfg.device)
     return TrainContext(cfg=cfg, run=run, device=device, generator=torch.Generator().manual_seed(cfg.seed),
-                        amp=hardware.fast_bf16(device), batch_size=cfg.batch_size or recipe.CPU_BATCH)
+                        amp=hardware.fast_bf16(device), batch_size=cfg.batch_size or recipe.CPU_BATCH, ranks=ranks)
 
 
 def prepare(ctx: TrainContext, resume: dict | None = None, staged: bool = False) -> None:
@@ -250,6 +281,11 @@ def _choose_batch_size(ctx: TrainContext, train_count: int) -> None:
     else:
         ctx.batch_size, words = recipe.batch_size(train_count, ctx.device.type == "cuda")
         ctx.run.record_setting("batch_size", ctx.batch_size, words)
+    world = ctx.ranks.world if ctx.ranks else 1
+    if ctx.batch_size % world:   # each process takes an equal share of every batch
+        asked, ctx.batch_size = ctx.batch_size, max(world, round(ctx.batch_size / world) * world)
+        ctx.run.record_setting("batch_size", ctx.batch_size, f"{ctx.batch_size} photos per step (not {asked}): an "
+                               f"equal share for each of the {world} training processes.")
 
 
 def _check_same_samples(run: Run, samples) -> None:

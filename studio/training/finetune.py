@@ -50,10 +50,11 @@ def train_steps(ctx: TrainContext, optimizer, schedule, size: int, batches: list
     """One optimizer step per batch of training-photo indices, on augmented `size` px crops; returns the
     summed loss and the correct count (left on the device: reading a number back per step would stall a
     GPU's queue) and the photos seen. `on_step(i)` after each step (the progress bar)."""
-    model = ctx.model
-    model.train()
-    backbones.keep_norms_in_eval(model, frozen_only=ctx.cfg.batchnorm == "adapt")
+    model = ctx.training_model()   # under torchrun: DistributedDataParallel, each process its share of a batch
+    ctx.model.train()
+    backbones.keep_norms_in_eval(ctx.model, frozen_only=ctx.cfg.batchnorm == "adapt")
     loss_sum = correct = seen = 0
+    batches = [ctx.part(index) for index in batches]
     for i, (index, batch) in enumerate(zip(batches, ctx.train_px.batches(batches, ctx.device)), start=1):
         ctx.check_stop()
         faults.check("train_step", batch_size=len(index))
@@ -138,9 +139,10 @@ class FineTune:
             done = (epoch - self.first_epoch) * len(batches) + i
             ctx.progress(f"Epoch {epoch} of {self.last_epoch}: training", done, epochs * len(batches),
                          start, 1 - start)
-        loss_sum, correct, seen = train_steps(ctx, self.optimizer, self.schedule, self.size, batches, progress)
+        loss_sum, correct, seen = ctx.over_ranks(*train_steps(ctx, self.optimizer, self.schedule, self.size, batches,
+                                                              progress))
         self.steps_done += len(batches)
-        return float(loss_sum) / seen, int(correct) / seen
+        return loss_sum / seen, correct / seen
 
     def _smaller_batch(self) -> None:
         """Out of GPU memory: halve the batch and say so, rather than failing the run."""

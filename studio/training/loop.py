@@ -50,7 +50,7 @@ def run_stage(ctx: TrainContext, stage: Stage, tracker: BestTracker, checkpoint:
         ctx.lap(stage.lap_name(epoch))
         if not go_on:
             return False
-        if epoch < stage.last_epoch and stage.out_of_time(time.perf_counter() - started):
+        if epoch < stage.last_epoch and ctx.agree(stage.out_of_time(time.perf_counter() - started)):
             best_epoch = ctx.run.snapshot()["best_epoch"]
             ctx.run.update(stopped_early=(f"Stopped after epoch {epoch} of {ctx.run.snapshot()['epochs']}: "
                                           "another epoch would not fit in the time budget. The best model "

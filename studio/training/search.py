@@ -121,21 +121,22 @@ class Search:
             return Outcome(None, 0, self.deadline)
         tried.sort(key=Candidate.key, reverse=True)   # stable: a tie keeps the rule's order
         survivors = tried[:max(1, len(tried) // 2)] if len(tried) >= 3 else tried[:1]
-        if len(survivors) > 1 and self._second_round_fits(survivors):
+        if len(survivors) > 1 and self.ctx.agree(self._second_round_fits(survivors)):
             for candidate in survivors:
                 self._try(candidate, 2 * self.first_steps)
             survivors.sort(key=Candidate.key, reverse=True)
         winner = survivors[0]
         self.ctx.model.load_state_dict(winner.weights)
         backbones.apply_freeze(self.ctx.model, winner.frozen)
-        return Outcome(winner, self._epochs(winner), self.deadline, tried)
+        return Outcome(winner, self.ctx.agree(self._epochs(winner)), self.deadline, tried)
 
     def _first_round(self) -> list[Candidate]:
         tried = []
         for candidate in self.plans:
-            if tried and not self._fits([candidate], self.first_steps, FIRST_ROUND_SHARE):
+            # the clock decides, so under torchrun rank 0's answer holds everywhere (ctx.agree)
+            if tried and not self.ctx.agree(self._fits([candidate], self.first_steps, FIRST_ROUND_SHARE)):
                 break
-            if not tried and self.deadline is not None and time.perf_counter() >= self.deadline:
+            if not tried and self.ctx.agree(self.deadline is not None and time.perf_counter() >= self.deadline):
                 break   # the photos and the head took the whole budget
             self._try(candidate, self.first_steps)
             tried.append(candidate)

@@ -18,16 +18,17 @@ from studio.training import backbone_choice, calibrate, final_test, plan
 from studio.training.best import BestTracker
 from studio.training.config import TrainConfig
 from studio.training.context import StopRequested, TrainContext, new_context, prepare
+from studio.training.distributed import Ranks
 from studio.training.loop import run_stage
 
 
 class Trainer:
     """One training run from a resolved config, publishing everything to `run`."""
 
-    def __init__(self, config: TrainConfig, run: Run, resume: dict | None = None):
+    def __init__(self, config: TrainConfig, run: Run, resume: dict | None = None, ranks: Ranks | None = None):
         self.cfg, self.run = config, run
         self.resume = resume    # a checkpoint from checkpoints.read: continue after its epoch
-        self.ctx: TrainContext = new_context(config, run)
+        self.ctx: TrainContext = new_context(config, run, ranks)   # ranks: one of several torchrun processes
         self.tracker = BestTracker(config.patience)
 
     @property
@@ -42,6 +43,7 @@ class Trainer:
         ctx, checkpoint = self.ctx, self.resume
         if checkpoint is None and backbone_choice.should_advise(self.cfg):
             backbone_choice.choose(self.cfg, self.run)
+            self.cfg.backbone = ctx.agree(self.cfg.backbone)
             ctx.lap("advisor")
         prepare(ctx, checkpoint, staged=plan.is_staged(self.cfg))
         if checkpoint:
@@ -60,10 +62,11 @@ class Trainer:
         return self.run.snapshot()
 
 
-def run_training(config: TrainConfig, run: Run, resume: dict | None = None) -> None:
-    """Thread body: train, and leave the run finished, stopped or failed (never hanging)."""
+def run_training(config: TrainConfig, run: Run, resume: dict | None = None, ranks: Ranks | None = None) -> None:
+    """Thread body (or a torchrun process's): train, and leave the run finished, stopped or failed (never
+    hanging)."""
     try:
-        Trainer(config, run, resume).train()
+        Trainer(config, run, resume, ranks).train()
         run.update(phase="Finished", progress=1.0)
         run.finish(Status.FINISHED)
         run.folder.checkpoint.unlink(missing_ok=True)  # nothing left to resume: give the disk back
@@ -112,6 +115,30 @@ def start_training(config: TrainConfig, run_dir: str | Path | None = None, runne
 
 
 
+def requeue_saved(runner: JobRunner, root: str | Path | None = None) -> list[Run]:
+    """Put back in line the runs whose folders still say "queued" (the studio was restarted while they
+    waited), in their first order; returns them. Runs cut off while training are left to history,
+    which shows them interrupted (Resume carries them on)."""
+    from studio.runs import history
+    requeued = []
+    saved = []
+    for folder in history.known_runs(Path(root) if root else None).values():
+        if runner.find(folder) is not None:
+            continue
+        try:
+            status, config = RunFolder(folder).read_status(), RunFolder(folder).read_config()
+        except (OSError, ValueError):
+            continue
+        if status.get("status") == Status.QUEUED:
+            saved.append((status.get("queued_at") or status.get("started") or 0.0, folder, config))
+    known = set(TrainConfig.__dataclass_fields__)
+    for queued_at, folder, config in sorted(saved, key=lambda item: item[0]):
+        resolved = TrainConfig(**{k: v for k, v in config.items() if k in known})
+        requeued.append(runner.start(config, lambda run, cfg=resolved: run_training(cfg, run), run_dir=folder,
+                                     queued_at=queued_at))
+    return requeued
+
+
 def resume_training(run_dir: str | Path, owner: str | None = None, runner: JobRunner | None = None) -> Run:
     """Carry on a stopped, failed or interrupted run after its last finished epoch, in its own folder,
     in a background thread of `runner` (a new one when None)."""
@@ -126,8 +153,8 @@ def resume_training(run_dir: str | Path, owner: str | None = None, runner: JobRu
     if owner is not None and saved.get("owner") != owner:
         raise ResumeError("That run is not one of yours.")
     runner = runner or JobRunner()
-    live = runner.current
-    if live is not None and live.is_active() and live.dir.resolve() == run_dir.resolve():
+    live = runner.find(run_dir)
+    if live is not None and live.is_active():
         raise ResumeError("That run is still training.")
     if status == Status.FINISHED:
         raise ResumeError("That run finished: there is nothing to resume. Try or export its model instead.")
@@ -136,5 +163,8 @@ def resume_training(run_dir: str | Path, owner: str | None = None, runner: JobRu
     config = TrainConfig(**{k: v for k, v in saved.items() if k in known})
     if not Path(config.data).exists():
         raise ResumeError(f"The run's data ({config.data}) is no longer there, so it cannot be resumed.")
+    from studio.training import launch
+    if launch.is_distributed(config):   # torchrun's processes carry it on, as they trained it
+        return launch.start_distributed(config, runner, run_dir=run_dir, resume_from=checkpoint)
     return runner.start(asdict(config), lambda run: run_training(config, run, checkpoint), run_dir=run_dir,
                          resume_from=checkpoint)
