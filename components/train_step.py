@@ -26,6 +26,12 @@ EPOCH_CHOICES = ["Auto", 1, 2, 3, 5, 8, 10, 20, 30, 50]
 LR_CHOICES = ["Auto", "0.01", "0.003", "0.001", "0.0003", "0.0001"]
 
 
+def gpu_count() -> int:
+    """GPUs this machine has (the GPUs control shows from two)."""
+    from studio.runs.runner import training_slots
+    return training_slots()
+
+
 def freeze_argument(backbone: str, depth: float) -> str:
     total = backbones.freeze_choices(backbone)["total_groups"]
     return "all" if int(depth) >= total else str(int(depth))
@@ -43,11 +49,12 @@ def page_config(data_source, backbone, mode, depth, epochs, lr, batch_size, leav
     `data_source` is the Data step's {"source", "prefix_separator", "unlabeled"} (a plain path also works);
     `findings` its finding dicts: suggestions computed there (outliers) are left out by
     file, exactly as shown, instead of being computed again. `rest`: the Advanced panel's values (in
-    ADVANCED's order), then the training time (Quick / Balanced / Best) and Best's minutes."""
+    ADVANCED's order), then the training time (Quick / Balanced / Best), Best's minutes and the GPUs (0: one
+    device, in the studio; 2 or more: torchrun, shown only on a machine with several)."""
     if isinstance(data_source, str):
         data_source = {"source": data_source, "prefix_separator": None}
-    advanced, timing = rest[:len(ADVANCED)], list(rest[len(ADVANCED):]) + [None, None]
-    return TrainConfig(budget=budgets.page_budget(timing[0] or budgets.DEFAULT, timing[1]),
+    advanced, timing = rest[:len(ADVANCED)], list(rest[len(ADVANCED):]) + [None, None, None]
+    return TrainConfig(budget=budgets.page_budget(timing[0] or budgets.DEFAULT, timing[1]), gpus=int(timing[2] or 0),
                        data=data_source["source"], prefix_separator=data_source.get("prefix_separator"),
                        backbone=backbone, freeze="auto" if mode == "auto" else freeze_argument(backbone, depth),
                        epochs=None if epochs in (None, "Auto") else int(epochs),
@@ -118,9 +125,10 @@ def suggest_lr(data_source, backbone, mode, depth, progress=gr.Progress(), *, ru
     return {"lr": gr.Dropdown(value=f"{result['lr']:.2g}", allow_custom_value=True), "suggestion": result["words"]}
 
 
-def stop(owner: str | None = None, *, runner: JobRunner):
-    """Stop this person's latest run: a training one after its batch, a queued one leaves the queue."""
-    run = runner.latest_for(owner)
+def stop(owner: str | None = None, run_dir: str | None = None, *, runner: JobRunner):
+    """Stop this page's run (else this person's latest): a training one after its batch, a queued one
+    leaves the queue."""
+    run = _own_run(owner, runner, run_dir)
     if run is None or not run.is_active():
         others = [r for r in runner.active() if not owned_by(r.snapshot()["config"], owner)]
         return ("Only the person who started a training can stop it." if others
@@ -132,11 +140,20 @@ def stop(owner: str | None = None, *, runner: JobRunner):
     return "Nothing is training right now."
 
 
-def _visible_run(user: str | None, runner: JobRunner):
-    """(snapshot of the run this person may see or None, status words when only someone else's run is busy).
+def _own_run(user: str | None, runner: JobRunner, run_dir: str | None):
+    """The run this page started (its run_dir), else the newest run this person may see."""
+    run = runner.find(run_dir) if run_dir else None
+    if run is not None and owned_by(run.snapshot()["config"], user):
+        return run
+    return runner.latest_for(user)
+
+
+def _visible_run(user: str | None, runner: JobRunner, run_dir: str | None = None):
+    """(snapshot of the run this page shows or None, status words when only someone else's run is busy).
+    Each page follows the run it started, so two tabs (or people) with runs in the queue each see their own.
     A queued run's place and expected start are brought up to date first."""
     runner.refresh()
-    run = runner.latest_for(user)
+    run = _own_run(user, runner, run_dir)
     if run is not None:
         return run.snapshot(), None
     others = [r.snapshot() for r in runner.active()]
@@ -149,13 +166,13 @@ def run_key(snapshot: dict | None) -> list | None:
                                           len(snapshot["config"].get("choices") or {})]
 
 
-def watch(user: str | None = None, *, runner: JobRunner):
+def watch(user: str | None = None, run_dir: str | None = None, *, runner: JobRunner):
     """The page's once-a-second tick: status, progress (bar) and run_key, plain values only.
 
     Gradio rebuilds a component's whole config for every update it is sent (a `gr.skip()` included:
     about 45 ms of CPU each), so the tick sends only plain text; the heavy view is refreshed by the
     run key's change event, once per epoch (see `poll`)."""
-    snapshot, busy = _visible_run(user, runner)
+    snapshot, busy = _visible_run(user, runner, run_dir)
     if busy:
         return {"status": busy, "progress": "", "run_key": None}
     return {"status": views.status_line(snapshot), "progress": views.progress_html(snapshot),
@@ -166,13 +183,13 @@ POLLED = ("status", "progress", "loss", "accuracy", "confusion", "per_class", "c
           "true_class", "predicted_class", "cell_note", "cell_gallery", "mistakes_note", "mistakes")  # evaluation's
 
 
-def poll(seen: dict | None, user: str | None = None, *, runner: JobRunner):
+def poll(seen: dict | None, user: str | None = None, run_dir: str | None = None, *, runner: JobRunner):
     """Everything the live view shows; plots, matrix and photos are only resent when an epoch finished.
 
     With login, another person's run is not shown (only that the studio is busy and for how long).
     Names: status, progress, loss, accuracy, confusion, per_class, choices, seen, and the evaluation's
     true_class, predicted_class, cell_note, cell_gallery, mistakes_note, mistakes (POLLED)."""
-    snapshot, busy = _visible_run(user, runner)
+    snapshot, busy = _visible_run(user, runner, run_dir)
     unchanged = dict.fromkeys(POLLED, gr.skip())
     if busy:
         return {**unchanged, "status": busy, "progress": ""}
@@ -237,6 +254,11 @@ def render() -> SimpleNamespace:
         best_minutes = gr.Slider(2, 120, value=budgets.BEST_MINUTES, step=1, label="Minutes for Best",
                                  visible=False, elem_id="best-minutes",
                                  info="Everything included: reading the photos, trying plans, training.")
+    cards = gpu_count()
+    gpus = gr.Dropdown([("One GPU", 0)] + [(f"{n} GPUs at once (torchrun)", n) for n in range(2, cards + 1)],
+                       value=0, label="GPUs for this run", visible=cards > 1, elem_id="gpus",
+                       info="More GPUs train one run faster (each takes a share of every batch); the run waits "
+                            "in the queue until that many are free.")
     with gr.Accordion("Advanced: every other setting, with its default", open=False, visible=False) as advanced_box:
         advanced = settings_panel.render(ADVANCED)
     with gr.Row(visible=False) as suggest_row:
@@ -271,7 +293,7 @@ def render() -> SimpleNamespace:
                            choices=choices, next=next_button, results=results,
                            suggest=suggest_button, suggestion=suggestion,
                            advanced=advanced, repeat=repeat,
-                           budget=budget, best_minutes=best_minutes,
+                           budget=budget, best_minutes=best_minutes, gpus=gpus,
                            timer=gr.Timer(TICK_SECONDS), seen=gr.State(None), run_key=gr.State(None),
                            advanced_only=[lr, batch, advanced_box, suggest_row, repeat])
 
@@ -281,11 +303,11 @@ def bind(ui: SimpleNamespace, data_source: gr.State, model_ui: SimpleNamespace, 
     def start_as_user(request: gr.Request, *values):
         return start(*values, runner=runner, owner=user_of(request))
 
-    def stop_as_user(request: gr.Request):
-        return stop(user_of(request), runner=runner)
+    def stop_as_user(request: gr.Request, folder: str | None):
+        return stop(user_of(request), folder, runner=runner)
 
     controls = [data_source, model_ui.backbone, model_ui.mode, model_ui.freeze, ui.epochs, ui.lr, ui.batch,
-                leave_out, findings, *ui.advanced, ui.budget, ui.best_minutes]
+                leave_out, findings, *ui.advanced, ui.budget, ui.best_minutes, ui.gpus]
     ui.budget.change(lambda mode: gr.Slider(visible=mode == "best"), ui.budget, ui.best_minutes,
                      api_visibility="private", show_progress="hidden")
     # the time budget is Auto's: a depth the person picks trains as asked
@@ -296,21 +318,21 @@ def bind(ui: SimpleNamespace, data_source: gr.State, model_ui: SimpleNamespace, 
     # the command that repeats the run follows every control it depends on
     gr.on([c.change for c in controls], repeat_command, controls, ui.repeat, api_visibility="private",
           show_progress="hidden")
-    ui.stop.click(stop_as_user, None, ui.status, api_name="stop_training", show_progress="hidden")
+    ui.stop.click(stop_as_user, run_dir, ui.status, api_name="stop_training", show_progress="hidden")
     ui.suggest.click(**wire(with_runner(suggest_lr, runner),
                             [data_source, model_ui.backbone, model_ui.mode, model_ui.freeze],
                             **of(ui, "lr", "suggestion")), api_name="suggest_lr")
     ev = ui.evaluation
-    def poll_as_user(request: gr.Request, *values):
-        return poll(*values, user=user_of(request), runner=runner)
+    def poll_as_user(request: gr.Request, seen, folder):
+        return poll(seen, user=user_of(request), run_dir=folder, runner=runner)
 
-    def watch_as_user(request: gr.Request):
-        return watch(user_of(request), runner=runner)
+    def watch_as_user(request: gr.Request, folder):
+        return watch(user_of(request), folder, runner=runner)
 
-    ui.timer.tick(**wire(watch_as_user, None, **of(ui, "status", "progress", "run_key")), api_name="watch_training",
-                  show_progress="hidden")
+    ui.timer.tick(**wire(watch_as_user, run_dir, **of(ui, "status", "progress", "run_key")),
+                  api_name="watch_training", show_progress="hidden")
     polled = {**of(ui, *POLLED[:8]), **of(ev, *POLLED[8:])}
-    refreshed = ui.run_key.change(**wire(poll_as_user, [ui.seen], **polled), api_name="poll_training",
+    refreshed = ui.run_key.change(**wire(poll_as_user, [ui.seen, run_dir], **polled), api_name="poll_training",
                                   show_progress="hidden")
     # what shows follows the new values (so a new run's first epoch is not shown beside the last run's charts)
     refreshed.then(**wire(layout, ui.run_key, **of(ui, "stop", "results")), api_visibility="private",

@@ -52,6 +52,14 @@ def _serve(sub) -> None:
     serve.add_argument("--auth", action="append", metavar="USER:PASSWORD",
                        help="ask for a login (repeat for several people); each person sees only their own runs")
     serve.add_argument("--auth-file", metavar="FILE", help="logins, one user:password per line")
+    serve.add_argument("--executor", choices=("thread", "ray"), default="thread",
+                       help="where runs train: thread (the default: in the studio's own process, one per GPU) or "
+                            "ray (submitted as Ray jobs to --ray-address; pip install -e \".[cluster]\")")
+    serve.add_argument("--ray-address", default="http://127.0.0.1:8265", metavar="URL",
+                       help="the Ray cluster's dashboard address (with --executor ray)")
+    serve.add_argument("--jobs", type=whole_number(1), default=None,
+                       help="runs that may train at once (default: one per GPU, one on a CPU; with Ray, the "
+                            "cluster's size is the limit you choose)")
     serve.set_defaults(func=cmd_serve)
 
 

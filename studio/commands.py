@@ -5,6 +5,7 @@ line on stderr (`_fail`) and a non-zero exit, never a traceback.
 """
 from __future__ import annotations
 
+import os
 import json
 import shlex
 import sys
@@ -92,6 +93,8 @@ def cmd_train(args) -> int:
         return _fail("give the data to train on (or --config RUN_DIR to repeat a run, or --resume RUN_DIR to "
                      "carry one on).", EXIT_USAGE)
     chosen = {**saved, **typed, "data": str(Path(data).resolve())}
+    if os.environ.get("STUDIO_OWNER"):   # a run a studio with login submitted elsewhere (a Ray job) stays its person's
+        chosen["owner"] = os.environ["STUDIO_OWNER"]
     if chosen.get("freeze", "auto") == "auto" and chosen.get("head_epochs") == 0:
         return _fail("--head-epochs 0 needs --freeze all or a number: Auto trains the new head alone first "
                      "(1 epoch or more) to choose how deep to fine-tune.", EXIT_USAGE)
@@ -515,7 +518,16 @@ def cmd_serve(args) -> int:
     if warning:
         print(f"studio: warning: {warning}", file=sys.stderr)
     from components.app import launch
-    launch(host=args.host, port=args.port, auth=logins or None)
+    from studio.runs import JobRunner
+    executor = None
+    if args.executor == "ray":
+        from studio.training.executors import ExecutorError, RayJobs
+        try:
+            executor = RayJobs(args.ray_address)
+        except ExecutorError as exc:
+            return _fail(str(exc), EXIT_USAGE)
+    runner = JobRunner(slots=args.jobs, executor=executor)
+    launch(host=args.host, port=args.port, auth=logins or None, runner=runner)
     return 0
 
 

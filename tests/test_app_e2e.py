@@ -21,8 +21,10 @@ def test_wizard_end_to_end(server, tmp_path, server_runner):
     assert "Starting" in status or "Not started" not in status
     second = Client(server, verbose=False)
     second.predict(api_name="/use_example")
-    refused = second.predict("mobilenetv2_100", "manual", 8, 3, "Auto", 32, [], api_name="/start_training")
-    assert "already going" in refused
+    queued = second.predict("mobilenetv2_100", "manual", 8, 3, "Auto", 32, [], api_name="/start_training")
+    assert "1st in line" in queued, queued   # a second Start waits its turn instead of being refused
+    assert "in line" in second.predict(api_name="/poll_training")[0]   # that page follows its own queued run
+    assert "out of the queue" in second.predict(api_name="/stop_training")
 
     seen_epochs, deadline, final = set(), time.time() + 240, None
     while time.time() < deadline:

@@ -164,3 +164,25 @@ os._exit(0)   # killed: the waiting run never started
     assert snapshot["status"] == "finished", snapshot["error"]
     assert snapshot["best_val_accuracy"] is not None and back[0].folder.has_model()
     assert requeue_saved(JobRunner(slots=1), tmp_path) == []   # nothing waits any more
+
+
+def test_the_page_asks_for_several_gpus_through_torchrun():
+    """The Train step's GPUs control (shown on a machine with two or more) becomes --gpus N."""
+    from components import train_step
+    from studio.config import command_line
+    advanced = [None] * len(train_step.ADVANCED)
+    config = train_step.page_config("photos", "mobilenetv2_100", "auto", 0, "Auto", "Auto", "auto", [], [],
+                                    *advanced, "balanced", 10, 2)
+    assert config.gpus == 2 and "--gpus 2" in command_line(config)
+    one = train_step.page_config("photos", "mobilenetv2_100", "auto", 0, "Auto", "Auto", "auto", [], [],
+                                 *advanced, "balanced", 10, 0)
+    assert one.gpus == 0 and "--gpus" not in command_line(one)
+
+
+def test_a_ray_cluster_that_cannot_be_used_is_said_in_words(capsys):
+    """Without Ray installed (CI) or with no cluster at the address, `studio serve --executor ray` stops with
+    what to do, before any page is served."""
+    from studio.cli import main
+    assert main(["serve", "--executor", "ray", "--ray-address", "http://127.0.0.1:9"]) == 2
+    err = capsys.readouterr().err
+    assert "pip install" in err or "ray start --head" in err, err

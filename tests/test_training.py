@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from studio import backbones, modelfile
-from studio.runs import MODEL_FILE, JobRunner, RunBusyError
+from studio.runs import MODEL_FILE, JobRunner
 from studio.training.config import TrainConfig
 from studio.training.trainer import Trainer, start_training
 
@@ -71,15 +71,16 @@ def test_partial_fine_tune_changes_only_unfrozen_layers(small_dataset, tmp_path,
 
 
 @pytest.mark.slow
-def test_stop_keeps_finished_epochs_and_a_second_start_is_refused(small_dataset):
+def test_stop_keeps_finished_epochs_and_a_second_start_waits(small_dataset):
     run = start_training(TrainConfig(data=str(small_dataset), backbone="mobilenetv2_100", freeze="4",
                                      epochs=30, batch_size=8), runner=RUNNER)
-    with pytest.raises(RunBusyError, match="already going"):
-        start_training(TrainConfig(data=str(small_dataset)), runner=RUNNER)
+    second = start_training(TrainConfig(data=str(small_dataset)), runner=RUNNER)
+    assert second.status == "queued" and second.snapshot()["queue"]["place"] == 1
+    assert RUNNER.stop(second) and second.status == "stopped"   # out of the queue; it never trained
     deadline = time.time() + 120
     while not run.snapshot()["history"] and time.time() < deadline:
         time.sleep(0.2)
-    RUNNER.stop()
+    RUNNER.stop(run)
     RUNNER.wait(120)
     snapshot = run.snapshot()
     assert snapshot["status"] == "stopped"

@@ -38,6 +38,7 @@ class Run:
         self.dir.mkdir(parents=True, exist_ok=True)
         if resume_from is None:
             self.folder.clear()   # a folder reused for a new run starts clean
+        self.folder.stop_request.unlink(missing_ok=True)   # a Stop meant for an earlier try of this run
         self.id = self.dir.name
         self.thread: threading.Thread | None = None   # set by the JobRunner that starts it
         if listed:

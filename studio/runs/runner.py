@@ -31,7 +31,8 @@ from studio.runs.state import Status
 
 MAX_WAITING_PER_PERSON = 5      # queued runs one person may have at once: the queue is shared
 TYPICAL_RUN_SECONDS = 300.0     # a guess for a queued run's length before any run has finished here
-TRAINING_NICENESS = 10          # CPU priority of a training thread: Try it, the page and the CLI stay quick
+TRAINING_NICENESS = 5           # CPU priority of a training thread: Try it and the page stay quick (5: a quarter
+                                # of the CPU while they compete; 10 starved training whenever anything else ran)
 
 
 class RunBusyError(RuntimeError):
@@ -65,7 +66,10 @@ def ordinal(n: int) -> str:
 class JobRunner:
     """Queues trainings and runs them, up to `slots` at once, each in a background thread."""
 
-    def __init__(self, slots: int | None = None, niceness: int | None = None):
+    def __init__(self, slots: int | None = None, niceness: int | None = None, executor=None):
+        """`executor`: where the jobs train when not here (studio.training.executors.RayJobs); None: in
+        this process (threads, or torchrun's processes for runs that ask for several)."""
+        self.executor = executor
         self.slots = slots or training_slots()
         self.niceness = TRAINING_NICENESS if niceness is None else niceness
         self._lock = threading.RLock()

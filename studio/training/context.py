@@ -93,7 +93,9 @@ class TrainContext:
         """Raise StopRequested when Stop was pressed: in this process, or (a torchrun or Ray run) through the
         run folder's stop request, which rank 0 reads and every rank then hears of at the same batch."""
         asked = self.run.stop_event.is_set()
-        if self.ranks is not None:
+        if self.ranks is None:
+            asked = asked or self.run.folder.stop_request.exists()   # a Ray job's Stop comes as a file
+        else:
             asked = self.ranks.any(asked or (self.ranks.is_main and self.run.folder.stop_request.exists()))
         if asked:
             raise StopRequested()

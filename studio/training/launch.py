@@ -116,18 +116,15 @@ def follow(run: Run, config: TrainConfig, payload: dict, rendezvous: Rendezvous,
         json.dump(payload, file, default=str)
     config_file = Path(file.name)
     log_path = run.dir / LOG_NAME
-    run.folder.stop_request.unlink(missing_ok=True)   # a Stop of an earlier try of this run is answered
     run.update(phase=f"Starting {processes_per_node(config)} training processes (torchrun)")
     try:
         with open(log_path, "ab") as log:
             process = subprocess.Popen(command(config_file, run.dir, config, rendezvous, resume),
                                        env=environment(config, run.snapshot().get("slots") or [0]),
                                        stdout=log, stderr=subprocess.STDOUT)
-            asked_to_stop = False
             while process.poll() is None:
-                if run.stop_event.is_set() and not asked_to_stop:
+                if run.stop_event.is_set():   # again each time: rank 0 clears a request made before it started
                     run.folder.stop_request.touch()
-                    asked_to_stop = True
                 mirror(run)
                 time.sleep(FOLLOW_SECONDS)
         mirror(run)

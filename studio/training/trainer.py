@@ -104,15 +104,25 @@ def _is_user_error(exc: Exception) -> bool:
 
 
 def start_training(config: TrainConfig, run_dir: str | Path | None = None, runner: JobRunner | None = None) -> Run:
-    """Resolve the config and train in a background thread of `runner` (which refuses a second run while
-    one trains; a new runner when None); returns the live Run at once (`run.wait()` blocks until it ends)."""
+    """Queue the run in `runner` (a new one when None) and train it as soon as it is its turn: in a background
+    thread here, in torchrun's processes (--gpus, --nproc), or as a Ray job (a runner served with one);
+    returns the live Run at once (`run.wait()` blocks until it ends)."""
+    from studio.training import executors
+    return executors.start(config, runner or JobRunner(), Path(run_dir) if run_dir else None)
+
+
+def start_in_thread(config: TrainConfig, runner: JobRunner, run_dir: Path | None = None,
+                    resume_from: dict | None = None) -> Run:
+    """The in-process executor: the run trains in a background thread of this process."""
+    if resume_from is not None:
+        return runner.start(asdict(config), lambda run: run_training(config, run, resume_from), run_dir=run_dir,
+                            resume_from=resume_from)
     resolved = config.resolved()
     payload = asdict(resolved)
     # what was asked, apart from what the studio then decided: `studio train --config RUN_DIR` repeats it
     payload[ASKED_KEY] = {k: v for k, v in asdict(config).items() if k != "choices"}
-    return (runner or JobRunner()).start(payload, lambda run: run_training(resolved, run),
-                         Path(resolved.runs_root) if resolved.runs_root else None, run_dir)
-
+    return runner.start(payload, lambda run: run_training(resolved, run),
+                        Path(resolved.runs_root) if resolved.runs_root else None, run_dir)
 
 
 def requeue_saved(runner: JobRunner, root: str | Path | None = None) -> list[Run]:
@@ -166,5 +176,4 @@ def resume_training(run_dir: str | Path, owner: str | None = None, runner: JobRu
     from studio.training import launch
     if launch.is_distributed(config):   # torchrun's processes carry it on, as they trained it
         return launch.start_distributed(config, runner, run_dir=run_dir, resume_from=checkpoint)
-    return runner.start(asdict(config), lambda run: run_training(config, run, checkpoint), run_dir=run_dir,
-                         resume_from=checkpoint)
+    return start_in_thread(config, runner, run_dir, checkpoint)
