@@ -186,3 +186,32 @@ def test_a_ray_cluster_that_cannot_be_used_is_said_in_words(capsys):
     assert main(["serve", "--executor", "ray", "--ray-address", "http://127.0.0.1:9"]) == 2
     err = capsys.readouterr().err
     assert "pip install" in err or "ray start --head" in err, err
+
+
+def test_another_process_lists_a_studios_queued_run_as_queued(small_dataset, tmp_path):
+    """`studio runs` in a terminal, while a studio server holds a run in its queue, shows it queued; once that
+    server is gone it shows interrupted (until a restarted studio puts it back in line)."""
+    import subprocess
+    import sys
+
+    script = f"""
+import sys, threading
+from studio.runs import JobRunner
+from studio.training.config import TrainConfig
+from studio.training.trainer import start_training
+runner = JobRunner(slots=1)
+runner.start({{"backbone": "hold"}}, lambda run: threading.Event().wait(), runs_root={str(tmp_path / "other")!r})
+run = start_training(TrainConfig(data={str(small_dataset)!r}, freeze="all", epochs=1, runs_root={str(tmp_path)!r}),
+                     runner=runner)
+print(run.id, flush=True)
+sys.stdin.read()   # a server, until the test closes its input
+"""
+    server = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        run_id = server.stdout.readline().strip()
+        assert run_id, "the 'server' did not queue its run"
+        assert {row["id"]: row["status"] for row in history.list_runs(tmp_path)}[run_id] == "queued"
+    finally:
+        server.stdin.close()
+        server.wait(60)
+    assert {row["id"]: row["status"] for row in history.list_runs(tmp_path)}[run_id] == "interrupted"

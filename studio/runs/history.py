@@ -10,6 +10,8 @@ read is listed as "damaged", with the reason, instead of breaking the list.
 from __future__ import annotations
 
 import csv
+import os
+import socket
 import time
 from datetime import datetime
 from pathlib import Path
@@ -71,6 +73,24 @@ def _live_one(run_dir: Path, live) -> Run | None:
     return next((run for run in reversed(runs) if run.dir.resolve() == target), None)
 
 
+def _kept_by_another_process(process: dict | None) -> bool:
+    """Whether another process (a studio server, torchrun's rank 0, a job on another machine) still keeps
+    this active run going. This process's own runs are known from its runner (`live`) instead."""
+    if not isinstance(process, dict) or not process.get("pid"):
+        return False
+    if process.get("host") != socket.gethostname():
+        return True   # elsewhere (a Ray worker): nothing here can tell, so it is taken at its word
+    if process["pid"] == os.getpid():
+        return False
+    try:
+        os.kill(int(process["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError, ValueError):
+        return True
+    return True
+
+
 def summarize(run_dir: Path, live: Run | list[Run] | None = None) -> dict:
     """One row of the runs table, from a run folder; `live` is the run (or the runs) the caller's runner
     queues or trains now: a folder that says active but none of them writes was cut off (interrupted)."""
@@ -97,7 +117,7 @@ def summarize(run_dir: Path, live: Run | list[Run] | None = None) -> dict:
     is_live = live is not None
     if is_live:
         state = live.status
-    elif state in ACTIVE_STATUSES:
+    elif state in ACTIVE_STATUSES and not _kept_by_another_process(status.get("process")):
         state = INTERRUPTED
     started = status.get("started") or row["started"]
     finished = status.get("finished")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import os
+import socket
 import threading
 import time
 import uuid
@@ -53,6 +55,9 @@ class Run:
             "confusion": None, "per_class": None, "best_val_accuracy": None, "best_epoch": None,
             "model_path": None, "started": time.time(), "finished": None, "notes": [],
             "log_file": str(self.folder.log),
+            # who keeps this run going: another process (a server, `studio runs`) tells a live run from one
+            # cut off by a restart by asking whether this process still exists
+            "process": {"pid": os.getpid(), "host": socket.gethostname()},
         }
         self.log = open_log(self.dir, self.id)
         if resume_from is not None:

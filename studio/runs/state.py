@@ -62,6 +62,7 @@ class RunState(TypedDict, total=False):
                                    # calibration_error {before, after}
     calibration: dict[str, Any] | None   # the temperature and the validation calibration error (studio.calibration)
     status_file_error: str
+    process: dict[str, Any]        # {pid, host} of the process that queues or trains the run
     queued_at: float               # when Start was pressed (the queue's order)
     queue: dict[str, Any] | None   # while waiting: place (1 = next), ahead, expected_start_seconds
     slots: list[int]               # the slots (GPUs) the runner gave the run
