@@ -138,19 +138,25 @@ def main() -> None:
               "val_before": report["val_accuracy_before"], "val_after": report["val_accuracy_after"],
               "shift_before": report["shift_before"], "shift_after": report["shift_after"],
               "pseudo_labelled": report["pseudo_labelled"], "rounds": report["rounds"],
-              "class_mix_missing": len(report["class_mix"]["missing"])})
+              "class_mix_missing": len(report["class_mix"]["missing"]), "views": report.get("views")})
     if args.control:
-        # the same rounds and steps with the labelled photos alone: how much of the gain is more training
+        # the same rounds and steps with the labelled photos alone, in each family of views: how much of the
+        # gain is more training, how much the views, and (the rest) the new photos' pseudo-labels
         from studio.adapt import start_adaptation
         from studio.adapt.selftrain import Schedule
-        run_ = start_adaptation(run, [Path(args.labelled_site)], runner=JobRunner(), out=scratch / "control",
-                                schedule=Schedule(labelled_only=True))
-        run_.wait()
-        snap = run_.snapshot()
-        control = score_folder(Predictor(RunFolder(snap["run_dir"]).model), site) if snap["status"] == "finished" \
-            else None
-        emit({"what": "control", "labelled_only": control and round(control["accuracy"], 4),
-              "status": snap["status"], "val_after": (snap.get("adaptation") or {}).get("val_accuracy_after")})
+        from studio.adapt.views import CANDIDATES
+        for views in CANDIDATES:
+            started = time.perf_counter()
+            run_ = start_adaptation(run, [Path(args.labelled_site)], runner=JobRunner(),
+                                    out=scratch / f"control-{views.name.replace(' ', '-')}",
+                                    schedule=Schedule(labelled_only=True, views=views.name))
+            run_.wait()
+            snap = run_.snapshot()
+            control = score_folder(Predictor(RunFolder(snap["run_dir"]).model), site) \
+                if snap["status"] == "finished" else None
+            emit({"what": "control", "views": views.name, "labelled_only": control and round(control["accuracy"], 4),
+                  "status": snap["status"], "val_after": (snap.get("adaptation") or {}).get("val_accuracy_after"),
+                  "seconds": round(time.perf_counter() - started, 1)})
 
 
 if __name__ == "__main__":

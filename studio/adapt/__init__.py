@@ -28,7 +28,8 @@ import torch
 
 from studio import backbones, calibration, modelfile, paths
 from studio.adapt import report
-from studio.adapt.selftrain import Schedule, choose_confident, logits_of, train_round
+from studio.adapt import views as site_views
+from studio.adapt.selftrain import Schedule, choose_confident, logits_of, teacher_of, train_round
 from studio.data.imaging import image_files
 from studio.data.pixels import cache_side, decode_all
 from studio.familiarity import Familiarity, reference_sample
@@ -166,9 +167,15 @@ def _adapt_or_refuse(run: Run, source: RunFolder, labelled: list, validation: li
 
     trained = _source_status(source)
     backbones.apply_freeze(model, (trained.get("freeze") or {}).get("frozen_groups", 0))
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=schedule.lr,
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=schedule.lr,  # the student's
                                   weight_decay=schedule.weight_decay)
     size = _train_size(trained, _source_config(source), prep)
+    run.update(phase="Comparing the new photos with views of the labelled ones")
+    views, view_choice = site_views.choose(model, known_pixels, new_features, prep, generator, schedule.views)
+    base.update(views=view_choice)
+    run.note(f"Labelled photos shown as: {views.words} ({view_choice['chosen_by']}; distances to the new photos "
+             + ", ".join(f"{name} {d:.3f}" for name, d in view_choice["distances"].items()) + ").")
+    student, model = model, teacher_of(model)   # the teacher (the students' running average) is what is kept
     rounds = []
     for number, share in enumerate(schedule.shares, start=1):
         probabilities = calibration.probabilities(new_logits, temperature)
@@ -176,11 +183,11 @@ def _adapt_or_refuse(run: Run, source: RunFolder, labelled: list, validation: li
         phase = (f"Round {number} of {len(schedule.shares)}: learning from {len(chosen)} new photos the model "
                  "is surest of")
         run.update(phase=phase, epoch=number, epochs=len(schedule.shares))
-        finished = train_round(model, optimizer, (known_pixels, known_labels), new_pixels, chosen, pseudo, prep,
+        finished = train_round(student, optimizer, (known_pixels, known_labels), new_pixels, chosen, pseudo, prep,
                                size, schedule, generator,
                                on_step=lambda step, total, done=number - 1: run.update(
                                    step=step, steps=total, progress=(done + step / total) / len(schedule.shares)),
-                               should_stop=run.stop_event.is_set)
+                               should_stop=run.stop_event.is_set, teacher=model, views=views)
         if not finished:
             return {**base, "refused": False, "stopped": True, "words": "Stopped."}
         # one pass each, kept for the next round's choice and, after the last round, for the checks and the reference

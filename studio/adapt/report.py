@@ -54,6 +54,13 @@ def refused(base: dict, reason: str) -> dict:
     return {**base, "refused": True, "reason": reason, "words": reason}
 
 
+def _views_words(views: dict | None) -> str:
+    if not views:
+        return ""
+    how = "the new photos chose them" if views["chosen_by"] == "the new photos" else "as asked"
+    return f" Labelled photos shown as: {views['words']} ({how})."
+
+
 def accepted(base: dict) -> dict:
     """The report of an adaptation that was kept, with its words."""
     shift = ""
@@ -67,7 +74,8 @@ def accepted(base: dict) -> dict:
                " Without labelled photos from the new site nothing can confirm it works better there: check its "
                "answers on a few before relying on it (studio adapt --check-with).")
     words = (f"Adapted on {base['photos_used']} new photos; {base['pseudo_labelled']} of them were learnt from "
-             f"with the label the model was surest of.{skipped}{shift} Validation accuracy (labelled photos) "
+             f"with the label the model was surest of.{skipped}{shift}{_views_words(base.get('views'))}"
+             f" Validation accuracy (labelled photos) "
              f"{base['val_accuracy_before']:.1%} before, {base['val_accuracy_after']:.1%} after (at most "
              f"{base['allowed_drop']:.1%} worse was allowed).{checked} {base['class_mix']['words']}")
     return {**base, "refused": False, "reason": None, "words": words}

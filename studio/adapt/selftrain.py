@@ -8,12 +8,17 @@ improve. Two known failure modes shape it:
   round by round (class-balanced self-training, Zou et al., ECCV 2018);
 - the network learns its own mistakes back (confirmation bias), so each pseudo-label comes from the
   plain (weak) view of a photo and is learnt on a strongly augmented view of it (FixMatch's
-  consistency, Sohn et al., NeurIPS 2020), and the labelled photos stay in every step.
-Mirror images are left out of the views: a pseudo-label is unsure enough without turning a left arrow
-or a line of text into something else.
+  consistency, Sohn et al., NeurIPS 2020), and the labelled photos stay in every step;
+- the answers of a network mid-training jump from step to step, so the pseudo-labels and the model
+  kept come from a teacher whose weights are the running average of the student's (mean teacher,
+  Tarvainen & Valpola 2017; French et al. 2018 for domain adaptation): worth 4 points on the real
+  signs by itself (benchmarks/SHIFT.md).
+The labelled photos are shown in the views the new photos chose (studio.adapt.views); mirror images
+are left out: a pseudo-label is unsure enough without turning a left arrow into a right one.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Callable
 
@@ -21,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from studio import augment, backbones
+from studio.adapt import views as site_views
 
 
 @dataclass(frozen=True)
@@ -31,8 +37,10 @@ class Schedule:
     weight_decay: float = 0.01
     batch_size: int = 32                           # new photos per step (and as many labelled ones)
     strong_jitter: float = 0.4                     # colour change of the strong view (the weak view: none)
-    labelled_jitter: float = 0.1                   # the labelled photos' usual light augmentation
     labelled_only: bool = False                    # a benchmark's control: the same steps without the new photos
+    teacher_decay: float = 0.99                    # per step, the teacher keeps this much of its weights
+    views: str = "auto"       # the labelled photos' views: auto (the new photos choose), or a candidate's
+                              # name in studio.adapt.views (the benchmark's controls)
 
 
 def choose_confident(probabilities: torch.Tensor, share: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -63,18 +71,28 @@ def logits_of(model: torch.nn.Module, pixels: torch.Tensor, prep: dict, batch: i
     return (out, torch.cat(features) if features else empty) if with_features else out
 
 
-def _view(pixels: torch.Tensor, prep: dict, size: int, jitter: float, generator: torch.Generator) -> torch.Tensor:
-    x = augment.color_jitter(pixels.float(), jitter, generator)
-    x = augment.random_resized_crop(x, size, generator, flip=False)
-    return augment.normalize(x, prep["mean"], prep["std"]).contiguous(memory_format=torch.channels_last)
+def teacher_of(model: torch.nn.Module) -> torch.nn.Module:
+    """A frozen copy of `model` whose weights follow the student's running average (`follow`)."""
+    teacher = copy.deepcopy(model).eval()
+    for param in teacher.parameters():
+        param.requires_grad_(False)
+    return teacher
+
+
+@torch.no_grad()
+def follow(teacher: torch.nn.Module, student: torch.nn.Module, decay: float) -> None:
+    for kept, learnt in zip(teacher.parameters(), student.parameters()):
+        kept.mul_(decay).add_(learnt.detach(), alpha=1 - decay)
 
 
 def train_round(model: torch.nn.Module, optimizer: torch.optim.Optimizer, labelled: tuple[torch.Tensor, torch.Tensor],
                 new: torch.Tensor, chosen: torch.Tensor, pseudo: torch.Tensor, prep: dict, size: int,
                 schedule: Schedule, generator: torch.Generator, on_step: Callable[[int, int], None] | None = None,
-                should_stop: Callable[[], bool] | None = None) -> bool:
+                should_stop: Callable[[], bool] | None = None, teacher: torch.nn.Module | None = None,
+                views: site_views.Views = site_views.AS_TRAINED) -> bool:
     """One round: `epochs_per_round` passes over the chosen new photos (strong views, their pseudo-labels),
-    each step beside as many labelled photos (light views, their labels). False if stopped."""
+    each step beside as many labelled photos (`views`, their labels); the teacher follows each step.
+    False if stopped."""
     pixels, labels = labelled
     steps_per_epoch = -(-len(chosen) // schedule.batch_size)
     total, step = steps_per_epoch * schedule.epochs_per_round, 0
@@ -89,14 +107,16 @@ def train_round(model: torch.nn.Module, optimizer: torch.optim.Optimizer, labell
             known = torch.randint(0, len(pixels), (len(batch),), generator=generator)
             model.train()
             backbones.keep_norms_in_eval(model)   # as the run trained: BatchNorm on its pretrained statistics
-            loss = F.cross_entropy(model(_view(pixels[known], prep, size, schedule.labelled_jitter, generator)),
-                                   labels[known])
+            loss = F.cross_entropy(model(site_views.show(pixels[known], prep, size, views, generator)), labels[known])
             if not schedule.labelled_only:
-                loss = loss + F.cross_entropy(model(_view(new[batch], prep, size, schedule.strong_jitter, generator)),
-                                              targets)
+                strong = max(schedule.strong_jitter, views.jitter)
+                loss = loss + F.cross_entropy(model(site_views.show(new[batch], prep, size, views, generator,
+                                                                    jitter=strong)), targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if teacher is not None:
+                follow(teacher, model, schedule.teacher_decay)
             step += 1
             if on_step:
                 on_step(step, total)
