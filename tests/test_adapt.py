@@ -150,3 +150,44 @@ def test_the_try_step_takes_labelled_new_site_photos_as_a_zip(trained_run, small
     not_a_zip = try_step.adapt_to_photos(list(map(str, new_site)), trained_run["run_dir"], runner=JobRunner(),
                                          check_with=str(new_site[0]))
     assert "is not a .zip" in not_a_zip["adapt_words"]
+
+
+def test_the_new_photos_choose_how_the_labelled_ones_are_shown(trained_run, small_dataset, tmp_path):
+    """New photos that look like the training photos keep the views the run trained with; new photos taken
+    farther away with a softer camera (the object small in the frame, resampled down) get the site-like views.
+    Real photos, the run's own model; the rule is the distance in its features, nothing told which is which."""
+    import torch
+    from PIL import Image
+
+    from studio import modelfile
+    from studio.adapt import views
+    from studio.data.pixels import cache_side, decode_all
+
+    model, meta = modelfile.load(Path(trained_run["run_dir"]) / "model.safetensors")
+    prep = meta["preprocessing"]
+    side = cache_side(prep)
+    known, _ = decode_all([str(p) for p in sorted((small_dataset / "train").rglob("*.jpg"))], side)
+    val_files = sorted((small_dataset / "val").rglob("*.jpg"))
+    far = tmp_path / "far"
+    far.mkdir()
+    for path in val_files:
+        photo = Image.open(path).convert("RGB").resize((side, side))
+        canvas = Image.new("RGB", (side, side), photo.resize((1, 1)).getpixel((0, 0)))   # the photo's own colour
+        small = photo.resize((int(side * 0.55), int(side * 0.55))).resize((side // 5, side // 5))
+        canvas.paste(small.resize((int(side * 0.55), int(side * 0.55))), (side // 4, side // 4))
+        canvas.save(far / path.name)
+    generator = torch.Generator().manual_seed(0)
+
+    def features_of(files):
+        from studio.adapt.selftrain import logits_of
+        pixels, _ = decode_all([str(f) for f in files], side)
+        return logits_of(model, pixels, prep, with_features=True)[1]
+
+    same, same_report = views.choose(model, known, features_of(val_files), prep, generator)
+    assert same is views.AS_TRAINED, same_report
+    shifted, shifted_report = views.choose(model, known, features_of(sorted(far.iterdir())), prep, generator)
+    assert shifted is views.SITE_LIKE, shifted_report
+    assert shifted_report["chosen_by"] == "the new photos" and set(shifted_report["distances"]) == {
+        "as trained", "site-like"}
+    forced, forced_report = views.choose(model, known, features_of(val_files), prep, generator, "site-like")
+    assert forced is views.SITE_LIKE and forced_report["chosen_by"] == "asked"
