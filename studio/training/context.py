@@ -238,7 +238,8 @@ def _check_and_decode(ctx: TrainContext, dataset):
     run.update(phase=phase)
     side = cache_side(ctx.prep)
     wanted = dataset.samples[dataset.samples.split.isin(["train", "val"])].path.tolist()
-    fits = cache_bytes(len(wanted), side) <= memory_budget(cfg.memory_budget_mb)
+    sharing = ctx.ranks.local_world if ctx.ranks else 1   # torchrun: every process here holds its own cache
+    fits = cache_bytes(len(wanted), side) <= memory_budget(cfg.memory_budget_mb) // sharing
     squares = SquareCache.for_files(wanted, side) if fits else None
     report = diagnose(dataset, lambda d, t: ctx.progress(phase, d, t, 0.0, DECODE_SHARE), squares)
     ctx.check_stop()

@@ -31,6 +31,7 @@ class Ranks:
     rank: int
     world: int
     local_rank: int
+    local_world: int = 1    # processes on this machine (they share its memory)
 
     @property
     def is_main(self) -> bool:
@@ -83,7 +84,8 @@ def from_environment() -> Ranks | None:
         torch.cuda.set_device(local_rank)
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if use_gpu else "gloo")
-    return Ranks(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=local_rank)
+    return Ranks(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=local_rank,
+                 local_world=int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
 
 
 def device_for(ranks: Ranks | None, requested: str) -> str:
