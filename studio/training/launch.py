@@ -82,7 +82,8 @@ def environment(config: TrainConfig, slots: list[int]) -> dict:
 
 
 def start_distributed(config: TrainConfig, runner: JobRunner, run_dir: str | Path | None = None,
-                      rendezvous: Rendezvous = Rendezvous(), resume_from: dict | None = None) -> Run:
+                      rendezvous: Rendezvous = Rendezvous(), resume_from: dict | None = None,
+                      queued_at: float | None = None) -> Run:
     """Queue the run in `runner` (it waits for `config.gpus` slots); its thread runs torchrun and follows
     the run folder. Returns the live Run at once."""
     rendezvous.check()
@@ -95,7 +96,8 @@ def start_distributed(config: TrainConfig, runner: JobRunner, run_dir: str | Pat
         follow(run, resolved, payload, rendezvous, resume=resume_from is not None)
 
     return runner.start(payload, target, Path(resolved.runs_root) if resolved.runs_root else None,
-                        Path(run_dir) if run_dir else None, resume_from, slots_needed=max(1, resolved.gpus))
+                        Path(run_dir) if run_dir else None, resume_from, slots_needed=max(1, resolved.gpus),
+                        queued_at=queued_at)
 
 
 def run_other_node(config: TrainConfig, run_dir: Path, rendezvous: Rendezvous) -> int:

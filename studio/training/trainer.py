@@ -142,8 +142,12 @@ def requeue_saved(runner: JobRunner, root: str | Path | None = None) -> list[Run
         if status.get("status") == Status.QUEUED:
             saved.append((status.get("queued_at") or status.get("started") or 0.0, folder, config))
     known = set(TrainConfig.__dataclass_fields__)
+    from studio.training import launch
     for queued_at, folder, config in sorted(saved, key=lambda item: item[0]):
         resolved = TrainConfig(**{k: v for k, v in config.items() if k in known})
+        if launch.is_distributed(resolved):   # it goes back to torchrun's processes, as it was queued
+            requeued.append(launch.start_distributed(resolved, runner, run_dir=folder, queued_at=queued_at))
+            continue
         requeued.append(runner.start(config, lambda run, cfg=resolved: run_training(cfg, run), run_dir=folder,
                                      queued_at=queued_at))
     return requeued
