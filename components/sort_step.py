@@ -210,10 +210,13 @@ def sort_again(grouping, count, progress=gr.Progress()) -> dict:
         again = sort_photos(grouping.features, groups=int(count))
     except (GroupingError, TypeError, ValueError) as exc:
         return view(grouping, 0, _problem(str(exc)))
-    dropped = sum(1 for g in grouping.groups if g.name)
+    kept, dropped = again.carry_names(grouping)
     words = _sorted_words(again)
+    if kept:
+        words += f"\n\nNames kept on the groups that hold most of their photos: {', '.join(kept)}."
     if dropped:
-        words += f"\n\nSorting again started the groups afresh: name them again ({dropped} name(s) were given before)."
+        words += (f"\n\nNo group is mostly the photos of {', '.join(dropped)} any more: name "
+                  f"{'it' if len(dropped) == 1 else 'them'} again.")
     return view(again, 0, words)
 
 

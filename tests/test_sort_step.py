@@ -92,7 +92,15 @@ def test_sort_again_reuses_the_features(first_sort):
     assert again.features is grouping.features          # not computed again
     assert len(again.groups) == 4 and not again.chosen_automatically
     assert sum(sizes(out)) == 2 * PER_CLASS and len(out["overview"]) == 4
-    assert "You asked for 4 groups" in out["status"] and "name them again" in out["status"]
+    assert "You asked for 4 groups" in out["status"]
+    # the name goes to the new group where most of the old "ants" photos are, if they are most of it
+    ants_before = set(grouping.groups[0].photos)
+    named = [g for g in again.groups if g.name]
+    if named:
+        assert [g.name for g in named] == ["ants"] and "Names kept" in out["status"]
+        assert 2 * len(ants_before & set(named[0].photos)) > len(named[0].photos)
+    else:
+        assert "ants any more: name it again" in out["status"]
     wrong = sort_step.sort_again(again, 999, progress=None)
     assert wrong["status"].startswith("**Not done:**") and "between 1 and 36" in wrong["status"]
     assert wrong["grouping"] is again and len(again.groups) == 4

@@ -468,3 +468,16 @@ def test_files_that_are_not_photos_are_listed_not_dropped(tmp_path):
     assert len(found.paths) == 6
     listed = {Path(u["path"]).name: u["reason"] for u in found.unreadable}
     assert set(listed) == {"notes.txt"} and "not a photo" in listed["notes.txt"]
+
+
+def test_sorting_again_keeps_the_names_that_still_fit(tmp_path):
+    """Names follow their photos into the new groups, but never onto a group that is mostly other photos."""
+    from studio.unlabeled.grouping import Group, Grouping
+    before = Grouping([Group(["a1", "a2", "a3", "a4"], "ants"), Group(["b1", "b2", "b3", "b4"], "bees"),
+                       Group(["c1", "c2"], None)], features=None)
+    same = Grouping([Group(["b1", "b2", "b3", "a4"]), Group(["a1", "a2", "a3", "c1", "c2"])], features=None)
+    assert same.carry_names(before) == (["ants", "bees"], [])
+    assert [g.name for g in same.groups] == ["bees", "ants"]
+    mixed = Grouping([Group(["a1", "a2", "b1", "b2", "c1"]), Group(["a3", "a4", "b3", "b4", "c2"])], features=None)
+    assert mixed.carry_names(before) == ([], ["ants", "bees"])   # no group is mostly ants, or mostly bees
+    assert all(g.name is None for g in mixed.groups)

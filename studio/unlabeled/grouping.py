@@ -14,6 +14,7 @@ which is where a person looks for photos to move.
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -119,6 +120,30 @@ class Grouping:
         if not source.photos:
             self.groups.remove(source)
         return self
+
+    def carry_names(self, before: "Grouping") -> tuple[list[str], list[str]]:
+        """After sorting the same photos again: each name given `before` goes to the new group where most of
+        that named group's photos now are, when they are also most of that new group (so a name never lands
+        on a group that is mostly something else). Returns (names kept, names dropped)."""
+        now = self.labels()
+        kept, dropped = [], []
+        claims: dict[int, tuple[int, str]] = {}
+        for group in (g for g in before.groups if g.name):
+            counts = Counter(now[p] for p in group.photos if p in now)
+            if not counts:
+                dropped.append(group.name)
+                continue
+            index, shared = counts.most_common(1)[0]
+            if shared * 2 > len(self.groups[index].photos) and shared > claims.get(index, (0, ""))[0]:
+                if index in claims:
+                    dropped.append(claims[index][1])
+                claims[index] = (shared, group.name)
+            else:
+                dropped.append(group.name)
+        for index, (_, name) in claims.items():
+            self.groups[index].name = name
+            kept.append(name)
+        return kept, dropped
 
     # --- the result ------------------------------------------------------------------------------------
     def save(self, folder: str | Path) -> dict:
