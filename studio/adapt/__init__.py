@@ -170,11 +170,8 @@ def _adapt_or_refuse(run: Run, source: RunFolder, labelled: list, validation: li
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=schedule.lr,  # the student's
                                   weight_decay=schedule.weight_decay)
     size = _train_size(trained, _source_config(source), prep)
-    run.update(phase="Comparing the new photos with views of the labelled ones")
-    views, view_choice = site_views.choose(model, known_pixels, new_features, prep, generator, schedule.views)
-    base.update(views=view_choice)
-    run.note(f"Labelled photos shown as: {views.words} ({view_choice['chosen_by']}; distances to the new photos "
-             + ", ".join(f"{name} {d:.3f}" for name, d in view_choice["distances"].items()) + ").")
+    views = site_views.BY_NAME[schedule.views]
+    base.update(views={"views": views.name, "words": views.words})
     student, model = model, teacher_of(model)   # the teacher (the students' running average) is what is kept
     rounds = []
     for number, share in enumerate(schedule.shares, start=1):

@@ -57,8 +57,7 @@ def refused(base: dict, reason: str) -> dict:
 def _views_words(views: dict | None) -> str:
     if not views:
         return ""
-    how = "the new photos chose them" if views["chosen_by"] == "the new photos" else "as asked"
-    return f" Labelled photos shown as: {views['words']} ({how})."
+    return f" While adapting, {views['words']}."
 
 
 def accepted(base: dict) -> dict:

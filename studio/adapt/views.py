@@ -1,27 +1,28 @@
-"""How the labelled photos are shown while adapting: as they were trained, or made to look like the new site.
+"""How the labelled photos are shown while adapting: made to look like photos from another camera.
 
 A new site's photos differ from the training photos mostly in how they were taken, not in what they
 show: the object smaller in the frame, softer (a cheaper or farther camera), other light. Showing the
 labelled photos in views that vary exactly those things teaches the network to ignore them, and it is
 the biggest single lever measured (benchmarks/SHIFT.md: rendered signs to real photos, 68% -> 88% from
-the views alone). Such views are not free: on a site that looks like the training photos they only
-blur what the model needs. So the new photos choose: each candidate view of a sample of labelled
-photos is compared with the new photos in the model's own features, and the views whose photos lie
-nearest to the new ones are used (`choose`). Mirror images are never used here: a left arrow, a line
-of text or a left hand would become something else.
+the views alone). So `studio adapt` shows them SITE_LIKE.
+
+Not chosen by the new photos, although that was tried: in the model's features (and in ImageNet's),
+the real signs lie nearer the labelled photos' usual views than the site-like ones (nearest neighbours,
+centroids and MMD all agree), yet training on the site-like views is what gets them right. The views
+work by making the network indifferent to size, blur and light, not by imitating the new photos, so a
+distance cannot choose them. What guards a site they do not suit is the validation check (and
+--check-with). Mirror images are never used here: a left arrow, a line of text or a left hand would
+become something else.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from studio import augment, backbones
-
-SAMPLE = 400          # labelled photos compared per candidate (the choice costs one pass each)
-NEIGHBOURS = 5
+from studio import augment
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ AS_TRAINED = Views("as trained", "the labelled photos shown as in training (rand
 SITE_LIKE = Views("site-like", "the labelled photos shown smaller in the frame, softer and in other light, as "
                   "photos from another camera are", smallest=0.6, softest=0.25, jitter=0.4)
 CANDIDATES = (AS_TRAINED, SITE_LIKE)
+BY_NAME = {views.name: views for views in CANDIDATES}
 
 
 def show(pixels: torch.Tensor, prep: dict, size: int, views: Views, generator: torch.Generator,
@@ -65,28 +67,3 @@ def _smaller(x: torch.Tensor, size: int, smallest: float, generator: torch.Gener
     theta[:, 1, 2] = (torch.rand(n, generator=generator) * 2 - 1) * 0.15
     grid = F.affine_grid(theta.to(x.dtype), [n, 3, size, size], align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-
-
-@torch.inference_mode()
-def choose(model: torch.nn.Module, known_pixels: torch.Tensor, new_features: torch.Tensor, prep: dict,
-           generator: torch.Generator, forced: str = "auto") -> tuple[Views, dict]:
-    """The candidate views whose labelled photos lie nearest the new photos in the model's features, and each
-    candidate's distance (the new photos' mean cosine distance to their NEIGHBOURS nearest such views).
-    `forced`: a candidate's name ("as trained", "site-like") instead of choosing (the benchmark's controls)."""
-    size = prep["input_size"]
-    sample = known_pixels[torch.randperm(len(known_pixels), generator=generator)[:SAMPLE]]
-    target = F.normalize(new_features.float(), dim=1)
-    distances = {}
-    model.eval()
-    for views in CANDIDATES:
-        features = []
-        for start in range(0, len(sample), 64):
-            features.append(backbones.pooled_features(model, show(sample[start:start + 64], prep, size, views,
-                                                                  generator)).float())
-        shown = F.normalize(torch.cat(features), dim=1)
-        nearest = (1 - target @ shown.T).topk(min(NEIGHBOURS, len(shown)), dim=1, largest=False).values
-        distances[views.name] = round(float(nearest.mean()), 4)
-    by_name = {views.name: views for views in CANDIDATES}
-    picked = by_name[forced] if forced in by_name else min(CANDIDATES, key=lambda v: distances[v.name])
-    return picked, {"views": picked.name, "words": picked.words, "distances": distances,
-                    "settings": asdict(picked), "chosen_by": "asked" if forced in by_name else "the new photos"}
