@@ -13,8 +13,8 @@ improve. Two known failure modes shape it:
   kept come from a teacher whose weights are the running average of the student's (mean teacher,
   Tarvainen & Valpola 2017; French et al. 2018 for domain adaptation): worth 4 points on the real
   signs by itself (benchmarks/SHIFT.md).
-The labelled photos are shown as another camera would take them (studio.adapt.views); mirror images
-are left out: a pseudo-label is unsure enough without turning a left arrow into a right one.
+The labelled photos are shown as in training, never mirrored (studio.adapt.views): a pseudo-label is
+unsure enough without turning a left arrow into a right one.
 """
 from __future__ import annotations
 
@@ -39,8 +39,8 @@ class Schedule:
     strong_jitter: float = 0.4                     # colour change of the strong view (the weak view: none)
     labelled_only: bool = False                    # a benchmark's control: the same steps without the new photos
     teacher_decay: float = 0.99                    # per step, the teacher keeps this much of its weights
-    views: str = "site-like"  # how the labelled photos are shown (studio.adapt.views; the benchmark's controls
-                              # also try "as trained")
+    views: str = "as trained"  # how the labelled photos are shown (studio.adapt.views): site-like views did not
+                               # pay in adapt's short retraining (benchmarks/SHIFT.md), only in source training
 
 
 def choose_confident(probabilities: torch.Tensor, share: float) -> tuple[torch.Tensor, torch.Tensor]:
