@@ -86,6 +86,17 @@ def test_a_queued_run_can_be_taken_out_of_the_queue(tmp_path):
     assert work.started == ["first", "third"]
 
 
+def test_a_restarted_studio_takes_back_only_trainings(tmp_path):
+    """Queued folders that hold no training's settings (these workloads) are left alone by requeue_saved."""
+    from studio.training.trainer import requeue_saved
+    runner, work = JobRunner(slots=1), Workloads()
+    first, second = queue(runner, work, tmp_path, "first"), queue(runner, work, tmp_path, "second")
+    assert second.status == "queued"
+    assert requeue_saved(JobRunner(slots=1), tmp_path) == []
+    work.finish(runner, "first", first)
+    work.finish(runner, "second", second)
+
+
 def test_one_person_cannot_fill_the_queue(tmp_path):
     runner, work = JobRunner(slots=1), Workloads()
     running = queue(runner, work, tmp_path, "running", "ann")
@@ -211,6 +222,8 @@ sys.stdin.read()   # a server, until the test closes its input
         run_id = server.stdout.readline().strip()
         assert run_id, "the 'server' did not queue its run"
         assert {row["id"]: row["status"] for row in history.list_runs(tmp_path)}[run_id] == "queued"
+        from studio.training.trainer import requeue_saved
+        assert requeue_saved(JobRunner(slots=1), tmp_path) == []   # a living studio's line is not taken over
     finally:
         server.stdin.close()
         server.wait(60)

@@ -73,7 +73,7 @@ def _live_one(run_dir: Path, live) -> Run | None:
     return next((run for run in reversed(runs) if run.dir.resolve() == target), None)
 
 
-def _kept_by_another_process(process: dict | None) -> bool:
+def kept_by_another_process(process: dict | None) -> bool:
     """Whether another process (a studio server, torchrun's rank 0, a job on another machine) still keeps
     this active run going. This process's own runs are known from its runner (`live`) instead."""
     if not isinstance(process, dict) or not process.get("pid"):
@@ -117,7 +117,7 @@ def summarize(run_dir: Path, live: Run | list[Run] | None = None) -> dict:
     is_live = live is not None
     if is_live:
         state = live.status
-    elif state in ACTIVE_STATUSES and not _kept_by_another_process(status.get("process")):
+    elif state in ACTIVE_STATUSES and not kept_by_another_process(status.get("process")):
         state = INTERRUPTED
     started = status.get("started") or row["started"]
     finished = status.get("finished")

@@ -7,6 +7,8 @@ of a `JobRunner` (the caller's, or a new one), which is what the page, the CLI a
 from __future__ import annotations
 
 import errno
+import os
+import socket
 from dataclasses import asdict
 from pathlib import Path
 
@@ -132,19 +134,23 @@ def requeue_saved(runner: JobRunner, root: str | Path | None = None) -> list[Run
     from studio.runs import history
     requeued = []
     saved = []
+    known = set(TrainConfig.__dataclass_fields__)
     for folder in history.known_runs(Path(root) if root else None).values():
         if runner.find(folder) is not None:
             continue
         try:
             status, config = RunFolder(folder).read_status(), RunFolder(folder).read_config()
-        except (OSError, ValueError):
+            resolved = TrainConfig(**{k: v for k, v in config.items() if k in known})
+        except (OSError, ValueError, TypeError):   # unreadable, or not a training's settings
             continue
-        if status.get("status") == Status.QUEUED:
-            saved.append((status.get("queued_at") or status.get("started") or 0.0, folder, config))
-    known = set(TrainConfig.__dataclass_fields__)
+        # only runs whose studio is gone: one still running (another server, or a runner of this process)
+        # keeps its own line
+        process = status.get("process") or {}
+        mine = process.get("pid") == os.getpid() and process.get("host") == socket.gethostname()
+        if status.get("status") == Status.QUEUED and not mine and not history.kept_by_another_process(process):
+            saved.append((status.get("queued_at") or status.get("started") or 0.0, folder, config, resolved))
     from studio.training import launch
-    for queued_at, folder, config in sorted(saved, key=lambda item: item[0]):
-        resolved = TrainConfig(**{k: v for k, v in config.items() if k in known})
+    for queued_at, folder, config, resolved in sorted(saved, key=lambda item: item[0]):
         if launch.is_distributed(resolved):   # it goes back to torchrun's processes, as it was queued
             requeued.append(launch.start_distributed(resolved, runner, run_dir=folder, queued_at=queued_at))
             continue
