@@ -100,3 +100,13 @@ def pytest_runtest_makereport(item, call):
 
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(WORKSPACE, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def shots(request):
+    """One numbered series of screenshots per browser test module, in test-artifacts/<what the module is
+    named after> (test_browser_sort.py: sort/); a Screenshots per test would delete the previous test's."""
+    import browser_flow as flow
+    pictures = flow.Screenshots(flow.SCREENSHOTS.parent / request.module.__name__.removeprefix("test_browser_"))
+    yield pictures
+    pictures.report()

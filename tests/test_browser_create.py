@@ -31,13 +31,6 @@ def browser():
         chromium.close()
 
 
-@pytest.fixture(scope="module")
-def shots():
-    shots = flow.Screenshots(flow.SCREENSHOTS.parent / "create")
-    yield shots
-    shots.report()
-
-
 def test_make_a_dataset_from_files_train_and_predict(browser, server, shots, server_runner):
     from studio.data import workspace as wd
 

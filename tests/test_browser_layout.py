@@ -29,14 +29,6 @@ OVERLAY_TEXT = re.compile(r"queue:|processing \||\b\d+(\.\d+)?(/\d+(\.\d+)?)?s\b
 STEPS = ("1. Data", "3. Train", "4. Try it", "5. Export")
 
 
-@pytest.fixture(scope="module")
-def shots():
-    """One numbered series for the module (a Screenshots per test would delete the previous test's)."""
-    pictures = flow.Screenshots(flow.SCREENSHOTS.parent / "layout")
-    yield pictures
-    pictures.report()
-
-
 def test_each_step_shows_only_what_applies_before_data_and_runs(browser, server, shots, server_runner):
 
     assert server_runner.current is None   # as in a studio just started: no run yet

@@ -31,13 +31,6 @@ def server(server_runner):
     demo.close()
 
 
-@pytest.fixture(scope="module")
-def shots():
-    shots = flow.Screenshots(flow.SCREENSHOTS.parent / "queue")
-    yield shots
-    shots.report()
-
-
 def watch(page, ann, bob, seen: dict, until, timeout_s: float = 2 * flow.TRAIN_TIMEOUT_S) -> None:
     """Poll both live runs until `until()`; records in `seen` when bob's run was first seen out of the
     queue and every moment it was seen going while ann's still was."""

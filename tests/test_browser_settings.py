@@ -28,14 +28,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]  # drives chromium through 
 COMMAND = "#train-command"
 
 
-@pytest.fixture(scope="module")
-def shots():
-    """One numbered series for the module (a Screenshots per test would delete the previous test's)."""
-    pictures = flow.Screenshots(flow.SCREENSHOTS.parent / "settings")
-    yield pictures
-    pictures.report()
-
-
 def advanced_view(page) -> None:
     """Switch the View to Advanced, open the Train step and its Advanced settings panel."""
     page.locator("#view-switch").get_by_label("Advanced", exact=True).check()

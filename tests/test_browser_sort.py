@@ -19,13 +19,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]  # a real server, a real br
 PER_CLASS = 15
 
 
-@pytest.fixture(scope="module")
-def shots():
-    shots = flow.Screenshots(flow.SCREENSHOTS.parent / "sort")
-    yield shots
-    shots.report()
-
-
 def test_sort_name_and_save_photos_as_a_dataset(browser, server, shots, tmp_path):
     from studio.data import workspace as wd
 
