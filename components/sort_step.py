@@ -21,9 +21,11 @@ from components import views
 from components.named import of, wire
 from components.session import user_of
 from studio.data import workspace as wd
+from studio.runs import history
 from studio.data.imaging import IMAGE_EXTENSIONS, ImageDecodeError, open_rgb
 from studio.data.sources import DatasetError
 from studio.unlabeled import GroupingError, label_next, sort_photos
+from studio.unlabeled.suggest import model_answers
 from studio.unlabeled.features import not_photos, unpacked
 from studio.unlabeled.grouping import MIN_PHOTOS, MOST_GROUPS
 
@@ -40,6 +42,7 @@ HELP = ("Photos with no labels yet? Drop them here (many files, or a .zip). The 
         f"copies them. Needs at least {MIN_PHOTOS} photos; about 15 s per 1,000 photos on a 2-core CPU.")
 OVERVIEW_COLUMNS = ["group", "name", "photos", "most typical photos"]
 NEXT_COLUMNS = ["photo", "group", "why"]
+NO_MODEL = ("No model yet: typical photos only", "")
 
 
 def _esc(text) -> str:
@@ -306,14 +309,41 @@ def move_photo(grouping, group, photo: str | None, target) -> dict:
 
 # ------------------------------------------------------------------ handlers: suggestions, saving
 
-def suggest_next(grouping) -> dict:
-    """next_gallery and next_table: the photos to label first (label_next), with the reason; photos of
-    named groups count as labelled."""
+def model_choices(chosen: str | None = None, user: str | None = None) -> dict:
+    """next_model: this person's runs that have a model, newest first, to ask which photos it is least sure of."""
+    rows = [row for row in history.list_runs(owner=user) if row["has_model"] and row["status"] == "finished"]
+    ids = [row["id"] for row in rows]
+    return {"next_model": gr.Dropdown(choices=[NO_MODEL, *((views.run_choice_label(row), row["id"]) for row in rows)],
+                                      value=chosen if chosen in ids else "")}
+
+
+def _answers(run_id: str, paths: list[str], user: str | None) -> tuple[dict | None, str]:
+    """The chosen run's calibrated answers for the photos (None and the reason when it cannot answer)."""
+    try:
+        folder = history.find_run(run_id, owner=user)
+    except history.RunNotFound as exc:
+        return None, str(exc)
+    try:
+        answers = model_answers(folder / "model.safetensors", paths)
+    except Exception as exc:  # a damaged or unfinished model file: say so, suggest without it
+        return None, f"its model could not be read ({exc.__class__.__name__}: {exc})"
+    missing = len(paths) - len(answers)
+    if missing:
+        return None, f"it could not read {missing} of the photos"
+    return answers, ""
+
+
+def suggest_next(grouping, run_id: str | None = None, user: str | None = None) -> dict:
+    """next_note, next_gallery and next_table: the photos to label first (label_next), with the reason; photos of
+    named groups count as labelled. With a run chosen, its model's least-sure photos follow the typical ones."""
     empty = pd.DataFrame(columns=NEXT_COLUMNS)
     if grouping is None:
         return {"next_note": "Sort some photos first.", "next_gallery": [], "next_table": empty}
     named = [p for g in grouping.groups if g.name for p in g.photos]
-    picks = label_next(grouping, labelled=named, count=NEXT_COUNT)
+    answers, trouble = (None, "")
+    if run_id:
+        answers, trouble = _answers(run_id, grouping.features.paths, user)
+    picks = label_next(grouping, labelled=named, count=NEXT_COUNT, probabilities=answers)
     if not picks:
         return {"next_note": "Every photo is in a named group: nothing is left to label.", "next_gallery": [],
                 "next_table": empty}
@@ -326,9 +356,14 @@ def suggest_next(grouping) -> dict:
         if made:
             items.append(made)
         rows.append([Path(pick["path"]).name, "" if group is None else str(group + 1), pick["why"]])
+    then = (f"then the photos the model of **{_esc(run_id)}** is least sure of (near the borders between its "
+            "classes, where a label teaches it most)" if answers is not None
+            else "then more typical photos of what no label covers yet")
     note = (f"**Label these {len(picks)} next**, in this order: the most typical photo of each group first "
-            "(a few typical photos that cover every kind of thing teach a model most), then more typical photos "
-            "of what no label covers yet." + (" Photos of named groups count as labelled." if named else ""))
+            f"(a few typical photos that cover every kind of thing teach a model most), {then}."
+            + (" Photos of named groups count as labelled." if named else ""))
+    if trouble:
+        note += f"\n\n**The model of {_esc(run_id)} was not asked:** {_esc(trouble)}. Choose another run, or none."
     return {"next_note": note, "next_gallery": items, "next_table": pd.DataFrame(rows, columns=NEXT_COLUMNS)}
 
 
@@ -412,6 +447,9 @@ def render() -> SimpleNamespace:
                                          elem_id="sort-gallery")
             with gr.Row(equal_height=False):
                 with gr.Column(scale=1, min_width=280):
+                    next_model = gr.Dropdown([NO_MODEL], value="", label="Then ask a trained model",
+                                             info="Once every group has a label, the photos this run's model is "
+                                                  "least sure of come next.", elem_id="sort-next-model")
                     suggest = gr.Button("Label these next", size="sm", elem_id="sort-next-button")
                     next_note = gr.Markdown(NEXT_HINT,
                                             elem_classes="ts-help", elem_id="sort-next-note")
@@ -432,7 +470,7 @@ def render() -> SimpleNamespace:
                            editing=editing, overview=overview, count=count, again=again, group=group,
                            new_name=new_name, name_button=name_button, other=other, merge=merge, split=split,
                            target=target, move=move, gallery=gallery, gallery_note=gallery_note, suggest=suggest,
-                           next_note=next_note,
+                           next_model=next_model, next_note=next_note,
                            next_gallery=next_gallery, next_table=next_table, dataset_name=dataset_name, save=save,
                            saved=saved, grouping=gr.State(None), names=gr.State([]), photo=gr.State(None))
 
@@ -454,7 +492,18 @@ def bind(ui: SimpleNamespace) -> None:
     ui.gallery.select(**wire(pick_photo, ui.names, **of(ui, "photo", "status")), api_visibility="private")
     ui.move.click(**wire(move_photo, [ui.grouping, ui.group, ui.photo, ui.target], **shown), api_name="move_photo")
     # the suggestions show only with something in them: a private follow-up, so the API keeps plain values
-    ui.suggest.click(**wire(suggest_next, ui.grouping, **of(ui, "next_note", "next_gallery", "next_table")),
+    def choices_as_user(request: gr.Request, chosen):
+        return model_choices(chosen, user_of(request))
+
+    def suggest_as_user(request: gr.Request, grouping, run_id):
+        return suggest_next(grouping, run_id, user_of(request))
+
+    ui.section.expand(**wire(choices_as_user, ui.next_model, next_model=ui.next_model),
+                      api_visibility="private", show_progress="hidden")
+    ui.next_model.focus(**wire(choices_as_user, ui.next_model, next_model=ui.next_model),
+                        api_visibility="private", show_progress="hidden")
+    ui.suggest.click(**wire(suggest_as_user, [ui.grouping, ui.next_model],
+                            **of(ui, "next_note", "next_gallery", "next_table")),
                      api_name="label_next").then(
         lambda items: [gr.Gallery(visible=views.shown_if(bool(items))),
                        gr.Dataframe(visible=views.shown_if(bool(items)))],

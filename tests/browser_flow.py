@@ -661,6 +661,24 @@ def label_next(page) -> tuple[str, int]:
     return note.inner_text(), page.locator("#sort-next img").count()
 
 
+def label_next_asking(page, run_label: str) -> tuple[str, list[str]]:
+    """Choose a trained run under "Then ask a trained model", press Label these next; returns the note and
+    the reasons of the table, once the note names the model's least-sure photos (or says it was not asked)."""
+    page.locator("#sort-next-model input").click()
+    page.get_by_role("option", name=run_label, exact=True).click()
+    page.locator("#sort-next-button").click()
+    note = page.locator("#sort-next-note")
+    note.filter(has_text=re.compile("least sure of|was not asked")).wait_for(timeout=120_000)
+    page.locator("#sort-next-table [role=gridcell]").filter(has_text="least sure of it").first.wait_for(
+        timeout=30_000)
+    reasons = []
+    for row in page.locator("#sort-next-table [role=row]").all():   # Gradio's grid rows
+        cells = [c.strip() for c in row.locator("[role=gridcell]").all_inner_texts()]
+        if cells and cells[0]:
+            reasons.append(cells[-1])
+    return note.inner_text(), reasons
+
+
 def attach_unlabeled(page, files: list[Path]) -> str:
     """Data step: open *Unlabeled photos* and drop photos into it; returns its note once they are attached."""
     go_to_tab(page, "1. Data")

@@ -1,5 +1,6 @@
 """Sort my photos in a real browser (Debian's chromium + Playwright): 30 example photos with no labels are
-sorted into groups, a photo is moved, both groups are named, and the named groups are saved as a dataset
+sorted into groups, the photos to label first are suggested (then with a trained run's least-sure photos), a
+photo is moved, both groups are named, and the named groups are saved as a dataset
 that the Data step then describes. Any traceback, error toast or "Something went wrong" fails the test.
 
 Skipped like tests/test_browser.py when there is no browser and STUDIO_REQUIRE_BROWSER is unset.
@@ -19,8 +20,10 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]  # a real server, a real br
 PER_CLASS = 15
 
 
-def test_sort_name_and_save_photos_as_a_dataset(browser, server, shots, tmp_path):
+def test_sort_name_and_save_photos_as_a_dataset(browser, server, shots, tmp_path, trained_run):
+    from components import views
     from studio.data import workspace as wd
+    from studio.runs import history
 
     files = []
     for label in ("ants", "bees"):   # the kind in the file name, so the test can tell which group is which
@@ -44,6 +47,11 @@ def test_sort_name_and_save_photos_as_a_dataset(browser, server, shots, tmp_path
         assert rows[1][3].count(f"{second}-") >= 2, rows     # the network told the two apart
         note, shown = flow.label_next(page)
         assert "most typical photo of each group first" in note and shown >= 2, (note, shown)
+        # then a trained run's model is asked which photos it is least sure of
+        run_label = views.run_choice_label(history.summarize(trained_run["run_dir"]))
+        note, reasons = flow.label_next_asking(page, run_label)
+        assert "least sure of" in note and "the model is least sure of it" in reasons, (note, reasons)
+        shots.take(page, "sort-label-next-model", element="#sort-section")
         flow.move_first_photo(page, to=2)
         flow.name_sort_group(page, 1, first)
         flow.name_sort_group(page, 2, second)

@@ -181,6 +181,31 @@ def test_label_these_next_starts_with_the_most_typical_photo_of_each_group(first
 
 
 @pytest.mark.slow
+def test_label_these_next_then_asks_the_chosen_run_which_photos_it_is_least_sure_of(first_sort, trained_run):
+    from studio.unlabeled.suggest import model_answers
+
+    run_id = Path(trained_run["run_dir"]).name
+    offered = sort_step.model_choices(run_id)["next_model"]
+    assert run_id in [value for _, value in offered.choices] and offered.value == run_id
+    assert sort_step.model_choices("no-such-run")["next_model"].value == ""
+    grouping = grouping_of(first_sort)
+    out = sort_step.suggest_next(grouping, run_id)
+    why = out["next_table"]["why"].tolist()
+    typical = len(grouping.groups)
+    assert why[:typical] == ["the most typical photo of a group with no label yet"] * typical
+    assert why[typical:] and set(why[typical:]) == {"the model is least sure of it"}
+    # in the model's own order: smallest margin between its first two answers first
+    answers = model_answers(Path(trained_run["run_dir"]) / "model.safetensors", grouping.features.paths)
+    by_name = {Path(p).name: float(a.topk(2).values[0] - a.topk(2).values[1]) for p, a in answers.items()}
+    margins = [by_name[name] for name in out["next_table"]["photo"].tolist()[typical:]]
+    assert margins == sorted(margins) and "least sure of" in out["next_note"] and run_id in out["next_note"]
+    # a run that cannot answer: said so, and the suggestions go on without it
+    lost = sort_step.suggest_next(grouping, "no-such-run")
+    assert "was not asked" in lost["next_note"] and len(lost["next_table"]) == len(out["next_table"])
+    assert "the model is least sure of it" not in lost["next_table"]["why"].tolist()
+
+
+@pytest.mark.slow
 def test_save_as_a_dataset_hands_it_to_the_data_step(first_sort, photos):
     from studio.data import workspace as wd
 
