@@ -162,3 +162,28 @@ def test_placeholder_gif_is_suggested_and_left_out_only_when_asked(tmp_path):
     assert "imageNotFound.gif" not in " ".join(used) and any("formica.jpeg" in u for u in used)
     assert any(s["path"].endswith("imageNotFound.gif") and s["reason"] == "left out: outliers"
                for s in run.snapshot()["dataset"]["skipped"])
+
+
+def test_near_duplicate_search_finds_exactly_what_comparing_every_pair_finds():
+    """The banded search (quadratic no more) must equal the plain all-pairs comparison, including a crowd of
+    photos that share most of their hash (flat pictures) and pairs right at and just past the limit."""
+    import numpy as np
+
+    from studio.data.checks import NEAR_DUPLICATE_BITS, _near_duplicate_pairs
+
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 2**63, size=3000, dtype=np.int64).astype(np.uint64)
+    near = []
+    for i, bits in enumerate(rng.integers(0, NEAR_DUPLICATE_BITS + 3, size=600)):   # 0 .. limit + 2 bits off
+        flipped = base[i]
+        for bit in rng.choice(64, size=bits, replace=False):
+            flipped ^= np.uint64(1) << np.uint64(bit)
+        near.append(flipped)
+    crowd = np.uint64(0xFFFF0000FFFF0000) ^ (rng.integers(0, 2**4, size=400).astype(np.uint64) << np.uint64(20))
+    hashes = np.concatenate([base, np.array(near, dtype=np.uint64), crowd])
+    rng.shuffle(hashes)
+    distance = np.bitwise_count(hashes[:, None] ^ hashes[None, :])
+    rows, cols = np.nonzero(np.triu(distance <= NEAR_DUPLICATE_BITS, k=1))
+    expected = list(zip(rows.tolist(), cols.tolist()))
+    assert len(expected) > 400 * 399 // 4       # the crowd is there, and so are the planted pairs
+    assert _near_duplicate_pairs(hashes, NEAR_DUPLICATE_BITS) == expected

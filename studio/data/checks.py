@@ -123,19 +123,35 @@ def gather(paths: list[str], progress: Callable[[int, int], None] | None = None,
 
 
 def _near_duplicate_pairs(hashes: np.ndarray, max_bits: int) -> list[tuple[int, int]]:
-    """Index pairs whose 64-bit hashes differ in at most max_bits bits (blockwise, vectorised)."""
-    pairs = []
-    as_bytes = hashes.astype(">u8").view(np.uint8).reshape(-1, 8)
-    popcount = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
-    block = 1024
-    for start in range(0, len(hashes), block):
-        chunk = as_bytes[start:start + block]
-        distance = popcount[chunk[:, None, :] ^ as_bytes[None, :, :]].sum(axis=2)
-        rows, cols = np.nonzero(distance <= max_bits)
-        for r, c in zip(rows + start, cols):
-            if r < c:
-                pairs.append((int(r), int(c)))
-    return pairs
+    """Index pairs (i < j, sorted) whose 64-bit hashes differ in at most max_bits bits.
+
+    Comparing every pair is quadratic (50,000 photos: minutes on one core). Instead the hash is cut
+    into max_bits + 1 bands: two hashes that differ in at most max_bits bits agree exactly on at least
+    one band (pigeonhole), so only photos that share a band's value are compared. Exact, not approximate."""
+    hashes = np.asarray(hashes, dtype=np.uint64)
+    bands = max_bits + 1
+    width = -(-64 // bands)
+    found: set[tuple[int, int]] = set()
+    for band in range(bands):
+        shift = band * width
+        keys = (hashes >> np.uint64(shift)) & np.uint64((1 << min(width, 64 - shift)) - 1)
+        order = np.argsort(keys, kind="stable")
+        ordered = keys[order]
+        starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+        for start, end in zip(starts, np.r_[starts[1:], len(order)]):
+            if end - start > 1:
+                found.update(_close_pairs(hashes, np.sort(order[start:end]), max_bits))
+    return sorted(found)
+
+
+def _close_pairs(hashes: np.ndarray, members: np.ndarray, max_bits: int, block: int = 1024):
+    """Pairs of `members` (ascending indices) within max_bits bits of each other, blockwise."""
+    for start in range(0, len(members), block):
+        rows = members[start:start + block]
+        distance = np.bitwise_count(hashes[rows][:, None] ^ hashes[members][None, :])
+        r, c = np.nonzero(distance <= max_bits)
+        keep = start + r < c
+        yield from zip(rows[r[keep]].tolist(), members[c[keep]].tolist())
 
 
 def _same_colours(a: ImageFacts, b: ImageFacts) -> bool:
