@@ -38,6 +38,36 @@ def test_finished_run_is_calibrated_and_knows_its_photos(trained_run):
     assert "Confidence calibrated on 20 validation photos" in trained_run["config"]["choices"]["calibration"]
 
 
+def test_a_head_only_model_calibrates_on_the_features_it_already_has(small_dataset, tmp_path):
+    """The head-only run's calibration reuses the head stage's features; the result matches a fresh pass over
+    the photos, and a changed backbone is noticed (then the photos are passed again)."""
+    from studio import familiarity
+    from studio.runs import Run
+    from studio.training import calibrate
+    from studio.training.config import TrainConfig
+    from studio.training.trainer import Trainer
+
+    config = TrainConfig(data=str(small_dataset), backbone="mobilenetv2_100", freeze="all", epochs=2,
+                         feature_views=1).resolved()
+    trainer = Trainer(config, Run(tmp_path / "run", {}))
+    trainer.train()
+    ctx = trainer.ctx
+    rows = familiarity.reference_sample(len(ctx.train_px), config.seed)
+    kept = ctx.kept_features
+    assert kept is not None and kept.fit(ctx.model, rows) and len(kept.val) == len(ctx.val_px)
+    reused = calibrate.run(ctx)
+    reference = familiarity.Familiarity.load(ctx.run.folder.familiarity)
+    ctx.kept_features = None
+    fresh = calibrate.run(ctx)
+    again = familiarity.Familiarity.load(ctx.run.folder.familiarity)
+    assert abs(reused["temperature"] - fresh["temperature"]) <= 0.05 * fresh["temperature"], (reused, fresh)
+    assert reused["photos"] == fresh["photos"] and reference.reference.shape == again.reference.shape
+    assert torch.allclose(reference.val_distances.float(), again.val_distances.float(), atol=0.02)
+    with torch.no_grad():
+        next(ctx.model.parameters()).add_(0.01)
+    assert not kept.fit(ctx.model, rows)
+
+
 def test_shift_cli_tells_inverted_photos_from_validation_photos(trained_run, small_dataset):
     run_dir = trained_run["run_dir"]
     shifted = shifted_copies(small_dataset)

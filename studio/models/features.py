@@ -7,6 +7,7 @@ drifts. The traced graph is kept for the next run of the same weights (see `fast
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -69,6 +70,29 @@ class FeatureExtractor:
             if progress is not None:
                 progress(i, len(batches))
         return torch.cat(out).clone()  # clone: leave inference mode so a head can train on them
+
+
+def backbone_fingerprint(model: torch.nn.Module) -> tuple:
+    """A cheap identity of everything but the classifier (weights and BatchNorm statistics): equal
+    fingerprints give equal features."""
+    head = {id(p) for p in model.get_classifier().parameters()}
+    tensors = [p for p in model.parameters() if id(p) not in head]
+    tensors += [b for b in model.buffers() if b.is_floating_point()]
+    return tuple(round(float(t.detach().double().sum()), 6) for t in tensors)
+
+
+@dataclass
+class KeptFeatures:
+    """Clean-view features a frozen-backbone stage already computed (the validation photos and some training
+    photos, by index), with the backbone they came from: the calibration pass after training reuses
+    them instead of running the backbone again while the backbone is unchanged (a head-only model)."""
+    val: torch.Tensor
+    train_rows: list[int]
+    train: torch.Tensor
+    fingerprint: tuple
+
+    def fit(self, model: torch.nn.Module, train_rows: list[int]) -> bool:
+        return self.train_rows == train_rows and backbone_fingerprint(model) == self.fingerprint
 
 
 class LogitsAndFeatures(torch.nn.Module):

@@ -19,7 +19,7 @@ from studio.data.outliers import find_outliers
 from studio.data.pixels import SquareCache, StreamedPixels, cache_bytes, cache_side, gpu_budget, memory_budget
 from studio.data.sources import DatasetError, check_trainable, open_dataset
 from studio.hardware import pick_device
-from studio.models.features import FeatureExtractor
+from studio.models.features import FeatureExtractor, KeptFeatures
 from studio.runs import Run
 from studio.training.config import TrainConfig
 from studio.training.distributed import Ranks
@@ -41,11 +41,11 @@ def class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
 
 def model_input(batch_u8: torch.Tensor, prep: dict, generator: torch.Generator, strength: str | None,
                 size: int | None = None) -> torch.Tensor:
-    """A uint8 batch as model input: augmented at `strength` ("light", "normal", "strong"), or
+    """A uint8 batch as model input: augmented at `strength` (a name of augment.STRENGTHS), or
     clean when `strength` is None; channels_last (2-3x on CPU oneDNN kernels and GPU tensor cores)."""
     if strength is not None:
-        words = augment.STRENGTHS[strength]
-        x = augment.train_batch(batch_u8, prep, generator, jitter=words["jitter"], scale=words["scale"], size=size)
+        spec = {k: v for k, v in augment.STRENGTHS[strength].items() if k != "words"}
+        x = augment.train_batch(batch_u8, prep, generator, size=size, **spec)
     else:
         x = augment.eval_batch(batch_u8, prep)
     return fastpath.channels_last(x)
@@ -71,6 +71,7 @@ class TrainContext:
     batch_size: int = recipe.CPU_BATCH
     loss_weights: torch.Tensor | None = None
     features: FeatureExtractor | None = None
+    kept_features: KeptFeatures | None = None   # what the head stage's feature pass leaves for calibration
     unlabeled: UnlabeledPhotos | None = None           # --unlabeled: photos the head may pseudo-label
     ranks: Ranks | None = None                         # torchrun: this process among the training processes
     _wrapped: tuple | None = None                      # (trainable weights, DistributedDataParallel of the model)

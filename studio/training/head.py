@@ -10,7 +10,8 @@ import math
 
 import torch
 
-from studio import augment, optim
+from studio import augment, familiarity, optim
+from studio.models.features import KeptFeatures, backbone_fingerprint
 from studio.training import unlabeled
 from studio.training.context import DECODE_SHARE, TrainContext
 
@@ -29,6 +30,9 @@ class HeadOnFeatures:
         self.ctx = ctx
         self.features, self.labels, self.val_features = self._features(ctx)
         ctx.lap("features")
+        rows = familiarity.reference_sample(len(ctx.train_px), ctx.cfg.seed)
+        ctx.kept_features = KeptFeatures(self.val_features, rows, self.features[rows].clone(),
+                                         backbone_fingerprint(ctx.model))
         self.unlabeled_plain = self.unlabeled_augmented = None
         if ctx.unlabeled is not None:
             self.unlabeled_plain, self.unlabeled_augmented = self._unlabeled_features(ctx)
