@@ -97,9 +97,45 @@ def eval_batch(batch_u8: torch.Tensor, preprocessing: dict, dtype=torch.float32)
 
 
 def train_batch(batch_u8: torch.Tensor, preprocessing: dict, generator: torch.Generator | None,
-                jitter: float = 0.1, scale=(0.35, 1.0), dtype=torch.float32, size: int | None = None) -> torch.Tensor:
-    """Cached squares to an augmented, normalised training batch (`size` px, default the input size)."""
+                jitter: float = 0.1, scale=(0.35, 1.0), dtype=torch.float32, size: int | None = None,
+                smallest: float = 1.0, softest: float = 1.0, mirror: bool = True) -> torch.Tensor:
+    """Cached squares to an augmented, normalised training batch (`size` px, default the input size).
+
+    Crops zoom in (`scale`: the share of the photo kept) unless `smallest` < 1, which zooms out instead
+    (the object shrinks to that share of the frame); `softest` < 1 resamples down to that share and back."""
+    size = size or preprocessing["input_size"]
     x = batch_u8.to(dtype)
     x = color_jitter(x, jitter, generator)
-    x = random_resized_crop(x, size or preprocessing["input_size"], generator, scale=scale)
+    if smallest < 1.0:
+        x = zoom_out(x, size, smallest, generator)
+    else:
+        x = random_resized_crop(x, size, generator, scale=scale, flip=mirror)
+    if softest < 1.0:
+        x = soften(x, softest, generator)
     return normalize(x, preprocessing["mean"], preprocessing["std"], dtype)
+
+
+def zoom_out(batch: torch.Tensor, size: int, smallest: float, generator: torch.Generator | None = None,
+             shift: float = 0.15) -> torch.Tensor:
+    """Each photo shrunk to a random share (down to `smallest`) of a `size` px frame, a little off centre,
+    its edges repeated around it: the object as a farther or wider camera frames it. Never mirrored."""
+    n = batch.shape[0]
+    scale = torch.empty(n).uniform_(1.0, 1.0 / smallest, generator=generator)
+    aspect = torch.exp(torch.empty(n).uniform_(math.log(0.85), math.log(1 / 0.85), generator=generator))
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0], theta[:, 1, 1] = scale * aspect.sqrt(), scale / aspect.sqrt()
+    theta[:, 0, 2] = (torch.rand(n, generator=generator) * 2 - 1) * shift
+    theta[:, 1, 2] = (torch.rand(n, generator=generator) * 2 - 1) * shift
+    theta = to_device(theta.to(batch.dtype), batch.device)
+    grid = F.affine_grid(theta, [n, 3, size, size], align_corners=False)
+    return F.grid_sample(batch, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def soften(batch: torch.Tensor, softest: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The batch resampled down to a random share (down to `softest`) of its size and back: the detail a
+    cheaper or farther camera loses."""
+    size = batch.shape[-1]
+    factor = float(torch.empty(1).uniform_(softest, 1.0, generator=generator))
+    small = max(8, int(size * factor))
+    return F.interpolate(F.interpolate(batch, size=small, mode="bilinear", antialias=True), size=size,
+                         mode="bilinear")

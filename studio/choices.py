@@ -25,6 +25,11 @@ STRENGTHS = {
                "words": "crops keep at least 35% of each photo, mirror images, light colour changes."},
     "strong": {"scale": (0.15, 1.0), "jitter": 0.25,
                "words": "crops as small as 15% of a photo, mirror images, clear colour changes."},
+    # for a model that will meet photos from other cameras or places: how such photos differ (the object's
+    # size in the frame, sharpness, light), never a mirror image (arrows, text and hands keep their sense)
+    "other-cameras": {"smallest": 0.6, "softest": 0.25, "jitter": 0.4, "mirror": False,
+                      "words": "for photos from other cameras or places: the object shown smaller in the frame "
+                               "and off centre, softer and in other light; never mirrored."},
 }
 
 DEFAULT_EXCLUDE = ("exact_duplicates", "train_val_leak")  # safe to leave out without asking

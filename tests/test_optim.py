@@ -75,6 +75,20 @@ def test_stronger_augmentation_changes_the_photos_more(small_dataset, tmp_path):
 
 
 @pytest.mark.slow
+def test_other_cameras_augmentation_trains_and_says_what_it_does(small_dataset):
+    config = TrainConfig(data=str(small_dataset), backbone="mobilenetv2_100", freeze="6", epochs=1, batch_size=16,
+                         augment_strength="other-cameras").resolved()
+    assert config.choices["augment"].startswith("other cameras augmentation (as asked)")
+    assert "never mirrored" in config.choices["augment"]
+    from studio.training.trainer import start_training
+    run = start_training(config)
+    run.wait()
+    snapshot = run.snapshot()
+    assert snapshot["status"] == "finished", snapshot["error"]
+    assert snapshot["history"][-1]["train_loss"] > 0 and "other cameras" in snapshot["config"]["choices"]["augment"]
+
+
+@pytest.mark.slow
 def test_manual_depth_with_a_freeze_schedule_trains_the_head_alone_first(small_dataset, tmp_path):
     config = TrainConfig(data=str(small_dataset), backbone="mobilenetv2_100", freeze="8", epochs=1, head_epochs=2,
                          batch_size=16, patience=0).resolved()

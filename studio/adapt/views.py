@@ -2,10 +2,10 @@
 
 A new site's photos differ from the training photos mostly in how they were taken, not in what they
 show: the object smaller in the frame, softer (a cheaper or farther camera), other light. SITE_LIKE
-views vary exactly those things. Trained into the source model they are the biggest lever measured
-(benchmarks/SHIFT.md: rendered signs to real photos, 68% -> 88%); in `studio adapt`'s short retraining
-they did not pay (71.8% against 73.7% with the usual views, and the validation photos lost 12 points),
-so adapt keeps the usual views and SITE_LIKE waits for a `studio train` option.
+views vary exactly those things: they are training's "other-cameras" augmentation (`augment.STRENGTHS`),
+the biggest lever measured when trained into the source model (benchmarks/SHIFT.md: rendered signs to
+real photos, 68% -> 88%). In `studio adapt`'s short retraining they did not pay (71.8% against 73.7%
+with the usual views, and the validation photos lost 12 points), so adapt keeps the usual views.
 
 Choosing the views by the new photos was tried and dropped: in the model's features (and in
 ImageNet's) the real signs lie nearer the usual views than the site-like ones by every distance tried
@@ -15,13 +15,14 @@ are never used here: a left arrow, a line of text or a left hand would become so
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from studio import augment
+
+
+OTHER_CAMERAS = augment.STRENGTHS["other-cameras"]
 
 
 @dataclass(frozen=True)
@@ -35,34 +36,15 @@ class Views:
 
 AS_TRAINED = Views("as trained", "the labelled photos shown as in training (random crops, light colour changes)")
 SITE_LIKE = Views("site-like", "the labelled photos shown smaller in the frame, softer and in other light, as "
-                  "photos from another camera are", smallest=0.6, softest=0.25, jitter=0.4)
+                  "photos from another camera are", smallest=OTHER_CAMERAS["smallest"],
+                  softest=OTHER_CAMERAS["softest"], jitter=OTHER_CAMERAS["jitter"])
 CANDIDATES = (AS_TRAINED, SITE_LIKE)
 BY_NAME = {views.name: views for views in CANDIDATES}
 
 
 def show(pixels: torch.Tensor, prep: dict, size: int, views: Views, generator: torch.Generator,
          jitter: float | None = None) -> torch.Tensor:
-    """uint8 squares -> normalised training views of `size` px, channels_last."""
-    x = augment.color_jitter(pixels.float(), views.jitter if jitter is None else jitter, generator)
-    if views.smallest < 1.0:
-        x = _smaller(x, size, views.smallest, generator)
-    else:
-        x = augment.random_resized_crop(x, size, generator, flip=False)
-    if views.softest < 1.0:
-        factor = float(torch.empty(1).uniform_(views.softest, 1.0, generator=generator))
-        small = max(8, int(size * factor))
-        x = F.interpolate(F.interpolate(x, size=small, mode="bilinear", antialias=True), size=size, mode="bilinear")
-    return augment.normalize(x, prep["mean"], prep["std"]).contiguous(memory_format=torch.channels_last)
-
-
-def _smaller(x: torch.Tensor, size: int, smallest: float, generator: torch.Generator) -> torch.Tensor:
-    """Each photo zoomed out to a random share of the frame (edges repeated around it), a little off centre."""
-    n = x.shape[0]
-    scale = torch.empty(n).uniform_(1.0, 1.0 / smallest, generator=generator)
-    aspect = torch.exp(torch.empty(n).uniform_(math.log(0.85), math.log(1 / 0.85), generator=generator))
-    theta = torch.zeros(n, 2, 3)
-    theta[:, 0, 0], theta[:, 1, 1] = scale * aspect.sqrt(), scale / aspect.sqrt()
-    theta[:, 0, 2] = (torch.rand(n, generator=generator) * 2 - 1) * 0.15
-    theta[:, 1, 2] = (torch.rand(n, generator=generator) * 2 - 1) * 0.15
-    grid = F.affine_grid(theta.to(x.dtype), [n, 3, size, size], align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    """uint8 squares -> normalised training views of `size` px, never mirrored, channels_last."""
+    x = augment.train_batch(pixels, prep, generator, jitter=views.jitter if jitter is None else jitter, size=size,
+                            smallest=views.smallest, softest=views.softest, mirror=False)
+    return x.contiguous(memory_format=torch.channels_last)

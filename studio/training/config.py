@@ -128,9 +128,11 @@ class TrainConfig:
     augment_strength: str = setting("auto", group="optimisation", flag="--augment-strength",
                                     choices=("auto", *STRENGTH_NAMES), label="Augmentation strength",
                                     words={"auto": "Auto (normal)", "light": "Light", "normal": "Normal",
-                                           "strong": "Strong"},
+                                           "strong": "Strong", "other-cameras": "Other cameras"},
                                     help="how different each training view may be (default auto = normal: crops "
-                                         "keep at least 35% of a photo; strong helps little data that varies a lot)")
+                                         "keep at least 35% of a photo; strong helps little data that varies a lot; "
+                                         "other-cameras for a model that will meet photos from other cameras or "
+                                         "places: smaller in the frame, softer, other light, never mirrored)")
     # -- run
     seed: int = setting(0, group="run", flag="--seed", parse=values.whole_number(0), label="Seed",
                         help="same seed, same data, same machine: same model")
@@ -216,7 +218,11 @@ class TrainConfig:
         elif cfg.augment_strength == "auto":
             cfg.augment_strength = "normal"
             cfg.choices["augment"] = ("normal augmentation: " + named.STRENGTHS["normal"]["words"] +
-                                      " Light and strong are in the advanced settings.")
+                                      " Light, strong and other cameras (for photos from other cameras or places) "
+                                      "are in the advanced settings.")
+        else:
+            cfg.choices["augment"] = (f"{cfg.augment_strength.replace('-', ' ')} augmentation (as asked): "
+                                      + named.STRENGTHS[cfg.augment_strength]["words"])
         if cfg.batchnorm not in ("pretrained", "adapt"):
             raise ValueError("batchnorm must be 'pretrained' or 'adapt'.")
         if cfg.lr is None and cfg.freeze != "auto":  # Auto picks its rate from the dataset's size
