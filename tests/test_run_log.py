@@ -63,3 +63,24 @@ def test_a_resumed_run_carries_on_the_same_log(small_dataset, tmp_path):
     RUNNER.wait()
     after = (tmp_path / "run" / LOG_FILE).read_text()
     assert after.startswith(before) and "Resumed after epoch 1." in after and "Run finished." in after
+
+
+def test_status_json_follows_each_phase_and_the_progress_every_few_seconds(tmp_path, monkeypatch):
+    """Another process (studio runs, a torchrun or Ray follower) reads status.json: it must see a long
+    check or feature pass move, not "Reading the dataset" until the first epoch."""
+    import json
+
+    from studio.runs import Run, live
+
+    run = Run(tmp_path / "run", {})
+
+    def on_disk() -> dict:
+        return json.loads((tmp_path / "run" / "status.json").read_text())
+
+    run.update(phase="Checking and decoding the images", progress=0.01)
+    assert on_disk()["phase"] == "Checking and decoding the images" and on_disk()["progress"] == 0.01
+    run.update(progress=0.02)
+    assert on_disk()["progress"] == 0.01          # throttled: written at most every STATUS_EVERY_S
+    monkeypatch.setattr(live, "STATUS_EVERY_S", 0.0)
+    run.update(progress=0.03)
+    assert on_disk()["progress"] == 0.03

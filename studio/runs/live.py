@@ -23,6 +23,8 @@ from studio.runs.folder import RunFolder
 from studio.runs.log import close_log, open_log
 from studio.runs.state import ACTIVE_STATUSES, SNAPSHOT_ONLY, RunState, Status
 
+STATUS_EVERY_S = 5.0   # progress reaches status.json this often: what `studio runs`, torchrun and Ray followers read
+
 
 def new_run_id(backbone: str) -> str:
     return f"{datetime.now():%Y%m%d-%H%M%S}-{backbone}-{uuid.uuid4().hex[:6]}"
@@ -37,6 +39,7 @@ class Run:
         other than 0 writes one)."""
         self.dir = Path(directory)
         self.folder = RunFolder(self.dir)
+        self._status_written = 0.0   # monotonic time of the last status.json write (progress is throttled)
         self.dir.mkdir(parents=True, exist_ok=True)
         if resume_from is None:
             self.folder.clear()   # a folder reused for a new run starts clean
@@ -152,7 +155,9 @@ class Run:
             self._state.update(fields)
         if new_phase:
             self.log.info("%s", fields["phase"])
-        if {"status", "best_val_accuracy", "error"} & fields.keys():
+        now = time.monotonic()
+        if ({"status", "best_val_accuracy", "error"} & fields.keys() or new_phase
+                or ("progress" in fields and now - self._status_written >= STATUS_EVERY_S)):
             self._write_status()
 
     def note(self, text: str) -> None:
@@ -179,6 +184,7 @@ class Run:
         """Mirror the state to status.json; a failed write (disk full) keeps the previous file whole."""
         with self._lock:
             state = {k: v for k, v in self._state.items() if k not in SNAPSHOT_ONLY}
+            self._status_written = time.monotonic()
         try:
             self.folder.write_status(state)
         except OSError as exc:  # the live state stays right in memory; the page and the CLI read that
