@@ -190,3 +190,15 @@ def test_class_from_filename_prefix(tmp_path):
     dataset = open_dataset(tmp_path, prefix_separator="_")
     assert dataset.classes == ["cat", "dog"] and len(dataset.samples) == 6
     assert any("nolabel.jpg" in s["path"] for s in dataset.skipped)
+
+
+def test_a_hugging_face_imagefolder_metadata_csv_is_a_labels_csv(tmp_path):
+    """Hugging Face `imagefolder` names the file column file_name; paths may reach into split folders."""
+    _images(tmp_path / "train", 6)
+    _images(tmp_path / "test", 2)
+    rows = [f"train/img {i}.jpg,{'cat' if i % 2 else 'dog'}" for i in range(6)]
+    rows += [f"test/img {i}.jpg,{'cat' if i % 2 else 'dog'}" for i in range(2)]
+    (tmp_path / "metadata.csv").write_text("file_name,label\n" + "\n".join(rows) + "\n")
+    dataset = open_dataset(tmp_path)
+    assert dataset.classes == ["cat", "dog"] and len(dataset.samples) == 8 and not dataset.skipped
+    assert dataset.split_source == "auto"

@@ -52,3 +52,29 @@ def test_decode_square_shape_and_garbage(tmp_path):
     (tmp_path / "bad.jpg").write_bytes(b"not a jpeg at all")
     with pytest.raises(ImageDecodeError):
         decode_square(tmp_path / "bad.jpg", 64)
+
+
+def test_phone_and_research_formats_are_read_as_the_same_pixels(tmp_path):
+    """HEIC (iPhone; pillow-heif), AVIF, and PPM/PGM (GTSRB and other research sets): a dataset of them opens
+    like any other and each decodes to the picture saved (lossy formats within a few levels)."""
+    from studio.data.imaging import HEIF_READABLE, is_image_name
+    from studio.data.sources import open_dataset
+
+    assert HEIF_READABLE, "pillow-heif is a dependency wherever a wheel exists (pyproject.toml)"
+    colours = {"red": (200, 30, 40), "green": (30, 180, 60)}
+    for label, colour in colours.items():
+        picture = Image.new("RGB", (64, 48), colour)
+        folder = tmp_path / label
+        folder.mkdir()
+        for ext in ("heic", "avif", "ppm"):
+            picture.save(folder / f"photo.{ext}")
+        picture.convert("L").save(folder / "photo.pgm")
+    dataset = open_dataset(tmp_path)
+    assert dataset.classes == ["green", "red"] and not dataset.skipped
+    assert sorted({p.rsplit(".", 1)[1] for p in dataset.samples.path}) == ["avif", "heic", "pgm", "ppm"]
+    for path, label in zip(dataset.samples.path, dataset.samples.label):
+        pixels = np.asarray(open_rgb(path), dtype=float)
+        expected = colours[label] if not path.endswith(".pgm") else (Image.new("RGB", (1, 1), colours[label])
+                                                                    .convert("L").getpixel((0, 0)),) * 3
+        assert pixels.shape == (48, 64, 3) and np.abs(pixels.mean(axis=(0, 1)) - expected).max() < 8, path
+    assert all(is_image_name(f"x.{ext.upper()}") for ext in ("heic", "heif", "avif", "ppm", "pgm"))

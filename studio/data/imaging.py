@@ -12,8 +12,24 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff",
+                    ".avif", ".heic", ".heif",             # phone photos (HEIC through pillow-heif)
+                    ".ppm", ".pgm", ".pbm", ".pnm"}        # GTSRB and many research sets
+HEIF_EXTENSIONS = {".heic", ".heif"}
 BACKGROUND = (255, 255, 255)  # transparent pixels become white, not black
+
+
+def _register_heif() -> bool:
+    """Teach Pillow HEIC/HEIF (iPhone photos) when pillow-heif is installed (it is, wherever a wheel exists)."""
+    try:
+        import pillow_heif
+    except ImportError:
+        return False
+    pillow_heif.register_heif_opener()
+    return True
+
+
+HEIF_READABLE = _register_heif()
 
 
 class ImageDecodeError(ValueError):
@@ -72,6 +88,9 @@ def open_rgb(source, draft: int | None = None) -> Image.Image:
     except Image.DecompressionBombError as exc:
         raise ImageDecodeError("image is too large to open safely (possible decompression bomb)") from exc
     except (OSError, SyntaxError, ValueError) as exc:
+        if not HEIF_READABLE and Path(str(getattr(source, "name", source))).suffix.lower() in HEIF_EXTENSIONS:
+            raise ImageDecodeError("a HEIC/HEIF photo, and this machine cannot read those: install pillow-heif "
+                                   "(pip install pillow-heif), or save the photo as JPEG") from exc
         raise ImageDecodeError(f"not a readable image ({exc.__class__.__name__}: {exc})") from exc
 
 

@@ -86,7 +86,8 @@ def unusable_reason(file: Path) -> str | None:
     return None
 
 
-FILENAME_COLUMNS = ("filename", "file", "image", "path", "filepath", "image_path")
+# file_name: a Hugging Face `imagefolder` metadata.csv
+FILENAME_COLUMNS = ("filename", "file_name", "file", "image", "path", "filepath", "image_path")
 LABEL_COLUMNS = ("label", "class", "category", "target")
 
 

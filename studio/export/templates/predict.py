@@ -25,7 +25,13 @@ from PIL import Image, ImageOps
 METADATA_KEY = "transfer_studio"
 TORCHSCRIPT_META = "transfer_studio.json"
 MODEL_NAMES = ("model.onnx", "model.int8.onnx", "model.torchscript.pt")  # looked for beside this script
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".avif", ".heic", ".heif",
+                    ".ppm", ".pgm", ".pbm", ".pnm"}
+try:  # iPhone photos (HEIC), when pillow-heif is installed
+    import pillow_heif
+    pillow_heif.register_heif_opener()
+except ImportError:
+    pass
 BACKGROUND = (255, 255, 255)  # transparent pixels become white, as in the studio
 BATCH = 16
 
