@@ -147,3 +147,14 @@ def test_words_for_data_and_freeze():
     assert history.freeze_words("0", {"frozen_groups": 0, "total_groups": 8,
                                       "feature_extraction": False}).startswith("nothing frozen")
     assert history.freeze_words("5", None) == "5 groups frozen"
+
+
+def test_a_run_keeps_its_epochs_as_a_table_with_the_learning_rate(trained_run):
+    import pandas as pd
+
+    table = pd.read_csv(Path(trained_run["run_dir"]) / "metrics.csv")
+    assert list(table.columns) == ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr",
+                                   "epoch_seconds", "elapsed_seconds"]
+    assert table["epoch"].tolist() == [h["epoch"] for h in trained_run["history"]]
+    assert table["val_accuracy"].tolist() == [h["val_accuracy"] for h in trained_run["history"]]
+    assert table["lr"].iloc[0] > table["lr"].iloc[-1] >= 0   # the schedule glides down

@@ -6,6 +6,7 @@ written by older versions or moved by hand, and a file name spelled in six modul
     config.json            what was asked, plus what the studio chose (rewritten atomically)
     status.json            status, timings, best epoch (rewritten atomically)
     metrics.jsonl          one JSON line per finished epoch
+    metrics.csv            the same epochs as a table (losses, accuracies, learning rate) for a spreadsheet
     samples.csv            exactly which files trained and validated
     predictions.csv        the best epoch's answer and confidence for each validation photo
     predictions-latest.csv the last finished epoch's, for the live view
@@ -17,6 +18,7 @@ written by older versions or moved by hand, and a file name spelled in six modul
 """
 from __future__ import annotations
 
+import csv
 import json
 import os
 from pathlib import Path
@@ -24,6 +26,9 @@ from pathlib import Path
 CONFIG_FILE = "config.json"
 STATUS_FILE = "status.json"
 METRICS_FILE = "metrics.jsonl"
+METRICS_TABLE_FILE = "metrics.csv"
+METRICS_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "epoch_seconds",
+                   "elapsed_seconds")
 SAMPLES_FILE = "samples.csv"
 PREDICTIONS_FILE = "predictions.csv"
 LATEST_PREDICTIONS_FILE = "predictions-latest.csv"
@@ -61,6 +66,7 @@ class RunFolder:
     config = property(lambda self: self.path / CONFIG_FILE)
     status = property(lambda self: self.path / STATUS_FILE)
     metrics = property(lambda self: self.path / METRICS_FILE)
+    metrics_table = property(lambda self: self.path / METRICS_TABLE_FILE)
     samples = property(lambda self: self.path / SAMPLES_FILE)
     predictions = property(lambda self: self.path / PREDICTIONS_FILE)
     latest_predictions = property(lambda self: self.path / LATEST_PREDICTIONS_FILE)
@@ -111,8 +117,19 @@ class RunFolder:
     def append_epoch(self, row: dict) -> None:
         with open(self.metrics, "a") as handle:
             handle.write(json.dumps(row) + "\n")
+        self._write_table(self.history())
 
     def rewrite_history(self, rows: list[dict]) -> None:
         partial = self.metrics.with_name(self.metrics.name + ".partial")
         partial.write_text("".join(json.dumps(row) + "\n" for row in rows))
         os.replace(partial, self.metrics)
+        self._write_table(rows)
+
+    def _write_table(self, rows: list[dict]) -> None:
+        """metrics.csv, rewritten whole from the epochs (a few dozen lines), so it always matches them."""
+        partial = self.metrics_table.with_name(self.metrics_table.name + ".partial")
+        with open(partial, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, METRICS_COLUMNS, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(partial, self.metrics_table)

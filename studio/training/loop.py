@@ -59,6 +59,12 @@ def run_stage(ctx: TrainContext, stage: Stage, tracker: BestTracker, checkpoint:
     return True
 
 
+def _head_rate(stage: Stage) -> float | None:
+    """The new head's learning rate as the epoch ends (the deeper layers' rates are fractions of it)."""
+    optimizer = getattr(stage, "optimizer", None)
+    return float(f"{optimizer.param_groups[0]['lr']:.4g}") if optimizer is not None else None
+
+
 def end_epoch(ctx: TrainContext, stage: Stage, tracker: BestTracker, epoch: int, train: tuple[float, float],
               val_logits: torch.Tensor, started: float, last: bool) -> bool:
     """Keep the model if it is the best so far, save the checkpoint, then announce the epoch;
@@ -72,7 +78,7 @@ def end_epoch(ctx: TrainContext, stage: Stage, tracker: BestTracker, epoch: int,
     matrix = evaluation.confusion_matrix(ctx.val_y.cpu(), val_logits.argmax(1).cpu(), len(ctx.classes))
     val_accuracy = evaluation.accuracy(matrix)
     metrics = {"epoch": epoch, "train_loss": round(train[0], 5), "train_accuracy": round(train[1], 5),
-               "val_loss": round(val_loss, 5), "val_accuracy": round(val_accuracy, 5),
+               "val_loss": round(val_loss, 5), "val_accuracy": round(val_accuracy, 5), "lr": _head_rate(stage),
                "epoch_seconds": round(time.perf_counter() - started, 3),
                "elapsed_seconds": round(time.perf_counter() - ctx.started, 3)}
     evaluation.predictions_table(ctx.val_files, ctx.val_y, val_logits, ctx.classes).to_csv(
