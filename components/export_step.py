@@ -39,8 +39,11 @@ def format_help() -> str:
     rows = ["| Format | What runs it | Size | Use it for |", "|---|---|---|---|"]
     for f in FORMATS.values():
         rows.append(f"| **{f.title}** | {f.runs_with} | {f.size} | {f.use_it} |")
-    return ("\n".join(rows) + "\n\nEvery download is one zip with the model, a model card (MODEL_CARD.md), "
-            "`predict.py` (classifies a photo or a folder) and its `requirements.txt`.")
+    return ("\n".join(rows) + "\n\nEvery download is one zip with the model, a model card (README.md, with the "
+            "details the Hugging Face Hub reads), `predict.py` (classifies a photo or a folder) and its "
+            "`requirements.txt`. It also holds timm's `config.json` beside `model.safetensors` (in a `timm/` folder "
+            "for the formats other than the bundle): `timm.create_model(\"local-dir:FOLDER\", pretrained=True)` "
+            "loads it, and `huggingface-cli upload you/name FOLDER` publishes it as it is.")
 
 
 NO_MODEL = ("**No trained model yet.** Train one in step 3 (or pick a past run under **Runs** and press "

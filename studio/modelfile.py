@@ -20,6 +20,8 @@ import studio
 
 METADATA_KEY = "transfer_studio"
 FORMAT_VERSION = 1
+TIMM_CONFIG = "config.json"          # a timm / Hub folder's description, beside its model.safetensors
+TIMM_STUDIO_KEY = "transfer_studio"  # the studio's own description inside that config.json (see export.hub)
 
 
 class ModelFileError(ValueError):
@@ -60,9 +62,41 @@ def read_metadata(path: Path) -> dict:
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelFileError(f"{path.name} is not a readable safetensors model file ({exc}).") from exc
     if METADATA_KEY not in header:
+        beside = timm_description(path.with_name(TIMM_CONFIG))
+        if beside is not None:
+            return beside
         raise ModelFileError(f"{path.name} is a safetensors file but not a Transfer Studio model "
-                             "(it has no class names or preprocessing).")
+                             "(it has no class names or preprocessing, and no timm config.json beside it).")
     return json.loads(header[METADATA_KEY])
+
+
+def timm_description(config_path: Path) -> dict | None:
+    """The description of a timm / Hugging Face Hub folder's weights, from its config.json (architecture,
+    num_classes, label_names, pretrained_cfg), or None when there is no usable one. A studio export writes
+    its own description there too (TIMM_STUDIO_KEY); a folder from elsewhere gets its class names (or
+    "class 0", ...) and timm's preprocessing, uncalibrated."""
+    try:
+        config = json.loads(Path(config_path).read_text())
+        architecture = config["architecture"]
+        cfg = config.get("pretrained_cfg") or {}
+        count = int(config.get("num_classes") or cfg["num_classes"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    labels = config.get("label_names") or cfg.get("label_names")
+    if isinstance(labels, dict):
+        labels = [labels[k] for k in sorted(labels, key=int)]
+    classes = [str(c) for c in labels] if labels and len(labels) == count else [f"class {i}" for i in range(count)]
+    own = config.get(TIMM_STUDIO_KEY) or {}
+    size = (cfg.get("input_size") or (3, 224, 224))[-1]
+    prep = own.get("preprocessing") or {"input_size": int(size), "crop_pct": float(cfg.get("crop_pct", 0.875)),
+                                         "mean": list(cfg.get("mean", (0.485, 0.456, 0.406))),
+                                         "std": list(cfg.get("std", (0.229, 0.224, 0.225))),
+                                         "interpolation": cfg.get("interpolation", "bicubic")}
+    meta = {"format_version": FORMAT_VERSION, "backbone": architecture, "classes": classes, "preprocessing": prep,
+            "summary": {}, "source": "timm config.json"}
+    if own.get("calibration"):
+        meta["calibration"] = own["calibration"]
+    return meta
 
 
 def load(path: Path, device: str = "cpu") -> tuple[torch.nn.Module, dict]:

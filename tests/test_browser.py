@@ -113,7 +113,7 @@ def test_the_wizard_in_a_real_browser(browser, server, tmp_path, server_runner):
         assert "Ready" in message and "matches the trained model on" in message, message
         assert downloaded.suffix == ".zip" and downloaded.stat().st_size > 100_000, downloaded
         with zipfile.ZipFile(downloaded) as archive:
-            assert {"model.onnx", "MODEL_CARD.md", "predict.py"} <= set(archive.namelist())
+            assert {"model.onnx", "README.md", "predict.py", "config.json"} <= set(archive.namelist())
             archive.extract("model.safetensors", tmp_path / "unzipped")
         downloaded = tmp_path / "unzipped" / "model.safetensors"
         assert filecmp.cmp(downloaded, Path(snapshot["run_dir"]) / MODEL_FILE, shallow=False)

@@ -129,6 +129,76 @@ def test_each_format_reloads_in_a_fresh_process_and_matches(exports, trained_run
         assert torch.allclose(logits, expected, atol=1e-4), (logits - expected).abs().max()
 
 
+@pytest.mark.parametrize("fmt,subfolder", [("bundle", ""), ("onnx", "timm")])
+def test_the_export_is_a_folder_timm_loads_with_its_class_names(exports, trained_run, tmp_path, fmt, subfolder):
+    """timm.create_model("local-dir:...") in a fresh process that cannot import the studio: the class names and
+    preprocessing come from timm's config.json, and the answers are the trained model's."""
+    batch, expected, _ = validation_batch(trained_run)
+    np.save(tmp_path / "batch.npy", batch.numpy())
+    folder = exports[fmt].folder / subfolder
+    code = f"""
+        import json, numpy as np, timm, torch
+        model = timm.create_model("local-dir:{folder}", pretrained=True).eval()
+        with torch.no_grad():
+            logits = model(torch.from_numpy(np.load("{tmp_path / 'batch.npy'}")))
+        cfg = model.pretrained_cfg
+        print(json.dumps({{"labels": cfg["label_names"], "input": list(cfg["input_size"]), "crop": cfg["crop_pct"],
+                          "mean": list(cfg["mean"]), "logits": logits.tolist()}}))
+    """
+    result = fresh_python(code, ["studio", "components", "gradio"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    prep = modelfile.read_metadata(Path(trained_run["run_dir"]) / MODEL_FILE)["preprocessing"]
+    assert out["labels"] == ["ants", "bees"] and out["input"] == [3, prep["input_size"], prep["input_size"]]
+    assert out["crop"] == prep["crop_pct"] and out["mean"] == list(prep["mean"])
+    assert torch.allclose(torch.tensor(out["logits"]), expected, atol=1e-4)
+
+
+def test_a_timm_hub_folder_is_read_back_for_predict_and_as_own_weights(exports, trained_run, tmp_path, capsys):
+    """A folder timm's own save_for_hf wrote (no studio description in the weights) predicts with its label
+    names, from the Python API and `studio predict`; an export's timm/ folder is taken as own weights."""
+    import timm
+    from timm.models._hub import save_for_hf
+
+    from studio import own_weights
+
+    model, meta = modelfile.load(Path(trained_run["run_dir"]) / MODEL_FILE)
+    plain = timm.create_model("mobilenetv2_100", pretrained=False, num_classes=2)
+    plain.load_state_dict(model.state_dict())
+    save_for_hf(plain, str(tmp_path / "from-timm"), model_config={"label_names": ["ants", "bees"]},
+                safe_serialization=True)
+    bee = example_files("val", "bees", 20)[-1]
+    reference = Predictor(Path(trained_run["run_dir"]) / MODEL_FILE)
+    folder = Predictor(tmp_path / "from-timm")
+    assert folder.classes == ["ants", "bees"] and folder.temperature == 1.0   # timm's folder: uncalibrated
+    raw = torch.softmax(reference.model(reference.tensor([bee])), 1)[0]
+    assert abs(folder.predict([bee])[0][0][1] - raw.max().item()) < 1e-3
+    capsys.readouterr()
+    assert cli.main(["predict", str(tmp_path / "from-timm"), str(bee), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["predictions"][0]["class"] == "bees"
+    # the export's timm folder keeps the calibration
+    assert Predictor(exports["onnx"].folder / "timm").temperature == reference.temperature
+    added = own_weights.add(exports["onnx"].folder / "timm", title="exported ants and bees")
+    assert own_weights.architecture(added["name"]) == "mobilenetv2_100"
+
+
+def test_the_card_carries_the_yaml_the_hub_reads(exports, trained_run):
+    import yaml
+
+    for fmt, result in exports.items():
+        text = (result.folder / "README.md").read_text()
+        assert text.startswith("---\n"), fmt
+        front = yaml.safe_load(text.split("---\n")[1])
+        assert front["library_name"] == "timm" and front["pipeline_tag"] == "image-classification"
+        assert front["license"] == "bsd-3-clause" and "mobilenetv2_100" in front["tags"]
+        metrics = front["model-index"][0]["results"][0]["metrics"]
+        assert metrics[0] == {"type": "accuracy", "name": "validation accuracy",
+                              "value": round(trained_run["best_val_accuracy"], 4)}
+        assert "# Model card" in text and "## Licence" in text
+    config = json.loads((exports["bundle"].folder / "config.json").read_text())
+    assert config["pretrained_cfg"]["license"] == "bsd-3-clause" and "tag" not in config["pretrained_cfg"]
+
+
 def test_parity_figures_for_every_format(exports, trained_run):
     trained = exports["onnx"].parity["trained"]
     assert trained["accuracy"] == pytest.approx(trained_run["best_val_accuracy"], abs=1e-4)
@@ -161,17 +231,20 @@ def test_zip_holds_everything_and_the_card_states_the_facts(exports, trained_run
             requirements = archive.read("requirements.txt").decode()
         # the familiarity reference travels with a studio model file, so the export can still tell unfamiliar photos
         beside = {"familiarity.safetensors"} if "model.safetensors" in formats.FORMATS[fmt].files else set()
-        assert names == {*formats.FORMATS[fmt].files, "model.json", "MODEL_CARD.md", "predict.py", "requirements.txt",
-                         *beside}
+        # timm's config.json beside model.safetensors (the bundle's own, or a timm/ folder's copy)
+        timm_files = ({"config.json"} if "model.safetensors" in formats.FORMATS[fmt].files
+                      else {"timm/config.json", "timm/model.safetensors", "timm/README.md"})
+        assert names == {*formats.FORMATS[fmt].files, "model.json", "README.md", "predict.py", "requirements.txt",
+                         *beside, *timm_files}
         assert description["classes"] == ["ants", "bees"] and description["export"]["format"] == fmt
         assert set(description["files"]) == set(formats.FORMATS[fmt].files) and description["parity"]["ok"]
         assert ("torch" in requirements) == (fmt == "torchscript") and "pillow" in requirements
     with zipfile.ZipFile(exports["bundle"].zip_path) as archive:
         assert archive.read("model.safetensors") == (Path(trained_run["run_dir"]) / MODEL_FILE).read_bytes()
-        card = archive.read("MODEL_CARD.md").decode()
+        card = archive.read("README.md").decode()
     for fact in ("MobileNetV2", "new head only", "| ants | 24 | 10 |", "| bees | 24 | 10 |", "Confusion matrix",
                  "precision", "Intended use and limits", "python predict.py", "matches the trained model on 20/20",
-                 "data check", "Transfer Studio"):
+                 "data check", "Transfer Studio", "## Licence", "bsd-3-clause"):
         assert fact in card, fact
     accuracy = f"{trained_run['best_val_accuracy']:.1%}"
     assert f"Accuracy **{accuracy}**" in card
@@ -208,7 +281,8 @@ def test_export_from_the_command_line(trained_run, tmp_path, capsys):
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["path"] == str(out / "model.onnx") and summary["parity"]["ok"]
-    assert set(summary["files"]) == {"model.onnx", "model.json", "MODEL_CARD.md", "predict.py", "requirements.txt"}
+    assert set(summary["files"]) == {"model.onnx", "model.json", "README.md", "predict.py", "requirements.txt",
+                                     "timm/config.json", "timm/model.safetensors", "timm/README.md"}
     assert zipfile.is_zipfile(summary["zip"]) and summary["verdict"] == (
         "model.onnx matches the trained model on 20/20 validation photos.")
     # one line per phase off a terminal

@@ -5,7 +5,8 @@
     converters   TorchScript, ONNX and int8 ONNX conversion, each file written atomically
     runtimes     opens any model file the studio wrote with the runtime its format is meant for
     parity       compares an exported file with the trained model on the run's validation photos
-    modelcard    MODEL_CARD.md
+    modelcard    the model card (README.md)
+    hub          the timm / Hugging Face Hub files: config.json, model.safetensors, README.md with its YAML
     bundle       `export_run`: the export folder (model files, model.json, card, predict.py) and its zip
     templates/   predict.py, copied into every export
 

@@ -4,7 +4,10 @@ The folder (and its zip, the page's one download) holds:
 
     model.safetensors / model.torchscript.pt / model.onnx / model.int8.onnx   as the format asks
     model.json        classes, preprocessing, backbone, training summary, export details, parity figures
-    MODEL_CARD.md     data, model, recipe, results, limits (see modelcard)
+    README.md         the model card: YAML for the Hub, then data, model, recipe, results, limits, licence
+    config.json       timm's description (architecture, label_names, preprocessing): with model.safetensors,
+                      timm.create_model("local-dir:...") and the Hub take the folder as it is (see hub);
+                      formats without model.safetensors keep these files in a timm/ subfolder
     predict.py        classifies a photo or a folder with only numpy, Pillow and the format's runtime
     requirements.txt  what predict.py needs for this format
 
@@ -22,13 +25,14 @@ from pathlib import Path
 from typing import Callable
 
 from studio import modelfile
-from studio.export import modelcard, parity
+from studio.export import hub, modelcard, parity
 from studio.export.formats import FORMATS, WriteJob, export_description
 from studio.export.writers import ExportError
-from studio.runs import MODEL_FILE
+from studio.runs import MODEL_FILE, history
 from studio.runs.folder import FAMILIARITY_FILE
 
 TEMPLATE = Path(__file__).resolve().parent / "templates" / "predict.py"
+EARLIER_FILES = {hub.CONFIG_FILE, hub.CARD_FILE, "MODEL_CARD.md"}   # MODEL_CARD.md: the card's name until 2026-12
 
 
 @dataclass
@@ -82,8 +86,9 @@ def export_run(run_dir: str | Path, fmt: str, out_dir: str | Path, zip_path: str
     model_path = model_path_of(run_dir)
     meta = modelfile.read_metadata(model_path)
     folder.mkdir(parents=True, exist_ok=True)
-    for name in {name for f in FORMATS.values() for name in f.files}:  # an earlier export into the same folder
+    for name in {name for f in FORMATS.values() for name in f.files} | EARLIER_FILES:  # an earlier export here
         (folder / name).unlink(missing_ok=True)
+    shutil.rmtree(folder / hub.SUBFOLDER, ignore_errors=True)
     files = FORMATS[fmt].writer(WriteJob(FORMATS[fmt], model_path, folder, run_dir, progress))
     _copy_familiarity(model_path, folder, files)
 
@@ -97,7 +102,8 @@ def export_run(run_dir: str | Path, fmt: str, out_dir: str | Path, zip_path: str
                    "files": {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in files},
                    "parity": report}
     (folder / "model.json").write_text(json.dumps(description, indent=2))
-    (folder / "MODEL_CARD.md").write_text(modelcard.build(run_dir, meta, fmt, report, check_data))
+    details = history.load_run(run_dir.name, root=run_dir.parent)
+    hub.write_folder(model_path, folder, meta, details, modelcard.build(run_dir, meta, fmt, report, check_data))
     shutil.copyfile(TEMPLATE, folder / "predict.py")
     (folder / "requirements.txt").write_text("\n".join(FORMATS[fmt].requirements) + "\n")
     result = ExportResult(fmt, folder, files, report)
@@ -118,12 +124,13 @@ def _copy_familiarity(model_path: Path, folder: Path, files: list[Path]) -> None
 
 
 def zip_folder(folder: Path, zip_path: Path) -> Path:
-    """Every file of the export at the zip's top level (model files are already compressed: stored)."""
+    """Every file of the export (and of its timm/ subfolder) in the zip, as laid out in the folder (model files
+    are already compressed: stored)."""
     partial = zip_path.with_name(zip_path.name + ".partial")
     with zipfile.ZipFile(partial, "w") as archive:
-        for path in sorted(folder.iterdir()):
+        for path in sorted(folder.rglob("*")):
             if path.is_file() and not path.name.endswith(".partial"):
                 packed = zipfile.ZIP_DEFLATED if path.suffix in (".md", ".json", ".py", ".txt") else zipfile.ZIP_STORED
-                archive.write(path, path.name, compress_type=packed)
+                archive.write(path, path.relative_to(folder).as_posix(), compress_type=packed)
     os.replace(partial, zip_path)
     return zip_path

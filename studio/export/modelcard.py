@@ -1,6 +1,6 @@
 """The model card: what a model is, what it was trained on, how well it does and where it should not be used.
 
-Written into every export as MODEL_CARD.md, from the run's own folder (config,
+Written into every export as README.md (after the YAML block the Hub reads, see hub), from the run's own folder (config,
 status, metrics, samples) so it states facts the studio recorded, not what
 someone remembers. The data check is run again on exactly the files the model
 was trained and validated on, so its findings describe this model's data.
@@ -59,7 +59,7 @@ def _status(run_dir: Path) -> dict:
 
 
 def build(run_dir: Path, meta: dict, fmt: str, parity_report: dict | None, check_data: bool = True) -> str:
-    """MODEL_CARD.md for an export of the run in `run_dir`."""
+    """The model card (README.md after its YAML block) for an export of the run in `run_dir`."""
     run_dir = Path(run_dir)
     details = history.load_run(run_dir.name, root=run_dir.parent)
     classes = meta["classes"]
@@ -77,7 +77,17 @@ def build(run_dir: Path, meta: dict, fmt: str, parity_report: dict | None, check
     out += _results_section(details, classes)
     out += _export_section(fmt, parity_report)
     out += _limits_section(classes, meta)
+    out += _licence_section(meta)
     return "\n\n".join(out) + "\n"
+
+
+def _licence_section(meta: dict) -> list[str]:
+    """A fine-tuned model inherits the terms of the pretrained weights it started from."""
+    from studio.export.hub import weights_license
+    licence, source = weights_license(meta["backbone"])
+    return ["## Licence",
+            f"`{licence}`: {source}, which a fine-tuned model inherits. The photos it learned from may carry "
+            "terms of their own. Transfer Studio itself is Apache-2.0."]
 
 
 def _data_section(run_dir: Path, details: dict, classes: list[str], check_data: bool) -> list[str]:
