@@ -182,6 +182,51 @@ def test_a_timm_hub_folder_is_read_back_for_predict_and_as_own_weights(exports, 
     assert own_weights.architecture(added["name"]) == "mobilenetv2_100"
 
 
+def test_onnx_files_carry_the_metadata_other_tools_read_and_name_their_exporter(exports):
+    import ast
+
+    import onnx
+
+    for fmt in ("onnx", "onnx-int8", "bundle"):
+        path = next(p for p in exports[fmt].model_files if p.suffix == ".onnx")
+        proto = onnx.load(str(path))
+        props = {p.key: p.value for p in proto.metadata_props}
+        assert ast.literal_eval(props["names"]) == {"0": "ants", "1": "bees"} and props["task"] == "classify"
+        assert json.loads(props["imgsz"]) == [224, 224] and json.loads(props["class_names"]) == ["ants", "bees"]
+        assert {o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")} == {formats.OPSET}
+        exporter = json.loads(props["transfer_studio"])["export"]["exporter"]
+        assert exporter.startswith("torch.export-based"), exporter   # torch's current exporter took MobileNetV2
+
+
+def test_without_the_current_exporter_onnx_falls_back_and_says_why(trained_run, tmp_path, monkeypatch):
+    """Where torch.export cannot take a model (or onnxscript is missing), the TorchScript-based exporter writes
+    the file; its deprecation notice is the only warning silenced, and the description names the fallback."""
+    import warnings
+
+    import onnx
+
+    from studio.export import converters
+
+    real = torch.onnx.export
+
+    def no_current_exporter(*args, **kwargs):
+        if kwargs.get("dynamo"):
+            raise ModuleNotFoundError("No module named 'onnxscript'")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(torch.onnx, "export", no_current_exporter)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        path = converters.export_onnx(Path(trained_run["run_dir"]) / MODEL_FILE, tmp_path / "model.onnx")
+    assert not [w for w in caught if "legacy TorchScript-based" in str(w.message)]
+    props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    exporter = json.loads(props["transfer_studio"])["export"]["exporter"]
+    assert exporter.startswith("TorchScript-based") and "onnxscript" in exporter, exporter
+    batch, expected, _ = validation_batch(trained_run)
+    logits = runtimes.open_model(path)[0](batch)
+    assert torch.allclose(torch.as_tensor(logits), expected, atol=1e-4)
+
+
 def test_the_card_carries_the_yaml_the_hub_reads(exports, trained_run):
     import yaml
 

@@ -55,28 +55,59 @@ def export_torchscript(model_path: Path, out_path: Path) -> Path:
 
 
 def export_onnx(model_path: Path, out_path: Path, fmt: str = "onnx") -> Path:
-    """ONNX through torch's TorchScript-based exporter (no onnxscript needed), batch size left free."""
+    """ONNX with the batch size left free, through torch's current (torch.export-based) exporter, or the
+    TorchScript-based one where that cannot take the model; the description says which."""
     model, meta = modelfile.load(model_path, "cpu")
     size = meta["preprocessing"]["input_size"]
     partial = _atomic(out_path)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the exporter's notice that a newer exporter exists
-        torch.onnx.export(model, (torch.zeros(1, 3, size, size),), str(partial), dynamo=False, opset_version=OPSET,
-                          input_names=[ONNX_INPUT], output_names=[ONNX_OUTPUT], do_constant_folding=True,
-                          dynamic_axes={ONNX_INPUT: {0: "batch"}, ONNX_OUTPUT: {0: "batch"}})
-    describe_onnx(partial, export_description(meta, fmt))
+    exporter = _export_graph(model, torch.zeros(1, 3, size, size), partial)
+    description = export_description(meta, fmt)
+    describe_onnx(partial, {**description, "export": {**description["export"], "exporter": exporter}})
     os.replace(partial, out_path)
     return Path(out_path)
 
 
+def _export_graph(model: torch.nn.Module, example: torch.Tensor, path: Path) -> str:
+    """Write `model` as ONNX to `path`; returns the exporter used, in words."""
+    try:
+        torch.onnx.export(model, (example,), str(path), dynamo=True, opset_version=OPSET, verbose=False,
+                          external_data=False,   # one self-contained file (the weights inside)
+                          input_names=[ONNX_INPUT], output_names=[ONNX_OUTPUT],
+                          dynamic_shapes=({0: torch.export.Dim("batch")},))
+        return "torch.export-based (torch.onnx.export, dynamo=True)"
+    except Exception as exc:  # onnxscript missing, or an operator torch.export cannot trace: the older exporter
+        reason = f"{exc.__class__.__name__}: {str(exc).splitlines()[0][:160]}" if str(exc) else exc.__class__.__name__
+    Path(path).unlink(missing_ok=True)
+    with warnings.catch_warnings():
+        # only the notice that this is the legacy exporter: chosen here on purpose, as the fallback
+        warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*legacy TorchScript-based ONNX")
+        warnings.filterwarnings("ignore", category=DeprecationWarning, message="The feature will be removed")
+        torch.onnx.export(model, (example,), str(path), dynamo=False, opset_version=OPSET,
+                          input_names=[ONNX_INPUT], output_names=[ONNX_OUTPUT], do_constant_folding=True,
+                          dynamic_axes={ONNX_INPUT: {0: "batch"}, ONNX_OUTPUT: {0: "batch"}})
+    return f"TorchScript-based (torch.export could not take the model: {reason})"
+
+
 def describe_onnx(path: Path, meta: dict) -> None:
-    """Write the description into the ONNX file's metadata_props and check the result is valid ONNX."""
+    """Write the description into the ONNX file's metadata_props and check the result is valid ONNX.
+
+    Besides the studio's own key, the keys other tools read: `names` ({index: class}) and `imgsz`
+    ([height, width]) with `task` "classify", as Ultralytics' exports carry them, and plain
+    `class_names` / `input_size` / `mean` / `std` for anything else."""
     import onnx
     proto = onnx.load(str(path))
-    kept = [p for p in proto.metadata_props if p.key != ONNX_META]
+    prep = meta["preprocessing"]
+    size = int(prep["input_size"])
+    conventions = {ONNX_META: json.dumps(meta),
+                   "names": json.dumps({str(i): c for i, c in enumerate(meta["classes"])}),
+                   "imgsz": json.dumps([size, size]), "task": "classify",
+                   "class_names": json.dumps(meta["classes"]), "input_size": json.dumps([1, 3, size, size]),
+                   "mean": json.dumps(list(prep["mean"])), "std": json.dumps(list(prep["std"]))}
+    kept = [p for p in proto.metadata_props if p.key not in conventions]
     del proto.metadata_props[:]
     proto.metadata_props.extend(kept)
-    proto.metadata_props.add(key=ONNX_META, value=json.dumps(meta))
+    for key, value in conventions.items():
+        proto.metadata_props.add(key=key, value=value)
     proto.doc_string = f"Transfer Studio export: {meta['backbone']}, classes {', '.join(meta['classes'])}"
     onnx.checker.check_model(proto)
     onnx.save(proto, str(path))

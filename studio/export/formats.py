@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-OPSET = 17  # ONNX opset: read by onnxruntime >= 1.13, OpenVINO, TensorRT 8.6+, ONNX.js successors
+OPSET = 18  # ONNX opset: torch.export's exporter's first; read by onnxruntime >= 1.14, OpenVINO, TensorRT 8.6+
 SAFETENSORS, TORCHSCRIPT, ONNX = "safetensors", "torchscript", "onnx"  # the runtimes' kinds (see runtimes)
 FLOAT, INT8 = "float", "int8"  # parity tolerances (see parity)
 DEFAULT = "bundle"
