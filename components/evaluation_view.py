@@ -21,6 +21,9 @@ from components.named import of, wire
 from components.session import user_of
 from studio import evaluation
 from studio.data.imaging import ImageDecodeError, open_rgb
+from studio.explain import ExplainError, Explainer
+from studio.inference import Predictor
+from studio.runs import MODEL_FILE
 
 THUMBNAIL = 256
 # Event delegation on the component's root survives the table being re-rendered every epoch.
@@ -71,11 +74,45 @@ def _thumbnail(path: str) -> str | None:
     return _thumbnail_file(str(path), modified)
 
 
-def gallery_items(rows: pd.DataFrame, show_truth: bool) -> list[tuple]:
-    """(thumbnail file, caption) pairs; a caption says what the model said and how sure it was."""
+_EXPLAINERS: dict[tuple[str, float], Explainer] = {}   # one per model file version: heatmaps of finished runs
+
+
+def _explainer(model: Path) -> Explainer:
+    key = (str(model), model.stat().st_mtime)
+    if key not in _EXPLAINERS:
+        _EXPLAINERS.clear()   # one model at a time: the run a person is looking at
+        _EXPLAINERS[key] = Explainer.of(Predictor(model))
+    return _EXPLAINERS[key]
+
+
+@functools.lru_cache(maxsize=2048)
+def _heatmap_file(path: str, modified: float, model: str, model_modified: float, class_name: str) -> str | None:
+    """The photo as the model saw it, with where it looked for `class_name` over it, as a thumbnail file."""
+    try:
+        overlay = _explainer(Path(model)).explain(path, class_name).overlay
+    except (ImageDecodeError, OSError, ExplainError):
+        return None
+    overlay.thumbnail((THUMBNAIL, THUMBNAIL))
+    THUMBNAIL_DIR.mkdir(parents=True, exist_ok=True)
+    target = THUMBNAIL_DIR / (hashlib.sha1(f"{path}|{modified}|{model}|{model_modified}|{class_name}".encode())
+                              .hexdigest() + "-looked.jpg")
+    overlay.save(target, quality=85)
+    return str(target)
+
+
+def _looked_at(path: str, model: Path, class_name: str) -> str | None:
+    try:
+        return _heatmap_file(str(path), Path(path).stat().st_mtime, str(model), model.stat().st_mtime, class_name)
+    except OSError:
+        return None
+
+
+def gallery_items(rows: pd.DataFrame, show_truth: bool, model: Path | None = None) -> list[tuple]:
+    """(thumbnail file, caption) pairs; a caption says what the model said and how sure it was. With `model`,
+    each thumbnail shows where that model looked for the answer it gave (Grad-CAM)."""
     items = []
     for row in rows.itertuples():
-        image = _thumbnail(row.path)
+        image = _thumbnail(row.path) if model is None else _looked_at(row.path, model, row.predicted)
         if image is None:  # the file changed since training
             continue
         caption = f"said {row.predicted} ({row.confidence:.0%})"
@@ -89,9 +126,15 @@ def _cell(note: str, items: list) -> dict:
     return {"cell_note": note, "cell_gallery": items}
 
 
-def cell_photos(run_dir: str | None, true_class: str | None, predicted_class: str | None, latest: bool = False):
+def _model_for(run_dir: str | None, looked: bool) -> Path | None:
+    model = Path(run_dir) / MODEL_FILE if looked and run_dir else None
+    return model if model is not None and model.is_file() else None
+
+
+def cell_photos(run_dir: str | None, true_class: str | None, predicted_class: str | None, latest: bool = False,
+                looked: bool = False):
     """cell_note and cell_gallery for one cell of the confusion matrix shown (best epoch, or latest with
-    `latest`)."""
+    `latest`); `looked`: heatmaps of where the model looked instead of plain thumbnails."""
     table = read_predictions(run_dir, latest)
     if table is None:
         return _cell("The photos appear after the first epoch.", [])
@@ -104,14 +147,15 @@ def cell_photos(run_dir: str | None, true_class: str | None, predicted_class: st
         return _cell(f"No validation photo of **{true_class}** was called **{predicted_class}**.", [])
     shown = "" if count <= len(rows) else f" (the {len(rows)} it was surest about)"
     return _cell(f"**{count}** validation photo{'s' if count != 1 else ''} of **{true_class}** the model called "
-                 f"**{predicted_class}** ({verdict}){shown}, most confident first.", gallery_items(rows, False))
+                 f"**{predicted_class}** ({verdict}){shown}, most confident first.",
+                 gallery_items(rows, False, _model_for(run_dir, looked)))
 
 
 def _mistakes(note: str, items: list) -> dict:
     return {"mistakes_note": note, "mistakes": items}
 
 
-def confident_mistakes(run_dir: str | None, latest: bool = False):
+def confident_mistakes(run_dir: str | None, latest: bool = False, looked: bool = False):
     """mistakes_note and mistakes (gallery): the wrong answers the model was surest about; often mislabelled
     photos."""
     table = read_predictions(run_dir, latest)
@@ -121,7 +165,8 @@ def confident_mistakes(run_dir: str | None, latest: bool = False):
     if rows.empty:
         return _mistakes("No mistakes on the validation photos.", [])
     return _mistakes("The validation photos the model got wrong while being most sure. A sure mistake is often "
-                     "a photo in the wrong folder, or one that shows both classes.", gallery_items(rows, True))
+                     "a photo in the wrong folder, or one that shows both classes.",
+                     gallery_items(rows, True, _model_for(run_dir, looked)))
 
 
 def pick_cell(evt: gr.EventData):
@@ -130,7 +175,8 @@ def pick_cell(evt: gr.EventData):
     return {"true_class": evt.true_class, "predicted_class": evt.predicted_class}
 
 
-def render(label: str = "Confusion matrix", elem_prefix: str = "", polled: bool = False) -> SimpleNamespace:
+def render(label: str = "Confusion matrix", elem_prefix: str = "", polled: bool = False,
+           heatmaps: bool = False) -> SimpleNamespace:
     """The clickable matrix beside the per-class table (below it when the matrix is too wide to share
     the row), then the photo browsers. `polled`: the matrix and table are refreshed by a poll, so
     Gradio's progress overlay is kept out of them (assets/studio.css, .ts-polled)."""
@@ -149,6 +195,10 @@ def render(label: str = "Confusion matrix", elem_prefix: str = "", polled: bool 
             predicted_class = gr.Dropdown([], value=None, label="The model said",
                                           elem_id=f"{elem_prefix}cell-predicted",
                                           info="Pick a different class to see the mistakes between the two.")
+        looked = (gr.Checkbox(False, label="Show where the model looked (heatmaps)", elem_id=f"{elem_prefix}looked",
+                              info="Red is where a photo counted most for the answer the model gave: a model "
+                                   "that looks at the background has learnt a shortcut.")
+                  if heatmaps else None)
         cell_note = gr.Markdown(PICK_HINT, elem_id=f"{elem_prefix}cell-note")
         # fit_columns=False: a cell with one photo shows one thumbnail, not one photo stretched to the full
         # width. Hidden while empty (see follow_galleries).
@@ -160,7 +210,7 @@ def render(label: str = "Confusion matrix", elem_prefix: str = "", polled: bool 
                               elem_id=f"{elem_prefix}mistakes", fit_columns=False, visible="hidden")
     return SimpleNamespace(confusion=confusion, per_class=per_class, true_class=true_class,
                            predicted_class=predicted_class, cell_note=cell_note, cell_gallery=cell_gallery,
-                           mistakes_note=mistakes_note, mistakes=mistakes)
+                           mistakes_note=mistakes_note, mistakes=mistakes, looked=looked)
 
 
 def shown_when_filled(cell_items, mistake_items) -> dict:
@@ -187,10 +237,21 @@ def bind(ui: SimpleNamespace, source: gr.components.Component, to_folder, api_pr
          latest: bool = False) -> None:
     """Wire the clicks and pickers; `to_folder(source value, user)` is the run folder whose photos are shown
     (its best epoch's, or with `latest` the last finished epoch's, as the matrix beside them)."""
-    def photos(value, true_class, predicted_class, request: gr.Request):
-        return cell_photos(to_folder(value, user_of(request)), true_class, predicted_class, latest)
+    def photos(value, true_class, predicted_class, looked, request: gr.Request):
+        return cell_photos(to_folder(value, user_of(request)), true_class, predicted_class, latest, bool(looked))
 
+    looked = ui.looked if ui.looked is not None else gr.State(False)
     ui.confusion.click(**wire(pick_cell, None, **of(ui, "true_class", "predicted_class")), api_visibility="private")
-    shown = wire(photos, [source, ui.true_class, ui.predicted_class], **of(ui, "cell_note", "cell_gallery"))
+    shown = wire(photos, [source, ui.true_class, ui.predicted_class, looked], **of(ui, "cell_note", "cell_gallery"))
     follow_galleries(ui, ui.true_class.change(**shown, api_name=f"{api_prefix}cell_photos", show_progress="hidden"))
     follow_galleries(ui, ui.predicted_class.change(**shown, api_visibility="private", show_progress="hidden"))
+    if ui.looked is not None:
+        def both(value, true_class, predicted_class, looked_on, request: gr.Request):
+            folder = to_folder(value, user_of(request))
+            return {**cell_photos(folder, true_class, predicted_class, latest, bool(looked_on)),
+                    **confident_mistakes(folder, latest, bool(looked_on))}
+
+        follow_galleries(ui, ui.looked.change(**wire(both, [source, ui.true_class, ui.predicted_class, ui.looked],
+                                                     **of(ui, "cell_note", "cell_gallery", "mistakes_note",
+                                                          "mistakes")),
+                                              api_name=f"{api_prefix}where_it_looked"))

@@ -76,7 +76,7 @@ def run_photos(run_id: str | None, request: gr.Request = None):
         except history.RunNotFound:
             pass
     return {**evaluation_view.class_pickers(classes), "cell_note": evaluation_view.PICK_HINT, "cell_gallery": [],
-            **evaluation_view.confident_mistakes(folder)}
+            **evaluation_view.confident_mistakes(folder), "looked": False}   # another run: plain photos again
 
 
 def compare_runs(run_id: str | None, other_id: str | None, request: gr.Request = None, *, runner: JobRunner):
@@ -193,7 +193,7 @@ def render() -> SimpleNamespace:
                                height=260, y_lim=[0, 1], x_title="epoch", y_title="validation accuracy",
                                sort=views.EPOCH_ORDER,
                                caption="Each line is one run, named by its data and start time.")
-    evaluation = evaluation_view.render("Confusion matrix (best epoch)", elem_prefix="runs-")
+    evaluation = evaluation_view.render("Confusion matrix (best epoch)", elem_prefix="runs-", heatmaps=True)
     choices = gr.Markdown("", elem_id="runs-choices")
     return SimpleNamespace(refresh=refresh, table=table, run=run, other=other, summary=summary,
                            try_button=try_button, export_button=export_button, resume_button=resume_button,
@@ -213,7 +213,7 @@ def bind(ui: SimpleNamespace, run_dir: gr.State, tabs: gr.Tabs, tab: gr.Tab, run
     ev = ui.evaluation
     evaluation_view.follow_galleries(ev, ui.run.change(
         **wire(run_photos, ui.run, **of(ev, "true_class", "predicted_class", "cell_note", "cell_gallery",
-                                        "mistakes_note", "mistakes")), api_visibility="private"))
+                                        "mistakes_note", "mistakes", "looked")), api_visibility="private"))
     evaluation_view.bind(ev, ui.run, run_folder, api_prefix="runs_")
     comparing = wire(with_runner(compare_runs, runner), [ui.run, ui.other], **of(ui, "compare", "compare_note"))
     ui.other.change(**comparing, api_name="compare_runs")

@@ -15,6 +15,7 @@ from studio.adapt import AdaptError, start_adaptation
 from studio.data.imaging import ImageDecodeError, image_files
 from studio.data.sources import DatasetError
 from studio.data.zips import extract_zip
+from studio.explain import ExplainError, WarmExplainer
 from studio.familiarity import photo_words
 from studio.inference import UNSURE_BELOW, WarmPredictor
 from studio.modelfile import ModelFileError
@@ -37,6 +38,23 @@ def classify(image, run_dir: str | None, user: str | None = None, *, runner: Job
     if answer.error is not None:
         return {"label": None, "advice": f"**Could not classify this image:** {answer.error}"}
     return {"label": dict(answer.top), "advice": advice_for(answer)}
+
+
+def where_it_looked(image, run_dir: str | None, user: str | None = None, *, runner: JobRunner,
+                    loaded: WarmPredictor | None = None, explainers: WarmExplainer | None = None) -> dict:
+    """heatmap (the photo with a Grad-CAM heatmap of the model's answer over it, or None) and heatmap_note."""
+    path = model_path(run_dir, user, runner=runner) if image is not None else None
+    if path is None:
+        return {"heatmap": None, "heatmap_note": ""}
+    try:
+        predictor = (loaded or WarmPredictor())(path)
+        found = (explainers or WarmExplainer())(predictor).explain(image)
+    except (ModelFileError, ImageDecodeError, ExplainError) as exc:
+        return {"heatmap": None, "heatmap_note": f"No heatmap for this photo: {exc}"}
+    return {"heatmap": found.overlay,
+            "heatmap_note": f"Where the model looked to answer **{found.class_name}**: red is where the photo "
+                            "counted most for that answer, blue where it hardly counted. A model that looks at the "
+                            "background or a watermark instead of the thing itself has learnt a shortcut."}
 
 
 def advice_for(answer) -> str:
@@ -165,6 +183,10 @@ def render() -> SimpleNamespace:
         with gr.Column():
             label = gr.Label(num_top_classes=5, label="What the model sees", visible=False, elem_id="try-label")
             advice = gr.Markdown("", elem_id="try-advice")
+        with gr.Column():
+            heatmap = gr.Image(type="pil", label="Where it looked", height=320, interactive=False, visible=False,
+                               elem_id="try-heatmap")
+            heatmap_note = gr.Markdown("", elem_id="try-heatmap-note", elem_classes="ts-help")
     with gr.Accordion("Check new photos: are they like the training photos?", open=False,
                       elem_id="check-new-photos"):
         gr.Markdown("Photos from a new camera, place or season can look unlike the photos the model learned "
@@ -193,7 +215,8 @@ def render() -> SimpleNamespace:
                                    elem_id="check-table")
         adapt_words = gr.Markdown("", elem_id="adapt-words")
     next_button = gr.Button("Next: export →")
-    return SimpleNamespace(image=image, label=label, advice=advice, next=next_button, no_model=no_model,
+    return SimpleNamespace(image=image, label=label, advice=advice, heatmap=heatmap, heatmap_note=heatmap_note,
+                           next=next_button, no_model=no_model,
                            ready=ready, new_photos=new_photos, check=check_button, check_words=check_words,
                            check_table=check_table, adapt=adapt_button, adapt_words=adapt_words,
                            check_with=check_with)
@@ -206,9 +229,19 @@ def bind(ui: SimpleNamespace, run_dir: gr.State, runner: JobRunner) -> None:
         return classify(image, folder, user_of(request), runner=runner, loaded=loaded)
 
     # the answer box shows only with an answer (a private follow-up: the API keeps returning plain values)
-    ui.image.change(**wire(classify_as_user, [ui.image, run_dir], **of(ui, "label", "advice")),
-                    api_name="classify").then(
-        show_answer, ui.label, ui.label, api_visibility="private", show_progress="hidden")
+    explainers = WarmExplainer()   # this page's heatmaps, made once per model
+
+    def explain_as_user(request: gr.Request, image, folder):
+        return where_it_looked(image, folder, user_of(request), runner=runner, loaded=loaded, explainers=explainers)
+
+    # the answer first (milliseconds), then where the model looked (a backward pass: a fraction of a second)
+    answered = ui.image.change(**wire(classify_as_user, [ui.image, run_dir], **of(ui, "label", "advice")),
+                               api_name="classify")
+    answered.then(show_answer, ui.label, ui.label, api_visibility="private", show_progress="hidden")
+    answered.then(**wire(explain_as_user, [ui.image, run_dir], **of(ui, "heatmap", "heatmap_note")),
+                  api_name="where_it_looked").then(
+        lambda heat: gr.Image(visible=shown_if(heat is not None)), ui.heatmap, ui.heatmap, api_visibility="private",
+        show_progress="hidden")
 
     def check_as_user(request: gr.Request, files, folder, progress=gr.Progress()):
         return check_photos(files, folder, user_of(request), runner=runner,

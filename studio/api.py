@@ -52,6 +52,7 @@ class TrainedModel:
     status: str = "finished"             # finished, or stopped when training was stopped early
     adaptation: dict | None = None       # for an adapted model: what adapting did (photos, accuracy, shift)
     _predictor: object = field(default=None, repr=False, compare=False)
+    _explainer: object = field(default=None, repr=False, compare=False)
 
     def predict(self, images, top_k: int = 5, familiarity: bool = False) -> list:
         """`Prediction`s (image, top [(class, calibrated probability)], error; `unsure`) for a path, an image
@@ -67,6 +68,15 @@ class TrainedModel:
         from studio.shift import check
         many = isinstance(photos, (list, tuple))
         return check(self._loaded(), image_files(photos if many else [photos]))
+
+    def explain(self, image, class_name: str | None = None):
+        """Where the model looked (Grad-CAM): an Explanation with `overlay` (a PIL image: the photo as the
+        model saw it, the heatmap over it), `heat`, `class_name` and `probability`; by default for its own
+        answer, or for `class_name`."""
+        from studio.explain import Explainer
+        if self._explainer is None:
+            self._explainer = Explainer.of(self._loaded())
+        return self._explainer.explain(image, class_name)
 
     def adapt(self, photos, out: str | Path | None = None, seed: int = 0,
               check_with: str | Path | None = None) -> "TrainedModel":

@@ -13,7 +13,8 @@ import sys
 from studio import values
 from studio.config import flag_type
 from studio.commands import (EXIT_USAGE, cmd_adapt, cmd_advise, cmd_backbones, cmd_cluster, cmd_doctor, cmd_export,
-                             cmd_lr_find, cmd_predict, cmd_runs, cmd_serve, cmd_shift, cmd_train)
+                             cmd_explain, cmd_lr_find, cmd_predict, cmd_runs, cmd_serve, cmd_shift,
+                             cmd_train)
 
 # ---------------------------------------------------------------- flag values
 
@@ -39,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "0.0.0.0 --auth ann:secret`), it launches the studio in the browser.")
     parser.add_argument("--version", action="version", version=f"studio {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add_command in (_serve, _train, _doctor, _advise, _predict, _shift, _adapt, _cluster, _export, _runs,
+    for add_command in (_serve, _train, _doctor, _advise, _predict, _explain, _shift, _adapt, _cluster, _export, _runs,
                         _backbones, _lr_find):
         add_command(sub)
     return parser
@@ -122,6 +123,18 @@ def _predict(sub) -> None:
     predict.add_argument("--json", action="store_true", help="one JSON line per image, in the order given: "
                          "{image, predictions} or, for a file that cannot be read, {image, error}")
     predict.set_defaults(func=cmd_predict)
+
+
+def _explain(sub) -> None:
+    explain = sub.add_parser("explain", help="where the model looked: a Grad-CAM heatmap over each photo")
+    explain.add_argument("run", help="a run folder or id, its model.safetensors, or an export's folder")
+    explain.add_argument("images", nargs="+", help="image files or folders")
+    explain.add_argument("--out", required=True, help="folder for the heatmaps (PHOTO-where-it-looked.png)")
+    explain.add_argument("--class", dest="class_name", default=None,
+                         help="where it looked for this class (default: for its own answer)")
+    explain.add_argument("--json", action="store_true",
+                         help="one JSON line per photo: path, class, probability, heatmap (or path, error)")
+    explain.set_defaults(func=cmd_explain)
 
 
 def _shift(sub) -> None:

@@ -269,6 +269,12 @@ def _expand_images(items: list[str]) -> list[Path]:
     return image_files(items)
 
 
+def _no_images(items: list[str]) -> int:
+    from studio.data.imaging import IMAGE_EXTENSIONS
+    kinds = ", ".join(sorted(e.lstrip(".") for e in IMAGE_EXTENSIONS))
+    return _fail(f"no images in {', '.join(items)} (looked for {kinds}).")
+
+
 def cmd_predict(args) -> int:
     """Classify every image given (files and folders) in one fast pass, in the order given; an
     unreadable file is named with its reason and the rest are still classified."""
@@ -279,8 +285,7 @@ def cmd_predict(args) -> int:
         return _fail(f"--top-k must be 1 or more (got {args.top_k}).", EXIT_USAGE)
     images = _expand_images(args.images)
     if not images:
-        return _fail(f"no images in {', '.join(args.images)} (looked for "
-                     "jpg, jpeg, png, bmp, gif, webp, tif, tiff).")
+        return _no_images(args.images)
     try:
         predictor = Predictor(args.model)
     except ModelFileError as exc:
@@ -318,6 +323,30 @@ def _run_folder(run: str) -> Path:
         raise FileNotFoundError(f"{run} is neither a run folder nor a run id ({exc})") from None
 
 
+def cmd_explain(args) -> int:
+    """Grad-CAM heatmaps of where the model looked, one PNG per photo in --out."""
+    from studio.explain import ExplainError, explain_files
+    from studio.modelfile import ModelFileError
+
+    images = _expand_images(args.images)
+    if not images:
+        return _no_images(args.images)
+    failed = False
+    try:
+        for found in explain_files(_model_of(args.run), images, args.out, args.class_name):
+            if "error" in found:
+                failed = True
+                print(f"studio: {found['path']}: {found['error']}", file=sys.stderr)
+            elif args.json:
+                print(json.dumps(found), flush=True)
+            else:
+                print(f"{found['path']}: looked for {found['class']} ({found['probability']:.0%}) -> "
+                      f"{found['heatmap']}", flush=True)
+    except (FileNotFoundError, ModelFileError, ExplainError) as exc:
+        return _fail(str(exc))
+    return EXIT_ERROR if failed else 0
+
+
 def cmd_shift(args) -> int:
     """How unlike the model's training photos the photos given are: the folder's shift in words (or one
     JSON object), then each photo, the unfamiliar ones marked."""
@@ -328,8 +357,7 @@ def cmd_shift(args) -> int:
 
     images = _expand_images(args.photos)
     if not images:
-        return _fail(f"no images in {', '.join(args.photos)} (looked for "
-                     "jpg, jpeg, png, bmp, gif, webp, tif, tiff).")
+        return _no_images(args.photos)
     try:
         result = check(Predictor(_model_of(args.run)), images,
                        None if args.json else lambda words: print(words, file=sys.stderr, flush=True))

@@ -33,6 +33,47 @@ def accuracy(matrix: list[list[int]]) -> float:
     return sum(matrix[i][i] for i in range(len(matrix))) / total if total else 0.0
 
 
+def balanced_accuracy(matrix: list[list[int]]) -> float:
+    """The mean of the classes' recalls (classes with photos): every class counts the same, however many photos."""
+    recalls = [matrix[i][i] / sum(row) for i, row in enumerate(matrix) if sum(row)]
+    return sum(recalls) / len(recalls) if recalls else 0.0
+
+
+def macro_f1(matrix: list[list[int]]) -> float:
+    """The mean of the classes' F1 (classes with photos)."""
+    rows = [r for r, row in zip(per_class_metrics(matrix, [""] * len(matrix)), matrix) if sum(row)]
+    return sum(r["f1"] for r in rows) / len(rows) if rows else 0.0
+
+
+def imbalance(matrix: list[list[int]]) -> float:
+    """Largest class's photos over the smallest's (1.0: balanced)."""
+    counts = [sum(row) for row in matrix if sum(row)]
+    return max(counts) / min(counts) if counts else 1.0
+
+
+IMBALANCED_FROM = 1.5   # largest/smallest class from which plain accuracy misleads (and the loss is weighted)
+
+
+def balance_words(matrix: list[list[int]]) -> str:
+    """Balanced accuracy and macro-F1 in words, with why they matter when the classes are imbalanced."""
+    words = f"balanced accuracy {balanced_accuracy(matrix):.1%}, macro-F1 {macro_f1(matrix):.2f}"
+    ratio = imbalance(matrix)
+    if ratio >= IMBALANCED_FROM:
+        words += (f" (each class counts the same: the largest class has {ratio:.1f}x the photos of the smallest, "
+                  "so plain accuracy mostly measures the big classes)")
+    return words
+
+
+def two_class_words(matrix: list[list[int]], classes: list[str]) -> str | None:
+    """Sensitivity and specificity for a two-class problem, the second class taken as the positive one."""
+    if len(matrix) != 2 or not sum(matrix[0]) or not sum(matrix[1]):
+        return None
+    sensitivity = matrix[1][1] / sum(matrix[1])
+    specificity = matrix[0][0] / sum(matrix[0])
+    return (f"taking **{classes[1]}** as the positive class: sensitivity {sensitivity:.1%} (the {classes[1]} photos "
+            f"it found), specificity {specificity:.1%} (the {classes[0]} photos it left alone)")
+
+
 # PREDICTIONS_FILE: the best epoch's (the kept model's) answers; LATEST_PREDICTIONS_FILE: the last
 # finished epoch's, for the live view (both named in studio.runs.folder)
 

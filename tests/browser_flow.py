@@ -250,6 +250,14 @@ def step_try(page, image: Path) -> tuple[list[tuple[str, str]], str]:
     return top, advice.inner_text()
 
 
+def where_it_looked(page, timeout_s: float = 60) -> str:
+    """After step_try: wait for the heatmap of where the model looked; returns its note."""
+    page.locator("#try-heatmap img").first.wait_for(timeout=timeout_s * 1000)
+    note = page.locator("#try-heatmap-note")
+    note.filter(has_text=re.compile("Where the model looked|No heatmap")).wait_for(timeout=timeout_s * 1000)
+    return note.inner_text()
+
+
 def step_check_new_photos(page, photos: list[Path]) -> tuple[str, str]:
     """Try it -> Check new photos: upload `photos`, press Check; returns (the words, the table's text: it may
     draw only the rows in view)."""

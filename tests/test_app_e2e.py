@@ -84,3 +84,22 @@ def test_reloaded_page_reattaches_to_the_running_job(server, small_dataset, serv
     assert "Stopping" in reloaded.predict(api_name="/stop_training")
     server_runner.wait(120)
     assert reloaded.predict(api_name="/poll_training")[0].startswith("**Stopped")
+
+
+def test_the_readme_gradio_client_recipe_runs_as_written(server, server_runner):
+    """The README's recipe (use the example, start with every default, follow, classify), run unchanged but
+    for the server's address and the photo."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    server_runner.wait()
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    recipe = readme.split("<!-- client-recipe -->")[1].split("```python")[1].split("```")[0]
+    bee = example_files("val", "bees", 1)[0]
+    code = recipe.replace('"http://127.0.0.1:7860/"', repr(server)).replace('"photo.jpg"', repr(str(bee)))
+    assert code.count(repr(server)) == 1 and code.count(repr(str(bee))) == 1
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr
+    last = out.stdout.strip().splitlines()[-1]
+    assert last.startswith("bees ") and "The model says" in last, out.stdout

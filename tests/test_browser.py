@@ -100,6 +100,8 @@ def test_the_wizard_in_a_real_browser(browser, server, tmp_path, server_runner):
         # 4. Try it: a validation bee
         bee = example_files("val", "bees", 100)[-1]
         top, advice = flow.step_try(page, bee)
+        note = flow.where_it_looked(page)
+        assert "Where the model looked to answer bees" in note, note
         shots.take(page, "try")
         assert [name for name, _ in top] and top[0][0] == "bees", top
         assert {name for name, _ in top} == {"ants", "bees"}, top

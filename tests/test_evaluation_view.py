@@ -60,3 +60,19 @@ def test_clickable_matrix_cells_name_their_class_pair():
     assert html.count("class='ts-cell'") == 4
     assert "data-true='cat&#x27;s' data-predicted='dog'" in html
     assert "ts-cell" not in views.confusion_html([[3, 1], [0, 4]], ["a", "b"])
+
+
+def test_balanced_accuracy_and_macro_f1_count_every_class_the_same():
+    from studio import evaluation
+
+    # 90 photos of a big class all right, 10 of a small class all wrong: 90% accurate, yet half the classes missed
+    matrix = [[90, 0], [10, 0]]
+    assert evaluation.accuracy(matrix) == 0.9 and evaluation.balanced_accuracy(matrix) == 0.5
+    assert abs(evaluation.macro_f1(matrix) - (2 * 0.9 / 1.9) / 2) < 1e-3
+    words = evaluation.balance_words(matrix)
+    assert "balanced accuracy 50.0%" in words and "9.0x the photos" in words
+    assert "largest class" not in evaluation.balance_words([[5, 5], [5, 5]])
+    assert evaluation.two_class_words(matrix, ["healthy", "sick"]).startswith(
+        "taking **sick** as the positive class: sensitivity 0.0%")
+    assert "specificity 100.0%" in evaluation.two_class_words(matrix, ["healthy", "sick"])
+    assert evaluation.two_class_words([[1, 0, 0], [0, 1, 0], [0, 0, 1]], ["a", "b", "c"]) is None

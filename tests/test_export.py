@@ -289,7 +289,8 @@ def test_zip_holds_everything_and_the_card_states_the_facts(exports, trained_run
         card = archive.read("README.md").decode()
     for fact in ("MobileNetV2", "new head only", "| ants | 24 | 10 |", "| bees | 24 | 10 |", "Confusion matrix",
                  "precision", "Intended use and limits", "python predict.py", "matches the trained model on 20/20",
-                 "data check", "Transfer Studio", "## Licence", "bsd-3-clause"):
+                 "data check", "Transfer Studio", "## Licence", "bsd-3-clause", "balanced accuracy",
+                 "taking **bees** as the positive class: sensitivity"):
         assert fact in card, fact
     accuracy = f"{trained_run['best_val_accuracy']:.1%}"
     assert f"Accuracy **{accuracy}**" in card

@@ -153,8 +153,21 @@ def test_a_run_keeps_its_epochs_as_a_table_with_the_learning_rate(trained_run):
     import pandas as pd
 
     table = pd.read_csv(Path(trained_run["run_dir"]) / "metrics.csv")
-    assert list(table.columns) == ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr",
-                                   "epoch_seconds", "elapsed_seconds"]
+    assert list(table.columns) == ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
+                                   "val_balanced_accuracy", "val_macro_f1", "lr", "epoch_seconds", "elapsed_seconds"]
     assert table["epoch"].tolist() == [h["epoch"] for h in trained_run["history"]]
     assert table["val_accuracy"].tolist() == [h["val_accuracy"] for h in trained_run["history"]]
     assert table["lr"].iloc[0] > table["lr"].iloc[-1] >= 0   # the schedule glides down
+
+
+def test_a_run_writes_its_epochs_as_tensorboard_events(trained_run):
+    """With tensorboard installed (the [logs] extra; the dev install has it), the run folder's tensorboard/
+    holds the epochs: what `tensorboard --logdir` shows."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(Path(trained_run["run_dir"]) / "tensorboard"))
+    events.Reload()
+    assert {"loss/train", "loss/validation", "accuracy/validation", "learning rate"} <= set(events.Tags()["scalars"])
+    shown = events.Scalars("accuracy/validation")
+    assert [e.step for e in shown] == [h["epoch"] for h in trained_run["history"]]
+    assert [round(e.value, 4) for e in shown] == [round(h["val_accuracy"], 4) for h in trained_run["history"]]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 import studio
-from studio import backbones, calibration
+from studio import backbones, calibration, evaluation
 from studio.inference import UNSURE_BELOW
 from studio.runs import RunFolder, history
 from studio.data.sources import Dataset
@@ -163,7 +163,10 @@ def _results_section(details: dict, classes: list[str]) -> list[str]:
         out.append(f"Accuracy **{correct / total:.1%}** ({correct} of {total} photos, "
                    f"epoch {summary.get('best_epoch')}). "
                    f"On so few photos the accuracy on new photos of the same kind is likely between "
-                   f"{low:.0%} and {high:.0%} (95% interval).")
+                   f"{low:.0%} and {high:.0%} (95% interval). Also {evaluation.balance_words(confusion)}.")
+        both = evaluation.two_class_words(confusion, classes)
+        if both:
+            out.append(f"As a two-class test, {both}.")
         out.append(_table(["class", "precision", "recall", "F1", "photos"],
                           [[r["class"], f"{r['precision']:.2f}", f"{r['recall']:.2f}", f"{r['f1']:.2f}", r["support"]]
                            for r in details["per_class"] or []]))

@@ -27,8 +27,8 @@ CONFIG_FILE = "config.json"
 STATUS_FILE = "status.json"
 METRICS_FILE = "metrics.jsonl"
 METRICS_TABLE_FILE = "metrics.csv"
-METRICS_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "epoch_seconds",
-                   "elapsed_seconds")
+METRICS_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_balanced_accuracy",
+                   "val_macro_f1", "lr", "epoch_seconds", "elapsed_seconds")
 SAMPLES_FILE = "samples.csv"
 PREDICTIONS_FILE = "predictions.csv"
 LATEST_PREDICTIONS_FILE = "predictions-latest.csv"

@@ -18,7 +18,7 @@ import uuid
 from datetime import datetime
 from pathlib import Path
 
-from studio.runs import index
+from studio.runs import index, tensorboard
 from studio.runs.folder import RunFolder
 from studio.runs.log import close_log, open_log
 from studio.runs.state import ACTIVE_STATUSES, SNAPSHOT_ONLY, RunState, Status
@@ -40,6 +40,7 @@ class Run:
         self.dir = Path(directory)
         self.folder = RunFolder(self.dir)
         self._status_written = 0.0   # monotonic time of the last status.json write (progress is throttled)
+        self._tensorboard: tensorboard.EpochLog | None = None   # made with the first epoch (when installed)
         self.dir.mkdir(parents=True, exist_ok=True)
         if resume_from is None:
             self.folder.clear()   # a folder reused for a new run starts clean
@@ -172,6 +173,9 @@ class Run:
             self._state["per_class"] = per_class
         self.folder.append_epoch({**metrics, "confusion_matrix": confusion})
         self.log.info("Epoch %s: %s", metrics.get("epoch"), json.dumps(metrics))
+        if self._tensorboard is None:
+            self._tensorboard = tensorboard.EpochLog(self.dir)
+        self._tensorboard.epoch(metrics)
         self._write_status()
 
     def finish(self, status: str, error: str | None = None) -> None:
@@ -179,6 +183,8 @@ class Run:
         self.log.log(logging.ERROR if status == "failed" else logging.INFO, "Run %s%s", status,
                      f": {error}" if error else ".")
         close_log(self.log)
+        if self._tensorboard is not None:
+            self._tensorboard.close()
 
     def _write_status(self) -> None:
         """Mirror the state to status.json; a failed write (disk full) keeps the previous file whole."""

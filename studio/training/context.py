@@ -25,7 +25,7 @@ from studio.training.config import TrainConfig
 from studio.training.distributed import Ranks
 from studio.training.unlabeled import UnlabeledPhotos, find_unlabeled
 
-WEIGHTING_RATIO = 1.5  # largest/smallest class count from which "auto" weights the loss
+WEIGHTING_RATIO = evaluation.IMBALANCED_FROM  # largest/smallest class count from which "auto" weights the loss
 DECODE_SHARE = 0.15    # of the progress bar: reading, checking and decoding the photos
 
 

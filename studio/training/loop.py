@@ -78,7 +78,9 @@ def end_epoch(ctx: TrainContext, stage: Stage, tracker: BestTracker, epoch: int,
     matrix = evaluation.confusion_matrix(ctx.val_y.cpu(), val_logits.argmax(1).cpu(), len(ctx.classes))
     val_accuracy = evaluation.accuracy(matrix)
     metrics = {"epoch": epoch, "train_loss": round(train[0], 5), "train_accuracy": round(train[1], 5),
-               "val_loss": round(val_loss, 5), "val_accuracy": round(val_accuracy, 5), "lr": _head_rate(stage),
+               "val_loss": round(val_loss, 5), "val_accuracy": round(val_accuracy, 5),
+               "val_balanced_accuracy": round(evaluation.balanced_accuracy(matrix), 5),
+               "val_macro_f1": round(evaluation.macro_f1(matrix), 5), "lr": _head_rate(stage),
                "epoch_seconds": round(time.perf_counter() - started, 3),
                "elapsed_seconds": round(time.perf_counter() - ctx.started, 3)}
     evaluation.predictions_table(ctx.val_files, ctx.val_y, val_logits, ctx.classes).to_csv(
