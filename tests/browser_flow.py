@@ -298,7 +298,7 @@ def step_export(page, download_dir: Path | None = None) -> tuple[Path | None, st
     message.filter(has_text=re.compile("Ready|failed|No trained model")).wait_for(timeout=120_000)
     if download_dir is None:
         return None, message.inner_text()
-    link = page.locator("a[data-testid='download-link']").first
+    link = page.locator("#export-file a[data-testid='download-link']").first
     with page.expect_download() as info:
         link.click()
     download = info.value
