@@ -313,8 +313,9 @@ def model_choices(chosen: str | None = None, user: str | None = None) -> dict:
     """next_model: this person's runs that have a model, newest first, to ask which photos it is least sure of."""
     rows = [row for row in history.list_runs(owner=user) if row["has_model"] and row["status"] == "finished"]
     ids = [row["id"] for row in rows]
-    return {"next_model": gr.Dropdown(choices=[NO_MODEL, *((views.run_choice_label(row), row["id"]) for row in rows)],
-                                      value=chosen if chosen in ids else "")}
+    # two runs of the same data in the same minute read alike: the end of the run's id tells them apart
+    labels = [f"{views.run_choice_label(row)} · {row['id'].rsplit('-', 1)[-1]}" for row in rows]
+    return {"next_model": gr.Dropdown(choices=[NO_MODEL, *zip(labels, ids)], value=chosen if chosen in ids else "")}
 
 
 def _answers(run_id: str, paths: list[str], user: str | None) -> tuple[dict | None, str]:

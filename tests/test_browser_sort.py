@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -21,9 +22,8 @@ PER_CLASS = 15
 
 
 def test_sort_name_and_save_photos_as_a_dataset(browser, server, shots, tmp_path, trained_run):
-    from components import views
+    from components import sort_step
     from studio.data import workspace as wd
-    from studio.runs import history
 
     files = []
     for label in ("ants", "bees"):   # the kind in the file name, so the test can tell which group is which
@@ -48,7 +48,9 @@ def test_sort_name_and_save_photos_as_a_dataset(browser, server, shots, tmp_path
         note, shown = flow.label_next(page)
         assert "most typical photo of each group first" in note and shown >= 2, (note, shown)
         # then a trained run's model is asked which photos it is least sure of
-        run_label = views.run_choice_label(history.summarize(trained_run["run_dir"]))
+        run_id = Path(trained_run["run_dir"]).name
+        offered = sort_step.model_choices(run_id)["next_model"].choices
+        run_label = next(label for label, value in offered if value == run_id)
         note, reasons = flow.label_next_asking(page, run_label)
         assert "least sure of" in note and "the model is least sure of it" in reasons, (note, reasons)
         shots.take(page, "sort-label-next-model", element="#sort-section")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 from pathlib import Path
 
 CONFIG_FILE = "config.json"
@@ -38,8 +39,10 @@ FAMILIARITY_FILE = "familiarity.safetensors"
 CHECKPOINT_FILE = "resume.pt"
 LOG_FILE = "run.log"
 STOP_FILE = "stop.request"   # asks a run trained by another process (torchrun, Ray) to stop
-RUN_FILES = (CONFIG_FILE, STATUS_FILE, METRICS_FILE, SAMPLES_FILE, PREDICTIONS_FILE, LATEST_PREDICTIONS_FILE,
-             TEST_PREDICTIONS_FILE, MODEL_FILE, FAMILIARITY_FILE, CHECKPOINT_FILE, LOG_FILE, STOP_FILE)
+RUN_FILES = (CONFIG_FILE, STATUS_FILE, METRICS_FILE, METRICS_TABLE_FILE, SAMPLES_FILE, PREDICTIONS_FILE,
+             LATEST_PREDICTIONS_FILE, TEST_PREDICTIONS_FILE, MODEL_FILE, FAMILIARITY_FILE, CHECKPOINT_FILE, LOG_FILE,
+             STOP_FILE)
+EVENTS_FOLDER = "tensorboard"   # the optional TensorBoard events (studio.runs.tensorboard)
 
 
 def write_json_atomic(path: Path, data) -> None:
@@ -88,6 +91,7 @@ class RunFolder:
         """Remove what an earlier run left, so a folder reused for a new run starts clean."""
         for name in RUN_FILES:
             (self.path / name).unlink(missing_ok=True)
+        shutil.rmtree(self.path / EVENTS_FOLDER, ignore_errors=True)
 
     # -- reading (OSError or ValueError for a missing or damaged file: callers decide what that means)
     def read_config(self) -> dict:

@@ -47,6 +47,7 @@ class Run:
         self.folder.stop_request.unlink(missing_ok=True)   # a Stop meant for an earlier try of this run
         self.id = self.dir.name
         self.thread: threading.Thread | None = None   # set by the JobRunner that starts it
+        self.listed = listed
         if listed:
             index.remember(self.dir)   # a run written outside the workspace's runs folder is still listed
         self.stop_event = threading.Event()
@@ -173,9 +174,10 @@ class Run:
             self._state["per_class"] = per_class
         self.folder.append_epoch({**metrics, "confusion_matrix": confusion})
         self.log.info("Epoch %s: %s", metrics.get("epoch"), json.dumps(metrics))
-        if self._tensorboard is None:
+        if self._tensorboard is None and self.listed:   # a torchrun rank's scratch run keeps no events
             self._tensorboard = tensorboard.EpochLog(self.dir)
-        self._tensorboard.epoch(metrics)
+        if self._tensorboard is not None:
+            self._tensorboard.epoch(metrics)
         self._write_status()
 
     def finish(self, status: str, error: str | None = None) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-FOLDER = "tensorboard"
+from studio.runs.folder import EVENTS_FOLDER as FOLDER
 SCALARS = {"train_loss": "loss/train", "val_loss": "loss/validation", "train_accuracy": "accuracy/train",
            "val_accuracy": "accuracy/validation", "val_balanced_accuracy": "accuracy/validation balanced",
            "val_macro_f1": "f1/validation macro", "lr": "learning rate"}

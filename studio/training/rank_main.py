@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args(argv)
 
-    from studio.runs import Run, Status, checkpoints
+    from studio.runs import Run, Status, checkpoints, tensorboard
     from studio.training.config import TrainConfig
     from studio.training.distributed import device_for, from_environment
     from studio.training.trainer import run_training
@@ -43,7 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         scratch = Path(tempfile.mkdtemp(prefix=f"studio-rank{ranks.rank}-"))
         run_dir = scratch / Path(args.run_dir).name
         if resume is not None:   # the scratch copy carries on from the same checkpoint
-            shutil.copytree(args.run_dir, run_dir, ignore=shutil.ignore_patterns("*.safetensors"))
+            # rank 0 is writing the folder meanwhile: its half-written files (.partial, renamed away at any
+            # moment) and its event log are not this rank's to copy
+            shutil.copytree(args.run_dir, run_dir,
+                            ignore=shutil.ignore_patterns("*.safetensors", "*.partial", tensorboard.FOLDER))
     if ranks is not None:
         payload = {**payload, "processes": ranks.world}
     run = Run(run_dir, payload, resume_from=resume, listed=scratch is None)
