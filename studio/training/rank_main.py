@@ -54,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
         run_training(config, run, resume, ranks)
     finally:
         if scratch is not None:
+            if run.snapshot()["status"] == Status.FAILED:   # its reasons would go with the scratch folder
+                if run.folder.log.is_file():
+                    print(run.folder.log.read_text(), file=sys.stderr, flush=True)
             shutil.rmtree(scratch, ignore_errors=True)
     if ranks is not None:
         import torch.distributed as dist
