@@ -21,8 +21,8 @@ from components.named import of, wire
 from components.session import user_of
 from studio import evaluation
 from studio.data.imaging import ImageDecodeError, open_rgb
-from studio.explain import ExplainError, Explainer
-from studio.inference import Predictor
+from studio.explain import ExplainError, WarmExplainer
+from studio.inference import WarmPredictor
 from studio.runs import MODEL_FILE
 
 THUMBNAIL = 256
@@ -59,9 +59,14 @@ def _thumbnail_file(path: str, modified: float) -> str | None:
         image = open_rgb(path, draft=THUMBNAIL)
     except ImageDecodeError:
         return None
+    return _saved_thumbnail(image, f"{path}|{modified}", ".jpg")
+
+
+def _saved_thumbnail(image, key: str, suffix: str) -> str:
+    """`image` shrunk to a thumbnail and kept as a JPEG named after `key` (see THUMBNAIL_DIR)."""
     image.thumbnail((THUMBNAIL, THUMBNAIL))
     THUMBNAIL_DIR.mkdir(parents=True, exist_ok=True)
-    target = THUMBNAIL_DIR / (hashlib.sha1(f"{path}|{modified}".encode()).hexdigest() + ".jpg")
+    target = THUMBNAIL_DIR / (hashlib.sha1(key.encode()).hexdigest() + suffix)
     image.save(target, quality=85)
     return str(target)
 
@@ -74,30 +79,18 @@ def _thumbnail(path: str) -> str | None:
     return _thumbnail_file(str(path), modified)
 
 
-_EXPLAINERS: dict[tuple[str, float], Explainer] = {}   # one per model file version: heatmaps of finished runs
-
-
-def _explainer(model: Path) -> Explainer:
-    key = (str(model), model.stat().st_mtime)
-    if key not in _EXPLAINERS:
-        _EXPLAINERS.clear()   # one model at a time: the run a person is looking at
-        _EXPLAINERS[key] = Explainer.of(Predictor(model))
-    return _EXPLAINERS[key]
+# the heatmaps' model: the run a person is looking at, loaded once per model file version
+_PREDICTOR, _EXPLAINER = WarmPredictor(), WarmExplainer()
 
 
 @functools.lru_cache(maxsize=2048)
 def _heatmap_file(path: str, modified: float, model: str, model_modified: float, class_name: str) -> str | None:
     """The photo as the model saw it, with where it looked for `class_name` over it, as a thumbnail file."""
     try:
-        overlay = _explainer(Path(model)).explain(path, class_name).overlay
+        overlay = _EXPLAINER(_PREDICTOR(Path(model))).explain(path, class_name).overlay
     except (ImageDecodeError, OSError, ExplainError):
         return None
-    overlay.thumbnail((THUMBNAIL, THUMBNAIL))
-    THUMBNAIL_DIR.mkdir(parents=True, exist_ok=True)
-    target = THUMBNAIL_DIR / (hashlib.sha1(f"{path}|{modified}|{model}|{model_modified}|{class_name}".encode())
-                              .hexdigest() + "-looked.jpg")
-    overlay.save(target, quality=85)
-    return str(target)
+    return _saved_thumbnail(overlay, f"{path}|{modified}|{model}|{model_modified}|{class_name}", "-looked.jpg")
 
 
 def _looked_at(path: str, model: Path, class_name: str) -> str | None:

@@ -103,7 +103,8 @@ def export_run(run_dir: str | Path, fmt: str, out_dir: str | Path, zip_path: str
                    "parity": report}
     (folder / "model.json").write_text(json.dumps(description, indent=2))
     details = history.load_run(run_dir.name, root=run_dir.parent)
-    hub.write_folder(model_path, folder, meta, details, modelcard.build(run_dir, meta, fmt, report, check_data))
+    hub.write_folder(model_path, folder, meta, details,
+                     modelcard.build(run_dir, meta, fmt, report, check_data, details=details))
     shutil.copyfile(TEMPLATE, folder / "predict.py")
     (folder / "requirements.txt").write_text("\n".join(FORMATS[fmt].requirements) + "\n")
     result = ExportResult(fmt, folder, files, report)

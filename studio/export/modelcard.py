@@ -58,10 +58,12 @@ def _status(run_dir: Path) -> dict:
     return status if isinstance(status, dict) else {}
 
 
-def build(run_dir: Path, meta: dict, fmt: str, parity_report: dict | None, check_data: bool = True) -> str:
-    """The model card (README.md after its YAML block) for an export of the run in `run_dir`."""
+def build(run_dir: Path, meta: dict, fmt: str, parity_report: dict | None, check_data: bool = True,
+          details: dict | None = None) -> str:
+    """The model card (README.md after its YAML block) for an export of the run in `run_dir`; `details`:
+    the run as history.load_run gives it, when the caller has it already."""
     run_dir = Path(run_dir)
-    details = history.load_run(run_dir.name, root=run_dir.parent)
+    details = details or history.load_run(run_dir.name, root=run_dir.parent)
     classes = meta["classes"]
     title = " / ".join(classes) if len(classes) <= 6 else f"{len(classes)} classes"
     out = [f"# Model card: {title} image classifier",
