@@ -178,6 +178,7 @@ def _follow(run, args, started: float) -> int:
         "run_dir": snap["run_dir"], "model_path": snap["model_path"],
         "test": snap.get("test"), "test_accuracy": (snap.get("test") or {}).get("accuracy"),
         "search": snap.get("search"), "timings": snap.get("timings"), "unlabeled": snap.get("unlabeled"),
+        "wrong_folder": snap.get("wrong_folder"),
     }
     print(json.dumps(result) if args.json else train_summary(result, snap["config"].get("data")))
     return 0
@@ -207,6 +208,11 @@ def train_summary(result: dict, data: str | None = None) -> str:
                      f"{unlabeled['pseudo_labelled']:,} it was surest of in its last epoch"
                      + (f"; {len(unlabeled['left_out'])} left out (status.json lists them and why)."
                         if unlabeled["left_out"] else "."))
+    wrong = result.get("wrong_folder") or {}
+    if wrong.get("suspects"):
+        listed = Path(run_dir) / wrong["file"]
+        lines.append(f"{wrong['words']} They are listed in {listed}; to train without them: studio train "
+                     f"{shlex.quote(data or 'DATA')} --leave-out-photos {shlex.quote(str(listed))}")
     if result.get("skipped"):
         lines.append(f"{len(result['skipped'])} file(s) not used" +
                      (f": `studio doctor {shlex.quote(data)}` lists them and why." if data else "."))

@@ -79,7 +79,7 @@ def two_class_words(matrix: list[list[int]], classes: list[str]) -> str | None:
 
 
 # Columns of a run's CSV files that hold numbers; every other column (paths, class names, splits) is text.
-NUMERIC_COLUMNS = ("confidence", "true_class_probability")
+NUMERIC_COLUMNS = ("confidence", "true_class_probability", "label_probability", "suggested_probability")
 
 
 def read_run_table(path):

@@ -286,6 +286,35 @@ def leave_out_files(dataset: Dataset, reasons: dict[str, str]) -> Dataset:
                    skipped=_with_left_out(dataset, {p: r for p, r in reasons.items() if p in gone}))
 
 
+def read_photo_list(path: str | Path, data: str | Path | None = None) -> dict[str, str]:
+    """{photo path: reason} from a list of photos to leave out: a CSV with a `path` column (and perhaps a
+    `reason` one: a run's wrong-folder.csv as it is) or plain text, one path per line. A relative path is
+    taken from the data folder when the photo is there, else from the current folder."""
+    import pandas as pd
+    text = Path(path).read_text(encoding="utf-8-sig")
+    first = text.splitlines()[0].strip() if text.strip() else ""
+    if first.split(",")[0].strip().lower() == "path":
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        pairs = zip(table["path"], table["reason"] if "reason" in table else [""] * len(table))
+    else:
+        pairs = ((line.strip(), "") for line in text.splitlines() if line.strip() and not line.startswith("#"))
+    base = Path(data) if data and Path(data).is_dir() else None
+    listed = {}
+    for photo, reason in pairs:
+        where = Path(photo).expanduser()
+        if not where.is_absolute():
+            where = base / where if base is not None and (base / where).exists() else Path.cwd() / where
+        listed[str(where.resolve())] = f"left out: {reason}" if reason else f"left out: listed in {Path(path).name}"
+    return listed
+
+
+def listed_in_dataset(dataset: Dataset, listed: dict[str, str]) -> dict[str, str]:
+    """`listed` ({resolved path: reason}, see read_photo_list) keyed by the dataset's own path strings,
+    for the photos that are in it."""
+    own = {str(Path(p).resolve()): p for p in dataset.samples.path}
+    return {own[p]: reason for p, reason in listed.items() if p in own}
+
+
 def _with_left_out(dataset: Dataset, reasons: dict[str, str]) -> list[dict]:
     """The skipped list plus these files ({path: reason}), named as uploaded, each listed once."""
     skipped = list(dataset.skipped)

@@ -85,11 +85,13 @@ def backbone_fingerprint(model: torch.nn.Module) -> tuple:
 class KeptFeatures:
     """Clean-view features a frozen-backbone stage already computed (the validation photos and some training
     photos, by index), with the backbone they came from: the calibration pass after training reuses
-    them instead of running the backbone again while the backbone is unchanged (a head-only model)."""
+    them instead of running the backbone again while the backbone is unchanged (a head-only model), and
+    the wrong-folder check judges the training photos from the pretrained backbone's view of them."""
     val: torch.Tensor
     train_rows: list[int]
     train: torch.Tensor
     fingerprint: tuple
+    every_train: torch.Tensor | None = None   # every training photo's, in order (the wrong-folder check)
 
     def fit(self, model: torch.nn.Module, train_rows: list[int]) -> bool:
         return self.train_rows == train_rows and backbone_fingerprint(model) == self.fingerprint

@@ -39,6 +39,11 @@ class TrainConfig:
                                  f"{' and '.join(DEFAULT_EXCLUDE)}; see `studio doctor`): " + ", ".join(EXCLUDABLE))
     exclude_files: dict = setting(group="data", factory=dict,
                                   help="{path: reason}: files the user chose to leave out (the page's picks)")
+    leave_out_list: str | None = setting(None, group="data", flag="--leave-out-photos", metavar="FILE",
+                                         parse=values.existing_path,
+                                         help="leave out the photos listed in FILE: a CSV with a path column (a "
+                                              "run's wrong-folder.csv as it is, perhaps with rows deleted) or one "
+                                              "path per line")
     unlabeled: str | None = setting(None, group="data", flag="--unlabeled", metavar="FOLDER",
                                     parse=values.existing_path, label="Unlabeled photos",
                                     help="a folder or .zip of unlabeled photos of the same kinds of thing: the new "

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from studio import augment, backbones, evaluation, fastpath, hardware, recipe
 from studio.runs.checkpoints import ResumeError
-from studio.data.checks import apply_exclusions, diagnose, leave_out_files
+from studio.data.checks import apply_exclusions, diagnose, leave_out_files, listed_in_dataset, read_photo_list
 from studio.data.outliers import find_outliers
 from studio.data.pixels import SquareCache, StreamedPixels, cache_bytes, cache_side, gpu_budget, memory_budget
 from studio.data.sources import DatasetError, check_trainable, open_dataset
@@ -61,6 +61,7 @@ class TrainContext:
     model: torch.nn.Module | None = None
     prep: dict = field(default_factory=dict)
     classes: list = field(default_factory=list)
+    train_files: list = field(default_factory=list)
     val_files: list = field(default_factory=list)
     test_files: list = field(default_factory=list)     # the test split: for final_test alone
     test_labels: list = field(default_factory=list)
@@ -187,7 +188,7 @@ def prepare(ctx: TrainContext, resume: dict | None = None, staged: bool = False)
         _check_same_samples(run, samples)
     samples.to_csv(run.folder.samples, index=False)
     files = {split: samples[samples.split == split].path.tolist() for split in ("train", "val")}
-    ctx.val_files = files["val"]
+    ctx.train_files, ctx.val_files = files["train"], files["val"]
     ctx.train_y, ctx.val_y = (torch.tensor([ctx.classes.index(c) for c in samples[samples.split == split].label],
                                            device=ctx.device) for split in ("train", "val"))
     ctx.train_px, ctx.val_px, where = _pixel_sources(ctx, squares, files["train"], files["val"])
@@ -250,7 +251,10 @@ def _check_and_decode(ctx: TrainContext, dataset):
         ctx.check_stop()
         if finding is not None:
             report.findings.append(finding)
-    dataset = leave_out_files(apply_exclusions(dataset, report, cfg.exclude), cfg.exclude_files)
+    picked = dict(cfg.exclude_files)
+    if cfg.leave_out_list:
+        picked.update(listed_in_dataset(dataset, read_photo_list(cfg.leave_out_list, cfg.data)))
+    dataset = leave_out_files(apply_exclusions(dataset, report, cfg.exclude), picked)
     check_trainable(dataset)
     return dataset, squares
 

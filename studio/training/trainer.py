@@ -16,7 +16,7 @@ from studio import backbones
 from studio.config import ASKED_KEY
 from studio.runs import JobRunner, Run, RunFolder, Status, checkpoints
 from studio.runs.checkpoints import ResumeError
-from studio.training import backbone_choice, calibrate, final_test, plan
+from studio.training import backbone_choice, calibrate, final_test, label_check, plan
 from studio.training.best import BestTracker
 from studio.training.config import TrainConfig
 from studio.training.context import StopRequested, TrainContext, new_context, prepare
@@ -61,6 +61,10 @@ class Trainer:
             ctx.lap("calibrate")
             self.run.update(calibration=calibrated)
             self.run.update(test=final_test.measure(ctx, ctx.test_files, ctx.test_labels, calibrated["temperature"]))
+            checked = label_check.run(ctx)
+            if checked is not None:
+                ctx.lap("wrong_folder")
+                self.run.update(wrong_folder=checked)
         return self.run.snapshot()
 
 

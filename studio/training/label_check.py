@@ -1,0 +1,23 @@
+"""After training: look for training photos that are probably in the wrong folder (`studio.data.wrong_folder`),
+from the features the head stage already computed with the pretrained backbone (no extra backbone pass)."""
+from __future__ import annotations
+
+from studio.data import wrong_folder
+
+NOT_COMPUTED = ("Not checked for photos in the wrong folder: the check judges each training photo from the "
+                "pretrained backbone's features, and this run did not compute them (it fine-tuned from the first "
+                "epoch, or was resumed after its head stage). Auto, feature extraction and --head-epochs do.")
+
+
+def run(ctx) -> dict | None:
+    """Write the suspects to the run folder; returns the summary for status.json (None on a rank other than 0,
+    which writes no run folder of its own)."""
+    if ctx.ranks is not None and not ctx.ranks.is_main:
+        return None
+    kept = ctx.kept_features
+    if kept is None or kept.every_train is None:
+        return {"suspects": 0, "judged": 0, "words": NOT_COMPUTED}
+    ctx.run.update(phase="Looking for training photos in the wrong folder")
+    found = wrong_folder.find(kept.every_train, ctx.train_y, ctx.train_files, ctx.classes, ctx.cfg.seed)
+    wrong_folder.save(found, ctx.run.folder.path)
+    return found.summary()
