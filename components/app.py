@@ -64,7 +64,7 @@ def build(runner: JobRunner | None = None) -> gr.Blocks:
         train_step.bind(train_ui, data_source, model_ui, run_dir, data_ui.leave_out, data_ui.findings_state, runner)
         try_step.bind(try_ui, run_dir, runner)
         export_step.bind(export_ui, run_dir, runner)
-        runs_step.bind(runs_ui, run_dir, tabs, runs_tab, runner)
+        runs_step.bind(runs_ui, run_dir, tabs, runs_tab, runner, data_ui, data_source)
         advanced_only = train_ui.advanced_only
         view.change(lambda v: dict.fromkeys(advanced_only, gr.update(visible=v == "Advanced")), view, advanced_only,
                     api_visibility="private")

@@ -34,7 +34,8 @@ EXCLUDE_LABELS = {"exact_duplicates": "Extra copies of identical files",
                   "conflicting_labels": "Pictures that appear in more than one class",
                   "train_val_leak": "Training copies of validation pictures (leakage)",
                   "tiny_images": "Images smaller than 32 px",
-                  "outliers": "Pictures that don't look like their class (suggestion)"}
+                  "outliers": "Pictures that don't look like their class (suggestion)",
+                  "wrong_folder": "Photos probably in the wrong folder (your picks on the Runs page)"}
 
 
 def _empty(message: str, skipped: list[dict] | None = None) -> dict:
@@ -420,6 +421,7 @@ def bind(ui: SimpleNamespace, data_source: gr.State) -> None:
                                                  ui.report],
                              **of(ui, "overview", "skipped", "checks", "picker", "leave_out", "report",
                                   "finding_files")), api_visibility="private", show_progress="hidden")
+    ui.show_files = show_files   # for other steps that change the findings (the Runs page's wrong-folder picks)
     ui.example.click(**wire(use_example, None, **described), api_name="use_example").then(**show_files)
     ui.upload.upload(**wire(use_upload, ui.upload, **described), api_name="use_upload").then(**show_files)
     # tables and galleries show only with something in them: private follow-ups, so the API keeps plain values

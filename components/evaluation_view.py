@@ -71,7 +71,7 @@ def _saved_thumbnail(image, key: str, suffix: str) -> str:
     return str(target)
 
 
-def _thumbnail(path: str) -> str | None:
+def thumbnail(path: str) -> str | None:
     try:
         modified = Path(path).stat().st_mtime
     except OSError:
@@ -105,7 +105,7 @@ def gallery_items(rows: pd.DataFrame, show_truth: bool, model: Path | None = Non
     each thumbnail shows where that model looked for the answer it gave (Grad-CAM)."""
     items = []
     for row in rows.itertuples():
-        image = _thumbnail(row.path) if model is None else _looked_at(row.path, model, row.predicted)
+        image = thumbnail(row.path) if model is None else _looked_at(row.path, model, row.predicted)
         if image is None:  # the file changed since training
             continue
         caption = f"said {row.predicted} ({row.confidence:.0%})"

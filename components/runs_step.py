@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from components import evaluation_view, views
+from components import evaluation_view, views, wrong_folder_view
 from components.named import of, wire, with_runner
 from components.session import user_of
 from studio.runs import history
@@ -194,16 +194,19 @@ def render() -> SimpleNamespace:
                                sort=views.EPOCH_ORDER,
                                caption="Each line is one run, named by its data and start time.")
     evaluation = evaluation_view.render("Confusion matrix (best epoch)", elem_prefix="runs-", heatmaps=True)
+    wrong_folder = wrong_folder_view.render()
     choices = gr.Markdown("", elem_id="runs-choices")
     return SimpleNamespace(refresh=refresh, table=table, run=run, other=other, summary=summary,
                            try_button=try_button, export_button=export_button, resume_button=resume_button,
                            use_message=use_message,
                            loss=loss_plot, accuracy=acc_plot, compare=compare_plot, compare_note=compare_note,
                            confusion=evaluation.confusion, per_class=evaluation.per_class, evaluation=evaluation,
-                           choices=choices)
+                           wrong_folder=wrong_folder, choices=choices)
 
 
-def bind(ui: SimpleNamespace, run_dir: gr.State, tabs: gr.Tabs, tab: gr.Tab, runner: JobRunner) -> None:
+def bind(ui: SimpleNamespace, run_dir: gr.State, tabs: gr.Tabs, tab: gr.Tab, runner: JobRunner,
+         data_ui: SimpleNamespace, data_source: gr.State) -> None:
+    """`data_ui` and `data_source`: the Data step, whose findings take the photos picked as in the wrong folder."""
     listing = wire(with_runner(list_runs, runner), [ui.run, ui.other], **of(ui, "table", "run", "other"))
     ui.refresh.click(**listing, api_name="list_runs")
     tab.select(**listing, api_visibility="private")
@@ -215,6 +218,7 @@ def bind(ui: SimpleNamespace, run_dir: gr.State, tabs: gr.Tabs, tab: gr.Tab, run
         **wire(run_photos, ui.run, **of(ev, "true_class", "predicted_class", "cell_note", "cell_gallery",
                                         "mistakes_note", "mistakes", "looked")), api_visibility="private"))
     evaluation_view.bind(ev, ui.run, run_folder, api_prefix="runs_")
+    wrong_folder_view.bind(ui.wrong_folder, ui.run, run_folder, data_ui, data_source)
     comparing = wire(with_runner(compare_runs, runner), [ui.run, ui.other], **of(ui, "compare", "compare_note"))
     ui.other.change(**comparing, api_name="compare_runs")
     ui.run.change(**comparing, api_visibility="private")

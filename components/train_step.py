@@ -61,7 +61,7 @@ def page_config(data_source, backbone, mode, depth, epochs, lr, batch_size, leav
                        lr=None if lr in (None, "Auto") else float(lr),
                        batch_size=None if batch_size in (None, "", "auto") else int(batch_size),
                        exclude=_left_out_kinds(leave_out, findings),
-                       exclude_files=_chosen_files(leave_out, findings, ("outliers",)),
+                       exclude_files=_chosen_files(leave_out, findings, ("outliers", "wrong_folder")),
                        unlabeled=data_source.get("unlabeled"),
                        owner=owner, **settings_panel.values_as_settings(ADVANCED, advanced))
 
@@ -104,7 +104,7 @@ def _left_out_kinds(leave_out, findings) -> list[str]:
 
 
 def _chosen_files(leave_out, findings, kinds) -> dict:
-    return {path: f"left out: {f['kind']}" for f in findings or [] if f["kind"] in kinds
+    return {path: f"left out: {f['kind'].replace('_', ' ')}" for f in findings or [] if f["kind"] in kinds
             and f["kind"] in (leave_out or []) for path in f["exclude"]}
 
 

@@ -100,6 +100,15 @@ class TrainedModel:
             raise AdaptRefused(snapshot["error"] or "adapting did not finish", snapshot.get("adaptation"))
         return load(run.dir)
 
+    def wrong_folder(self):
+        """The training photos probably in the wrong folder (a pandas table: path, label, suggested, their
+        probabilities and the reason), the surest first; None when the run did not look (see
+        studio.data.wrong_folder). `train(..., leave_out_list=CSV)` leaves such a list out."""
+        from studio.data import wrong_folder
+        if self.run_dir is None:
+            raise ValueError("This model was loaded from an export; the run folder holds the training photos.")
+        return wrong_folder.read(self.run_dir)
+
     def _loaded(self):
         if self._predictor is None:
             from studio.inference import Predictor

@@ -339,6 +339,31 @@ def step_runs(page) -> str:
     return table.inner_text()
 
 
+def show_where_it_looked_on_runs(page) -> int:
+    """Tick the Runs view's heatmap box; returns how many photos of the open cell show a heatmap."""
+    page.locator("#runs-looked input").check()
+    heatmaps = page.locator("#runs-cell-gallery img[src*='-looked']")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not heatmaps.count():
+        page.wait_for_timeout(250)
+    return heatmaps.count()
+
+
+def leave_out_first_wrong_folder_photo(page) -> tuple[str, str]:
+    """Runs view: (the wrong-folder note, the note after ticking the first suspect and leaving it out; "" when
+    the run found none)."""
+    note = page.locator("#runs-wrong-folder-note")
+    note.filter(has_text=re.compile(r"looks? like|Not checked|did not look|None of the")).wait_for(timeout=30_000)
+    picks = page.locator("#runs-wrong-folder-picks input[type=checkbox]")
+    if not picks.count():
+        return note.inner_text(), ""
+    picks.first.check()
+    page.locator("#runs-wrong-folder-leave-out").click()
+    left = page.locator("#runs-wrong-folder-left")
+    left.filter(has_text=re.compile(r"left out|Choose|other data")).wait_for(timeout=30_000)
+    return note.inner_text(), left.inner_text()
+
+
 # ---- what the page shows, and where ------------------------------------------------------------
 
 # Gradio draws an empty plot, gallery, file or label box as an "Empty value" placeholder, and an empty

@@ -131,6 +131,19 @@ def test_the_wizard_in_a_real_browser(browser, server, tmp_path, server_runner):
         note, thumbnails = flow.click_confusion_cell(page, "ants", "ants", root="#runs-confusion", prefix="runs-")
         assert "validation photos of ants" in note.replace("*", "") and thumbnails > 0, note
         shots.take(page, "runs")
+        assert flow.show_where_it_looked_on_runs(page) > 0
+        flow.scroll_to(page, "#runs-cell-gallery")
+        shots.take(page, "runs-heatmaps")
+        note, left = flow.leave_out_first_wrong_folder_photo(page)
+        flow.scroll_to(page, "#runs-wrong-folder")
+        shots.take(page, "runs-wrong-folder")
+        assert "wrong folder" in note, note
+        if left:   # the run found a photo: ticked and left out, it is a ticked finding on the Data step
+            assert "1 photo(s) will be left out of your next run" in left.replace("*", ""), left
+            flow.go_to_tab(page, "1. Data")
+            ticked = page.get_by_label("Photos probably in the wrong folder (your picks on the Runs page)")
+            assert ticked.is_checked()
+            flow.go_to_tab(page, "Runs")
         flow.assert_no_errors(page, "Runs view")
 
         # 7. Try it -> Check new photos, then Adapt to new photos: a "new site" of inverted, turned photos

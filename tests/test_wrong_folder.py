@@ -118,3 +118,51 @@ def test_a_run_without_a_frozen_stage_says_why_it_did_not_look(small_dataset, tm
     assert state["status"] == "finished", state.get("error")
     assert state["wrong_folder"]["judged"] == 0 and "did not compute" in state["wrong_folder"]["words"]
     assert wrong_folder.read(tmp_path / "ft") is None
+
+
+def test_the_runs_page_shows_them_and_hands_the_picks_to_the_data_step(misfiled_dataset, misfiled_run):
+    """The Runs page's section: photos with reasons and tick boxes; the ticked ones become a ticked Data-step
+    finding, which the Train step's config then leaves out by file."""
+    from components import train_step, wrong_folder_view
+    root, moved = misfiled_dataset
+    status = json.loads((misfiled_run / "status.json").read_text())
+    shown = wrong_folder_view.suspects(str(misfiled_run), status)
+    assert "wrong folder" in shown["note"] and "Leave the ticked photos out" in shown["note"]
+    gallery, picks = shown["gallery"], shown["picks"]
+    assert len(gallery.value) == len(wrong_folder.read(misfiled_run))
+    assert "looks like bees" in gallery.value[0]["caption"]
+    choices = dict((value, label) for label, value in picks.choices)
+    picked = [p for p in choices if p in moved][:2]
+    assert len(picked) == 2 and all("looks like bees" in choices[p] for p in picked)
+    finding = wrong_folder_view.picked_finding(picked, str(misfiled_run))
+    assert finding["kind"] == "wrong_folder" and finding["exclude"] == picked and "looks like" in finding["message"]
+    # the wrong data on the Data step is refused in words; the run's own data is taken
+    assert "Choose this run's data" in wrong_folder_view.other_data(None, str(misfiled_run))
+    assert "other data" in wrong_folder_view.other_data({"source": str(WORKSPACE / "small")}, str(misfiled_run))
+    assert wrong_folder_view.other_data({"source": str(root)}, str(misfiled_run)) is None
+    config = train_step.page_config({"source": str(root), "prefix_separator": None}, "mobilenetv2_100", "auto",
+                                    None, None, None, None, ["wrong_folder"], [finding])
+    assert set(config.exclude_files) == set(picked) and "wrong folder" in next(iter(config.exclude_files.values()))
+    assert "wrong_folder" not in config.exclude
+
+
+def test_a_run_from_before_the_check_says_so(trained_run, tmp_path):
+    from components import wrong_folder_view
+    old = tmp_path / "old"
+    shutil.copytree(trained_run["run_dir"], old)
+    (old / wrong_folder.FILE).unlink(missing_ok=True)
+    shown = wrong_folder_view.suspects(str(old), {})
+    assert "did not look" in shown["note"] and shown["picks"].visible is False
+
+
+def test_the_python_api_lists_them_and_leaves_them_out(misfiled_dataset, misfiled_run, tmp_path):
+    import studio
+    root, _ = misfiled_dataset
+    model = studio.load(misfiled_run)
+    table = model.wrong_folder()
+    assert list(table.columns[:3]) == ["path", "label", "suggested"] and len(table)
+    listed = tmp_path / "checked.csv"
+    table.head(2).to_csv(listed, index=False)   # a person kept the two they agree with
+    again = studio.train(root, freeze="all", epochs=1, leave_out_list=str(listed), out=tmp_path / "again")
+    left = json.loads((again.run_dir / "status.json").read_text())["dataset"]["train"]
+    assert left == 78

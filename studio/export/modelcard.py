@@ -106,6 +106,8 @@ def _data_section(run_dir: Path, details: dict, classes: list[str], check_data: 
     by_hand = len(config.get("exclude_files") or {})
     if by_hand:
         left_out += f", plus {by_hand} file(s) chosen by hand"
+    if config.get("leave_out_list"):
+        left_out += f", plus the photos listed in {Path(config['leave_out_list']).name}"
     # a grouped line (a test split, a __MACOSX folder) stands for every file listed under its members
     skipped = sum(len(entry.get("members") or []) or 1 for entry in status_dataset.get("skipped") or [])
     out.append(f"Left out before training: {left_out}; {skipped} file(s) in the data were not used (not images, "
@@ -118,6 +120,9 @@ def _data_section(run_dir: Path, details: dict, classes: list[str], check_data: 
         out.append("What the data check finds on exactly these files:\n\n" + "\n".join(f"- {f}" for f in findings))
     else:
         out.append("The data check finds nothing to report on these files.")
+    wrong = _status(run_dir).get("wrong_folder")
+    if wrong:
+        out.append(f"Labels: {wrong['words']}")
     return out
 
 
