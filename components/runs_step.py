@@ -40,9 +40,11 @@ def list_runs(chosen: str | None = None, other: str | None = None, request: gr.R
 
 
 def show_run(run_id: str | None, request: gr.Request = None, *, runner: JobRunner):
-    """summary, loss and accuracy (charts), confusion (matrix), per_class (table) and choices of one run."""
+    """summary, loss and accuracy (charts), confusion (matrix), per_class (table), pr_curves (chart), pr_note
+    and choices of one run."""
     empty = {"loss": None, "accuracy": None, "confusion": views.confusion_html(None, []),
-             "per_class": views.per_class_table(None), "choices": ""}
+             "per_class": views.per_class_table(None), "choices": "", "pr_curves": None,
+             "pr_note": views.precision_recall_curves(None)[1]}
     if not run_id:
         return {"summary": PICK_A_RUN, **empty}
     try:
@@ -50,7 +52,8 @@ def show_run(run_id: str | None, request: gr.Request = None, *, runner: JobRunne
     except history.RunNotFound as exc:
         return {"summary": f"**{exc}** Press Refresh.", **empty}
     past = run["history"]
-    return {"summary": views.run_summary_markdown(run["summary"]),
+    curves, curve_words = views.precision_recall_curves(run["ranking"])
+    return {"summary": views.run_summary_markdown(run["summary"]), "pr_curves": curves, "pr_note": curve_words,
             "loss": views.curves(past, "loss") if past else None,
             "accuracy": views.curves(past, "accuracy") if past else None,
             "confusion": views.confusion_html(run["confusion"], run["classes"], clickable=True),
@@ -194,6 +197,10 @@ def render() -> SimpleNamespace:
                                sort=views.EPOCH_ORDER,
                                caption="Each line is one run, named by its data and start time.")
     evaluation = evaluation_view.render("Confusion matrix (best epoch)", elem_prefix="runs-", heatmaps=True)
+    pr_curves = gr.LinePlot(None, x="recall", y="precision", color="class", title="Precision and recall, per class",
+                            height=300, x_lim=[0, 1], y_lim=[0, 1.02], x_title="recall", y_title="precision",
+                            sort="x", elem_id="runs-pr-curves")
+    pr_note = gr.Markdown(views.precision_recall_curves(None)[1], elem_id="runs-pr-note")
     wrong_folder = wrong_folder_view.render()
     choices = gr.Markdown("", elem_id="runs-choices")
     return SimpleNamespace(refresh=refresh, table=table, run=run, other=other, summary=summary,
@@ -201,7 +208,7 @@ def render() -> SimpleNamespace:
                            use_message=use_message,
                            loss=loss_plot, accuracy=acc_plot, compare=compare_plot, compare_note=compare_note,
                            confusion=evaluation.confusion, per_class=evaluation.per_class, evaluation=evaluation,
-                           wrong_folder=wrong_folder, choices=choices)
+                           pr_curves=pr_curves, pr_note=pr_note, wrong_folder=wrong_folder, choices=choices)
 
 
 def bind(ui: SimpleNamespace, run_dir: gr.State, tabs: gr.Tabs, tab: gr.Tab, runner: JobRunner,
@@ -211,7 +218,8 @@ def bind(ui: SimpleNamespace, run_dir: gr.State, tabs: gr.Tabs, tab: gr.Tab, run
     ui.refresh.click(**listing, api_name="list_runs")
     tab.select(**listing, api_visibility="private")
     ui.run.change(**wire(with_runner(show_run, runner), ui.run,
-                         **of(ui, "summary", "loss", "accuracy", "confusion", "per_class", "choices")),
+                         **of(ui, "summary", "loss", "accuracy", "confusion", "per_class", "pr_curves", "pr_note",
+                              "choices")),
                   api_name="show_run")
     ev = ui.evaluation
     evaluation_view.follow_galleries(ev, ui.run.change(

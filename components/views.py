@@ -103,8 +103,36 @@ def classes_if(applies: bool) -> list[str]:
 
 
 def per_class_table(per_class: list[dict] | None) -> pd.DataFrame:
+    """Precision, recall, F1 and photos per class; with the finished model's ROC AUC and average precision
+    (one class against the rest) when the run has them."""
     columns = ["class", "precision", "recall", "f1", "support"]
+    if per_class and any(row.get("auc") is not None for row in per_class):
+        columns += ["auc", "ap"]
     return pd.DataFrame(per_class or [], columns=columns)
+
+
+PR_CLASSES = 8   # classes drawn on the precision-recall chart (the hardest ones when there are more)
+
+
+def precision_recall_curves(ranked: dict | None) -> tuple[pd.DataFrame | None, str]:
+    """(long table recall/precision/class for a LinePlot, a caption): each class against the rest, on the
+    validation photos; with many classes, the PR_CLASSES with the lowest average precision."""
+    if not ranked:
+        return None, "The precision-recall curves appear when a run has finished (runs from before them have none)."
+    classes = {name: c for name, c in ranked["classes"].items() if c["curve"]}
+    shown = sorted(classes, key=lambda name: classes[name]["ap"])[:PR_CLASSES]
+    rows = [{"recall": r, "precision": p, "class": f"{name} (AP {classes[name]['ap']:.2f})"}
+            for name in shown for r, p, _ in classes[name]["curve"]]
+    which = ("every class" if len(shown) == len(classes) else
+             f"the {len(shown)} classes with the lowest average precision (of {len(classes)})")
+    words = (f"Precision against recall for {which}: follow a line to see how many photos of the class the model "
+             "finds (recall) for how many of its answers are right (precision) as its threshold goes down. "
+             "AP, the area under the line, is 1.0 for a perfect class.")
+    if ranked.get("macro_auc") is not None:
+        words += f" Mean ROC AUC over the classes: {ranked['macro_auc']:.3f}."
+    table = pd.DataFrame(rows, columns=["recall", "precision", "class"]).astype(
+        {"recall": "float64", "precision": "float64", "class": "str"})
+    return table, words
 
 
 def someone_else_training(snapshots: list[dict], slots: int = 1) -> str:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from studio.runs.folder import LATEST_PREDICTIONS_FILE, PREDICTIONS_FILE  # noqa: F401 - read here
+from studio.runs.folder import LATEST_PREDICTIONS_FILE, PREDICTIONS_FILE, RANKING_FILE  # noqa: F401 - read here
 
 
 def confusion_matrix(true: torch.Tensor, predicted: torch.Tensor, num_classes: int) -> list[list[int]]:
@@ -72,6 +72,52 @@ def two_class_words(matrix: list[list[int]], classes: list[str]) -> str | None:
     specificity = matrix[0][0] / sum(matrix[0])
     return (f"taking **{classes[1]}** as the positive class: sensitivity {sensitivity:.1%} (the {classes[1]} photos "
             f"it found), specificity {specificity:.1%} (the {classes[0]} photos it left alone)")
+
+
+CURVE_POINTS = 60   # points kept of each class's precision-recall curve (enough to draw it; the file stays small)
+
+
+def ranking(probabilities: torch.Tensor, labels: torch.Tensor, classes: list[str]) -> dict:
+    """Per class, one against the rest: ROC AUC (the chance that a photo of the class scores above one that is
+    not), average precision, and the precision-recall curve as [recall, precision, threshold] points, from
+    the finished model's calibrated probabilities on the validation photos. A class with no validation photo
+    (or only those) has None: there is nothing to rank. `macro_auc`: the mean over classes that have one."""
+    from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
+    scores, labels = probabilities.float().cpu().numpy(), labels.cpu().numpy()
+    per_class = {}
+    for i, name in enumerate(classes):
+        positive = labels == i
+        if positive.all() or not positive.any():
+            per_class[name] = {"auc": None, "ap": None, "curve": []}
+            continue
+        precision, recall, thresholds = precision_recall_curve(positive, scores[:, i])
+        keep = sorted(set(torch.linspace(0, len(thresholds) - 1, min(CURVE_POINTS, len(thresholds))).round()
+                          .long().tolist()))
+        per_class[name] = {"auc": round(float(roc_auc_score(positive, scores[:, i])), 4),
+                           "ap": round(float(average_precision_score(positive, scores[:, i])), 4),
+                           "curve": [[round(float(recall[k]), 4), round(float(precision[k]), 4),
+                                      round(float(thresholds[k]), 4)] for k in keep]}
+    aucs = [c["auc"] for c in per_class.values() if c["auc"] is not None]
+    return {"classes": per_class, "macro_auc": round(sum(aucs) / len(aucs), 4) if aucs else None}
+
+
+def with_ranking(per_class: list[dict] | None, ranked: dict | None) -> list[dict] | None:
+    """The per-class rows with each class's ROC AUC and average precision added (when the run has them)."""
+    if per_class is None or not ranked:
+        return per_class
+    classes = ranked.get("classes") or {}
+    return [{**row, "auc": (classes.get(row["class"]) or {}).get("auc"),
+             "ap": (classes.get(row["class"]) or {}).get("ap")} for row in per_class]
+
+
+def read_ranking(run_dir) -> dict | None:
+    """The run's ranking (see `ranking`), or None for a run from before it was kept."""
+    import json
+    from pathlib import Path
+    try:
+        return json.loads((Path(run_dir) / RANKING_FILE).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 # PREDICTIONS_FILE: the best epoch's (the kept model's) answers; LATEST_PREDICTIONS_FILE: the last

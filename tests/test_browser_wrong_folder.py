@@ -1,4 +1,4 @@
-"""The Runs view's "Photos probably in the wrong folder" in a real browser (Debian's chromium + Playwright):
+"""The Runs view's precision-recall chart and "Photos probably in the wrong folder" in a real browser (Debian's chromium + Playwright):
 a real run on the example data lists its suspect with the photo and the reason; ticking it and pressing
 *Leave the ticked photos out* makes it a ticked finding on the Data step, which the next run leaves out.
 Any traceback, error toast or "Something went wrong" fails the test."""
@@ -27,6 +27,11 @@ def test_pick_a_photo_in_the_wrong_folder_and_leave_it_out(browser, server, serv
         flow.open_studio(page, server)
         flow.step_data(page)
         flow.step_runs(page)
+        page.locator("#runs-pr-note").filter(has_text="ROC AUC").wait_for(timeout=30_000)
+        flow.wait_for_chart(page, "Precision and recall, per class")
+        flow.scroll_to(page, "#runs-pr-curves")
+        shots.take(page, "runs-precision-recall")
+        assert flow.chart_marks(page, "Precision and recall, per class")["lines"] >= 2   # ants and bees
         note, left = flow.leave_out_first_wrong_folder_photo(page)
         flow.scroll_to(page, "#runs-wrong-folder")
         shots.take(page, "runs-wrong-folder")

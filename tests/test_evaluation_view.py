@@ -76,3 +76,32 @@ def test_balanced_accuracy_and_macro_f1_count_every_class_the_same():
         "taking **sick** as the positive class: sensitivity 0.0%")
     assert "specificity 100.0%" in evaluation.two_class_words(matrix, ["healthy", "sick"])
     assert evaluation.two_class_words([[1, 0, 0], [0, 1, 0], [0, 0, 1]], ["a", "b", "c"]) is None
+
+
+def test_per_class_auc_and_precision_recall_from_probabilities():
+    import torch
+
+    from studio import evaluation
+    labels = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2])
+    right = torch.nn.functional.one_hot(labels, 4).float() * 0.7 + 0.1   # each photo surest of its own class
+    ranked = evaluation.ranking(right, labels, ["a", "b", "c", "never seen"])
+    assert ranked["classes"]["a"]["auc"] == 1.0 and ranked["classes"]["b"]["ap"] == 1.0
+    assert ranked["classes"]["never seen"] == {"auc": None, "ap": None, "curve": []}   # nothing to rank
+    assert ranked["macro_auc"] == 1.0
+    swapped = right[:, [1, 0, 2, 3]]   # a and b exchanged: their photos score highest for the other class
+    worse = evaluation.ranking(swapped, labels, ["a", "b", "c", "never seen"])
+    assert worse["classes"]["a"]["auc"] < 0.5 and worse["classes"]["c"]["auc"] == 1.0
+    recall, precision, _ = zip(*worse["classes"]["a"]["curve"])
+    assert all(0 <= v <= 1 for v in recall + precision)
+    rows = evaluation.with_ranking([{"class": "a", "precision": 1.0}], ranked)
+    assert rows[0]["auc"] == 1.0 and rows[0]["ap"] == 1.0
+
+
+def test_a_finished_run_keeps_its_ranking_and_the_runs_view_draws_it(trained_run):
+    from components import views
+    from studio import evaluation
+    ranked = evaluation.read_ranking(trained_run["run_dir"])
+    assert ranked is not None and set(ranked["classes"]) == {"ants", "bees"}
+    assert 0.5 < ranked["classes"]["bees"]["auc"] <= 1.0
+    table, words = views.precision_recall_curves(ranked)
+    assert set(table["class"].str.split(" ").str[0]) == {"ants", "bees"} and "ROC AUC" in words

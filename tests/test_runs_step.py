@@ -134,9 +134,10 @@ def test_runs_api_through_the_real_server(trained_run, past_runs):
         client = Client(url, verbose=False)
         table, picker, other = client.predict(api_name="/list_runs")
         assert trained_run["id"] in [row[-1] for row in table["data"]]
-        summary, loss, accuracy, confusion, per_class, choices = client.predict(trained_run["id"],
-                                                                                api_name="/show_run")
+        summary, loss, accuracy, confusion, per_class, pr_curves, pr_note, choices = client.predict(
+            trained_run["id"], api_name="/show_run")
         assert "Finished" in summary and len(accuracy["data"]) == 2 * len(trained_run["history"])
+        assert "auc" in per_class["headers"] and "ROC AUC" in pr_note and pr_curves["data"]
         chart, note = client.predict(trained_run["id"], past_runs["interrupted"], api_name="/compare_runs")
         assert len(chart["data"]) == 2 * len(trained_run["history"])
         assert "Using run" in client.predict(past_runs["interrupted"], api_name="/try_run")

@@ -174,9 +174,17 @@ def _results_section(details: dict, classes: list[str]) -> list[str]:
         both = evaluation.two_class_words(confusion, classes)
         if both:
             out.append(f"As a two-class test, {both}.")
-        out.append(_table(["class", "precision", "recall", "F1", "photos"],
+        rows = details["per_class"] or []
+        ranked = any(r.get("auc") is not None for r in rows)
+        out.append(_table(["class", "precision", "recall", "F1", "photos"] + (["ROC AUC", "AP"] if ranked else []),
                           [[r["class"], f"{r['precision']:.2f}", f"{r['recall']:.2f}", f"{r['f1']:.2f}", r["support"]]
-                           for r in details["per_class"] or []]))
+                           + ([_two_places(r.get("auc")), _two_places(r.get("ap"))] if ranked else [])
+                           for r in rows]))
+        if ranked:
+            out.append("ROC AUC: the chance that a photo of the class scores higher for it than a photo of another "
+                       "class (1.0 perfect, 0.5 a coin). AP (average precision): the area under the class's "
+                       "precision-recall curve, as the threshold goes down. Both from the finished model's "
+                       "calibrated probabilities on the validation photos, one class against the rest.")
         out.append("Confusion matrix (rows: true class, columns: the model's answer):\n\n" +
                    _table(["true \\ answer", *classes], [[c, *row] for c, row in zip(classes, confusion)]))
     else:
@@ -195,6 +203,10 @@ def _results_section(details: dict, classes: list[str]) -> list[str]:
         out.append("There was no test split: the validation figure guided the choices (the best epoch, early "
                    "stopping), so it is somewhat optimistic.")
     return out
+
+
+def _two_places(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def _export_section(fmt: str, parity_report: dict | None) -> list[str]:

@@ -34,6 +34,7 @@ SAMPLES_FILE = "samples.csv"
 PREDICTIONS_FILE = "predictions.csv"
 LATEST_PREDICTIONS_FILE = "predictions-latest.csv"
 TEST_PREDICTIONS_FILE = "test-predictions.csv"
+RANKING_FILE = "ranking.json"   # per-class ROC AUC, average precision and precision-recall curves (evaluation)
 WRONG_FOLDER_FILE = "wrong-folder.csv"   # training photos probably in the wrong folder (studio.data.wrong_folder)
 MODEL_FILE = "model.safetensors"
 FAMILIARITY_FILE = "familiarity.safetensors"
@@ -41,7 +42,7 @@ CHECKPOINT_FILE = "resume.pt"
 LOG_FILE = "run.log"
 STOP_FILE = "stop.request"   # asks a run trained by another process (torchrun, Ray) to stop
 RUN_FILES = (CONFIG_FILE, STATUS_FILE, METRICS_FILE, METRICS_TABLE_FILE, SAMPLES_FILE, PREDICTIONS_FILE,
-             LATEST_PREDICTIONS_FILE, TEST_PREDICTIONS_FILE, WRONG_FOLDER_FILE, MODEL_FILE, FAMILIARITY_FILE,
+             LATEST_PREDICTIONS_FILE, TEST_PREDICTIONS_FILE, WRONG_FOLDER_FILE, RANKING_FILE, MODEL_FILE, FAMILIARITY_FILE,
              CHECKPOINT_FILE, LOG_FILE, STOP_FILE)
 EVENTS_FOLDER = "tensorboard"   # the optional TensorBoard events (studio.runs.tensorboard)
 

@@ -231,15 +231,17 @@ def load_run(run_id: str, root: Path | None = None, owner: str | None = None, li
     summary = {**summarize(folder, live), "id": run_id}
     history = RunFolder(folder).history()
     details = {"summary": summary, "history": history, "classes": [], "confusion": None, "per_class": None,
-               "choices": {}, "config": {}, "test": None}
+               "choices": {}, "config": {}, "test": None, "ranking": None}
     if summary["status"] == UNREADABLE:
         return details
     config, status = RunFolder(folder).read_config(), RunFolder(folder).read_status()
     classes = status.get("classes") or (status.get("dataset") or {}).get("classes") or []
     confusion = _best_confusion(history, status.get("best_epoch")) or status.get("best_confusion")
+    ranked = evaluation.read_ranking(folder)
     details.update(classes=classes, confusion=confusion, config=config, choices=config.get("choices") or {},
                    test=status.get("test"),
-                   per_class=evaluation.per_class_metrics(confusion, classes) if confusion and classes else None)
+                   per_class=evaluation.with_ranking(evaluation.per_class_metrics(confusion, classes), ranked)
+                   if confusion and classes else None, ranking=ranked)
     return details
 
 

@@ -14,6 +14,7 @@ import torch
 
 from studio import calibration, evaluation, familiarity, modelfile
 from studio.familiarity import Familiarity
+from studio.runs.folder import RANKING_FILE, write_json_atomic
 from studio.models.features import logits_and_features
 
 
@@ -34,6 +35,10 @@ def run(ctx) -> dict:
     modelfile.update_metadata(ctx.run.folder.model, calibration=result)
     evaluation.predictions_table(ctx.val_files, labels, val_logits, ctx.classes,
                                  result["temperature"]).to_csv(ctx.run.folder.predictions, index=False)
+    ranked = evaluation.ranking(calibration.probabilities(val_logits, result["temperature"]), labels, ctx.classes)
+    write_json_atomic(ctx.run.folder.path / RANKING_FILE, ranked)
+    ctx.run.update(ranking={"macro_auc": ranked["macro_auc"],
+                            "auc": {name: c["auc"] for name, c in ranked["classes"].items()}})
     ctx.run.add_choice("calibration", calibration.words(result))
     return result
 
