@@ -44,7 +44,8 @@ def suspects(run_folder: str | None, status: dict | None = None) -> dict:
     rows = table.head(SHOWN)
     items = [(image, f"in {row.label}, looks like {row.suggested} ({row.suggested_probability:.0%}) · "
                      f"{Path(row.path).name}") for row in rows.itertuples() if (image := thumbnail(row.path))]
-    shown = "" if len(table) <= SHOWN else f" The {SHOWN} surest are shown; all {len(table)} are in {wrong_folder.FILE}."
+    shown = ("" if len(table) <= SHOWN else
+             f" The {SHOWN} surest are shown; all {len(table)} are in {wrong_folder.FILE}.")
     return {"note": (words or "") + shown + " Tick the ones that really are wrong, then **Leave the ticked photos "
                      "out**: your next run (Train step) leaves them out; your files are not changed.",
             "gallery": gr.Gallery(items, visible=views.shown_if(bool(items))),
