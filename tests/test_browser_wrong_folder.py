@@ -1,7 +1,7 @@
 """The Runs view's precision-recall chart and "Photos probably in the wrong folder" in a real browser
-(Debian's chromium + Playwright): a real run on the example data lists its suspect with the photo and the reason; ticking it and pressing
-*Leave the ticked photos out* makes it a ticked finding on the Data step, which the next run leaves out.
-Any traceback, error toast or "Something went wrong" fails the test."""
+(Debian's chromium + Playwright): a real run on the example data lists its suspect with the photo and the
+reason; ticking it and pressing *Leave the ticked photos out* makes it a ticked finding on the Data step,
+which the next run leaves out. Any traceback, error toast or "Something went wrong" fails the test."""
 from __future__ import annotations
 
 import pytest
