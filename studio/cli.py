@@ -13,8 +13,8 @@ import sys
 from studio import values
 from studio.config import flag_type
 from studio.commands import (EXIT_USAGE, cmd_adapt, cmd_advise, cmd_backbones, cmd_cluster, cmd_doctor, cmd_export,
-                             cmd_explain, cmd_lr_find, cmd_predict, cmd_runs, cmd_serve, cmd_shift,
-                             cmd_train)
+                             cmd_explain, cmd_lr_find, cmd_predict, cmd_runs, cmd_serve, cmd_setup_tflite,
+                             cmd_shift, cmd_train)
 
 # ---------------------------------------------------------------- flag values
 
@@ -40,8 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "0.0.0.0 --auth ann:secret`), it launches the studio in the browser.")
     parser.add_argument("--version", action="version", version=f"studio {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add_command in (_serve, _train, _doctor, _advise, _predict, _explain, _shift, _adapt, _cluster, _export, _runs,
-                        _backbones, _lr_find):
+    for add_command in (_serve, _train, _doctor, _advise, _predict, _explain, _shift, _adapt, _cluster, _export,
+                        _setup_tflite, _runs, _backbones, _lr_find):
         add_command(sub)
     return parser
 
@@ -195,11 +195,17 @@ def _export(sub) -> None:
     export.add_argument("run", help="a run folder (or its id, or its model.safetensors)")
     export.add_argument("--format", choices=[*export_formats, "model"], default=export_default, metavar="FORMAT",
                         help="bundle (safetensors + ONNX + model card + predict.py; the default), torchscript, "
-                             "onnx or onnx-int8")
+                             "onnx, onnx-int8, tflite or tflite-int8 (TFLite needs `studio setup-tflite` once)")
     export.add_argument("--out", type=out_folder, required=True, help="folder to write the export into")
     export.add_argument("--zip", action="store_true", help="also pack the folder into OUT.zip")
     export.add_argument("--quiet", action="store_true", help="no progress on stderr")
     export.set_defaults(func=cmd_export)
+
+
+def _setup_tflite(sub) -> None:
+    setup = sub.add_parser("setup-tflite", help="install the TFLite converter (litert-torch) in an environment of "
+                                                "its own, once; the studio's packages are not changed")
+    setup.set_defaults(func=cmd_setup_tflite)
 
 
 def _runs(sub) -> None:

@@ -459,6 +459,20 @@ def _model_of(run: str) -> Path:
     return folder / "model.safetensors" if (folder / "model.safetensors").is_file() else folder
 
 
+def cmd_setup_tflite(args) -> int:
+    import subprocess
+
+    from studio.export import litert
+    try:
+        python = litert.setup(progress=lambda words: print(words, file=sys.stderr, flush=True))
+    except (subprocess.CalledProcessError, OSError) as exc:
+        print(f"studio: error: the converter could not be installed ({exc}); its output is above. The studio itself "
+              "is unchanged.", file=sys.stderr)
+        return 1
+    print(f"Ready: TFLite exports convert with {python} (`studio export RUN --format tflite`).")
+    return 0
+
+
 def cmd_export(args) -> int:
     from studio.export import bundle
     from studio.export.formats import DEFAULT

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -42,7 +43,23 @@ def trained_run(small_dataset):
 
 
 @pytest.fixture(scope="session")
-def exports(trained_run):
+def litert_converter():
+    """The TFLite converter environment, made as `studio setup-tflite` makes it (once per machine: kept in
+    ~/.cache, outside the tests' temporary STUDIO_HOME), unless STUDIO_LITERT_PYTHON names one."""
+    from studio.export import litert
+    if not os.environ.get("STUDIO_LITERT_PYTHON"):
+        home = Path.home() / ".cache" / "transfer-studio-tests" / "litert-converter"
+        python = home / "bin" / "python"
+        ready = python.is_file() and subprocess.run([str(python), "-c", "import litert_torch"],
+                                                     capture_output=True).returncode == 0
+        if not ready:
+            litert.setup(home=home)
+        os.environ["STUDIO_LITERT_PYTHON"] = str(python)
+    return litert.converter_python()
+
+
+@pytest.fixture(scope="session")
+def exports(trained_run, litert_converter):
     """The trained run exported once in every format, each as a folder and a zip (shared by export tests)."""
     from studio.export import bundle
     from studio.export.formats import FORMATS

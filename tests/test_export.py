@@ -98,16 +98,36 @@ RUNTIME_SCRIPTS = {
         logits = session.run(None, {{"image": np.load({batch!r})}})[0]
         print(json.dumps({{"logits": logits.tolist(), "meta": meta, "input_shape": shape}}))
     """,
+    "tflite": """
+        import json, numpy as np
+        from ai_edge_litert import schema_py_generated as schema
+        from ai_edge_litert.interpreter import Interpreter
+        model = Interpreter(model_path={path!r})
+        model.allocate_tensors()
+        image, out = model.get_input_details()[0], model.get_output_details()[0]["index"]
+        rows = []
+        for photo in np.load({batch!r}):
+            model.set_tensor(image["index"], photo[None])
+            model.invoke()
+            rows.append(model.get_tensor(out)[0].tolist())
+        flat = schema.Model.GetRootAs(open({path!r}, "rb").read(), 0)
+        entries = [flat.Metadata(i) for i in range(flat.MetadataLength())]
+        text = next(bytes(flat.Buffers(e.Buffer()).DataAsNumpy()).decode() for e in entries
+                    if e.Name() == b"transfer_studio")
+        print(json.dumps({{"logits": rows, "meta": json.loads(text), "input_shape": image["shape"].tolist()}}))
+    """,
 }
 
 
 @pytest.mark.parametrize("fmt,name", [("torchscript", "model.torchscript.pt"), ("onnx", "model.onnx"),
-                                      ("onnx-int8", "model.int8.onnx"), ("bundle", "model.onnx")])
+                                      ("onnx-int8", "model.int8.onnx"), ("bundle", "model.onnx"),
+                                      ("tflite", "model.tflite"), ("tflite-int8", "model.int8.tflite")])
 def test_each_format_reloads_in_a_fresh_process_and_matches(exports, trained_run, tmp_path, fmt, name):
     batch, expected, labels = validation_batch(trained_run)
     np.save(tmp_path / "batch.npy", batch.numpy())
-    runtime = "torchscript" if name.endswith(".pt") else "onnx"
-    blocked = NOT_NEEDED + (["onnxruntime", "onnx"] if runtime == "torchscript" else ["torch"])
+    runtime = "torchscript" if name.endswith(".pt") else "tflite" if name.endswith(".tflite") else "onnx"
+    blocked = NOT_NEEDED + (["onnxruntime", "onnx"] if runtime == "torchscript" else
+                            ["torch", "onnxruntime", "onnx"] if runtime == "tflite" else ["torch"])
     path = exports[fmt].folder / name
     code = RUNTIME_SCRIPTS[runtime].format(path=str(path), batch=str(tmp_path / "batch.npy"))
     result = fresh_python(code, blocked, tmp_path)
@@ -119,7 +139,9 @@ def test_each_format_reloads_in_a_fresh_process_and_matches(exports, trained_run
     if runtime == "onnx":
         assert out["input_shape"][0] == "batch" and out["meta"]["export"]["opset"] == formats.OPSET
     agree = (logits.argmax(1) == expected.argmax(1)).float().mean().item()
-    if fmt == "onnx-int8":
+    if runtime == "tflite":
+        assert out["input_shape"] == [1, 3, 224, 224]   # LiteRT's converter fixes the batch at one photo
+    if formats.FORMATS[fmt].tolerance == formats.INT8:
         probs, reference = torch.softmax(logits, 1), torch.softmax(expected, 1)
         assert agree >= 0.9, agree
         assert (probs.argmax(1) == labels).float().mean() >= (reference.argmax(1) == labels).float().mean() - 0.1
@@ -255,7 +277,7 @@ def test_parity_figures_for_every_format(exports, trained_run):
             assert row["ok"] is True, (fmt, row)
             assert row["bytes"] == (result.folder / row["file"]).stat().st_size and row["latency_ms"] > 0
             assert row["accuracy_trained"] == trained["accuracy"]
-            if fmt != "onnx-int8":
+            if formats.FORMATS[fmt].tolerance == formats.FLOAT:
                 assert row["agree"] == 20 and row["max_probability_difference"] < parity.FLOAT_MAX_DIFFERENCE
                 assert row["verdict"] == "matches the trained model on 20/20 validation photos"
             else:
@@ -266,6 +288,8 @@ def test_parity_figures_for_every_format(exports, trained_run):
     int8 = exports["onnx-int8"].model_files[0].stat().st_size
     assert int8 < 0.4 * exports["onnx"].model_files[0].stat().st_size
     assert "| model.int8.onnx | onnxruntime " in parity.table_markdown(exports["onnx-int8"].parity)
+    assert exports["tflite-int8"].model_files[0].stat().st_size < 0.4 * exports["tflite"].model_files[0].stat().st_size
+    assert "| model.tflite | LiteRT (ai-edge-litert " in parity.table_markdown(exports["tflite"].parity)
 
 
 def test_zip_holds_everything_and_the_card_states_the_facts(exports, trained_run):
@@ -305,7 +329,7 @@ def test_predict_accepts_every_exported_format(exports, trained_run, capsys):
     reference = Predictor(Path(trained_run["run_dir"]) / MODEL_FILE).predict([bee])[0]
     sources = [exports["torchscript"].folder / "model.torchscript.pt", exports["onnx"].folder / "model.onnx",
                exports["onnx-int8"].folder / "model.int8.onnx", exports["bundle"].folder, exports["onnx"].zip_path,
-               exports["onnx-int8"].zip_path]
+               exports["onnx-int8"].zip_path, exports["tflite"].folder / "model.tflite", exports["tflite-int8"].zip_path]
     for source in sources:
         predictor = Predictor(source)
         top = predictor.predict([bee])[0]
@@ -314,6 +338,7 @@ def test_predict_accepts_every_exported_format(exports, trained_run, capsys):
         assert abs(top[0][1] - reference[0][1]) < tolerance, (source, top, reference)
     assert Predictor(exports["onnx-int8"].zip_path).format == runtimes.ONNX
     assert Predictor(exports["bundle"].zip_path).format == runtimes.SAFETENSORS
+    assert Predictor(exports["tflite-int8"].zip_path).format == runtimes.TFLITE
     capsys.readouterr()
     assert cli.main(["predict", str(exports["onnx-int8"].zip_path), str(bee), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["predictions"][0]["class"] == "bees"
@@ -420,3 +445,26 @@ def test_a_run_whose_photos_are_gone_is_exported_but_not_called_checked(trained_
     assert result.verdict().startswith("Not checked") and not result.flagged
     with pytest.raises(bundle.ExportError, match="training photos"):
         bundle.export_run(run, "onnx-int8", tmp_path / "int8")
+
+
+def test_openvino_reads_the_onnx_export_as_it_is(exports, trained_run):
+    """OpenVINO opens model.onnx directly (no conversion step) and gives onnxruntime's answers, at any batch size.
+    f32 is asked for: on a CPU with bf16 (AMX, AVX512-BF16) OpenVINO computes in bf16 unless told."""
+    import openvino
+    batch, expected, _ = validation_batch(trained_run)
+    compiled = openvino.Core().compile_model(str(exports["onnx"].folder / "model.onnx"), "CPU",
+                                             {"INFERENCE_PRECISION_HINT": "f32"})
+    for rows in (batch[:1], batch[:5], batch):
+        logits = torch.from_numpy(compiled(rows.numpy())[0])
+        assert logits.shape == (len(rows), 2)
+        assert torch.allclose(logits, expected[:len(rows)], atol=1e-3), (logits - expected[:len(rows)]).abs().max()
+
+
+def test_tflite_without_its_converter_says_how_to_get_it(trained_run, tmp_path, monkeypatch):
+    from studio.export import bundle
+    from studio.export.writers import ExportError
+    monkeypatch.setenv("STUDIO_LITERT_PYTHON", "")
+    monkeypatch.setenv("STUDIO_HOME", str(tmp_path / "fresh-home"))   # no converter environment made here
+    with pytest.raises(ExportError, match="studio setup-tflite"):
+        bundle.export_run(trained_run["run_dir"], "tflite", tmp_path / "out")
+    assert not (tmp_path / "out" / "model.tflite").exists()

@@ -104,6 +104,17 @@ def test_predict_py_runs_torchscript_with_torch_alone(exports, trained_run, tmp_
 
 
 @pytest.mark.slow
+def test_predict_py_runs_tflite_with_litert_alone(exports, trained_run, tmp_path):
+    bee, ant = example_files("val", "bees", 1)[0], example_files("val", "ants", 1)[0]
+    result = _run(exports["tflite"].folder / "predict.py", [ant, bee], NOT_NEEDED + ["onnxruntime", "torch"],
+                  tmp_path)
+    assert result.returncode == 0, result.stderr
+    expected = Predictor(Path(trained_run["run_dir"]) / MODEL_FILE).predict([ant, bee], top_k=3)
+    for line, photo, answer in zip(result.stdout.splitlines(), (ant, bee), expected):
+        assert line.startswith(f"{photo}: {answer[0][0]} "), (line, answer)
+
+
+@pytest.mark.slow
 def test_predict_py_explains_what_is_wrong(exports, tmp_path):
     script = exports["onnx-int8"].folder / "predict.py"
     bee = example_files("val", "bees", 1)[0]

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 OPSET = 18  # ONNX opset: torch.export's exporter's first; read by onnxruntime >= 1.14, OpenVINO, TensorRT 8.6+
-SAFETENSORS, TORCHSCRIPT, ONNX = "safetensors", "torchscript", "onnx"  # the runtimes' kinds (see runtimes)
+SAFETENSORS, TORCHSCRIPT, ONNX, TFLITE = "safetensors", "torchscript", "onnx", "tflite"  # runtimes' kinds
 FLOAT, INT8 = "float", "int8"  # parity tolerances (see parity)
 DEFAULT = "bundle"
 
@@ -62,6 +62,16 @@ def _writer(name: str) -> Callable[[WriteJob], list[Path]]:
 
 
 ONNX_REQUIREMENTS = ("onnxruntime>=1.16", "numpy>=1.24", "pillow>=10")
+TFLITE_REQUIREMENTS = ("ai-edge-litert>=2.3", "numpy>=1.24", "pillow>=10")
+TFLITE_USAGE = '''```python
+from ai_edge_litert.interpreter import Interpreter   # pip install ai-edge-litert (Android/iOS: the LiteRT runtime)
+model = Interpreter(model_path="{file}")
+model.allocate_tensors()
+image, logits = model.get_input_details()[0]["index"], model.get_output_details()[0]["index"]
+model.set_tensor(image, photo)   # photo: float32 [1, 3, size, size], preprocessed as predict.py does
+model.invoke()
+scores = model.get_tensor(logits)   # the class names and preprocessing: the file's "transfer_studio" metadata
+```'''
 
 BUNDLE_USAGE = '''```python
 import json, timm
@@ -117,6 +127,21 @@ session = ort.InferenceSession("model.int8.onnx")   # takes and gives float32, l
 logits = session.run(None, {"image": batch})[0]
 ```''',
            ONNX_REQUIREMENTS),
+    Format("tflite", "TFLite (LiteRT)", "TFLite (.tflite: Android, iOS, microcontrollers with LiteRT)",
+           ("model.tflite",), (TFLITE,), _writer("write_tflite"), FLOAT, None,
+           "about the size of the model file",
+           "the LiteRT runtime (formerly TensorFlow Lite): Android, iOS, Linux boards, Python (ai-edge-litert); "
+           "one photo per call",
+           "phone and embedded apps",
+           TFLITE_USAGE.format(file="model.tflite"), TFLITE_REQUIREMENTS),
+    Format("tflite-int8", "TFLite int8 (quantized)",
+           "TFLite int8 (.tflite: about 4x smaller, 8-bit weights, for phones and small boards)",
+           ("model.int8.tflite",), (TFLITE,), _writer("write_tflite_int8"), INT8, None,
+           "about a quarter of the model file",
+           "the LiteRT runtime, like TFLite; weights in 8-bit integers, activations float (dynamic-range "
+           "quantization), so it takes and gives float32",
+           "phones and small boards where size matters; its accuracy change is shown before you download",
+           TFLITE_USAGE.format(file="model.int8.tflite"), TFLITE_REQUIREMENTS),
 )}
 
 
@@ -128,7 +153,7 @@ def export_description(meta: dict, fmt: str) -> dict:
 def model_files() -> tuple[str, ...]:
     """Every model file name an export may hold, in the order a folder is searched: the studio model file
     (the weights as they are) first, then ONNX before TorchScript as predict.py looks (registry order within)."""
-    preference = (SAFETENSORS, ONNX, TORCHSCRIPT)
+    preference = (SAFETENSORS, ONNX, TORCHSCRIPT, TFLITE)
     pairs = sorted((pair for f in FORMATS.values() for pair in zip(f.files, f.runtimes)),
                    key=lambda pair: preference.index(pair[1]) if pair[1] in preference else len(preference))
     return tuple(dict.fromkeys(name for name, _ in pairs))

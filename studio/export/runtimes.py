@@ -1,7 +1,7 @@
 """Open any model file the studio wrote, with the runtime that format is meant for.
 
 The studio model file loads through timm, TorchScript through `torch.jit`, ONNX
-(float or int8) through onnxruntime: the parity check and `studio predict` run
+(float or int8) through onnxruntime, TFLite through the LiteRT interpreter: the parity check and `studio predict` run
 each export the way its users will. The format is read from the file's content,
 not its name, and a file that is damaged, foreign or does not match its own
 description (class count, input size) is refused with a `ModelFileError` that
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from studio import modelfile
-from studio.export.formats import ONNX, SAFETENSORS, TORCHSCRIPT, model_files
+from studio.export.formats import ONNX, SAFETENSORS, TFLITE, TORCHSCRIPT, model_files
 
 TORCHSCRIPT_META = "transfer_studio.json"   # extra file inside a TorchScript archive
 ONNX_META = modelfile.METADATA_KEY          # key in an ONNX file's metadata_props
@@ -38,8 +38,10 @@ def sniff(path: Path) -> str:
         return SAFETENSORS
     if head[:1] == b"\x08":                     # protobuf field 1 (ir_version): an ONNX ModelProto
         return ONNX
+    if head[4:8] == b"TFL3":                    # the TFLite flatbuffer's file identifier
+        return TFLITE
     raise modelfile.ModelFileError(f"{Path(path).name} is not a readable model file "
-                                   "(not safetensors, TorchScript or ONNX).")
+                                   "(not safetensors, TorchScript, ONNX or TFLite).")
 
 
 def _first_line(exc: Exception) -> str:
@@ -93,6 +95,20 @@ def load_torchscript(path: Path) -> tuple[torch.jit.ScriptModule, dict]:
     return module.eval(), _description(extra[TORCHSCRIPT_META], Path(path))
 
 
+def load_tflite(path: Path):
+    """A .tflite file in the LiteRT interpreter, with the description it carries."""
+    try:
+        from studio.export.litert import TfliteModel, read_description
+    except ImportError:
+        raise modelfile.ModelFileError(f"{path.name} is a TFLite model: its runtime is not installed here "
+                                       "(pip install ai-edge-litert).") from None
+    try:
+        model, text = TfliteModel(path), read_description(path)
+    except (ValueError, RuntimeError) as exc:   # LiteRT's errors for a damaged flatbuffer
+        raise modelfile.ModelFileError(f"{path.name} is not a readable TFLite model ({_first_line(exc)}).") from exc
+    return model, _description(text, path)
+
+
 def _check_outputs(model, meta: dict, path: Path) -> None:
     """One forward pass at the stated input size: the scores must be one per named class."""
     size = int(meta["preprocessing"]["input_size"])
@@ -119,6 +135,9 @@ def open_model(path: str | Path, device: str = "cpu") -> tuple[object, dict, str
     if kind == TORCHSCRIPT:
         model, meta = load_torchscript(path)
         runtime = f"torch.jit {torch.__version__}"
+    elif kind == TFLITE:
+        model, meta = load_tflite(path)
+        runtime = model.runtime
     else:
         model = OnnxModel(path)
         meta, runtime = model.meta, model.runtime

@@ -37,6 +37,29 @@ def write_onnx(job: WriteJob) -> list[Path]:
     return [converters.export_onnx(job.model_path, job.targets[0], fmt=job.format.key)]
 
 
+def _write_tflite(job: WriteJob, int8: bool) -> list[Path]:
+    from studio.export import litert
+    from studio.export.formats import export_description
+    job.progress(0.1, "Converting to TFLite with LiteRT's converter" + (" (int8 weights)" if int8 else ""))
+    meta = modelfile.read_metadata(job.model_path)
+    try:
+        versions = litert.convert(job.model_path, job.targets[0], int8, export_description(meta, job.format.key))
+    except litert.ConverterMissing as exc:
+        raise ExportError(str(exc)) from None
+    except RuntimeError as exc:
+        raise ExportError(f"{exc}. ONNX exports of this model still work.") from None
+    job.progress(0.6, f"Converted (litert-torch {versions.get('litert-torch', '?')})")
+    return [job.targets[0]]
+
+
+def write_tflite(job: WriteJob) -> list[Path]:
+    return _write_tflite(job, int8=False)
+
+
+def write_tflite_int8(job: WriteJob) -> list[Path]:
+    return _write_tflite(job, int8=True)
+
+
 def calibration_photos(run_dir: Path, meta: dict, count: int = CALIBRATION_IMAGES) -> parity.Photos:
     """Up to `count` training photos, spread evenly over the run's list (so over every class)."""
     rows = [(p, label) for p, label in history.run_samples(run_dir, "train") if label in meta["classes"]]

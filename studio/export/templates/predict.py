@@ -2,7 +2,7 @@
 """Classify photos with a model exported by Transfer Studio, without the studio.
 
 Needs numpy, Pillow and one runtime: onnxruntime for a .onnx file, torch for a
-TorchScript .pt file (see requirements.txt beside this script). The model file
+TorchScript .pt file, ai-edge-litert for a .tflite file (see requirements.txt beside this script). The model file
 describes itself (class names, input size, crop, mean and std), and the
 preprocessing below is the studio's own, step for step, so the answers are the
 ones the studio gives:
@@ -24,7 +24,8 @@ from PIL import Image, ImageOps
 
 METADATA_KEY = "transfer_studio"
 TORCHSCRIPT_META = "transfer_studio.json"
-MODEL_NAMES = ("model.onnx", "model.int8.onnx", "model.torchscript.pt")  # looked for beside this script
+MODEL_NAMES = ("model.onnx", "model.int8.onnx", "model.torchscript.pt", "model.tflite",
+               "model.int8.tflite")  # looked for beside this script
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".avif", ".heic", ".heif",
                     ".ppm", ".pgm", ".pbm", ".pnm"}
 try:  # iPhone photos (HEIC), when pillow-heif is installed
@@ -135,6 +136,37 @@ class TorchScriptModel:
             return self.module(self.torch.from_numpy(batch)).float().numpy()
 
 
+class TfliteModel:
+    """A .tflite file run by the LiteRT interpreter, one photo per call (its batch is fixed at one)."""
+
+    def __init__(self, path: Path):
+        try:
+            from ai_edge_litert import schema_py_generated as schema
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError:
+            raise ModelError("this is a TFLite model: install its runtime (pip install ai-edge-litert)") from None
+        try:
+            self.interpreter = Interpreter(model_path=str(path))
+            self.interpreter.allocate_tensors()
+            flat = schema.Model.GetRootAs(path.read_bytes(), 0)
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"{path.name} is not a readable TFLite model ({str(exc).splitlines()[0][:200]})") from None
+        entries = [flat.Metadata(i) for i in range(flat.MetadataLength())]
+        text = next((bytes(flat.Buffers(e.Buffer()).DataAsNumpy()).decode() for e in entries
+                     if e.Name() == METADATA_KEY.encode()), None)
+        self.meta = _parse_meta(text, path)
+        self.input = self.interpreter.get_input_details()[0]["index"]
+        self.output = self.interpreter.get_output_details()[0]["index"]
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        rows = []
+        for photo in batch:
+            self.interpreter.set_tensor(self.input, np.ascontiguousarray(photo[None], dtype=np.float32))
+            self.interpreter.invoke()
+            rows.append(self.interpreter.get_tensor(self.output).copy())
+        return np.concatenate(rows)
+
+
 def _parse_meta(text, path: Path) -> dict:
     if not text:
         raise ModelError(f"{path.name} carries no class names: it was not exported by Transfer Studio")
@@ -149,12 +181,16 @@ def _parse_meta(text, path: Path) -> dict:
 
 
 def load(path: Path):
-    """The model in `path`, by its content: a zip archive is TorchScript, anything else ONNX."""
+    """The model in `path`, by its content: a zip archive is TorchScript, a TFL3 flatbuffer TFLite, anything
+    else ONNX."""
     if not path.is_file():
         raise ModelError(f"{path} does not exist")
     with open(path, "rb") as handle:
-        is_zip = handle.read(4) == b"PK\x03\x04"
-    model = TorchScriptModel(path) if is_zip else OnnxModel(path)
+        head = handle.read(8)
+    if head[:4] == b"PK\x03\x04":
+        model = TorchScriptModel(path)
+    else:
+        model = TfliteModel(path) if head[4:8] == b"TFL3" else OnnxModel(path)
     probe = np.zeros((1, 3, model.meta["preprocessing"]["input_size"],
                       model.meta["preprocessing"]["input_size"]), dtype=np.float32)
     try:
