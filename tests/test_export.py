@@ -329,7 +329,8 @@ def test_predict_accepts_every_exported_format(exports, trained_run, capsys):
     reference = Predictor(Path(trained_run["run_dir"]) / MODEL_FILE).predict([bee])[0]
     sources = [exports["torchscript"].folder / "model.torchscript.pt", exports["onnx"].folder / "model.onnx",
                exports["onnx-int8"].folder / "model.int8.onnx", exports["bundle"].folder, exports["onnx"].zip_path,
-               exports["onnx-int8"].zip_path, exports["tflite"].folder / "model.tflite", exports["tflite-int8"].zip_path]
+               exports["onnx-int8"].zip_path, exports["tflite"].folder / "model.tflite",
+               exports["tflite-int8"].zip_path]
     for source in sources:
         predictor = Predictor(source)
         top = predictor.predict([bee])[0]
