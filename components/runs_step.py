@@ -53,7 +53,9 @@ def show_run(run_id: str | None, request: gr.Request = None, *, runner: JobRunne
         return {"summary": f"**{exc}** Press Refresh.", **empty}
     past = run["history"]
     curves, curve_words = views.precision_recall_curves(run["ranking"])
-    return {"summary": views.run_summary_markdown(run["summary"]), "pr_curves": curves, "pr_note": curve_words,
+    return {"summary": views.run_summary_markdown(run["summary"]) + views.balance_markdown(run["confusion"],
+                                                                                        run["classes"]),
+            "pr_curves": curves, "pr_note": curve_words,
             "loss": views.curves(past, "loss") if past else None,
             "accuracy": views.curves(past, "accuracy") if past else None,
             "confusion": views.confusion_html(run["confusion"], run["classes"], clickable=True),

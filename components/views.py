@@ -111,6 +111,19 @@ def per_class_table(per_class: list[dict] | None) -> pd.DataFrame:
     return pd.DataFrame(per_class or [], columns=columns)
 
 
+def balance_markdown(confusion: list[list[int]] | None, classes: list[str]) -> str:
+    """The best epoch's balanced accuracy and macro-F1 in words (why they matter when classes are imbalanced)
+    and, for two classes, sensitivity and specificity: a paragraph to follow the run's summary."""
+    from studio import evaluation
+    if not confusion or not classes:
+        return ""
+    words = f"\n\nOn the validation photos: {evaluation.balance_words(confusion)}."
+    both = evaluation.two_class_words(confusion, classes)
+    if both:
+        words += f" As a two-class test, {both}."
+    return html.escape(words, quote=False)
+
+
 PR_CLASSES = 8   # classes drawn on the precision-recall chart (the hardest ones when there are more)
 
 

@@ -66,10 +66,11 @@ def test_show_run_draws_curves_matrix_and_choices(trained_run, past_runs):
     summary, loss, accuracy, confusion, per_class, choices = SHOWN(runs_step.show_run(trained_run["id"], runner=RUNNER))
     epochs = len(trained_run["history"])
     assert "Finished" in summary and "mobilenetv2_100" in summary and "new head only" in summary
+    assert "balanced accuracy" in summary and "macro-F1" in summary and "sensitivity" in summary
     assert isinstance(loss, pd.DataFrame) and len(loss) == 2 * epochs and len(accuracy) == 2 * epochs
     assert set(accuracy.series) == {"train", "validation"}
     assert "ants" in confusion and "bees" in confusion and "<table" in confusion
-    assert list(per_class["class"]) == ["ants", "bees"]
+    assert list(per_class["class"]) == ["ants", "bees"] and 0.5 < per_class["auc"].min() <= 1
     assert "What the studio chose" in choices
 
     summary = runs_step.show_run(past_runs["interrupted"], runner=RUNNER)["summary"]
