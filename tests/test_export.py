@@ -469,3 +469,19 @@ def test_tflite_without_its_converter_says_how_to_get_it(trained_run, tmp_path, 
     with pytest.raises(ExportError, match="studio setup-tflite"):
         bundle.export_run(trained_run["run_dir"], "tflite", tmp_path / "out")
     assert not (tmp_path / "out" / "model.tflite").exists()
+
+
+def test_the_pixels_in_onnx_takes_uint8_and_normalises_inside(exports, trained_run):
+    """model.uint8.onnx takes the resized, centre-cropped photo as uint8 and gives the trained model's logits:
+    an app skips the scaling and mean/std."""
+    import onnxruntime as ort
+    batch, expected, _ = validation_batch(trained_run)
+    session = ort.InferenceSession(str(exports["onnx-uint8"].folder / "model.uint8.onnx"),
+                                   providers=["CPUExecutionProvider"])
+    image = session.get_inputs()[0]
+    assert image.type == "tensor(uint8)" and image.shape[0] == "batch"
+    meta = json.loads(session.get_modelmeta().custom_metadata_map["transfer_studio"])
+    assert meta["export"]["input"] == "uint8 pixels"
+    pixels = runtimes.normalised_to_pixels(batch.numpy(), meta["preprocessing"])
+    logits = torch.from_numpy(session.run(None, {image.name: pixels})[0])
+    assert torch.allclose(logits, expected, atol=1e-4), (logits - expected).abs().max()

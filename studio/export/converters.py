@@ -54,15 +54,36 @@ def export_torchscript(model_path: Path, out_path: Path) -> Path:
     return Path(out_path)
 
 
-def export_onnx(model_path: Path, out_path: Path, fmt: str = "onnx") -> Path:
+class PixelsIn(torch.nn.Module):
+    """The model taking uint8 pixels [N, 3, size, size] (the photo resized and centre-cropped, nothing else):
+    the scaling to 0-1 and the mean/std normalisation happen inside the graph, so an app need not do them."""
+
+    def __init__(self, model: torch.nn.Module, mean, std):
+        super().__init__()
+        self.model = model
+        mean, std = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
+        self.register_buffer("scale", 1.0 / (255.0 * std))
+        self.register_buffer("shift", mean / std)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model(pixels.float() * self.scale - self.shift)
+
+
+def export_onnx(model_path: Path, out_path: Path, fmt: str = "onnx", pixels_in: bool = False) -> Path:
     """ONNX with the batch size left free, through torch's current (torch.export-based) exporter, or the
-    TorchScript-based one where that cannot take the model; the description says which."""
+    TorchScript-based one where that cannot take the model; the description says which. With `pixels_in`,
+    the input is uint8 pixels and the normalisation is inside the graph (`PixelsIn`)."""
     model, meta = modelfile.load(model_path, "cpu")
     size = meta["preprocessing"]["input_size"]
     partial = _atomic(out_path)
-    exporter = _export_graph(model, torch.zeros(1, 3, size, size), partial)
+    example = torch.zeros(1, 3, size, size)
+    if pixels_in:
+        model = PixelsIn(model, meta["preprocessing"]["mean"], meta["preprocessing"]["std"]).eval()
+        example = example.to(torch.uint8)
+    exporter = _export_graph(model, example, partial)
     description = export_description(meta, fmt)
-    describe_onnx(partial, {**description, "export": {**description["export"], "exporter": exporter}})
+    describe_onnx(partial, {**description, "export": {**description["export"], "exporter": exporter,
+                                                      "input": "uint8 pixels" if pixels_in else "float"}})
     os.replace(partial, out_path)
     return Path(out_path)
 

@@ -115,6 +115,18 @@ session = ort.InferenceSession("model.onnx")
 logits = session.run(None, {"image": batch})[0]   # batch: float32 [N, 3, size, size], any N
 ```''',
            ONNX_REQUIREMENTS),
+    Format("onnx-uint8", "ONNX, pixels in", "ONNX with pixels in (.onnx: uint8 photo in, the normalisation inside)",
+           ("model.uint8.onnx",), (ONNX,), _writer("write_onnx_pixels"), FLOAT, OPSET,
+           "about the size of the model file",
+           f"onnxruntime, OpenVINO, TensorRT (opset {OPSET}, any batch size), like ONNX; its input is the photo's "
+           "pixels as uint8 [N, 3, size, size], resized and centre-cropped: the scaling and mean/std are inside",
+           "apps that should not re-implement the normalisation (mobile, browser, C++)",
+           '''```python
+import numpy as np, onnxruntime as ort
+session = ort.InferenceSession("model.uint8.onnx")
+logits = session.run(None, {"image": pixels})[0]   # pixels: uint8 [N, 3, size, size], resized + centre-cropped
+```''',
+           ONNX_REQUIREMENTS),
     Format("onnx-int8", "ONNX int8 (quantized)", "ONNX int8 (.onnx: about 4x smaller, for small devices)",
            ("model.int8.onnx",), (ONNX,), _writer("write_onnx_int8"), INT8, OPSET,
            "about a quarter of the model file",

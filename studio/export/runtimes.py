@@ -76,11 +76,22 @@ class OnnxModel:
             raise modelfile.ModelFileError(f"{path.name} is not a readable ONNX model ({_first_line(exc)}).") from exc
         self.meta = _description(self.session.get_modelmeta().custom_metadata_map.get(ONNX_META), path)
         self.input = self.session.get_inputs()[0].name
+        self.pixels_in = self.session.get_inputs()[0].type == "tensor(uint8)"   # the normalisation is inside
         self.runtime = f"onnxruntime {onnxruntime.__version__}"
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         array = np.ascontiguousarray(batch.detach().cpu().float().numpy())
+        if self.pixels_in:
+            array = normalised_to_pixels(array, self.meta["preprocessing"])
         return torch.from_numpy(self.session.run(None, {self.input: array})[0])
+
+
+def normalised_to_pixels(batch: np.ndarray, prep: dict) -> np.ndarray:
+    """A normalised float batch back to the uint8 pixels it was made from (exact: the crop was uint8), for a
+    model that takes pixels (formats 'onnx-uint8')."""
+    mean = np.asarray(prep["mean"], dtype=np.float32).reshape(1, 3, 1, 1) * 255.0
+    std = np.asarray(prep["std"], dtype=np.float32).reshape(1, 3, 1, 1) * 255.0
+    return np.ascontiguousarray(np.clip(np.rint(batch * std + mean), 0, 255).astype(np.uint8))
 
 
 def load_torchscript(path: Path) -> tuple[torch.jit.ScriptModule, dict]:

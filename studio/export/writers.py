@@ -60,6 +60,11 @@ def write_tflite_int8(job: WriteJob) -> list[Path]:
     return _write_tflite(job, int8=True)
 
 
+def write_onnx_pixels(job: WriteJob) -> list[Path]:
+    job.progress(0.1, "Converting to ONNX (uint8 pixels in, the normalisation inside)")
+    return [converters.export_onnx(job.model_path, job.targets[0], fmt=job.format.key, pixels_in=True)]
+
+
 def calibration_photos(run_dir: Path, meta: dict, count: int = CALIBRATION_IMAGES) -> parity.Photos:
     """Up to `count` training photos, spread evenly over the run's list (so over every class)."""
     rows = [(p, label) for p, label in history.run_samples(run_dir, "train") if label in meta["classes"]]

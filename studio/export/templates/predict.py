@@ -24,7 +24,7 @@ from PIL import Image, ImageOps
 
 METADATA_KEY = "transfer_studio"
 TORCHSCRIPT_META = "transfer_studio.json"
-MODEL_NAMES = ("model.onnx", "model.int8.onnx", "model.torchscript.pt", "model.tflite",
+MODEL_NAMES = ("model.onnx", "model.uint8.onnx", "model.int8.onnx", "model.torchscript.pt", "model.tflite",
                "model.int8.tflite")  # looked for beside this script
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".avif", ".heic", ".heif",
                     ".ppm", ".pgm", ".pbm", ".pnm"}
@@ -110,8 +110,14 @@ class OnnxModel:
         text = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
         self.meta = _parse_meta(text, path)
         self.input = self.session.get_inputs()[0].name
+        self.pixels_in = self.session.get_inputs()[0].type == "tensor(uint8)"   # normalisation inside the model
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
+        if self.pixels_in:   # back to the uint8 crop the normalised batch was made from (exactly)
+            prep = self.meta["preprocessing"]
+            mean = np.asarray(prep["mean"], dtype=np.float32).reshape(1, 3, 1, 1) * 255.0
+            std = np.asarray(prep["std"], dtype=np.float32).reshape(1, 3, 1, 1) * 255.0
+            batch = np.clip(np.rint(batch * std + mean), 0, 255).astype(np.uint8)
         return self.session.run(None, {self.input: batch})[0]
 
 
