@@ -103,6 +103,21 @@ def find_csv(folder: Path, depth: int = 3) -> Path | None:
     return None
 
 
+def listed_file_index(base: Path) -> dict[str, Path]:
+    """{file name: path} of the images under a labels CSV's folder (not in junk folders): a CSV may name a
+    photo by its name alone."""
+    return {p.name: p for p in base.rglob("*") if p.is_file() and is_image_name(p)
+            and not any(is_junk(part) for part in p.relative_to(base).parts)}
+
+
+def resolve_listed(name: str, base: Path, index: dict[str, Path]) -> Path | None:
+    """The file a CSV row names: beside the CSV as written, else by its name anywhere under it; None if absent."""
+    candidate = base / name
+    if not candidate.is_file():
+        candidate = index.get(Path(name).name)
+    return candidate if candidate is not None and candidate.is_file() else None
+
+
 def read_csv_samples(csv_path: Path, rows: list, skipped: list) -> None:
     """Rows of `filename,label[,split]`; files resolved next to the CSV (or one folder down)."""
     try:
@@ -117,14 +132,12 @@ def read_csv_samples(csv_path: Path, rows: list, skipped: list) -> None:
                            f"(it has: {', '.join(map(str, table.columns))}).")
     split_col = columns.get("split")
     base = csv_path.parent
-    index = {p.name: p for p in base.rglob("*") if p.is_file() and is_image_name(p)}
+    index = listed_file_index(base)
     named = set()
     for _, row in table.iterrows():
         name, label = str(row[file_col]).strip(), str(row[label_col]).strip()
-        candidate = (base / name)
-        if not candidate.is_file():
-            candidate = index.get(Path(name).name)
-        if candidate is None or not candidate.is_file():
+        candidate = resolve_listed(name, base, index)
+        if candidate is None:
             skipped.append(skip_entry(base / name, f"listed in the CSV but the file is missing: check the name in "
                                   f"{csv_path.name} against the files you uploaded"))
             continue
@@ -140,7 +153,7 @@ def read_csv_samples(csv_path: Path, rows: list, skipped: list) -> None:
         split = SPLIT_NAMES.get(str(row[split_col]).strip().lower()) if split_col else None
         rows.append({"path": str(candidate), "label": label, "split": split})
     for path in index.values():
-        if path.resolve() not in named and not any(is_junk(part) for part in path.relative_to(base).parts):
+        if path.resolve() not in named:
             skipped.append(skip_entry(path, f"not named in the CSV, so it has no class: add a row for it to "
                                   f"{csv_path.name} to train on it"))
 
