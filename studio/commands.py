@@ -233,8 +233,21 @@ def cmd_doctor(args) -> int:
     from studio.data.sources import DatasetError, open_dataset
     from studio.data.checks import diagnose
 
+    from studio.multilabel.labels import MultiLabelData
     try:
         dataset = open_dataset(args.data, args.val_fraction, args.seed, args.prefix_sep)
+    except MultiLabelData as found:   # the multi-label check is the doctor's answer for such data
+        report = {"task": "multi-label", "separator": found.sets.separator, "layout": found.sets.layout,
+                  "labels": found.sets.labels, **found.report, "skipped": found.sets.skipped}
+        if args.json:
+            print(json.dumps(report))
+        else:
+            print(f"Multi-label data: {found.csv_path}")
+            print("\n".join(found.report["words"]))
+            print("Photos per label: " + ", ".join(f"{k} {v}" for k, v in found.report["photos_per_label"].items()))
+            if found.sets.skipped:
+                print(f"{len(found.sets.skipped)} file(s) not used; --json lists them with the reason.")
+        return 0
     except DatasetError as exc:
         return _fail(str(exc), EXIT_USAGE)
     progress = Progress(quiet=args.json)

@@ -102,3 +102,26 @@ def test_thresholds_tuned_per_label_beat_one_half_and_the_figures_add_up():
     yes, no = [p for _, p in found["false_positives"]], [p for _, p in found["false_negatives"]]
     assert yes and no and yes == sorted(yes, reverse=True) and no == sorted(no)   # the surest mistakes first
     assert all(p >= 0.5 for p in yes) and all(p < 0.5 for p in no)
+
+
+def test_multi_label_data_is_recognised_and_said_not_misread(photo_folder, capsys):
+    """Training and the Data step refuse it in words (what it holds, what to expect); the doctor shows the
+    multi-label check."""
+    import json
+
+    from studio.cli import main
+    from studio.data.sources import open_dataset
+    data = WORKSPACE / "multilabel-data"
+    shutil.rmtree(data, ignore_errors=True)
+    shutil.copytree(photo_folder / "images", data / "images")
+    names = _names(photo_folder)
+    (data / "labels.csv").write_text("filename,tags\n" + "\n".join(
+        f"images/{n},{'insect|flower' if i % 2 else 'insect'}" for i, n in enumerate(names)) + "\n")
+    with pytest.raises(ml.MultiLabelData, match="multi-label task") as refused:
+        open_dataset(data)
+    assert "labels joined by '|'" in str(refused.value) and "13 photos, 2 labels" in str(refused.value)
+    assert main(["doctor", str(data), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["task"] == "multi-label" and report["photos_per_label"] == {"flower": 6, "insect": 13}
+    assert main(["train", str(data), "--out", str(WORKSPACE / "ml-run")]) == 2
+    assert "multi-label task" in capsys.readouterr().err

@@ -122,6 +122,8 @@ def _read_layout(folder: Path, prefix_separator: str | None):
     csv_path = find_csv(folder)
     split_dirs = {d: SPLIT_NAMES[d.name.lower()] for d in visible_dirs(folder) if d.name.lower() in SPLIT_NAMES}
     if csv_path is not None:
+        from studio.multilabel.labels import recognise
+        recognise(csv_path)   # several labels per photo: said, with the multi-label check, not misread
         read_csv_samples(csv_path, rows, skipped)
         return rows, skipped, {}, csv_path, "csv"
     if prefix_separator:
