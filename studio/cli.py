@@ -195,7 +195,8 @@ def _export(sub) -> None:
     export.add_argument("run", help="a run folder (or its id, or its model.safetensors)")
     export.add_argument("--format", choices=[*export_formats, "model"], default=export_default, metavar="FORMAT",
                         help="bundle (safetensors + ONNX + model card + predict.py; the default), torchscript, "
-                             "onnx, onnx-uint8 (pixels in), onnx-int8, tflite or tflite-int8 (TFLite needs `studio setup-tflite` once)")
+                             "onnx, onnx-uint8 (pixels in), onnx-int8, tflite or tflite-int8 (TFLite needs "
+                             "`studio setup-tflite` once)")
     export.add_argument("--out", type=out_folder, required=True, help="folder to write the export into")
     export.add_argument("--zip", action="store_true", help="also pack the folder into OUT.zip")
     export.add_argument("--quiet", action="store_true", help="no progress on stderr")
