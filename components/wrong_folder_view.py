@@ -37,8 +37,8 @@ def suspects(run_folder: str | None, status: dict | None = None) -> dict:
     table = wrong_folder.read(run_folder)
     words = ((status or {}).get("wrong_folder") or {}).get("words")
     if table is None:
-        return {"note": words or "This run did not look for photos in the wrong folder (it was trained before "
-                                 "the studio could, or without a frozen-backbone stage).", **empty}
+        return {"note": words or "This run has no list of photos in the wrong folder: it was trained before the "
+                                 "studio looked for them, or it ended before its last epoch.", **empty}
     if table.empty:
         return {"note": words or "No training photo looks like it is in the wrong folder.", **empty}
     rows = table.head(SHOWN)

@@ -211,8 +211,9 @@ def train_summary(result: dict, data: str | None = None) -> str:
     wrong = result.get("wrong_folder") or {}
     if wrong.get("suspects"):
         listed = Path(run_dir) / wrong["file"]
-        lines.append(f"{wrong['words']} They are listed in {listed}; to train without them: studio train "
-                     f"{shlex.quote(data or 'DATA')} --leave-out-photos {shlex.quote(str(listed))}")
+        lines.append(f"{wrong['words']} They are listed in {listed}; to train again without them (delete the rows "
+                     f"you disagree with first): studio train --config {shlex.quote(str(run_dir))} "
+                     f"--leave-out-photos {shlex.quote(str(listed))}")
     if result.get("skipped"):
         lines.append(f"{len(result['skipped'])} file(s) not used" +
                      (f": `studio doctor {shlex.quote(data)}` lists them and why." if data else "."))
@@ -238,7 +239,7 @@ def cmd_doctor(args) -> int:
         dataset = open_dataset(args.data, args.val_fraction, args.seed, args.prefix_sep)
     except MultiLabelData as found:   # the multi-label check is the doctor's answer for such data
         report = {"task": "multi-label", "separator": found.sets.separator, "layout": found.sets.layout,
-                  "labels": found.sets.labels, **found.report, "skipped": found.sets.skipped}
+                  **found.report, "label_names": found.sets.labels, "skipped": found.sets.skipped}
         if args.json:
             print(json.dumps(report))
         else:

@@ -353,7 +353,7 @@ def leave_out_first_wrong_folder_photo(page) -> tuple[str, str]:
     """Runs view: (the wrong-folder note, the note after ticking the first suspect and leaving it out; "" when
     the run found none)."""
     note = page.locator("#runs-wrong-folder-note")
-    note.filter(has_text=re.compile(r"looks? like|Not checked|did not look|None of the")).wait_for(timeout=30_000)
+    note.filter(has_text=re.compile(r"looks? like|Not checked|has no list|None of the")).wait_for(timeout=30_000)
     picks = page.locator("#runs-wrong-folder-picks input[type=checkbox]")
     if not picks.count():
         return note.inner_text(), ""

@@ -152,7 +152,7 @@ def test_a_run_from_before_the_check_says_so(trained_run, tmp_path):
     shutil.copytree(trained_run["run_dir"], old)
     (old / wrong_folder.FILE).unlink(missing_ok=True)
     shown = wrong_folder_view.suspects(str(old), {})
-    assert "did not look" in shown["note"] and shown["picks"].visible is False
+    assert "has no list of photos" in shown["note"] and shown["picks"].visible is False
 
 
 def test_the_python_api_lists_them_and_leaves_them_out(misfiled_dataset, misfiled_run, tmp_path):
@@ -166,3 +166,18 @@ def test_the_python_api_lists_them_and_leaves_them_out(misfiled_dataset, misfile
     again = studio.train(root, freeze="all", epochs=1, leave_out_list=str(listed), out=tmp_path / "again")
     left = json.loads((again.run_dir / "status.json").read_text())["dataset"]["train"]
     assert left == 78
+
+
+def test_a_list_that_matches_nothing_is_refused_and_one_with_a_filename_column_is_read(misfiled_dataset, tmp_path):
+    from studio.data.checks import listed_in_dataset, read_photo_list
+    from studio.data.samples import DatasetError
+    from studio.data.sources import open_dataset
+    root, moved = misfiled_dataset
+    dataset = open_dataset(str(root), 0.2, 0)
+    other = tmp_path / "other.csv"
+    other.write_text("reason,filename\nblurry,/elsewhere/a.jpg\n")
+    with pytest.raises(DatasetError, match="None of the 1 photos listed in other.csv"):
+        listed_in_dataset(dataset, read_photo_list(other, root), "other.csv")
+    mine = tmp_path / "mine.csv"
+    mine.write_text("note,filename\nbee,train/ants/" + moved[0].split("/")[-1] + "\n")
+    assert len(listed_in_dataset(dataset, read_photo_list(mine, root), "mine.csv")) == 1

@@ -24,7 +24,7 @@ from studio.data.findings import (ERROR, INFO, WARNING, Finding, balance_finding
                                   skipped_findings)
 from studio.data.imaging import open_rgb, square_of
 from studio.data.pixels import SquareCache, decode_threads
-from studio.data.samples import LEFT_OUT, Dataset
+from studio.data.samples import LEFT_OUT, Dataset, DatasetError
 
 MIN_SIDE = 32                 # px: below this an image carries almost nothing for a 224 px network
 MAX_ASPECT = 4.0              # wider or taller than 4:1 loses most of the picture in a square crop
@@ -280,6 +280,9 @@ def leave_out_files(dataset: Dataset, reasons: dict[str, str]) -> Dataset:
     """A copy of the dataset without the given files ({path: reason}), listed in `skipped`."""
     if not reasons:
         return dataset
+    by_resolved = {str(Path(p).resolve()): r for p, r in reasons.items()}
+    resolved = dataset.samples.path.map(lambda p: str(Path(p).resolve()))
+    reasons = {**{p: by_resolved[r] for p, r in zip(dataset.samples.path, resolved) if r in by_resolved}, **reasons}
     keep = ~dataset.samples.path.isin(reasons)
     gone = set(dataset.samples.path[~keep])
     return replace(dataset, samples=dataset.samples[keep].reset_index(drop=True),
@@ -291,11 +294,16 @@ def read_photo_list(path: str | Path, data: str | Path | None = None) -> dict[st
     `reason` one: a run's wrong-folder.csv as it is) or plain text, one path per line. A relative path is
     taken from the data folder when the photo is there, else from the current folder."""
     import pandas as pd
+
+    from studio.data.layouts import FILENAME_COLUMNS
     text = Path(path).read_text(encoding="utf-8-sig")
-    first = text.splitlines()[0].strip() if text.strip() else ""
-    if first.split(",")[0].strip().lower() == "path":
+    first = text.splitlines()[0] if text.strip() else ""
+    header = {c.strip().lower(): c.strip() for c in first.split(",")}
+    column = next((header[c] for c in FILENAME_COLUMNS if c in header), None)
+    if column is not None and "," in first:   # a CSV with a path column (any order, any other columns)
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
-        pairs = zip(table["path"], table["reason"] if "reason" in table else [""] * len(table))
+        table.columns = [c.strip() for c in table.columns]
+        pairs = zip(table[column], table["reason"] if "reason" in table else [""] * len(table))
     else:
         pairs = ((line.strip(), "") for line in text.splitlines() if line.strip() and not line.startswith("#"))
     base = Path(data) if data and Path(data).is_dir() else None
@@ -308,11 +316,18 @@ def read_photo_list(path: str | Path, data: str | Path | None = None) -> dict[st
     return listed
 
 
-def listed_in_dataset(dataset: Dataset, listed: dict[str, str]) -> dict[str, str]:
-    """`listed` ({resolved path: reason}, see read_photo_list) keyed by the dataset's own path strings,
-    for the photos that are in it."""
+def listed_in_dataset(dataset: Dataset, listed: dict[str, str], list_name: str = "the list") -> dict[str, str]:
+    """`listed` ({resolved path: reason}, see read_photo_list) keyed by the dataset's own path strings, for
+    the photos that are in it. A list none of whose photos is in the dataset is a mistake (another dataset's
+    list, or paths relative to another folder): refused, not silently ignored."""
     own = {str(Path(p).resolve()): p for p in dataset.samples.path}
-    return {own[p]: reason for p, reason in listed.items() if p in own}
+    found = {own[p]: reason for p, reason in listed.items() if p in own}
+    if listed and not found:
+        example = next(iter(listed))
+        raise DatasetError(f"None of the {len(listed)} photos listed in {list_name} is in this dataset (the first: "
+                           f"{example}). Give a list of this dataset's photos (a run's wrong-folder.csv, or paths "
+                           "relative to the data folder).")
+    return found
 
 
 def _with_left_out(dataset: Dataset, reasons: dict[str, str]) -> list[dict]:

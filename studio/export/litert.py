@@ -62,6 +62,8 @@ def setup(progress=print, home: Path | None = None) -> Path:
     progress(f"Making the LiteRT converter environment in {home}")
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(home)], check=True)
     python = home / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    if sys.prefix != sys.base_prefix:   # the studio runs in a venv: --system-site-packages would not show it
+        _see_these_packages(python)
     same_torch = f"torch=={torch.__version__.split('+')[0]}"
     progress(f"Installing {CONVERTER} there (the studio's own packages are not changed)")
     subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", CONVERTER,
@@ -69,12 +71,37 @@ def setup(progress=print, home: Path | None = None) -> Path:
     return python
 
 
+RUNTIME_WORDS = ("TFLite export checks the file in the LiteRT runtime, which is not installed beside the studio: "
+                 "pip install ai-edge-litert (or pip install -e \".[tflite]\"), then export again.")
+
+
+def runtime_missing() -> bool:
+    try:
+        import ai_edge_litert.interpreter  # noqa: F401
+    except ImportError:
+        return True
+    return False
+
+
+def _see_these_packages(python: Path) -> None:
+    """Let the converter environment import this environment's packages (torch above all), after its own:
+    a .pth file in its site-packages naming ours (what --system-site-packages does for a base Python)."""
+    import site
+    theirs = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    Path(theirs, "transfer-studio-packages.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+
+
 def convert(model_path: Path, out_path: Path, int8: bool, description: dict) -> dict:
     """The run's model as a .tflite file (float, or with int8 weights), its description inside; returns the
-    converter's versions. Raises ConverterMissing, or RuntimeError with the converter's last words."""
+    converter's versions. Raises ConverterMissing (no converter, or no runtime to check the file with), or
+    RuntimeError with the converter's last words."""
+    if runtime_missing():
+        raise ConverterMissing(RUNTIME_WORDS)
     python = converter_python()
-    if python is None:
-        raise ConverterMissing(SETUP_WORDS)
+    if python is None or not python.is_file():
+        raise ConverterMissing(SETUP_WORDS if python is None else
+                               f"STUDIO_LITERT_PYTHON names {python}, which is not there. " + SETUP_WORDS)
     model, meta = modelfile.load(model_path, "cpu")
     size = int(meta["preprocessing"]["input_size"])
     with tempfile.TemporaryDirectory(prefix="studio-litert-") as scratch:
@@ -82,26 +109,31 @@ def convert(model_path: Path, out_path: Path, int8: bool, description: dict) -> 
         with torch.no_grad():
             torch.export.save(torch.export.export(model.eval(), (torch.zeros(1, 3, size, size),)), program)
         command = [str(python), str(SCRIPT), "--program", str(program), "--size", str(size), "--out", str(plain)]
-        done = subprocess.run(command + (["--int8"] if int8 else []), capture_output=True, text=True,
-                              timeout=CONVERT_TIMEOUT_S)
+        try:
+            done = subprocess.run(command + (["--int8"] if int8 else []), capture_output=True, text=True,
+                                  timeout=CONVERT_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"The LiteRT converter took over {CONVERT_TIMEOUT_S // 60} minutes and was "
+                               "stopped") from None
+        except OSError as exc:
+            raise RuntimeError(f"The LiteRT converter could not be started ({python}: {exc})") from None
         if done.returncode != 0 or not plain.is_file():
             said = (done.stderr.strip() or done.stdout.strip()).splitlines()[-3:]
             raise RuntimeError("The LiteRT converter failed: " + " | ".join(said))
-        versions = json.loads(done.stdout.strip().splitlines()[-1])
+        try:
+            versions = json.loads(done.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            versions = {}
         with_description(plain, out_path, description)
     return versions
 
 
 def with_description(source: Path, target: Path, description: dict) -> None:
-    """Copy a .tflite model with the studio's description added as a metadata entry (atomically)."""
-    import flatbuffers
+    """Copy a .tflite model with the studio's description added as a metadata entry (atomically). LiteRT's own
+    flatbuffer tools read it (weights stored after the flatbuffer taken in) and write it back."""
     from ai_edge_litert import schema_py_generated as schema
-    raw = Path(source).read_bytes()
-    model = schema.ModelT.InitFromPackedBuf(raw, 0)
-    for kept in model.buffers:   # weights stored after the flatbuffer (offset, size) go inside it, to stay valid
-        if (kept.offset or 0) > 1:
-            kept.data = np.frombuffer(raw[kept.offset:kept.offset + kept.size], dtype=np.uint8)
-            kept.offset = kept.size = 0
+    from ai_edge_litert.tools import flatbuffer_utils
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(Path(source).read_bytes()))
     buffer = schema.BufferT()
     buffer.data = np.frombuffer(json.dumps(description).encode(), dtype=np.uint8)
     model.buffers.append(buffer)
@@ -109,11 +141,12 @@ def with_description(source: Path, target: Path, description: dict) -> None:
     entry.name, entry.buffer = METADATA_NAME, len(model.buffers) - 1
     model.metadata = [m for m in (model.metadata or []) if m.name not in (METADATA_NAME, METADATA_NAME.encode())]
     model.metadata.append(entry)
-    builder = flatbuffers.Builder(1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     partial = Path(target).with_name(Path(target).name + ".partial")
-    partial.write_bytes(bytes(builder.Output()))
-    os.replace(partial, target)
+    try:
+        partial.write_bytes(bytes(flatbuffer_utils.convert_object_to_bytearray(model)))
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def read_description(path: Path) -> str | None:

@@ -108,11 +108,10 @@ def load_torchscript(path: Path) -> tuple[torch.jit.ScriptModule, dict]:
 
 def load_tflite(path: Path):
     """A .tflite file in the LiteRT interpreter, with the description it carries."""
-    try:
-        from studio.export.litert import TfliteModel, read_description
-    except ImportError:
+    from studio.export.litert import TfliteModel, read_description, runtime_missing
+    if runtime_missing():
         raise modelfile.ModelFileError(f"{path.name} is a TFLite model: its runtime is not installed here "
-                                       "(pip install ai-edge-litert).") from None
+                                       "(pip install ai-edge-litert).")
     try:
         model, text = TfliteModel(path), read_description(path)
     except (ValueError, RuntimeError) as exc:   # LiteRT's errors for a damaged flatbuffer

@@ -87,7 +87,8 @@ def _columns(table: pd.DataFrame) -> tuple[str, str | None, list[str], str | Non
     split_col = lowered.get("split")
     labels_col = next((lowered[c] for c in LABELS_COLUMNS if c in lowered), None)
     others = [c for c in table.columns if c not in (file_col, split_col, labels_col)]
-    binary = [c for c in others if set(table[c].str.strip().str.lower()) <= TRUE_VALUES | FALSE_VALUES]
+    binary = [c for c in others if set(table[c].str.strip().str.lower()) <= TRUE_VALUES | FALSE_VALUES
+              and (table[c].str.strip() != "").any()]
     return file_col, labels_col, binary, split_col
 
 
@@ -98,6 +99,10 @@ def is_multilabel(table: pd.DataFrame) -> bool:
         _, labels_col, binary, _ = _columns(table)
     except DatasetError:
         return False
+    from studio.data.layouts import LABEL_COLUMNS as SINGLE
+    lowered = {str(c).strip().lower() for c in table.columns}
+    if labels_col is not None and str(labels_col).strip().lower() not in SINGLE and lowered & set(SINGLE):
+        return False   # `filename,category,tags`: the single-label reader takes `category`, as it always has
     if labels_col is None:
         return len(binary) >= 2
     cells = [str(c).strip() for c in table[labels_col]]

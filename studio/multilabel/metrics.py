@@ -40,7 +40,7 @@ def tune_thresholds(probabilities: torch.Tensor, targets: torch.Tensor) -> torch
         ranked, hits = probs[order, j], truth[order, j]
         true_pos = np.cumsum(hits)
         f1 = 2 * true_pos / (np.arange(1, len(ranked) + 1) + positives)
-        cut = len(ranked) - 1 - int(np.argmax(f1[::-1]))   # the last of the equal best, fewest decisions
+        cut = len(ranked) - 1 - int(np.argmax(f1[::-1]))   # of equally good cuts, the lowest threshold
         below = ranked[cut + 1] if cut + 1 < len(ranked) else 0.0
         thresholds[j] = float((ranked[cut] + below) / 2)
     return torch.from_numpy(thresholds)

@@ -7,6 +7,7 @@ from disk when they would not fit). Stages then only train: they never read file
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 
 import torch
@@ -253,7 +254,11 @@ def _check_and_decode(ctx: TrainContext, dataset):
             report.findings.append(finding)
     picked = dict(cfg.exclude_files)
     if cfg.leave_out_list:
-        picked.update(listed_in_dataset(dataset, read_photo_list(cfg.leave_out_list, cfg.data)))
+        listed = read_photo_list(cfg.leave_out_list, cfg.data)
+        found = listed_in_dataset(dataset, listed, Path(cfg.leave_out_list).name)
+        picked.update(found)
+        run.add_choice("leave_out_list", f"{len(found)} of the {len(listed)} photos listed in "
+                       f"{Path(cfg.leave_out_list).name} left out (the others are not in this dataset).")
     dataset = leave_out_files(apply_exclusions(dataset, report, cfg.exclude), picked)
     check_trainable(dataset)
     return dataset, squares

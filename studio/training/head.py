@@ -32,7 +32,8 @@ class HeadOnFeatures:
         ctx.lap("features")
         rows = familiarity.reference_sample(len(ctx.train_px), ctx.cfg.seed)
         ctx.kept_features = KeptFeatures(self.val_features, rows, self.features[rows].clone(),
-                                         backbone_fingerprint(ctx.model), self.features[:len(ctx.train_px)])
+                                         backbone_fingerprint(ctx.model),
+                                         self.features[:len(ctx.train_px)].to("cpu", copy=True))
         self.unlabeled_plain = self.unlabeled_augmented = None
         if ctx.unlabeled is not None:
             self.unlabeled_plain, self.unlabeled_augmented = self._unlabeled_features(ctx)

@@ -6,7 +6,8 @@ from studio.data import wrong_folder
 
 NOT_COMPUTED = ("Not checked for photos in the wrong folder: the check judges each training photo from the "
                 "pretrained backbone's features, and this run did not compute them (it fine-tuned from the first "
-                "epoch, or was resumed after its head stage). Auto, feature extraction and --head-epochs do.")
+                "epoch, or was resumed after its head stage). Runs that train the new head alone first (Auto, "
+                "the default) do.")
 
 
 def run(ctx) -> dict | None:
@@ -18,6 +19,11 @@ def run(ctx) -> dict | None:
     if kept is None or kept.every_train is None:
         return {"suspects": 0, "judged": 0, "words": NOT_COMPUTED}
     ctx.run.update(phase="Looking for training photos in the wrong folder")
-    found = wrong_folder.find(kept.every_train, ctx.train_y, ctx.train_files, ctx.classes, ctx.cfg.seed)
-    wrong_folder.save(found, ctx.run.folder.path)
+    try:
+        found = wrong_folder.find(kept.every_train, ctx.train_y, ctx.train_files, ctx.classes, ctx.cfg.seed)
+        wrong_folder.save(found, ctx.run.folder.path)
+    except Exception:   # an optional check after the model is kept: its failure must not fail the run
+        ctx.run.log.exception("The wrong-folder check failed")
+        return {"suspects": 0, "judged": 0, "words": "Not checked for photos in the wrong folder: the check failed "
+                f"(the details are in {ctx.run.folder.log}); the model is not affected."}
     return found.summary()
