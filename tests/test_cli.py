@@ -144,7 +144,7 @@ BAD_FLAGS = [
     (TRAIN + ("--memory-budget", "-5"), "a whole number, 0 or more"),
     (TRAIN + ("--backbone", "nope"), "mobilenetv2_100, tf_efficientnet_lite0"),
     (("train", "DATA", "--out", "FILE"), "is a file: give a folder"),
-    (("export", "RUN", "--format", "zip", "--out", "OUT"), "'bundle', 'torchscript', 'onnx', 'onnx-int8'"),
+    (("export", "RUN", "--format", "zip", "--out", "OUT"), "'bundle', 'torchscript', 'onnx', 'onnx-uint8', 'onnx-int8', 'tflite'"),
     (("export", "RUN", "--out", "FILE"), "is a file: give a folder"),
     (("export", "RUN"), "required: --out"),
     (("predict", "MODEL", "photo.jpg", "--top-k", "three"), "--top-k"),

@@ -22,6 +22,7 @@ OTHER_VALUES = {
     "optimizer": "sgd", "schedule": "one-cycle", "weight_decay": 0.01, "label_smoothing": 0.2, "patience": 5,
     "class_weighting": "on", "augment": False, "augment_strength": "strong", "seed": 11, "device": "cpu",
     "budget": "1h30m", "unlabeled": str(Path(__file__).resolve().parent),   # a folder that is there
+    "leave_out_list": str(Path(__file__).resolve()),   # a file that is there
     "gpus": 2, "processes": 3,
 }
 
