@@ -80,7 +80,7 @@ def evaluate(probabilities: torch.Tensor, targets: torch.Tensor, labels: list[st
     micro_r = true_pos / truth.sum() if truth.sum() else 0.0
     present = [row["f1"] for row in per_label if row["support"]]
     return {"map": round(float(np.mean(aps)), 4) if aps else None,
-            "micro_f1": round(_f1(micro_p, micro_r), 4),
+            "micro_f1": round(float(_f1(micro_p, micro_r)), 4),
             "macro_f1": round(float(np.mean(present)), 4) if present else 0.0,
             "exact_match": round(float((said == truth).all(1).mean()), 4) if len(truth) else 0.0,
             "per_label": per_label}
