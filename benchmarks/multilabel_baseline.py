@@ -19,25 +19,13 @@ from pathlib import Path
 
 import torch
 
-from studio import backbones, fastpath
-from studio.data.imaging import open_rgb
+from frozen_features import features
+
+from studio import backbones
 from studio.multilabel import labels as ml
 from studio.multilabel import metrics
 
 EPOCHS, LR, BATCH = 60, 1e-3, 64
-
-
-def features(files: list[str], model, prep: dict) -> torch.Tensor:
-    import torchvision.transforms.v2 as T
-    side = prep["input_size"]
-    to_input = T.Compose([T.ToImage(), T.Resize(side), T.CenterCrop(side), T.ToDtype(torch.float32, scale=True),
-                          T.Normalize(prep["mean"], prep["std"])])
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(files), 64):
-            batch = torch.stack([to_input(open_rgb(f)) for f in files[start:start + 64]])
-            out.append(backbones.pooled_features(model, fastpath.channels_last(batch)).float())
-    return torch.cat(out)
 
 
 def train_head(x, y, val_x, val_y, pos_weight, seed: int) -> torch.nn.Linear:
