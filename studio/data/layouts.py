@@ -118,6 +118,18 @@ def resolve_listed(name: str, base: Path, index: dict[str, Path]) -> Path | None
     return candidate if candidate is not None and candidate.is_file() else None
 
 
+def missing_listed(base: Path, name: str, csv_path: Path) -> dict:
+    """The skipped entry of a CSV row whose file is not there."""
+    return skip_entry(base / name, f"listed in the CSV but the file is missing: check the name in "
+                                   f"{csv_path.name} against the files you uploaded")
+
+
+def unlisted_files(index: dict[str, Path], named: set, csv_path: Path, what: str) -> list[dict]:
+    """The skipped entries of the images under a labels CSV that no row names (`what`: "class" or "labels")."""
+    return [skip_entry(path, f"not named in the CSV, so it has no {what}: add a row for it to {csv_path.name} to "
+                             "train on it") for path in index.values() if path.resolve() not in named]
+
+
 def read_csv_samples(csv_path: Path, rows: list, skipped: list) -> None:
     """Rows of `filename,label[,split]`; files resolved next to the CSV (or one folder down)."""
     try:
@@ -138,8 +150,7 @@ def read_csv_samples(csv_path: Path, rows: list, skipped: list) -> None:
         name, label = str(row[file_col]).strip(), str(row[label_col]).strip()
         candidate = resolve_listed(name, base, index)
         if candidate is None:
-            skipped.append(skip_entry(base / name, f"listed in the CSV but the file is missing: check the name in "
-                                  f"{csv_path.name} against the files you uploaded"))
+            skipped.append(missing_listed(base, name, csv_path))
             continue
         if not label:
             skipped.append(skip_entry(candidate, f"the CSV gives no label for this file: fill in its label in "
@@ -152,10 +163,7 @@ def read_csv_samples(csv_path: Path, rows: list, skipped: list) -> None:
             continue
         split = SPLIT_NAMES.get(str(row[split_col]).strip().lower()) if split_col else None
         rows.append({"path": str(candidate), "label": label, "split": split})
-    for path in index.values():
-        if path.resolve() not in named:
-            skipped.append(skip_entry(path, f"not named in the CSV, so it has no class: add a row for it to "
-                                  f"{csv_path.name} to train on it"))
+    skipped.extend(unlisted_files(index, named, csv_path, "class"))
 
 
 def read_prefix_samples(folder: Path, separator: str, rows: list, skipped: list) -> None:

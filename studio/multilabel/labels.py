@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from studio.data.layouts import FILENAME_COLUMNS, listed_file_index, resolve_listed, skip_entry, unusable_reason
+from studio.data.layouts import (FILENAME_COLUMNS, listed_file_index, missing_listed, resolve_listed, skip_entry,
+                                 unlisted_files, unusable_reason)
 from studio.data.samples import SPLIT_NAMES, DatasetError
 
 SEPARATORS = (";", "|", ",", " ")   # in the order a tie is broken: ';' and '|' never occur in a class name
@@ -139,8 +140,7 @@ def read_label_sets(csv_path: Path, separator: str | None = None) -> LabelSets:
         name = str(row[file_col]).strip()
         found = resolve_listed(name, base, index)
         if found is None:
-            skipped.append(skip_entry(base / name, f"listed in the CSV but the file is missing: check the name in "
-                                                   f"{csv_path.name} against the files you uploaded"))
+            skipped.append(missing_listed(base, name, csv_path))
             continue
         named.add(found.resolve())
         reason = unusable_reason(found)
@@ -149,10 +149,7 @@ def read_label_sets(csv_path: Path, separator: str | None = None) -> LabelSets:
             continue
         split = SPLIT_NAMES.get(str(row[split_col]).strip().lower()) if split_col else None
         rows.append({"path": str(found), "labels": labels, "split": split})
-    for path in index.values():
-        if path.resolve() not in named:
-            skipped.append(skip_entry(path, f"not named in the CSV, so it has no labels: add a row for it to "
-                                            f"{csv_path.name} to train on it"))
+    skipped.extend(unlisted_files(index, named, csv_path, "labels"))
     labels = sorted({label for row in rows for label in row["labels"]}) if layout == "separated" else list(binary)
     return LabelSets(rows, labels, layout, separator, skipped)
 
