@@ -2,7 +2,7 @@
 folders' shifts order their accuracy, does calibration hold, and does adapting help on a new site?
 
     python benchmarks/shift_bench.py SOURCE_RUN --labelled-site ../shared/datasets/signs_shift/real \
-        [--familiar-folder DIR ...] [--adapt] [--control] [--out benchmarks/shift-bench.jsonl]
+        [--familiar-folder DIR ...] [--adapt] [--control [as-trained]] [--out benchmarks/shift-bench.jsonl]
 
 SOURCE_RUN is a finished run (e.g. `studio train ../shared/datasets/signs_shift/synthetic`). The new
 site's folder names are its labels, read here only to score; adapting never sees them. Folders for the
@@ -80,7 +80,7 @@ def main() -> None:
     parser.add_argument("run")
     parser.add_argument("--labelled-site", required=True, help="the new site, class folders (labels to score only)")
     parser.add_argument("--adapt", action="store_true", help="also adapt to the new site and score it")
-    parser.add_argument("--control", action="store_true",
+    parser.add_argument("--control", nargs="?", const="all", choices=["all", "as-trained"],
                         help="also continue training on the labelled photos alone for the same steps")
     parser.add_argument("--out", default="benchmarks/shift-bench.jsonl")
     args = parser.parse_args()
@@ -145,7 +145,7 @@ def main() -> None:
         from studio.adapt import start_adaptation
         from studio.adapt.selftrain import Schedule
         from studio.adapt.views import CANDIDATES
-        for views in CANDIDATES:
+        for views in CANDIDATES[:1] if args.control == "as-trained" else CANDIDATES:
             started = time.perf_counter()
             run_ = start_adaptation(run, [Path(args.labelled_site)], runner=JobRunner(),
                                     out=scratch / f"control-{views.name.replace(' ', '-')}",

@@ -178,6 +178,11 @@ def test_site_like_views_shrink_soften_and_never_mirror():
     assert (mirrored[..., -8:].mean(dim=(1, 2, 3)) > 240).any()   # the check sees a mirror when there is one
     assert shown["site-like"] < 0.8 * shown["as trained"]      # softer
     assert views.SITE_LIKE.smallest < 1 and views.AS_TRAINED.smallest == 1
+    # "as trained" follows the source run: a run trained with other-cameras views keeps them while adapting
+    assert views.for_source("as trained", {"augment_strength": "other-cameras"}) is views.SITE_LIKE
+    assert views.for_source("as trained", {"augment_strength": "normal"}) is views.AS_TRAINED
+    assert views.for_source("as trained", {}) is views.AS_TRAINED
+    assert views.for_source("site-like", {"augment_strength": "normal"}) is views.SITE_LIKE
     # training's "other-cameras" augmentation is the same site-like view (studio train --augment-strength)
     from studio.training.context import model_input
     trained = model_input(pixels, prep, torch.Generator().manual_seed(0), "other-cameras", 112).float()

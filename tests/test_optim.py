@@ -86,6 +86,27 @@ def test_other_cameras_augmentation_trains_and_says_what_it_does(small_dataset):
     snapshot = run.snapshot()
     assert snapshot["status"] == "finished", snapshot["error"]
     assert snapshot["history"][-1]["train_loss"] > 0 and "other cameras" in snapshot["config"]["choices"]["augment"]
+    assert snapshot["engine"]["train_size"] == 224   # the full size on a CPU too: smaller crops undo these views
+
+
+def test_other_cameras_fine_tunes_every_layer_at_full_size_unless_told_otherwise(small_dataset, tmp_path):
+    from studio.training.finetune import train_size
+    asked = dict(data=str(small_dataset), backbone="mobilenetv2_100", augment_strength="other-cameras", device="cpu")
+    auto = TrainConfig(**asked).resolved()
+    assert (auto.freeze, auto.head_epochs, auto.epochs) == ("0", 0, 8)
+    assert "every layer" in auto.choices["freeze"] and "other-cameras" in auto.choices["freeze"]
+    assert auto.lr is not None   # a fixed plan, so a fixed rate (Auto's search would have picked one)
+    told = TrainConfig(**asked, freeze="6", epochs=3).resolved()
+    assert (told.freeze, told.epochs) == ("6", 3)     # a person's own depth and epochs stand
+    assert TrainConfig(**asked, epochs=2).resolved().epochs == 2
+    usual = TrainConfig(data=str(small_dataset), backbone="mobilenetv2_100", device="cpu").resolved()
+    assert usual.freeze == "auto"
+    sizes = {}
+    for name, config in (("other-cameras", auto), ("usual", usual)):
+        ctx = Trainer(config, Run(tmp_path / name, {})).ctx
+        ctx.prep = {"input_size": 224}   # read from the backbone when training starts
+        sizes[name] = train_size(ctx)    # a CPU's choice
+    assert sizes["other-cameras"] == 224 > sizes["usual"], sizes
 
 
 @pytest.mark.slow

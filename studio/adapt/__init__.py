@@ -169,8 +169,9 @@ def _adapt_or_refuse(run: Run, source: RunFolder, labelled: list, validation: li
     backbones.apply_freeze(model, (trained.get("freeze") or {}).get("frozen_groups", 0))
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=schedule.lr,  # the student's
                                   weight_decay=schedule.weight_decay)
-    size = _train_size(trained, _source_config(source), prep)
-    views = site_views.BY_NAME[schedule.views]
+    source_config = _source_config(source)
+    size = _train_size(trained, source_config, prep)
+    views = site_views.for_source(schedule.views, source_config)
     base.update(views={"views": views.name, "words": views.words})
     student, model = model, teacher_of(model)   # the teacher (the students' running average) is what is kept
     rounds = []

@@ -5,7 +5,8 @@ show: the object smaller in the frame, softer (a cheaper or farther camera), oth
 views vary exactly those things: they are training's "other-cameras" augmentation (`augment.STRENGTHS`),
 the biggest lever measured when trained into the source model (benchmarks/SHIFT.md: rendered signs to
 real photos, 68% -> 88%). In `studio adapt`'s short retraining they did not pay (71.8% against 73.7%
-with the usual views, and the validation photos lost 12 points), so adapt keeps the usual views.
+with the usual views, and the validation photos lost 12 points), so adapt shows the labelled photos as
+the source run did: site-like only for a run trained with other-cameras views.
 
 Choosing the views by the new photos was tried and dropped: in the model's features (and in
 ImageNet's) the real signs lie nearer the usual views than the site-like ones by every distance tried
@@ -40,6 +41,14 @@ SITE_LIKE = Views("site-like", "the labelled photos shown smaller in the frame, 
                   softest=OTHER_CAMERAS["softest"], jitter=OTHER_CAMERAS["jitter"])
 CANDIDATES = (AS_TRAINED, SITE_LIKE)
 BY_NAME = {views.name: views for views in CANDIDATES}
+
+
+def for_source(name: str, source_config: dict) -> Views:
+    """The views asked for; "as trained" means as the source run showed its photos, so a run trained with
+    other-cameras views keeps them while adapting (switching them off would undo what made it robust)."""
+    if name == AS_TRAINED.name and source_config.get("augment_strength") == "other-cameras":
+        return SITE_LIKE
+    return BY_NAME[name]
 
 
 def show(pixels: torch.Tensor, prep: dict, size: int, views: Views, generator: torch.Generator,

@@ -24,11 +24,13 @@ def train_size(ctx: TrainContext) -> int:
     64 vs 33 img/s at 160 vs 224 px, 2 cores) and, with random-resized crops that enlarge
     objects, matches the apparent object size of full-size evaluation ("FixRes", Touvron
     et al. 2019). BatchNorm keeps its pretrained statistics, so the two sizes do not clash.
+    Other-cameras views break that premise (they shrink the object in the frame); trained on smaller crops
+    they collapse (benchmarks/SHIFT.md: 39% against 85% on real signs), so they train at the full size.
     """
     full = ctx.prep["input_size"]
     if ctx.cfg.train_size != "auto":
         return int(ctx.cfg.train_size)
-    if ctx.device.type == "cuda" or not ctx.cfg.augment:
+    if ctx.device.type == "cuda" or not ctx.cfg.augment or ctx.cfg.augment_strength == "other-cameras":
         return full
     return max(96, int(round(full * 0.75 / 32)) * 32)
 
@@ -94,6 +96,10 @@ class FineTune:
         if self.size != ctx.prep["input_size"]:
             ctx.run.add_choice("train_size", f"training steps on {self.size} px random crops, validation at "
                                f"{ctx.prep['input_size']} px: about half the work on a CPU, same accuracy.")
+        elif cfg.train_size == "auto" and cfg.augment and cfg.augment_strength == "other-cameras":
+            ctx.run.add_choice("train_size", f"training steps at the full {self.size} px: other-cameras views "
+                               "shrink the object, and smaller training crops would leave the network unready "
+                               "for full-size photos.")
         lr = self.plan["lr"]
         self.optimizer = optim.make_optimizer(cfg.optimizer, param_groups(ctx.model, lr), lr, cfg.weight_decay)
         self.batch_size, self.steps_done, first = ctx.batch_size, 0, self.first_epoch
