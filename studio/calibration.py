@@ -28,15 +28,25 @@ def temperature_of(meta: dict | None) -> float:
     return float(value) if isinstance(value, (int, float)) and value > 0 else 1.0
 
 
-def probabilities(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    """Calibrated class probabilities: softmax(logits / T)."""
-    return torch.softmax(logits.float() / temperature, dim=1)
+def probabilities(logits: torch.Tensor, temperature: float = 1.0, multilabel: bool = False) -> torch.Tensor:
+    """Calibrated probabilities: softmax(logits / T) over the classes, or for a multi-label model each label's
+    own sigmoid(logits / T)."""
+    scaled = logits.float() / temperature
+    return torch.sigmoid(scaled) if multilabel else torch.softmax(scaled, dim=1)
+
+
+def is_multilabel(labels: torch.Tensor) -> bool:
+    """Multi-label targets are 0/1 rows, one column per label; single-label ones are class indices."""
+    return labels.dim() == 2
 
 
 def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    """T minimising the validation negative log-likelihood (plus the prior on log T)."""
+    """T minimising the validation negative log-likelihood (plus the prior on log T); for multi-label
+    targets, the summed binary likelihood of every label."""
     # clone: tensors made in inference mode cannot take part in the fit's autograd
-    logits, labels = logits.detach().float().cpu().clone(), labels.detach().long().cpu().clone()
+    multilabel = is_multilabel(labels)
+    logits = logits.detach().float().cpu().clone()
+    labels = labels.detach().cpu().clone().float() if multilabel else labels.detach().long().cpu().clone()
     if len(labels) < MIN_PHOTOS:
         return 1.0
     log_t = torch.zeros(1, requires_grad=True)
@@ -46,7 +56,9 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
     def closure():
         optimizer.zero_grad()
         t = log_t.clamp(low, high).exp()
-        loss = F.cross_entropy(logits / t, labels, reduction="sum") + 0.5 * (log_t / LOG_T_PRIOR).pow(2).sum()
+        likelihood = (F.binary_cross_entropy_with_logits(logits / t, labels, reduction="sum") if multilabel else
+                      F.cross_entropy(logits / t, labels, reduction="sum"))
+        loss = likelihood + 0.5 * (log_t / LOG_T_PRIOR).pow(2).sum()
         loss.backward()
         return loss
 
@@ -60,6 +72,11 @@ def calibration_error(probs: torch.Tensor, labels: torch.Tensor, bins: int = ECE
     weighted by their photos (0 = "80% sure" is right 80% of the time)."""
     if len(labels) == 0:
         return 0.0
+    if is_multilabel(labels):   # every yes/no decision (at 0.5) is one answer, sure by max(p, 1 - p)
+        probs = probs.float().flatten()
+        said = probs >= 0.5
+        return confidence_error(torch.where(said, probs, 1 - probs), said == labels.flatten().to(said.device).bool(),
+                                bins)
     confidence, predicted = probs.float().max(1)
     return confidence_error(confidence, predicted == labels.to(predicted.device), bins)
 
@@ -82,9 +99,10 @@ def confidence_error(confidence: torch.Tensor, correct: torch.Tensor, bins: int 
 def calibrate(logits: torch.Tensor, labels: torch.Tensor) -> dict:
     """The temperature and the calibration error before and after it, on the photos given."""
     temperature = fit_temperature(logits, labels)
+    multilabel = is_multilabel(labels)
     return {"temperature": round(temperature, 4), "photos": len(labels),
-            "error_before": round(calibration_error(probabilities(logits), labels), 4),
-            "error_after": round(calibration_error(probabilities(logits, temperature), labels), 4)}
+            "error_before": round(calibration_error(probabilities(logits, multilabel=multilabel), labels), 4),
+            "error_after": round(calibration_error(probabilities(logits, temperature, multilabel), labels), 4)}
 
 
 def words(calibration: dict | None) -> str:

@@ -234,21 +234,9 @@ def cmd_doctor(args) -> int:
     from studio.data.sources import DatasetError, open_dataset
     from studio.data.checks import diagnose
 
-    from studio.multilabel.labels import MultiLabelData
     try:
-        dataset = open_dataset(args.data, args.val_fraction, args.seed, args.prefix_sep)
-    except MultiLabelData as found:   # the multi-label check is the doctor's answer for such data
-        report = {"task": "multi-label", "separator": found.sets.separator, "layout": found.sets.layout,
-                  **found.report, "label_names": found.sets.labels, "skipped": found.sets.skipped}
-        if args.json:
-            print(json.dumps(report))
-        else:
-            print(f"Multi-label data: {found.csv_path}")
-            print("\n".join(found.report["words"]))
-            print("Photos per label: " + ", ".join(f"{k} {v}" for k, v in found.report["photos_per_label"].items()))
-            if found.sets.skipped:
-                print(f"{len(found.sets.skipped)} file(s) not used; --json lists them with the reason.")
-        return 0
+        dataset = open_dataset(args.data, args.val_fraction, args.seed, args.prefix_sep,
+                               task=getattr(args, "task", "auto"))
     except DatasetError as exc:
         return _fail(str(exc), EXIT_USAGE)
     progress = Progress(quiet=args.json)
@@ -264,10 +252,14 @@ def cmd_doctor(args) -> int:
             report.findings.append(finding)
     progress.close()
     if args.json:
-        print(json.dumps(report.to_dict(dataset)))
+        print(json.dumps({**report.to_dict(dataset), "task": dataset.task,
+                          **({"multilabel": dataset.multilabel_check} if dataset.is_multilabel else {})}))
     else:
         counts = dataset.counts()
-        print(f"{len(dataset.classes)} classes, {len(dataset.samples)} images ({dataset.split_source} split)")
+        if dataset.is_multilabel:
+            print("Multi-label data (several labels per photo): " + " ".join(dataset.multilabel_check["words"]))
+        print(f"{len(dataset.classes)} {'labels' if dataset.is_multilabel else 'classes'}, {len(dataset.samples)} "
+              f"images ({dataset.split_source} split)")
         print(counts.to_string())
         for finding in report.findings:
             print(f"\n[{finding.severity}] {finding.kind}: {finding.message}")
@@ -319,7 +311,13 @@ def cmd_predict(args) -> int:
                 print(json.dumps({"image": str(result.image), "error": result.error}))
         elif args.json:
             print(json.dumps({"image": str(result.image), "predictions": [
-                {"class": c, "probability": round(p, 5)} for c, p in result.top]}))
+                {"class": c, "probability": round(p, 5)} for c, p in result.top],
+                **({"labels": [{"label": c, "probability": round(p, 5)} for c, p in result.labels]}
+                   if result.labels is not None else {})}))
+        elif result.labels is not None:   # multi-label: every label above its threshold, then the near-misses
+            said = ", ".join(f"{c} {p:.1%}" for c, p in result.labels) or "none of the labels"
+            print(f"{result.image}: {said}" + (" (below threshold: " + ", ".join(
+                f"{c} {p:.1%}" for c, p in result.near) + ")" if result.near else ""))
         else:
             print(f"{result.image}: " + ", ".join(f"{c} {p:.1%}" for c, p in result.top))
     if unreadable:

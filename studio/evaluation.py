@@ -86,7 +86,7 @@ def ranking(probabilities: torch.Tensor, labels: torch.Tensor, classes: list[str
     scores, labels = probabilities.float().cpu().numpy(), labels.cpu().numpy()
     per_class = {}
     for i, name in enumerate(classes):
-        positive = labels == i
+        positive = labels[:, i] > 0.5 if labels.ndim == 2 else labels == i   # multi-label: the 0/1 column
         if positive.all() or not positive.any():
             per_class[name] = {"auc": None, "ap": None, "curve": []}
             continue
@@ -137,22 +137,26 @@ def read_run_table(path):
     """
     import pandas as pd
     table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    for column in NUMERIC_COLUMNS:
-        if column in table.columns:
+    for column in table.columns:
+        if column in NUMERIC_COLUMNS or column.startswith(SCORE_PREFIX):
             table[column] = pd.to_numeric(table[column], errors="coerce")
     return table
 
 
 def predictions_table(files: list[str], true: torch.Tensor, logits: torch.Tensor, classes: list[str],
-                      temperature: float = 1.0):
+                      temperature: float = 1.0, task: str = "single-label", thresholds=None):
     """One row per validation photo: its true class, what the model said, and how sure it was
     (calibrated with `temperature` once the finished model has one: see studio.calibration).
 
     Kept beside the model of the best epoch, so any cell of the confusion matrix can be opened
     to the very photos it counts, and the most confident mistakes can be shown first.
+    A multi-label model's table is `multilabel_table`'s.
     """
     import pandas as pd
     from studio.calibration import probabilities as calibrated
+    if task == "multi-label":
+        return multilabel_table(files, true, calibrated(logits, temperature, multilabel=True).cpu(), classes,
+                                thresholds)
     probabilities = calibrated(logits, temperature).cpu()
     predicted = probabilities.argmax(1)
     true = true.cpu()
@@ -163,6 +167,29 @@ def predictions_table(files: list[str], true: torch.Tensor, logits: torch.Tensor
         "confidence": probabilities.gather(1, predicted[:, None]).squeeze(1).round(decimals=4).tolist(),
         "true_class_probability": probabilities.gather(1, true[:, None]).squeeze(1).round(decimals=4).tolist(),
     })
+
+
+SCORE_PREFIX = "p:"   # a multi-label table's column of one label's probability is "p:" + the label
+
+
+def multilabel_table(files: list[str], targets: torch.Tensor, probabilities: torch.Tensor, classes: list[str],
+                     thresholds=None):
+    """One row per photo: its labels, the labels the model gives it (each at or above its threshold, 0.5
+    until the thresholds are tuned), whether all of them are right, and every label's probability (the
+    columns a click on a label reads its false positives and negatives from)."""
+    import pandas as pd
+    from studio.data.samples import LABEL_JOIN
+    from studio.multilabel.metrics import DEFAULT_THRESHOLD, decisions
+    cuts = torch.full((len(classes),), DEFAULT_THRESHOLD) if thresholds is None else torch.as_tensor(thresholds)
+    said = decisions(probabilities, cuts).bool()
+    truth = targets.cpu().bool()
+
+    def names(row: torch.Tensor) -> str:
+        return LABEL_JOIN.join(classes[j] for j in torch.nonzero(row).flatten().tolist())
+    table = pd.DataFrame({"path": files, "label": [names(r) for r in truth], "predicted": [names(r) for r in said],
+                          "all_right": (said == truth).all(1).tolist()})
+    scores = pd.DataFrame(probabilities.numpy().round(4), columns=[SCORE_PREFIX + c for c in classes])
+    return pd.concat([table, scores], axis=1)
 
 
 def cell_photos(table, label: str, predicted: str, limit: int = 48):

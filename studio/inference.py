@@ -45,6 +45,8 @@ class Prediction:
     top: list[tuple[str, float]] = field(default_factory=list)
     error: str | None = None
     familiarity: dict | None = None                 # {shift, percentile, unfamiliar}, when known
+    labels: list[tuple[str, float]] | None = None   # a multi-label model: every label at or above its threshold
+    near: list[tuple[str, float]] | None = None     # ... and the likeliest labels just below theirs (near-misses)
 
     @property
     def unfamiliar(self) -> bool:
@@ -52,7 +54,10 @@ class Prediction:
 
     @property
     def unsure(self) -> bool:
-        """The answer should not be trusted: low calibrated confidence, or a photo unlike the training photos."""
+        """The answer should not be trusted: low calibrated confidence (a multi-label model: no label reached its
+        threshold), or a photo unlike the training photos."""
+        if self.labels is not None:
+            return not self.labels or self.unfamiliar
         return bool(self.top) and (self.top[0][1] < UNSURE_BELOW or self.unfamiliar)
 
 
@@ -79,6 +84,8 @@ class Predictor:
         self._graph = None   # the traced model, made once on the first call with TRACE_FROM photos
         self._both = None    # the traced model that also gives features (familiarity), made the same way
         self.temperature = calibration.temperature_of(self.meta)   # 1.0 for a model without calibration
+        self.multilabel = modelfile.is_multilabel(self.meta)       # a sigmoid per label, decided at its threshold
+        self.thresholds = modelfile.thresholds_of(self.meta)
         self._familiarity: Familiarity | None | bool = False       # False: not looked for yet
 
     def tensor(self, images: list) -> torch.Tensor:
@@ -117,9 +124,26 @@ class Predictor:
             elif reference is not None:
                 probabilities, features = result
                 assessed = reference.assess(features[None])[0]
-                yield Prediction(image, self._top(probabilities, top_k), familiarity=assessed)
+                yield Prediction(image, self._top(probabilities, top_k), familiarity=assessed,
+                                 **self._decided(probabilities))
             else:
-                yield Prediction(image, self._top(result, top_k))
+                yield Prediction(image, self._top(result, top_k), **self._decided(result))
+
+    NEAR_MISSES = 3   # labels below their threshold shown beside a multi-label answer
+
+    def decide(self, probabilities: torch.Tensor) -> list[list[str]]:
+        """A multi-label model's labels for each row of probabilities: those at or above their thresholds."""
+        said = probabilities >= torch.tensor(self.thresholds, dtype=probabilities.dtype)
+        return [[self.classes[j] for j in torch.nonzero(row).flatten().tolist()] for row in said]
+
+    def _decided(self, row: torch.Tensor) -> dict:
+        """Prediction's `labels` and `near` for a multi-label model (nothing for a single-label one)."""
+        if not self.multilabel:
+            return {}
+        order = row.argsort(descending=True).tolist()
+        above = [(self.classes[j], float(row[j])) for j in order if row[j] >= self.thresholds[j]]
+        below = [(self.classes[j], float(row[j])) for j in order if row[j] < self.thresholds[j]]
+        return {"labels": above, "near": below[:self.NEAR_MISSES]}
 
     def features_of(self, images: Sequence) -> torch.Tensor:
         """Pooled features [n, D] of the images that can be read (the others left out), in order: what
@@ -187,7 +211,7 @@ class Predictor:
             with fastpath.autocast(device, self.amp):
                 result = model(x)
             logits, features = result if with_features else (result, None)
-            out.append(calibration.probabilities(logits[:count], self.temperature).cpu())
+            out.append(calibration.probabilities(logits[:count], self.temperature, self.multilabel).cpu())
             if features is not None:
                 pooled.append(features[:count].float().cpu())
         probabilities = torch.cat(out) if out else torch.empty(0, len(self.classes))

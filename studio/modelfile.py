@@ -28,12 +28,29 @@ class ModelFileError(ValueError):
     """A model file that cannot be used (missing, damaged, not the studio's)."""
 
 
+MULTI_LABEL = "multi-label"
+
+
+def is_multilabel(meta: dict | None) -> bool:
+    """A model that answers yes/no per label (sigmoid outputs, per-label thresholds), not one class per photo."""
+    return (meta or {}).get("task") == MULTI_LABEL
+
+
+def thresholds_of(meta: dict | None) -> list[float] | None:
+    """A multi-label model's per-label decision thresholds (tuned on validation), in class order; 0.5 each for
+    a model saved before they were tuned; None for a single-label model."""
+    if not is_multilabel(meta):
+        return None
+    values = (meta or {}).get("thresholds")
+    return [float(v) for v in values] if values else [0.5] * len(meta["classes"])
+
+
 def save(model: torch.nn.Module, path: Path, backbone: str, classes: list[str],
-         preprocessing: dict, summary: dict | None = None) -> Path:
+         preprocessing: dict, summary: dict | None = None, task: str = "single-label") -> Path:
     """Write the model atomically: a crash mid-write never leaves a half file behind."""
     meta = {"format_version": FORMAT_VERSION, "studio_version": studio.__version__,
             "backbone": backbone, "classes": list(classes), "preprocessing": preprocessing,
-            "summary": summary or {}}
+            "summary": summary or {}, "task": task}
     state = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
     path = Path(path)
     partial = path.with_name(path.name + ".partial")
@@ -94,8 +111,9 @@ def timm_description(config_path: Path) -> dict | None:
                                          "interpolation": cfg.get("interpolation", "bicubic")}
     meta = {"format_version": FORMAT_VERSION, "backbone": architecture, "classes": classes, "preprocessing": prep,
             "summary": {}, "source": "timm config.json"}
-    if own.get("calibration"):
-        meta["calibration"] = own["calibration"]
+    for key in ("calibration", "task", "thresholds"):
+        if own.get(key):
+            meta[key] = own[key]
     return meta
 
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import TRICKY_CLASS_NAMES, WORKSPACE, free_port, make_subset, named_class_dataset
+from helpers import (TRICKY_CLASS_NAMES, WORKSPACE, free_port, make_multilabel_dataset, make_subset,
+                     named_class_dataset)
 
 
 @pytest.fixture(scope="session")
@@ -40,6 +41,26 @@ def trained_run(small_dataset):
     assert snapshot["status"] == "finished", snapshot["error"]
     return snapshot
 
+
+
+@pytest.fixture(scope="session")
+def multilabel_dataset() -> Path:
+    """60 real photos with one to three of the labels ants, bees and grey (see make_multilabel_dataset)."""
+    return make_multilabel_dataset(WORKSPACE / "multilabel-small")
+
+
+@pytest.fixture(scope="session")
+def multilabel_run(multilabel_dataset):
+    """One real multi-label run (the new head on frozen features), shared by the multi-label tests."""
+    from studio.training.config import TrainConfig
+    from studio.training.trainer import start_training
+
+    run = start_training(TrainConfig(data=str(multilabel_dataset), backbone="mobilenetv2_100", freeze="all",
+                                     epochs=4, feature_views=1, patience=0))
+    run.wait()
+    snapshot = run.snapshot()
+    assert snapshot["status"] == "finished", snapshot["error"]
+    return snapshot
 
 
 @pytest.fixture(scope="session")

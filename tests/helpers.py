@@ -39,6 +39,30 @@ def make_subset(root: Path, train: int, val: int) -> Path:
     return root
 
 
+def make_multilabel_dataset(root: Path, per_kind: int = 20) -> Path:
+    """A multi-label dataset made of real example photos: an ant alone ("ants"), a bee alone ("bees"), an ant
+    and a bee side by side ("ants;bees"), every other photo in grey ("+grey"): three labels a photo can have
+    in any mix, each learnable. Written as images/ and labels.csv (`filename,labels`); no split column."""
+    from PIL import Image, ImageOps
+    ants, bees = example_files("train", "ants", per_kind), example_files("train", "bees", per_kind)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i, (ant, bee) in enumerate(zip(ants, bees)):
+        pair = [Image.open(ant).convert("RGB").resize((160, 160)), Image.open(bee).convert("RGB").resize((160, 160))]
+        both = Image.new("RGB", (320, 160))
+        both.paste(pair[0], (0, 0))
+        both.paste(pair[1], (160, 0))
+        for name, image, labels in ((f"ant{i}", pair[0], ["ants"]), (f"bee{i}", pair[1], ["bees"]),
+                                    (f"both{i}", both, ["ants", "bees"])):
+            grey = (i + len(rows)) % 2 == 0
+            if grey:
+                image = ImageOps.grayscale(image).convert("RGB")
+            image.save(root / "images" / f"{name}.jpg", quality=90)
+            rows.append(f"images/{name}.jpg," + ";".join(labels + (["grey"] if grey else [])))
+    (root / "labels.csv").write_text("filename,labels\n" + "\n".join(rows) + "\n")
+    return root
+
+
 # Class names that pandas, JSON or YAML would read as something other than text, and non-Latin ones.
 TRICKY_CLASS_NAMES = ("0", "1", "10", "007", "2019", "True", "NaN", "null", "猫", "Ελληνικά")
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from helpers import SHARED_DATASETS, WORKSPACE, example_files
+from helpers import EXAMPLE as EXAMPLE_DATA, SHARED_DATASETS, WORKSPACE, example_files
 from studio.data.samples import DatasetError
 from studio.multilabel import labels as ml
 from studio.multilabel import metrics
@@ -104,9 +104,10 @@ def test_thresholds_tuned_per_label_beat_one_half_and_the_figures_add_up():
     assert all(p >= 0.5 for p in yes) and all(p < 0.5 for p in no)
 
 
-def test_multi_label_data_is_recognised_and_said_not_misread(photo_folder, capsys):
-    """Training and the Data step refuse it in words (what it holds, what to expect); the doctor shows the
-    multi-label check."""
+def test_multi_label_data_is_recognised_and_a_person_can_switch_the_task(photo_folder, capsys):
+    """Auto reads several labels per photo as a multi-label task; the doctor shows the multi-label check; a
+    single-label task is refused in words while photos have several labels, and asked for on class folders,
+    multi-label is refused in words too."""
     import json
 
     from studio.cli import main
@@ -117,11 +118,19 @@ def test_multi_label_data_is_recognised_and_said_not_misread(photo_folder, capsy
     names = _names(photo_folder)
     (data / "labels.csv").write_text("filename,tags\n" + "\n".join(
         f"images/{n},{'insect|flower' if i % 2 else 'insect'}" for i, n in enumerate(names)) + "\n")
-    with pytest.raises(ml.MultiLabelData, match="multi-label task") as refused:
-        open_dataset(data)
-    assert "labels joined by '|'" in str(refused.value) and "13 photos, 2 labels" in str(refused.value)
+    dataset = open_dataset(data)
+    assert dataset.is_multilabel and dataset.classes == ["flower", "insect"]
+    assert "13 photos, 2 labels" in dataset.multilabel_check["words"][0]
+    assert dataset.counts().sum(axis=1).to_dict() == {"flower": 6, "insect": 13}   # a photo counts per label
     assert main(["doctor", str(data), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["task"] == "multi-label" and report["photos_per_label"] == {"flower": 6, "insect": 13}
-    assert main(["train", str(data), "--out", str(WORKSPACE / "ml-run")]) == 2
-    assert "multi-label task" in capsys.readouterr().err
+    assert report["task"] == "multi-label" and report["multilabel"]["photos_per_label"] == {"flower": 6, "insect": 13}
+    with pytest.raises(DatasetError, match="6 photos in labels.csv have several labels"):
+        open_dataset(data, task="single-label")
+    with pytest.raises(DatasetError, match="needs a labels CSV"):
+        open_dataset(EXAMPLE_DATA, task="multi-label")
+    # one label per photo: either kind of task can read it
+    (data / "labels.csv").write_text("filename,label\n" + "\n".join(f"images/{n},insect" if i % 2 else
+                                                                      f"images/{n},flower"
+                                                                      for i, n in enumerate(names)) + "\n")
+    assert not open_dataset(data).is_multilabel and open_dataset(data, task="multi-label").is_multilabel

@@ -24,7 +24,7 @@ from studio.data.findings import (ERROR, INFO, WARNING, Finding, balance_finding
                                   skipped_findings)
 from studio.data.imaging import open_rgb, square_of
 from studio.data.pixels import SquareCache, decode_threads
-from studio.data.samples import LEFT_OUT, Dataset, DatasetError
+from studio.data.samples import LEFT_OUT, Dataset, DatasetError, per_label
 
 MIN_SIDE = 32                 # px: below this an image carries almost nothing for a 224 px network
 MAX_ASPECT = 4.0              # wider or taller than 4:1 loses most of the picture in a square crop
@@ -247,7 +247,8 @@ def _list_undecodable(dataset: Dataset, errors: dict[str, str]) -> None:
 
 
 def _trainability(dataset: Dataset, usable) -> tuple[bool, str]:
-    classes = sorted(usable[usable.split == "train"].label.unique())
+    by_class = per_label(usable) if dataset.is_multilabel else usable
+    classes = sorted(by_class[by_class.split == "train"].label.unique())
     if len(usable) == 0:
         return False, ("No usable images found. Put the images of each class in a folder named after the "
                        "class (e.g. cats/, dogs/).")

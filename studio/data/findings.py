@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from studio.data.samples import EMPTY_CLASS, JUNK, LEFT_OUT, NO_TRAINING, NOT_UNPACKED, TEST_SPLIT, Dataset
+from studio.data.samples import EMPTY_CLASS, JUNK, LEFT_OUT, NO_TRAINING, NOT_UNPACKED, TEST_SPLIT, Dataset, per_label
 
 IMBALANCE_RATIO = 3.0         # largest / smallest class
 MIN_TRAIN_PER_CLASS = 5
@@ -148,6 +148,7 @@ def skipped_findings(skipped: list[dict]) -> list[Finding]:
 
 def balance_findings(dataset: Dataset, usable) -> list[Finding]:
     findings = []
+    usable = per_label(usable) if dataset.is_multilabel else usable   # a photo counts for each of its labels
     train_counts = usable[usable.split == "train"].label.value_counts().reindex(dataset.classes, fill_value=0)
     val_counts = usable[usable.split == "val"].label.value_counts().reindex(dataset.classes, fill_value=0)
     if len(train_counts) >= 2 and train_counts.min() > 0 and train_counts.max() / train_counts.min() >= IMBALANCE_RATIO:

@@ -26,6 +26,20 @@ NO_TRAINING = "no training images for class"
 TEST_SPLIT = "test split, kept apart"
 LEFT_OUT = "left out"
 
+SINGLE_LABEL, MULTI_LABEL = "single-label", "multi-label"
+LABEL_JOIN = ";"   # a multi-label photo's labels in the samples table's one `label` cell
+
+
+def label_list(cell: str) -> list[str]:
+    """A multi-label cell's labels (none for an empty cell: a photo that shows none of them)."""
+    return [part for part in str(cell).split(LABEL_JOIN) if part]
+
+
+def per_label(samples: pd.DataFrame) -> pd.DataFrame:
+    """One row per photo and label it has (a multi-label table's `label` cells split): the shape every count
+    per class is made from."""
+    return samples.assign(label=samples.label.map(label_list)).explode("label").dropna(subset=["label"])
+
 
 class DatasetError(ValueError):
     """The dataset cannot be used as given; the message says what to do."""
@@ -41,10 +55,20 @@ class Dataset:
     source: str = ""
     upload_root: str = ""              # the extraction folder when the data came from a zip, else ""
     renamed: dict = field(default_factory=dict)   # path in that folder -> zip member name, where they differ
+    task: str = SINGLE_LABEL           # MULTI_LABEL: each `label` cell holds the photo's labels joined by LABEL_JOIN
+    multilabel_check: dict | None = None   # the multi-label data check (studio.multilabel.labels.check)
+
+    @property
+    def is_multilabel(self) -> bool:
+        return self.task == MULTI_LABEL
+
+    def by_class(self) -> pd.DataFrame:
+        """The samples with one row per photo and class it belongs to (for a single-label task, the samples)."""
+        return per_label(self.samples) if self.is_multilabel else self.samples
 
     def counts(self) -> pd.DataFrame:
-        """Images per class (rows) and split (columns)."""
-        table = self.samples.groupby(["label", "split"]).size().unstack(fill_value=0)
+        """Images per class (rows) and split (columns); a multi-label photo counts once for each of its labels."""
+        table = self.by_class().groupby(["label", "split"]).size().unstack(fill_value=0)
         table = table.reindex(index=self.classes, fill_value=0)
         return table[[s for s in ("train", "val", "test") if s in table.columns]]
 

@@ -82,16 +82,21 @@ def prefix_preview(source: str | Path, separator: str, limit: int = 8) -> dict:
 
 
 def open_dataset(source: str | Path, val_fraction: float = 0.2, seed: int = 0,
-                 prefix_separator: str | None = None, test_fraction: float = 0.0) -> Dataset:
+                 prefix_separator: str | None = None, test_fraction: float = 0.0, task: str = "auto") -> Dataset:
     """Read a dataset folder or .zip into a Dataset, ready for checks and training.
 
-    Layouts, in order: a labels CSV (`filename,label[,split]`); a flat folder whose
-    file names start with the class (when `prefix_separator` is given); split
-    folders; class folders. `test_fraction` of the training photos become the test split when the
-    data has none.
+    Layouts, in order: a labels CSV (`filename,label[,split]`, or several labels per photo: a multi-label
+    task, `studio.multilabel.dataset`); a flat folder whose file names start with the class (when
+    `prefix_separator` is given); split folders; class folders. `test_fraction` of the training photos
+    become the test split when the data has none. `task`: auto (from the data), single-label or multi-label.
     """
+    from studio.multilabel import dataset as multilabel
+    multilabel.check_task(task)
     source = Path(source).expanduser()
     folder, top, manifest = _locate(source, flat=bool(prefix_separator))
+    csv_path = None if prefix_separator else find_csv(folder)
+    if multilabel.wants_multilabel(csv_path, task):
+        return multilabel.open_multilabel(csv_path, folder, str(source), val_fraction, seed, test_fraction)
     rows, skipped, split_dirs, csv_path, layout = _read_layout(folder, prefix_separator)
     samples = pd.DataFrame(rows, columns=["path", "label", "split"])
     samples, split_source = _assign_splits(samples, from_csv=csv_path is not None, val_fraction=val_fraction,
@@ -122,8 +127,6 @@ def _read_layout(folder: Path, prefix_separator: str | None):
     csv_path = find_csv(folder)
     split_dirs = {d: SPLIT_NAMES[d.name.lower()] for d in visible_dirs(folder) if d.name.lower() in SPLIT_NAMES}
     if csv_path is not None:
-        from studio.multilabel.labels import recognise
-        recognise(csv_path)   # several labels per photo: said, with the multi-label check, not misread
         read_csv_samples(csv_path, rows, skipped)
         return rows, skipped, {}, csv_path, "csv"
     if prefix_separator:

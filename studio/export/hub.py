@@ -83,7 +83,8 @@ def write_config(model_path: Path, target: Path) -> Path:
     data_config = {"input_size": (3, prep["input_size"], prep["input_size"]), "crop_pct": prep["crop_pct"],
                    "mean": tuple(prep["mean"]), "std": tuple(prep["std"]),
                    "interpolation": prep.get("interpolation", "bicubic")}
-    studio_part = {k: meta[k] for k in ("classes", "preprocessing", "calibration", "studio_version") if k in meta}
+    kept = ("classes", "preprocessing", "calibration", "task", "thresholds", "studio_version")
+    studio_part = {k: meta[k] for k in kept if k in meta}
     described = {"label_names": list(meta["classes"]), STUDIO_KEY: studio_part}
     try:
         save_config_for_hf(model, str(target), model_config=described, data_config=data_config)

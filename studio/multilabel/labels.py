@@ -48,29 +48,6 @@ class LabelSets:
         return table
 
 
-class MultiLabelData(DatasetError):
-    """The data gives several labels per photo: what it holds (`sets`, `report`) and, in the message, that the
-    studio recognised it and what that means today."""
-
-    def __init__(self, csv_path: Path, sets: "LabelSets", report: dict):
-        self.csv_path, self.sets, self.report = csv_path, sets, report
-        how = (f"labels joined by '{sets.separator}'" if sets.layout == "separated" else "one 0/1 column per label")
-        super().__init__(f"{csv_path.name} gives several labels per photo ({how}): this is a multi-label task. "
-                         + " ".join(report["words"]) + " The studio trains one class per photo for now; multi-label "
-                         "training is being built. `studio doctor` shows this check.")
-
-
-def recognise(csv_path: Path) -> None:
-    """Raise MultiLabelData when the labels CSV is multi-label (see is_multilabel); nothing otherwise."""
-    try:
-        table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError):
-        return   # the single-label reader says what is wrong with it
-    if is_multilabel(table):
-        sets = read_label_sets(csv_path)
-        raise MultiLabelData(csv_path, sets, check(sets))
-
-
 def detect_separator(cells: list[str]) -> str | None:
     """The separator most label cells use, or None when no cell holds two labels (a single-label column)."""
     counts = {sep: sum(1 for c in cells if len([p for p in c.split(sep) if p.strip()]) > 1) for sep in SEPARATORS}

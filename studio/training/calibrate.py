@@ -14,6 +14,7 @@ import torch
 
 from studio import calibration, evaluation, familiarity, modelfile
 from studio.familiarity import Familiarity
+from studio.multilabel import decide
 from studio.runs.folder import RANKING_FILE, write_json_atomic
 from studio.models.features import logits_and_features
 
@@ -21,6 +22,9 @@ from studio.models.features import logits_and_features
 def run(ctx) -> dict:
     """Calibrate `ctx.model` (the best epoch's, restored); returns the calibration for status.json."""
     ctx.run.update(phase="Calibrating the model's confidence on the validation photos")
+    multilabel = ctx.task.name == modelfile.MULTI_LABEL
+    if multilabel and ctx.loss_weights is not None:
+        decide.undo_weighting(ctx)
     rows = familiarity.reference_sample(len(ctx.train_px), ctx.cfg.seed)
     kept = ctx.kept_features
     if kept is not None and kept.fit(ctx.model, rows):   # a head-only model: its backbone's features are known
@@ -32,10 +36,13 @@ def run(ctx) -> dict:
     labels = ctx.val_y.cpu()
     result = calibration.calibrate(val_logits, labels)
     Familiarity.build(train_features, val_features).save(ctx.run.folder.familiarity)
-    modelfile.update_metadata(ctx.run.folder.model, calibration=result)
-    evaluation.predictions_table(ctx.val_files, labels, val_logits, ctx.classes,
-                                 result["temperature"]).to_csv(ctx.run.folder.predictions, index=False)
-    ranked = evaluation.ranking(calibration.probabilities(val_logits, result["temperature"]), labels, ctx.classes)
+    probabilities = calibration.probabilities(val_logits, result["temperature"], multilabel)
+    thresholds = decide.tune(ctx, probabilities, labels) if multilabel else None
+    modelfile.update_metadata(ctx.run.folder.model, calibration=result,
+                              **({"thresholds": thresholds} if multilabel else {}))
+    evaluation.predictions_table(ctx.val_files, labels, val_logits, ctx.classes, result["temperature"],
+                                 ctx.task.name, thresholds).to_csv(ctx.run.folder.predictions, index=False)
+    ranked = evaluation.ranking(probabilities, labels, ctx.classes)
     write_json_atomic(ctx.run.folder.path / RANKING_FILE, ranked)
     ctx.run.update(ranking={"macro_auc": ranked["macro_auc"],
                             "auc": {name: c["auc"] for name, c in ranked["classes"].items()}})

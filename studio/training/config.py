@@ -34,6 +34,11 @@ class TrainConfig:
                                         "honestly (0, the default: no test)")
     prefix_separator: str | None = setting(None, group="data", flag="--prefix-sep", parse=values.separator,
                                            help=PREFIX_HELP + " (default: class folders)")
+    task: str = setting("auto", group="data", flag="--task", choices=("auto", "single-label", "multi-label"),
+                        label="Kind of task", words={"auto": "Auto (from the data)", "single-label": "One class per "
+                                                     "photo", "multi-label": "Several labels per photo"},
+                        help="auto (the default: multi-label when a labels CSV gives photos several labels), "
+                             "single-label (one class per photo) or multi-label (each label a yes/no question)")
     exclude: list = setting(group="data", factory=lambda: list(DEFAULT_EXCLUDE), flag="--exclude",
                             choices=tuple(EXCLUDABLE), metavar="KIND", off_flag="--keep-all",
                             help="leave out the files of this data-check finding (repeatable; default: "

@@ -11,7 +11,6 @@ from pathlib import Path
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
 from studio import augment, backbones, evaluation, fastpath, hardware, recipe
 from studio.runs.checkpoints import ResumeError
@@ -24,6 +23,7 @@ from studio.models.features import FeatureExtractor, KeptFeatures
 from studio.runs import Run
 from studio.training.config import TrainConfig
 from studio.training.distributed import Ranks
+from studio.training.task import SingleLabel, class_weights, task_for  # noqa: F401 - class_weights named here too
 from studio.training.unlabeled import UnlabeledPhotos, find_unlabeled
 
 WEIGHTING_RATIO = evaluation.IMBALANCED_FROM  # largest/smallest class count from which "auto" weights the loss
@@ -32,12 +32,6 @@ DECODE_SHARE = 0.15    # of the progress bar: reading, checking and decoding the
 
 class StopRequested(Exception):
     """Raised inside a stage when the user pressed Stop."""
-
-
-def class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Inverse-frequency loss weights (mean 1): each class counts as much as the others in total."""
-    counts = torch.bincount(labels.cpu(), minlength=num_classes).clamp(min=1).float()
-    return counts.sum() / (num_classes * counts)
 
 
 def model_input(batch_u8: torch.Tensor, prep: dict, generator: torch.Generator, strength: str | None,
@@ -72,6 +66,7 @@ class TrainContext:
     val_y: torch.Tensor | None = None
     batch_size: int = recipe.CPU_BATCH
     loss_weights: torch.Tensor | None = None
+    task: object = field(default_factory=SingleLabel)   # one class per photo, or multi-label (studio.training.task)
     features: FeatureExtractor | None = None
     kept_features: KeptFeatures | None = None   # what the head stage's feature pass leaves for calibration
     unlabeled: UnlabeledPhotos | None = None           # --unlabeled: photos the head may pseudo-label
@@ -146,7 +141,7 @@ class TrainContext:
         return [order[i:i + batch_size] for i in range(0, n, batch_size)]
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(logits, y, weight=self.loss_weights, label_smoothing=self.cfg.label_smoothing)
+        return self.task.loss(logits, y, self.loss_weights, self.cfg.label_smoothing)
 
     @torch.inference_mode()
     def predict_pixels(self, source) -> torch.Tensor:
@@ -175,8 +170,12 @@ def prepare(ctx: TrainContext, resume: dict | None = None, staged: bool = False)
         # first fine-tuning epoch on an H100, whose later epochs took 0.2 s (benchmarks/RESULTS.md)
         torch.backends.cudnn.benchmark = False
     run.update(status="preparing", phase="Reading the dataset")
-    dataset = open_dataset(cfg.data, cfg.val_fraction, cfg.seed, cfg.prefix_separator, cfg.test_fraction)
+    dataset = open_dataset(cfg.data, cfg.val_fraction, cfg.seed, cfg.prefix_separator, cfg.test_fraction, cfg.task)
     check_trainable(dataset)
+    ctx.task = task_for(dataset.task)
+    if dataset.is_multilabel and cfg.unlabeled:
+        raise DatasetError("Unlabeled photos are used with one class per photo only; train this multi-label data "
+                           "without them.")
     ctx.lap("read_dataset")
     freeze = _load_model(ctx, len(dataset.classes), staged)
     ctx.lap("load_backbone")
@@ -190,15 +189,15 @@ def prepare(ctx: TrainContext, resume: dict | None = None, staged: bool = False)
     samples.to_csv(run.folder.samples, index=False)
     files = {split: samples[samples.split == split].path.tolist() for split in ("train", "val")}
     ctx.train_files, ctx.val_files = files["train"], files["val"]
-    ctx.train_y, ctx.val_y = (torch.tensor([ctx.classes.index(c) for c in samples[samples.split == split].label],
-                                           device=ctx.device) for split in ("train", "val"))
+    ctx.train_y, ctx.val_y = (ctx.task.targets(samples[samples.split == split].label, ctx.classes).to(ctx.device)
+                              for split in ("train", "val"))
     ctx.train_px, ctx.val_px, where = _pixel_sources(ctx, squares, files["train"], files["val"])
     ctx.lap("check_and_decode")
     if cfg.unlabeled:
         _find_unlabeled(ctx, dataset.samples.path.tolist())
     _choose_class_weighting(ctx)
     _choose_batch_size(ctx, len(files["train"]))
-    run.update(status="running", classes=ctx.classes, freeze=freeze,
+    run.update(status="running", classes=ctx.classes, freeze=freeze, task=ctx.task.name,
                engine={"device": hardware.describe(ctx.device), "precision": "bf16" if ctx.amp else "fp32",
                        "pixels": where, "batchnorm": cfg.batchnorm},
                dataset={"train": len(files["train"]), "val": len(files["val"]), "test": len(ctx.test_files),
@@ -278,14 +277,10 @@ def _pixel_sources(ctx: TrainContext, squares: SquareCache | None, train_files: 
 
 
 def _choose_class_weighting(ctx: TrainContext) -> None:
-    counts = torch.bincount(ctx.train_y.cpu(), minlength=len(ctx.classes))
-    ratio = counts.max().item() / max(1, counts.min().item())
-    mode = ctx.cfg.class_weighting
-    if mode == "on" or (mode == "auto" and ratio >= WEIGHTING_RATIO):
-        ctx.loss_weights = class_weights(ctx.train_y, len(ctx.classes)).to(ctx.device)
-        why = (f"the largest class has {ratio:.1f}x the photos of the smallest, so mistakes on small "
-               "classes count more in the loss" if mode == "auto" else "asked for")
-        ctx.run.add_choice("class_weighting", f"class-weighted loss: {why}.")
+    weights, words = ctx.task.loss_weights(ctx.train_y, ctx.classes, ctx.cfg.class_weighting, WEIGHTING_RATIO)
+    if weights is not None:
+        ctx.loss_weights = weights.to(ctx.device)
+        ctx.run.add_choice("class_weighting", words)
 
 
 def _choose_batch_size(ctx: TrainContext, train_count: int) -> None:

@@ -26,6 +26,8 @@ def measure(ctx, files: list[str], labels: list[str], temperature: float = 1.0) 
         return None
     ctx.run.update(phase=f"Measuring the finished model on {len(files)} test photos")
     logits = ctx.predict_pixels(StreamedPixels(files, cache_side(ctx.prep)))
+    if ctx.task.name == "multi-label":
+        return _measure_multilabel(ctx, files, labels, logits.cpu(), temperature)
     true = torch.tensor([ctx.classes.index(label) for label in labels])
     matrix = evaluation.confusion_matrix(true, logits.argmax(1).cpu(), len(ctx.classes))
     evaluation.predictions_table(files, true, logits, ctx.classes, temperature).to_csv(
@@ -39,9 +41,33 @@ def measure(ctx, files: list[str], labels: list[str], temperature: float = 1.0) 
                                4)}}
 
 
+def _measure_multilabel(ctx, files: list[str], labels: list[str], logits: torch.Tensor, temperature: float) -> dict:
+    """mAP and F1 at the model's tuned thresholds; "accuracy" is the share of photos with every label right."""
+    from studio import modelfile
+    from studio.multilabel import metrics
+    targets = ctx.task.targets(labels, ctx.classes)
+    thresholds = torch.tensor(modelfile.thresholds_of(modelfile.read_metadata(ctx.run.folder.model)))
+    probabilities = calibration.probabilities(logits, temperature, multilabel=True)
+    figures = metrics.evaluate(probabilities, targets, ctx.classes, thresholds)
+    evaluation.predictions_table(files, targets, logits, ctx.classes, temperature, ctx.task.name,
+                                 thresholds).to_csv(ctx.run.folder.test_predictions, index=False)
+    return {"accuracy": figures["exact_match"], "images": len(files), "confusion": None,
+            "map": figures["map"], "micro_f1": figures["micro_f1"], "macro_f1": figures["macro_f1"],
+            "per_class": [{"class": r["label"], **{k: v for k, v in r.items() if k != "label"}}
+                          for r in figures["per_label"]],
+            "calibration_error": {
+                "before": round(calibration.calibration_error(calibration.probabilities(logits, multilabel=True),
+                                                              targets), 4),
+                "after": round(calibration.calibration_error(probabilities, targets), 4)}}
+
+
 def words(test: dict | None) -> str:
     """The test result in one sentence, or why the validation figure is all there is."""
     if not test:
         return NO_TEST_WORDS
+    if test.get("map") is not None:
+        return (f"Test mAP {test['map']:.3f}, macro-F1 {test['macro_f1']:.2f}, every label right on "
+                f"{test['accuracy']:.1%} of {test['images']} photos kept apart: never trained on and never used "
+                "for a choice, so these are the figures to expect on new photos like them.")
     return (f"Test accuracy {test['accuracy']:.1%} on {test['images']} photos kept apart: never trained on and "
             "never used for a choice, so this is the figure to expect on new photos like them.")

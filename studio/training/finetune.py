@@ -70,7 +70,7 @@ def train_steps(ctx: TrainContext, optimizer, schedule, size: int, batches: list
         optimizer.step()
         schedule.step()
         loss_sum = loss_sum + loss.detach() * len(index)
-        correct = correct + (logits.argmax(1) == y).sum()
+        correct = correct + ctx.task.correct(logits, y)
         seen += len(index)
         if on_step is not None:
             on_step(i)

@@ -73,7 +73,7 @@ class HeadOnFeatures:
             train.append(extract(ctx.train_px, True, f"Computing features (augmented copy {v})",
                                  DECODE_SHARE + span * v))
         val = extract(ctx.val_px, False, "Computing features (validation)", DECODE_SHARE + span * views)
-        return torch.cat(train), ctx.train_y.repeat(views), val
+        return torch.cat(train), ctx.train_y.repeat(views, *[1] * (ctx.train_y.dim() - 1)), val
 
     def _unlabeled_features(self, ctx: TrainContext) -> tuple[torch.Tensor, torch.Tensor]:
         views = max(1, ctx.cfg.feature_views if ctx.cfg.augment else 1)
@@ -123,7 +123,7 @@ class HeadOnFeatures:
             self.optimizer.step()
             self.schedule.step()
             loss_sum = loss_sum + loss.detach() * len(index)
-            correct = correct + (logits.argmax(1) == self.labels[index]).sum()
+            correct = correct + ctx.task.correct(logits, self.labels[index])
             seen += len(index)
         return float(loss_sum) / seen, int(correct) / seen
 

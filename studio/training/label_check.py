@@ -15,6 +15,8 @@ def run(ctx) -> dict | None:
     which writes no run folder of its own)."""
     if ctx.ranks is not None and not ctx.ranks.is_main:
         return None
+    if ctx.task.name == "multi-label":
+        return None   # a photo with several labels has no one folder to be wrong about
     kept = ctx.kept_features
     if kept is None or kept.every_train is None:
         return {"suspects": 0, "judged": 0, "words": NOT_COMPUTED}

@@ -15,7 +15,6 @@ import time
 from typing import Protocol
 
 import torch
-import torch.nn.functional as F
 
 from studio import backbones, evaluation, faults, modelfile, own_weights
 from studio.runs import checkpoints
@@ -74,32 +73,31 @@ def end_epoch(ctx: TrainContext, stage: Stage, tracker: BestTracker, epoch: int,
     studio calls done can always be resumed: a crash in between loses an epoch nobody was told of.
     """
     run = ctx.run
-    val_loss = F.cross_entropy(val_logits, ctx.val_y).item()
-    matrix = evaluation.confusion_matrix(ctx.val_y.cpu(), val_logits.argmax(1).cpu(), len(ctx.classes))
-    val_accuracy = evaluation.accuracy(matrix)
+    figures = ctx.task.epoch(val_logits, ctx.val_y, ctx.classes)   # the task's own figures (see studio.training.task)
+    matrix, val_accuracy = figures["confusion"], figures["accuracy"]
     metrics = {"epoch": epoch, "train_loss": round(train[0], 5), "train_accuracy": round(train[1], 5),
-               "val_loss": round(val_loss, 5), "val_accuracy": round(val_accuracy, 5),
-               "val_balanced_accuracy": round(evaluation.balanced_accuracy(matrix), 5),
-               "val_macro_f1": round(evaluation.macro_f1(matrix), 5), "lr": _head_rate(stage),
+               **figures["metrics"], "lr": _head_rate(stage),
                "epoch_seconds": round(time.perf_counter() - started, 3),
                "elapsed_seconds": round(time.perf_counter() - ctx.started, 3)}
-    evaluation.predictions_table(ctx.val_files, ctx.val_y, val_logits, ctx.classes).to_csv(
+    evaluation.predictions_table(ctx.val_files, ctx.val_y, val_logits, ctx.classes, task=ctx.task.name).to_csv(
         run.folder.latest_predictions, index=False)
-    improved = tracker.offer(val_accuracy, val_loss, ctx.model)
+    improved = tracker.offer(figures["score"], figures["loss"], ctx.model)
     if improved:
         path = _save_best(ctx, epoch, val_accuracy)
     previous = run.snapshot()
-    best = ({"epoch": epoch, "val_accuracy": val_accuracy, "confusion": matrix} if improved else
+    best = ({"epoch": epoch, "val_accuracy": val_accuracy, "confusion": matrix, "score": figures["score"]}
+            if improved else
             {"epoch": previous["best_epoch"], "val_accuracy": previous["best_val_accuracy"],
-             "confusion": previous.get("best_confusion")})
+             "confusion": previous.get("best_confusion"), "score": previous.get("best_score")})
     faults.check("save_checkpoint", epoch=epoch)
     checkpoints.write(run.dir, {"stage": stage.name, "epoch": epoch, **stage.state(),
                                 "generator": ctx.generator.get_state(), **tracker.state(),
                                 "epoch_record": {**metrics, "confusion_matrix": matrix}, "best": best})
     faults.check("announce_epoch", epoch=epoch)
-    run.record_epoch(metrics, matrix, evaluation.per_class_metrics(matrix, ctx.classes))
+    run.record_epoch(metrics, matrix, figures["table"])
     if improved:
-        run.update(best_val_accuracy=val_accuracy, best_epoch=epoch, best_confusion=matrix, model_path=str(path))
+        run.update(best_val_accuracy=val_accuracy, best_epoch=epoch, best_confusion=matrix, model_path=str(path),
+                   best_score={"name": ctx.task.score_name, "value": round(figures["score"], 5)})
     run.update(epoch=epoch, advice=overfitting_advice(run.snapshot()["history"]))
     if tracker.should_stop(last):
         best_epoch = run.snapshot()["best_epoch"]
@@ -119,4 +117,4 @@ def _save_best(ctx: TrainContext, epoch: int, val_accuracy: float):
     if own_weights.is_own(ctx.cfg.backbone):
         summary["pretrained_weights"] = ctx.cfg.backbone
     return modelfile.save(ctx.model, ctx.run.folder.model, backbones.architecture(ctx.cfg.backbone), ctx.classes,
-                          ctx.prep, summary)
+                          ctx.prep, summary, task=ctx.task.name)

@@ -16,7 +16,6 @@ import time
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
 from studio import backbones, budgets, optim, recipe
 from studio.training.context import TrainContext
@@ -212,7 +211,7 @@ class Search:
 
     @torch.inference_mode()
     def _score(self) -> tuple[float, float]:
-        """Accuracy and loss on the validation sample."""
+        """The task's score (accuracy, or mAP for multi-label) and loss on the validation sample."""
         ctx = self.ctx
         started = time.perf_counter()
         ctx.model.eval()
@@ -224,7 +223,7 @@ class Search:
         logits = torch.cat(logits)
         y = ctx.val_y[self.val_rows.to(ctx.val_y.device)]
         self.eval_seconds_per_photo = (time.perf_counter() - started) / len(self.val_rows)
-        return (logits.argmax(1) == y).float().mean().item(), F.cross_entropy(logits, y).item()
+        return ctx.task.score(logits, y)
 
     def _eval_seconds(self, photos: int | None = None) -> float:
         return self.eval_seconds_per_photo * (len(self.val_rows) if photos is None else photos)
