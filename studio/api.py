@@ -8,6 +8,10 @@
     model.adapt("new_site/", out="adapted/")   # a new TrainedModel adapted to those unlabeled photos (or AdaptRefused)
     model.export("onnx", "exported/")          # checked against the trained model, as on the page
     load(model.run_dir)                        # the same object back, later or elsewhere
+    tags = train("posters/")                   # a labels CSV with several labels per photo: a multi-label model
+    tags.task, tags.thresholds, tags.metrics   # "multi-label", {label: threshold}, {map, micro_f1, per_label, ...}
+    tags.predict("p.jpg")[0].labels            # every label above its threshold; .near: the near-misses
+    tags.label_mistakes("Drama")               # that label's false positives and false negatives, surest first
     train("few_labels/", unlabeled="many_photos/")   # the new head also learns from unlabeled photos
 
 Photos with no labels at all: `from studio import sort_photos, label_next` (studio.unlabeled) groups
@@ -51,6 +55,9 @@ class TrainedModel:
     run_dir: Path | None = None          # the run folder (None when loaded from an export)
     status: str = "finished"             # finished, or stopped when training was stopped early
     adaptation: dict | None = None       # for an adapted model: what adapting did (photos, accuracy, shift)
+    task: str = "single-label"           # or "multi-label": a yes/no per label (`thresholds`, `metrics`)
+    thresholds: dict | None = None       # multi-label: {label: decision threshold}, tuned on validation
+    metrics: dict | None = None          # multi-label: mAP, micro/macro F1, per-label figures (multilabel.json)
     _predictor: object = field(default=None, repr=False, compare=False)
     _explainer: object = field(default=None, repr=False, compare=False)
 
@@ -108,6 +115,25 @@ class TrainedModel:
         if self.run_dir is None:
             raise ValueError("This model was loaded from an export; the run folder holds the training photos.")
         return wrong_folder.read(self.run_dir)
+
+    def label_mistakes(self, label: str, limit: int = 24) -> dict:
+        """A multi-label model's mistakes on one label among the validation photos: `false_positives` (said,
+        not there) and `false_negatives` (there, not said) as [(path, score)], the surest first."""
+        import torch
+
+        from studio.evaluation import SCORE_PREFIX, read_run_table
+        from studio.multilabel.dataset import label_matrix
+        from studio.multilabel.metrics import mistakes
+        if self.task != "multi-label" or self.run_dir is None:
+            raise ValueError("label_mistakes is for a multi-label model's run folder; a single-label run's "
+                             "mistakes are in its predictions.csv (label against predicted).")
+        if label not in self.classes:
+            raise ValueError(f"{label!r} is not one of the labels: {', '.join(self.classes)}.")
+        table = read_run_table(RunFolder(self.run_dir).predictions)
+        scores = torch.tensor(table[[SCORE_PREFIX + c for c in self.classes]].to_numpy(dtype="float32"))
+        cuts = torch.tensor([self.thresholds[c] for c in self.classes])
+        return mistakes(scores, label_matrix(table.label, self.classes), cuts, self.classes.index(label),
+                        table.path.tolist(), limit)
 
     def _loaded(self):
         if self._predictor is None:
@@ -174,15 +200,24 @@ def load(path: str | Path) -> TrainedModel:
         status = folder.read_status()
         history = [{k: v for k, v in row.items() if k != "confusion_matrix"} for row in folder.history()]
         from studio import modelfile
+        from studio.multilabel import decide
         meta = modelfile.read_metadata(folder.model)
         return TrainedModel(folder.model, list(meta["classes"]), status.get("best_val_accuracy"),
-                            history, run_dir, status.get("status") or "finished", status.get("adaptation"))
+                            history, run_dir, status.get("status") or "finished", status.get("adaptation"),
+                            **_task_of(meta), metrics=decide.read(run_dir))
     if not path.exists():
         raise FileNotFoundError(f"{path} is neither a run folder nor an exported model.")
     from studio.inference import Predictor
     predictor = Predictor(path)
     return TrainedModel(Path(predictor.path), list(predictor.classes), _export_accuracy(predictor.meta),
-                        _predictor=predictor)
+                        _predictor=predictor, **_task_of(predictor.meta))
+
+
+def _task_of(meta: dict) -> dict:
+    from studio import modelfile
+    if not modelfile.is_multilabel(meta):
+        return {}
+    return {"task": modelfile.MULTI_LABEL, "thresholds": dict(zip(meta["classes"], modelfile.thresholds_of(meta)))}
 
 
 def _export_accuracy(meta: dict) -> float | None:

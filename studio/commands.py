@@ -102,7 +102,7 @@ def cmd_train(args) -> int:
         config = TrainConfig(**chosen)
         config.resolved()   # the engine's own checks of the settings together, before the data is read
         check_trainable(open_dataset(config.data, config.val_fraction, config.seed, config.prefix_separator,
-                                     config.test_fraction))
+                                     config.test_fraction, config.task))
     except (DatasetError, ValueError, TypeError) as exc:
         return _fail(str(exc), EXIT_USAGE)
     started = time.perf_counter()
@@ -136,6 +136,10 @@ def _epoch_line(record: dict, total: int | None) -> str:
     """One finished epoch in words, for the log."""
     of = f" of {total}" if total and total >= record["epoch"] else ""
     seconds = f", {record['epoch_seconds']:.1f} s" if record.get("epoch_seconds") is not None else ""
+    if record.get("val_map") is not None:   # multi-label: mAP and F1; "accuracy" is every label right
+        return (f"Epoch {record['epoch']}{of}: validation mAP {record['val_map']:.3f}, micro-F1 "
+                f"{record['val_micro_f1']:.2f}, every label right on {record['val_accuracy']:.1%} (loss "
+                f"{record['val_loss']:.3f}), training loss {record['train_loss']:.3f}{seconds}")
     return (f"Epoch {record['epoch']}{of}: validation accuracy {record['val_accuracy']:.1%} "
             f"(loss {record['val_loss']:.3f}), training accuracy {record['train_accuracy']:.1%} "
             f"(loss {record['train_loss']:.3f}){seconds}")
@@ -178,7 +182,7 @@ def _follow(run, args, started: float) -> int:
         "run_dir": snap["run_dir"], "model_path": snap["model_path"],
         "test": snap.get("test"), "test_accuracy": (snap.get("test") or {}).get("accuracy"),
         "search": snap.get("search"), "timings": snap.get("timings"), "unlabeled": snap.get("unlabeled"),
-        "wrong_folder": snap.get("wrong_folder"),
+        "wrong_folder": snap.get("wrong_folder"), "task": snap.get("task"), "multilabel": snap.get("multilabel"),
     }
     print(json.dumps(result) if args.json else train_summary(result, snap["config"].get("data")))
     return 0
@@ -188,11 +192,19 @@ def train_summary(result: dict, data: str | None = None) -> str:
     """What a person wants when a run ends: how well it did, where it is, how to try it."""
     run_dir, model = result["run_dir"], result["model_path"]
     done = "Finished" if result["status"] == "finished" else "Stopped"
+    multi = result.get("task") == "multi-label"
     lines = [f"{done} after {result['epochs_run']} epoch(s) in {result['train_seconds']:.0f} s ({result['backbone']}, "
-             f"{len(result['classes'])} classes)."]
+             f"{len(result['classes'])} {'labels, several per photo' if multi else 'classes'})."]
     if result["best_epoch"] is not None:
         from studio.training import final_test
-        lines.append(f"Best: epoch {result['best_epoch']}, validation accuracy {result['best_val_accuracy']:.1%}.")
+        figures = result.get("multilabel")
+        if multi and figures:
+            lines.append(f"Best: epoch {result['best_epoch']}, validation mAP {figures['map'] or 0:.3f} (how well each "
+                         f"label's photos rank first; 1 is perfect), micro-F1 {figures['micro_f1']:.2f}, macro-F1 "
+                         f"{figures['macro_f1']:.2f} at the tuned thresholds; every label right on "
+                         f"{figures['exact_match']:.1%} of the photos.")
+        else:
+            lines.append(f"Best: epoch {result['best_epoch']}, validation accuracy {result['best_val_accuracy']:.1%}.")
         if result["status"] == "finished":
             lines.append(final_test.words(result.get("test")))
     search = result.get("search") or {}

@@ -134,3 +134,78 @@ def test_multi_label_data_is_recognised_and_a_person_can_switch_the_task(photo_f
                                                                       f"images/{n},flower"
                                                                       for i, n in enumerate(names)) + "\n")
     assert not open_dataset(data).is_multilabel and open_dataset(data, task="multi-label").is_multilabel
+
+
+# ---------------------------------------------------------------- training, predicting (the engine, CLI, API)
+
+def test_a_multi_label_run_learns_each_label_and_keeps_its_thresholds(multilabel_run):
+    """The one engine trained a yes/no per label: mAP and F1 in the history, thresholds tuned after the last
+    epoch and kept in the model file, the scores calibrated (sigmoid), every validation photo's scores kept."""
+    import json
+    from pathlib import Path
+
+    from studio import modelfile
+    from studio.evaluation import SCORE_PREFIX, read_run_table
+    from studio.inference import Predictor
+    run_dir = Path(multilabel_run["run_dir"])
+    assert multilabel_run["task"] == "multi-label" and multilabel_run["classes"] == ["ants", "bees", "grey"]
+    assert multilabel_run["best_confusion"] is None and multilabel_run["best_score"]["name"] == "mAP"
+    last = multilabel_run["history"][-1]
+    assert {"val_map", "val_micro_f1", "val_macro_f1"} <= set(last) and 0 <= last["val_accuracy"] <= 1
+    figures = json.loads((run_dir / "multilabel.json").read_text())
+    assert figures["map"] > 0.8 and figures["micro_f1"] > 0.75, figures   # three labels a frozen backbone sees
+    assert [row["label"] for row in figures["per_label"]] == ["ants", "bees", "grey"]
+    meta = modelfile.read_metadata(run_dir / "model.safetensors")
+    assert meta["task"] == "multi-label" and len(meta["thresholds"]) == 3
+    assert list(figures["thresholds"].values()) == meta["thresholds"]
+    assert "threshold per label" in multilabel_run["config"]["choices"]["thresholds"]
+    table = read_run_table(run_dir / "predictions.csv")
+    assert {SCORE_PREFIX + c for c in meta["classes"]} <= set(table.columns) and len(table) == 12
+    # the page's and predict's answers are the kept scores, decided at the kept thresholds
+    predictor = Predictor(run_dir / "model.safetensors")
+    answers = list(predictor.predict_each(table.path.tolist()))
+    from studio.inference import BF16_TOLERANCE
+    near = BF16_TOLERANCE   # training's passes run in bf16 on a CPU that has it; predicting runs in fp32
+    for answer, (_, row) in zip(answers, table.iterrows()):
+        said = {label for label, _ in answer.labels}
+        kept = {x for x in row.predicted.split(";") if x}
+        for label, score in answer.top:
+            assert abs(score - row[SCORE_PREFIX + label]) < near
+            cut = meta["thresholds"][meta["classes"].index(label)]
+            if abs(score - cut) > near:
+                assert (label in said) == (label in kept) == (score >= cut)
+        assert all(score < meta["thresholds"][meta["classes"].index(label)] for label, score in answer.near)
+    right = sum(row.all_right == "True" for _, row in table.iterrows())
+    assert right >= 8, table   # most photos get every label right
+
+
+def test_multi_label_through_the_cli_and_the_api(multilabel_dataset, capsys, tmp_path):
+    """Auto (the head, the plans tried, fine-tuning) on multi-label data from the CLI; the Python API's
+    task, thresholds, figures and a label's mistakes; a single-label task refused in words."""
+    import json
+
+    from studio import load
+    from studio.cli import main
+    out = tmp_path / "cli-run"
+    assert main(["train", str(multilabel_dataset), "--backbone", "mobilenetv2_100", "--budget", "quick",
+                 "--out", str(out), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["task"] == "multi-label" and result["multilabel"]["map"] > 0.6, result
+    assert result["confusion_matrix"] is None and result["epochs_run"] >= 2
+    model = load(out)
+    assert model.task == "multi-label" and set(model.thresholds) == {"ants", "bees", "grey"}
+    assert model.metrics["map"] == result["multilabel"]["map"]
+    mistakes = model.label_mistakes("grey")
+    assert set(mistakes) == {"false_positives", "false_negatives"}
+    for _path, score in mistakes["false_positives"]:
+        assert score >= model.thresholds["grey"]
+    with pytest.raises(ValueError, match="not one of the labels"):
+        model.label_mistakes("wasps")
+    photo = sorted((multilabel_dataset / "images").glob("both*.jpg"))[0]
+    answer = model.predict(photo)[0]
+    assert answer.labels is not None and {"ants", "bees"} & {label for label, _ in answer.labels}
+    assert main(["predict", str(out / "model.safetensors"), str(photo)]) == 0
+    printed = capsys.readouterr().out
+    assert photo.name in printed and "%" in printed
+    assert main(["train", str(multilabel_dataset), "--task", "single-label", "--out", str(tmp_path / "x")]) == 2
+    assert "have several labels" in capsys.readouterr().err

@@ -74,6 +74,9 @@ def start_adaptation(source: str | Path, photos: Sequence[str | Path], *, runner
     if out is not None and Path(out).resolve() == source_folder.path.resolve():
         raise AdaptError("--out is the run being adapted: give a new folder, so the original run stays as it is.")
     meta = modelfile.read_metadata(source_folder.model)
+    if modelfile.is_multilabel(meta):
+        raise AdaptError("Adapting to a new site works for models that give one class per photo; this one gives "
+                         "several labels per photo. Add labelled photos from the new site and train again instead.")
     config = {"adapted_from": str(source_folder.path), "new_photos": [str(p) for p in photos],
               "backbone": meta["backbone"], "owner": owner, "seed": seed, "tolerance": tolerance,
               "schedule": asdict(schedule), "data": _source_config(source_folder).get("data"),
