@@ -626,6 +626,8 @@ def cmd_runs(args) -> int:
     inside = paths.runs_dir().resolve()
     for row in rows:
         accuracy = f"{row['best_val_accuracy']:.1%}" if row.get("best_val_accuracy") is not None else "-"
+        if row.get("task") == "multi-label" and row.get("best_score"):   # every-label-right would mislead here
+            accuracy = f"mAP {row['best_score']['value']:.2f}"
         where = "" if Path(row["run_dir"]).resolve().parent == inside else f"  {row['run_dir']}"
         print(f"{row['id']:<48} {row['status']:<11} {row['data']:<16} {row['backbone']:<18} {accuracy:>6}"
               + where + (f"  ({row['error']})" if row.get("error") else ""))

@@ -135,7 +135,8 @@ def summarize(run_dir: Path, live: Run | list[Run] | None = None) -> dict:
                best_val_accuracy=best, best_epoch=status.get("best_epoch"), duration_seconds=duration,
                status=state, error=status.get("error"), owner=config.get("owner"),
                test_accuracy=(status.get("test") or {}).get("accuracy"),
-               test_images=(status.get("test") or {}).get("images"))
+               test_images=(status.get("test") or {}).get("images"), task=status.get("task") or "single-label",
+               best_score=status.get("best_score"))
     return row
 
 

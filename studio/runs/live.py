@@ -100,7 +100,7 @@ class Run:
             history=history, epoch=epochs_done, classes=previous.get("classes") or [],
             confusion=kept[-1].get("confusion_matrix") if kept else None,
             best_val_accuracy=best.get("val_accuracy"), best_epoch=best.get("epoch"),
-            best_confusion=best_confusion,
+            best_confusion=best_confusion, best_score=previous.get("best_score"), task=previous.get("task"),
             model_path=str(self.folder.model) if self.folder.has_model() else None,
             notes=[*previous.get("notes", []), f"Resumed after epoch {epochs_done}."],
             resumed_after=epochs_done)

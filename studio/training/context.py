@@ -173,6 +173,11 @@ def prepare(ctx: TrainContext, resume: dict | None = None, staged: bool = False)
     dataset = open_dataset(cfg.data, cfg.val_fraction, cfg.seed, cfg.prefix_separator, cfg.test_fraction, cfg.task)
     check_trainable(dataset)
     ctx.task = task_for(dataset.task)
+    if dataset.is_multilabel:
+        run.add_choice("task", ("several labels per photo (as asked)" if cfg.task == "multi-label" else
+                                "several labels per photo: the labels CSV gives photos more than one") +
+                       ": a multi-label model, each label its own yes/no answer; judged by mAP (how well each "
+                       "label's photos rank first) and F1.")
     if dataset.is_multilabel and cfg.unlabeled:
         raise DatasetError("Unlabeled photos are used with one class per photo only; train this multi-label data "
                            "without them.")
