@@ -66,8 +66,9 @@ def write_onnx_pixels(job: WriteJob) -> list[Path]:
 
 
 def calibration_photos(run_dir: Path, meta: dict, count: int = CALIBRATION_IMAGES) -> parity.Photos:
-    """Up to `count` training photos, spread evenly over the run's list (so over every class)."""
-    rows = [(p, label) for p, label in history.run_samples(run_dir, "train") if label in meta["classes"]]
+    """Up to `count` training photos, spread evenly over the run's list (so over every class; for a multi-label
+    model over every photo, whatever its labels)."""
+    rows = parity.known_rows(history.run_samples(run_dir, "train"), meta)
     step = max(1, len(rows) // count)
     return parity.photos_for(rows[::step][:count], meta)
 
