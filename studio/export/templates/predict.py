@@ -11,6 +11,11 @@ ones the studio gives:
     python predict.py photos/ --top-k 2          # every photo in a folder (and its subfolders)
     python predict.py photos/ --json             # one JSON line per photo
     python predict.py photo.jpg --model other.onnx
+
+A multi-label model (its description says "task": "multi-label") answers yes or no for each label:
+each label's score is a sigmoid of its output, and the label is given when the score reaches that
+label's threshold (tuned on the validation photos and stored in the file). For each photo it prints
+every label given, with its score, then the likeliest labels that fell below their thresholds.
 """
 from __future__ import annotations
 
@@ -35,6 +40,8 @@ except ImportError:
     pass
 BACKGROUND = (255, 255, 255)  # transparent pixels become white, as in the studio
 BATCH = 16
+MULTI_LABEL = "multi-label"
+NEAR_MISSES = 3   # a multi-label answer also shows this many of the likeliest labels below their thresholds
 
 
 class ModelError(Exception):
@@ -206,6 +213,9 @@ def load(path: Path):
     if outputs != len(model.meta["classes"]):
         raise ModelError(f"{path.name} gives {outputs} scores but its description names "
                          f"{len(model.meta['classes'])} classes: the file does not match its description")
+    if multilabel(model.meta) and len(thresholds(model.meta)) != len(model.meta["classes"]):
+        raise ModelError(f"{path.name} has a damaged description: {len(thresholds(model.meta))} thresholds for "
+                         f"{len(model.meta['classes'])} labels")
     return model
 
 
@@ -237,15 +247,48 @@ def temperature(meta: dict) -> float:
     return float(value) if isinstance(value, (int, float)) and value > 0 else 1.0
 
 
+def multilabel(meta: dict) -> bool:
+    """A model that says yes or no for each label (any number of them per photo), not one class per photo."""
+    return meta.get("task") == MULTI_LABEL
+
+
+def thresholds(meta: dict) -> list[float]:
+    """A multi-label model's decision threshold per label, in class order (0.5 each if it has none)."""
+    return [float(t) for t in meta.get("thresholds") or [0.5] * len(meta["classes"])]
+
+
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     scaled = logits.astype(np.float64) / temperature
     shifted = np.exp(scaled - scaled.max(axis=1, keepdims=True))
     return shifted / shifted.sum(axis=1, keepdims=True)
 
 
+def sigmoid(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Each label's own score, as a multi-label model is trained: 1 / (1 + e^(-logit / T)), without overflow."""
+    return np.exp(-np.logaddexp(0.0, -logits.astype(np.float64) / temperature))
+
+
+def scores(model, logits: np.ndarray) -> np.ndarray:
+    """Calibrated probabilities: softmax over the classes, or for a multi-label model each label's sigmoid."""
+    return (sigmoid if multilabel(model.meta) else softmax)(logits, temperature(model.meta))
+
+
+def answer(meta: dict, row: np.ndarray, top_k: int) -> dict:
+    """One photo's answer: its `top` (class, probability) pairs; for a multi-label model also `labels` (every
+    label at or above its threshold, likeliest first) and `near` (the likeliest labels below theirs)."""
+    classes = meta["classes"]
+    order = np.argsort(-row, kind="stable")
+    out = {"top": [(classes[i], float(row[i])) for i in order[:top_k]]}
+    if multilabel(meta):
+        cut = thresholds(meta)
+        out["labels"] = [(classes[i], float(row[i])) for i in order if row[i] >= cut[i]]
+        out["near"] = [(classes[i], float(row[i])) for i in order if row[i] < cut[i]][:NEAR_MISSES]
+    return out
+
+
 def classify(model, files: list[Path], top_k: int):
-    """Yield (file, [(class, probability)...] or None, error or None) for each file, in order."""
-    classes, prep, scale = model.meta["classes"], model.meta["preprocessing"], temperature(model.meta)
+    """Yield (file, answer or None, error or None) for each file, in order (answer: see `answer`)."""
+    prep = model.meta["preprocessing"]
     for start in range(0, len(files), BATCH):
         ready, inputs = [], []
         for file in files[start:start + BATCH]:
@@ -256,9 +299,25 @@ def classify(model, files: list[Path], top_k: int):
                 yield file, None, f"not a readable image ({exc.__class__.__name__}: {exc})"
         if not inputs:
             continue
-        for file, row in zip(ready, softmax(model(np.stack(inputs)), scale)):
-            order = np.argsort(-row)[:top_k]
-            yield file, [(classes[i], float(row[i])) for i in order], None
+        for file, row in zip(ready, scores(model, model(np.stack(inputs)))):
+            yield file, answer(model.meta, row, top_k), None
+
+
+def as_json(file: Path, found: dict) -> str:
+    """One JSON line: the top classes as `predictions`; a multi-label model's labels given as `labels`."""
+    line = {"image": str(file), "predictions": [{"class": c, "probability": round(p, 5)} for c, p in found["top"]]}
+    if "labels" in found:
+        line["labels"] = [{"label": c, "probability": round(p, 5)} for c, p in found["labels"]]
+    return json.dumps(line)
+
+
+def as_text(file: Path, found: dict) -> str:
+    """One line: the top classes; for a multi-label model the labels given, then those just below threshold."""
+    if "labels" not in found:
+        return f"{file}: " + ", ".join(f"{c} {p:.1%}" for c, p in found["top"])
+    said = ", ".join(f"{c} {p:.1%}" for c, p in found["labels"]) or "none of the labels"
+    near = ", ".join(f"{c} {p:.1%}" for c, p in found["near"])
+    return f"{file}: {said}" + (f" (below threshold: {near})" if near else "")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -274,15 +333,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"predict.py: error: {exc}", file=sys.stderr)
         return 1
     status = 0
-    for file, top, error in classify(model, image_files(args.images), max(1, args.top_k)):
+    for file, found, error in classify(model, image_files(args.images), max(1, args.top_k)):
         if error:
             print(f"predict.py: {file}: {error}", file=sys.stderr)
             status = 1
-        elif args.json:
-            print(json.dumps({"image": str(file),
-                              "predictions": [{"class": c, "probability": round(p, 5)} for c, p in top]}))
         else:
-            print(f"{file}: " + ", ".join(f"{c} {p:.1%}" for c, p in top))
+            print(as_json(file, found) if args.json else as_text(file, found))
     return status
 
 
