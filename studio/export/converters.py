@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from studio import modelfile
+from studio import calibration, modelfile
 from studio.export.formats import OPSET, export_description
 from studio.export.runtimes import ONNX_META, TORCHSCRIPT_META
 
@@ -114,7 +114,8 @@ def describe_onnx(path: Path, meta: dict) -> None:
 
     Besides the studio's own key, the keys other tools read: `names` ({index: class}) and `imgsz`
     ([height, width]) with `task` "classify", as Ultralytics' exports carry them, and plain
-    `class_names` / `input_size` / `mean` / `std` for anything else."""
+    `class_names` / `input_size` / `mean` / `std` for anything else; a multi-label model adds `multi_label`,
+    `activation` "sigmoid", `temperature` and `thresholds`, since no tool would guess a yes/no per label."""
     import onnx
     proto = onnx.load(str(path))
     prep = meta["preprocessing"]
@@ -124,12 +125,17 @@ def describe_onnx(path: Path, meta: dict) -> None:
                    "imgsz": json.dumps([size, size]), "task": "classify",
                    "class_names": json.dumps(meta["classes"]), "input_size": json.dumps([1, 3, size, size]),
                    "mean": json.dumps(list(prep["mean"])), "std": json.dumps(list(prep["std"]))}
+    if modelfile.is_multilabel(meta):
+        conventions.update({"multi_label": "true", "activation": "sigmoid",
+                            "temperature": json.dumps(calibration.temperature_of(meta)),
+                            "thresholds": json.dumps(modelfile.thresholds_of(meta))})
     kept = [p for p in proto.metadata_props if p.key not in conventions]
     del proto.metadata_props[:]
     proto.metadata_props.extend(kept)
     for key, value in conventions.items():
         proto.metadata_props.add(key=key, value=value)
-    proto.doc_string = f"Transfer Studio export: {meta['backbone']}, classes {', '.join(meta['classes'])}"
+    named = "multi-label, labels" if modelfile.is_multilabel(meta) else "classes"
+    proto.doc_string = f"Transfer Studio export: {meta['backbone']}, {named} {', '.join(meta['classes'])}"
     onnx.checker.check_model(proto)
     onnx.save(proto, str(path))
 

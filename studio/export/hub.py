@@ -43,25 +43,48 @@ def weights_license(backbone: str) -> tuple[str, str]:
     return "other", f"the pretrained `{backbone}` weights' own terms (not recorded here: check them)"
 
 
+def _accuracy_metrics(details: dict) -> list[dict]:
+    """A single-label model's figures for the Hub: validation and test accuracy."""
+    summary, test = details.get("summary") or {}, details.get("test") or {}
+    metrics = []
+    if summary.get("best_val_accuracy") is not None:
+        metrics.append({"type": "accuracy", "name": "validation accuracy",
+                        "value": round(float(summary["best_val_accuracy"]), 4)})
+    if test.get("accuracy") is not None:
+        metrics.append({"type": "accuracy", "name": "test accuracy", "value": round(float(test["accuracy"]), 4)})
+    return metrics
+
+
+LABEL_METRICS = (("map", "map", "mAP"), ("f1", "micro_f1", "micro-F1"), ("f1", "macro_f1", "macro-F1"))
+
+
+def _label_metrics(details: dict) -> list[dict]:
+    """A multi-label model's figures for the Hub: mAP, micro- and macro-F1 on the validation photos (at the tuned
+    thresholds, from multilabel.json) and on the test photos; accuracy would mean little there."""
+    from studio.multilabel import decide
+    run_dir = (details.get("summary") or {}).get("run_dir")
+    found = {"validation": (decide.read(run_dir) if run_dir else None) or {}, "test": details.get("test") or {}}
+    return [{"type": kind, "name": f"{split} {words}", "value": round(float(figures[key]), 4)}
+            for split, figures in found.items() for kind, key, words in LABEL_METRICS
+            if figures.get(key) is not None]
+
+
 def front_matter(meta: dict, details: dict) -> dict:
     """The card's YAML: what the Hub and its widgets read (library, task, licence, tags, metrics)."""
     licence, _ = weights_license(meta["backbone"])
     summary = details.get("summary") or {}
     data = summary.get("data") or "photos"
-    metrics = []
-    if summary.get("best_val_accuracy") is not None:
-        metrics.append({"type": "accuracy", "name": "validation accuracy",
-                        "value": round(float(summary["best_val_accuracy"]), 4)})
-    test = details.get("test") or {}
-    if test.get("accuracy") is not None:
-        metrics.append({"type": "accuracy", "name": "test accuracy", "value": round(float(test["accuracy"]), 4)})
+    multilabel = modelfile.is_multilabel(meta)
+    metrics = _label_metrics(details) if multilabel else _accuracy_metrics(details)
     card = {"library_name": "timm", "pipeline_tag": "image-classification", "license": licence,
-            "tags": ["image-classification", "timm", "transfer-studio", meta["backbone"]]}
+            "tags": ["image-classification", *(["multi-label-classification"] if multilabel else []), "timm",
+                     "transfer-studio", meta["backbone"]]}
     if base_model(meta["backbone"]):
         card["base_model"] = base_model(meta["backbone"])
     if metrics:
         card["model-index"] = [{"name": f"{meta['backbone']}-{data}", "results": [{
-            "task": {"type": "image-classification", "name": "Image classification"},
+            "task": {"type": "image-classification",
+                     "name": "Multi-label image classification" if multilabel else "Image classification"},
             "dataset": {"name": str(data), "type": "imagefolder"},
             "metrics": metrics}]}]
     return card
