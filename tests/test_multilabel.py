@@ -164,8 +164,7 @@ def test_a_multi_label_run_learns_each_label_and_keeps_its_thresholds(multilabel
     # the page's and predict's answers are the kept scores, decided at the kept thresholds
     predictor = Predictor(run_dir / "model.safetensors")
     answers = list(predictor.predict_each(table.path.tolist()))
-    from studio.inference import BF16_TOLERANCE
-    near = BF16_TOLERANCE   # training's passes run in bf16 on a CPU that has it; predicting runs in fp32
+    near = 1e-3   # the kept scores come from an fp32 pass, as predicting's do (training may run in bf16)
     for answer, (_, row) in zip(answers, table.iterrows()):
         said = {label for label, _ in answer.labels}
         kept = {x for x in row.predicted.split(";") if x}

@@ -274,8 +274,9 @@ def run_samples(run_dir: Path, split: str) -> list[tuple[str, str]]:
                 rows = list(csv.DictReader(handle))
         except (OSError, csv.Error, UnicodeDecodeError):
             continue
+        # a multi-label photo with none of the labels has an empty label cell, and is still a photo of the run
         picked = [(r["path"], r["label"]) for r in rows
-                  if r.get("path") and r.get("label") and (not has_split or r.get("split") == split)]
+                  if r.get("path") and r.get("label") is not None and (not has_split or r.get("split") == split)]
         if picked:
             return picked
     return []
