@@ -33,7 +33,16 @@ element.addEventListener('click', (event) => {
   if (cell) { trigger('click', {true_class: cell.dataset.true, predicted_class: cell.dataset.predicted}); }
 });
 """
+PER_CLASS_LABEL = "Per-class results"
+PER_LABEL_LABEL = "Per-label results (this epoch, each label at 0.5)"
+MULTILABEL_HINT = "Several labels per photo: each label's mistakes are shown per label, under Runs."
 PICK_HINT = "Click a number in the confusion matrix, or pick a true class and an answer, to see those photos."
+
+
+def one_class_per_photo(table: pd.DataFrame | None) -> bool:
+    """Whether a predictions table is a single-label run's (one answer and its confidence per photo): a
+    multi-label run's has a score per label instead, and its photos are shown per label (multilabel_view)."""
+    return table is not None and "confidence" in table.columns
 
 
 def read_predictions(run_dir: str | Path | None, latest: bool = False) -> pd.DataFrame | None:
@@ -131,6 +140,8 @@ def cell_photos(run_dir: str | None, true_class: str | None, predicted_class: st
     table = read_predictions(run_dir, latest)
     if table is None:
         return _cell("The photos appear after the first epoch.", [])
+    if not one_class_per_photo(table):
+        return _cell(MULTILABEL_HINT, [])
     if not true_class or not predicted_class:
         return _cell(PICK_HINT, [])
     rows = evaluation.cell_photos(table, true_class, predicted_class)
@@ -154,6 +165,8 @@ def confident_mistakes(run_dir: str | None, latest: bool = False, looked: bool =
     table = read_predictions(run_dir, latest)
     if table is None:
         return _mistakes("The model's mistakes appear after the first epoch.", [])
+    if not one_class_per_photo(table):
+        return _mistakes(MULTILABEL_HINT, [])
     rows = evaluation.confident_mistakes(table)
     if rows.empty:
         return _mistakes("No mistakes on the validation photos.", [])
@@ -176,12 +189,12 @@ def render(label: str = "Confusion matrix", elem_prefix: str = "", polled: bool 
     extra = ["ts-polled"] if polled else []
     # the row wraps: the matrix takes the width it needs (scrolling inside its box past the page's width)
     # and the table goes below it when both don't fit side by side (assets/studio.css)
-    with gr.Row(elem_classes="ts-evaluation-row"):
+    with gr.Row(elem_classes="ts-evaluation-row") as row:
         confusion = gr.HTML(views.confusion_html(None, []), label=label, elem_id=f"{elem_prefix}confusion",
                             js_on_load=CELL_CLICK_JS, elem_classes=["ts-matrix", *extra])
-        per_class = gr.Dataframe(views.per_class_table(None), label="Per-class results", interactive=False,
+        per_class = gr.Dataframe(views.per_class_table(None), label=PER_CLASS_LABEL, interactive=False,
                                  elem_id=f"{elem_prefix}per-class", elem_classes=["ts-per-class", *extra])
-    with gr.Accordion("Look at the photos behind the numbers", open=True):
+    with gr.Accordion("Look at the photos behind the numbers", open=True) as photos_box:
         with gr.Row():
             true_class = gr.Dropdown([], value=None, label="True class", elem_id=f"{elem_prefix}cell-true",
                                      info="The class the photo really belongs to (its folder).")
@@ -203,7 +216,20 @@ def render(label: str = "Confusion matrix", elem_prefix: str = "", polled: bool 
                               elem_id=f"{elem_prefix}mistakes", fit_columns=False, visible="hidden")
     return SimpleNamespace(confusion=confusion, per_class=per_class, true_class=true_class,
                            predicted_class=predicted_class, cell_note=cell_note, cell_gallery=cell_gallery,
-                           mistakes_note=mistakes_note, mistakes=mistakes, looked=looked)
+                           mistakes_note=mistakes_note, mistakes=mistakes, looked=looked, row=row,
+                           photos_box=photos_box)
+
+
+def layout(multilabel: bool, keep_table: bool = False) -> dict:
+    """What applies to a run: a multi-label run has no confusion matrix and no photos behind its cells (each
+    label is a yes/no question), so the matrix and the photo browser are hidden; with `keep_table` its
+    per-label rows stay in the table (the Train step's live view), else the table goes too (the Runs view
+    shows its own, with the tuned thresholds). Names: confusion, per_class, photos_box."""
+    table_shown = not multilabel or keep_table
+    return {"confusion": gr.HTML(visible=views.shown_if(not multilabel)),
+            "per_class": gr.Dataframe(visible=views.shown_if(table_shown),
+                                      label=PER_LABEL_LABEL if multilabel else PER_CLASS_LABEL),
+            "photos_box": gr.Accordion(elem_classes=views.classes_if(not multilabel))}
 
 
 def shown_when_filled(cell_items, mistake_items) -> dict:

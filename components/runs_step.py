@@ -13,11 +13,12 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from components import evaluation_view, views, wrong_folder_view
+from components import evaluation_view, multilabel_view, views, wrong_folder_view
 from components.named import of, wire, with_runner
 from components.session import user_of
 from studio.runs import history
 from studio.runs import JobRunner, RunBusyError, RunFolder
+from studio.multilabel import decide
 from studio.runs.checkpoints import ResumeError
 from studio.training.trainer import resume_training
 
@@ -28,7 +29,7 @@ PICK_A_RUN = "Choose a run above to see its curves and confusion matrix."
 def list_runs(chosen: str | None = None, other: str | None = None, request: gr.Request = None, *,
               runner: JobRunner):
     """table, run (dropdown) and other (the compare dropdown); keeps the current choices while they still exist."""
-    rows = history.list_runs(owner=user_of(request), live=runner.runs)
+    rows = [multilabel_view.with_task(row) for row in history.list_runs(owner=user_of(request), live=runner.runs)]
     ids = [row["id"] for row in rows]
     choices = [(views.run_choice_label(row), row["id"]) for row in rows]
     readable = [row["id"] for row in rows if row["status"] != history.UNREADABLE]
@@ -53,14 +54,44 @@ def show_run(run_id: str | None, request: gr.Request = None, *, runner: JobRunne
         return {"summary": f"**{exc}** Press Refresh.", **empty}
     past = run["history"]
     curves, curve_words = views.precision_recall_curves(run["ranking"])
-    return {"summary": views.run_summary_markdown(run["summary"]) + views.balance_markdown(run["confusion"],
-                                                                                        run["classes"]),
+    summary = multilabel_view.with_task(run["summary"])
+    several = multilabel_view.is_multilabel(summary)
+    words = (multilabel_view.figures_words(decide.read(summary["run_dir"]), summary.get("multilabel")) if several
+             else views.balance_markdown(run["confusion"], run["classes"]))
+    # a multi-label run's accuracy chart is hidden (its scores chart shows instead): left as it is, as a hidden
+    # chart must never be emptied (see train_step.poll)
+    accuracy = gr.skip() if several else views.curves(past, "accuracy") if past else None
+    return {"summary": views.run_summary_markdown(summary) + words,
             "pr_curves": curves, "pr_note": curve_words,
             "loss": views.curves(past, "loss") if past else None,
-            "accuracy": views.curves(past, "accuracy") if past else None,
+            "accuracy": accuracy,
             "confusion": views.confusion_html(run["confusion"], run["classes"], clickable=True),
             "per_class": views.per_class_table(run["per_class"]),
             "choices": views.choices_markdown({"config": {"choices": run["choices"]}})}
+
+
+def show_labels(run_id: str | None, request: gr.Request = None):
+    """The multi-label part of one run: scores (its mAP and F1 chart), label_table, label (picker), label_note,
+    false_positives and false_negatives; for a single-label run it is emptied (and hidden: run_layout)."""
+    folder = run_folder(run_id, user_of(request))
+    status = multilabel_view.run_status(folder)
+    shown = multilabel_view.run_labels(folder, status)
+    several = multilabel_view.is_multilabel(status)
+    past = RunFolder(folder).history() if several else []
+    return {**shown, "scores": views.score_curves(past) if past else gr.skip()}
+
+
+def run_layout(run_id: str | None, request: gr.Request = None):
+    """What applies to the run shown: a multi-label run's scores chart and per-label part instead of the accuracy
+    chart, the confusion matrix and the photos in the wrong folder (names: accuracy, scores, multilabel, the
+    evaluation's row and photos_box, wrong_folder)."""
+    several = multilabel_view.is_multilabel(multilabel_view.run_status(run_folder(run_id, user_of(request))))
+    return {"accuracy": gr.LinePlot(visible=views.shown_if(not several)),
+            "scores": gr.LinePlot(visible=views.shown_if(several)),
+            "multilabel": gr.Column(elem_classes=views.classes_if(several)),
+            "row": gr.Row(elem_classes=["ts-evaluation-row", *views.classes_if(not several)]),
+            "photos_box": gr.Accordion(elem_classes=views.classes_if(not several)),
+            "wrong_folder": gr.Accordion(elem_classes=views.classes_if(not several))}
 
 
 def run_folder(run_id: str | None, user: str | None = None) -> str | None:
@@ -102,12 +133,25 @@ def compare_runs(run_id: str | None, other_id: str | None, request: gr.Request =
     missing = [run["summary"]["id"] for run in runs if not run["history"]]
     if missing:
         return answer(None, f"Run {missing[0]} has no finished epoch yet, so there is no curve to compare.")
+    several = [multilabel_view.is_multilabel(multilabel_view.with_task(run["summary"])) for run in runs]
+    if several[0] != several[1]:
+        return answer(None, "One of these runs gives one class per photo and the other several labels per photo: "
+                            "accuracy and mAP measure different things, so they are not drawn on one chart.")
     names = [views.run_series_name(run["summary"]) for run in runs]
     if names[0] == names[1]:  # same data, same second: only the ids tell them apart
         names = [run_id, other_id]
     series = [(name, run["history"]) for name, run in zip(names, runs)]
-    return answer(views.compare_curves(series), f"Validation accuracy per epoch: **{names[0]}** ({run_id}) "
-                                                f"against **{names[1]}** ({other_id}). Higher is better.")
+    measure = "mAP" if several[0] else "accuracy"
+    return answer(views.compare_curves(series, "val_map" if several[0] else "val_accuracy"),
+                  f"Validation {measure} per epoch: **{names[0]}** ({run_id}) against **{names[1]}** ({other_id}). "
+                  "Higher is better.")
+
+
+def compare_titles(run_id: str | None, other_id: str | None, request: gr.Request = None):
+    """The comparison chart's title and axis for what it draws: mAP when the run shown is multi-label."""
+    several = multilabel_view.is_multilabel(multilabel_view.run_status(run_folder(run_id, user_of(request))))
+    measure = "mAP" if several else "accuracy"
+    return gr.LinePlot(title=f"Validation {measure}, two runs", y_title=f"validation {measure}")
 
 
 def use_run(run_id: str | None, target: str, user: str | None = None):
@@ -192,12 +236,20 @@ def render() -> SimpleNamespace:
                                title="Accuracy (higher is better)", height=260, y_lim=[0, 1],
                                x_title="epoch", y_title="accuracy", sort=views.EPOCH_ORDER,
                                caption="Share of photos the model got right, per epoch.")
+        # a multi-label run's chart, shown instead of the accuracy one (run_layout)
+        scores_plot = gr.LinePlot(None, x="epoch", y="value", color="series", color_map=views.SCORE_COLOURS,
+                                  title="mAP and F1 on validation (higher is better)", height=260, y_lim=[0, 1],
+                                  x_title="epoch", y_title="score", sort=views.EPOCH_ORDER, visible="hidden",
+                                  elem_id="runs-scores",
+                                  caption="mAP: how well photos with each label are ranked above those without. "
+                                          "F1: the labels given at 0.5, micro (all answers) and macro (per label).")
     compare_note = gr.Markdown("Pick a second run under **Compare with** to draw both runs' validation "
                                "accuracy here.", elem_id="runs-compare-note")
     compare_plot = gr.LinePlot(None, x="epoch", y="value", color="series", title="Validation accuracy, two runs",
                                height=260, y_lim=[0, 1], x_title="epoch", y_title="validation accuracy",
                                sort=views.EPOCH_ORDER,
                                caption="Each line is one run, named by its data and start time.")
+    labels = multilabel_view.render("runs-")
     evaluation = evaluation_view.render("Confusion matrix (best epoch)", elem_prefix="runs-", heatmaps=True)
     pr_curves = gr.LinePlot(None, x="recall", y="precision", color="class", title="Precision and recall, per class",
                             height=300, x_lim=[0, 1], y_lim=[0, 1.02], x_title="recall", y_title="precision",
@@ -208,7 +260,8 @@ def render() -> SimpleNamespace:
     return SimpleNamespace(refresh=refresh, table=table, run=run, other=other, summary=summary,
                            try_button=try_button, export_button=export_button, resume_button=resume_button,
                            use_message=use_message,
-                           loss=loss_plot, accuracy=acc_plot, compare=compare_plot, compare_note=compare_note,
+                           loss=loss_plot, accuracy=acc_plot, scores=scores_plot, labels=labels,
+                           compare=compare_plot, compare_note=compare_note,
                            confusion=evaluation.confusion, per_class=evaluation.per_class, evaluation=evaluation,
                            pr_curves=pr_curves, pr_note=pr_note, wrong_folder=wrong_folder, choices=choices)
 
@@ -228,10 +281,21 @@ def bind(ui: SimpleNamespace, run_dir: gr.State, tabs: gr.Tabs, tab: gr.Tab, run
         **wire(run_photos, ui.run, **of(ev, "true_class", "predicted_class", "cell_note", "cell_gallery",
                                         "mistakes_note", "mistakes", "looked")), api_visibility="private"))
     evaluation_view.bind(ev, ui.run, run_folder, api_prefix="runs_")
+    ml = ui.labels
+    labelled = ui.run.change(**wire(show_labels, ui.run, scores=ui.scores,
+                                    **of(ml, "label_table", "label", "label_note", "false_positives",
+                                         "false_negatives")), api_name="run_labels")
+    labelled.then(**wire(run_layout, ui.run, accuracy=ui.accuracy, scores=ui.scores, multilabel=ml.box, row=ev.row,
+                         photos_box=ev.photos_box, wrong_folder=ui.wrong_folder.box), api_visibility="private",
+                  show_progress="hidden")
+    multilabel_view.follow_galleries(ml, labelled)
+    multilabel_view.bind(ml, ui.run, run_folder)
     wrong_folder_view.bind(ui.wrong_folder, ui.run, run_folder, data_ui, data_source)
     comparing = wire(with_runner(compare_runs, runner), [ui.run, ui.other], **of(ui, "compare", "compare_note"))
-    ui.other.change(**comparing, api_name="compare_runs")
-    ui.run.change(**comparing, api_visibility="private")
+    titles = dict(fn=compare_titles, inputs=[ui.run, ui.other], outputs=ui.compare, api_visibility="private",
+                  show_progress="hidden")
+    ui.other.change(**comparing, api_name="compare_runs").then(**titles)
+    ui.run.change(**comparing, api_visibility="private").then(**titles)
     used = dict(run_dir=run_dir, tabs=tabs, use_message=ui.use_message)
     ui.try_button.click(**wire(try_run, ui.run, **used), api_name="try_run")
     ui.export_button.click(**wire(export_run, ui.run, **used), api_name="export_run")

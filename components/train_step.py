@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from components import evaluation_view, settings_panel, views
+from components import evaluation_view, multilabel_view, settings_panel, views
 from components.named import of, wire, with_runner
 from components.session import user_of
 from studio import backbones, budgets
@@ -62,7 +62,7 @@ def page_config(data_source, backbone, mode, depth, epochs, lr, batch_size, leav
                        batch_size=None if batch_size in (None, "", "auto") else int(batch_size),
                        exclude=_left_out_kinds(leave_out, findings),
                        exclude_files=_chosen_files(leave_out, findings, ("outliers", "wrong_folder")),
-                       unlabeled=data_source.get("unlabeled"),
+                       unlabeled=data_source.get("unlabeled"), task=data_source.get("task") or "auto",
                        owner=owner, **settings_panel.values_as_settings(ADVANCED, advanced))
 
 
@@ -116,6 +116,9 @@ def suggest_lr(data_source, backbone, mode, depth, progress=gr.Progress(), *, ru
         return {"lr": gr.skip(), "suggestion": "A training is running; suggest a learning rate when it has finished."}
     if isinstance(data_source, str):
         data_source = {"source": data_source}
+    if data_source.get("multilabel"):
+        return {"lr": gr.skip(), "suggestion": "**No suggestion for several labels per photo yet:** the range test "
+                                               "learns one class per photo. Auto's learning rate suits both."}
     freeze = "auto" if mode == "auto" else freeze_argument(backbone, depth)
     try:
         result = find_lr(data_source["source"], backbone, freeze,
@@ -179,8 +182,9 @@ def watch(user: str | None = None, run_dir: str | None = None, *, runner: JobRun
             "run_key": run_key(snapshot)}
 
 
-POLLED = ("status", "progress", "loss", "accuracy", "confusion", "per_class", "choices", "seen",  # the step's
-          "true_class", "predicted_class", "cell_note", "cell_gallery", "mistakes_note", "mistakes")  # evaluation's
+# the step's, then the evaluation's (the API's order: the evaluation's photos stay last, `seen` is page state)
+POLLED = ("status", "progress", "loss", "accuracy", "confusion", "per_class", "choices", "seen", "scores",
+          "true_class", "predicted_class", "cell_note", "cell_gallery", "mistakes_note", "mistakes")
 
 
 def poll(seen: dict | None, user: str | None = None, run_dir: str | None = None, *, runner: JobRunner):
@@ -188,7 +192,8 @@ def poll(seen: dict | None, user: str | None = None, run_dir: str | None = None,
 
     With login, another person's run is not shown (only that the studio is busy and for how long).
     Names: status, progress, loss, accuracy, confusion, per_class, choices, seen, and the evaluation's
-    true_class, predicted_class, cell_note, cell_gallery, mistakes_note, mistakes (POLLED)."""
+    true_class, predicted_class, cell_note, cell_gallery, mistakes_note, mistakes; and scores (POLLED). A
+    multi-label run has scores (mAP and F1) and a per-label table instead of accuracy and a matrix."""
     snapshot, busy = _visible_run(user, runner, run_dir)
     unchanged = dict.fromkeys(POLLED, gr.skip())
     if busy:
@@ -202,6 +207,8 @@ def poll(seen: dict | None, user: str | None = None, run_dir: str | None = None,
     classes = snapshot["classes"] if snapshot else []
     true_class, predicted_class = (seen or {}).get("pair") or (None, None)
     run_folder = snapshot["run_dir"] if snapshot else None
+    if multilabel_view.is_multilabel(snapshot):
+        return _multilabel_poll(snapshot, key, status, progress)
     # the matrix shown is the last finished epoch's, and so are the photos behind it
     # no finished epoch (a new run): the charts keep what they show, hidden (see layout). Emptied (None)
     # while hidden, Gradio's plot would throw from its resize observer once the page's size changes.
@@ -216,12 +223,32 @@ def poll(seen: dict | None, user: str | None = None, run_dir: str | None = None,
             **evaluation_view.confident_mistakes(run_folder, latest=True)}
 
 
-def layout(key: list | None):
+def _multilabel_poll(snapshot: dict, key: list, status: str, progress: str) -> dict:
+    """poll's answer for a multi-label run: its mAP and F1 curves and the per-label table of the last epoch; the
+    accuracy chart, matrix and cell photos are hidden (layout) and left as they are."""
+    history = snapshot["history"]
+    return {**dict.fromkeys(POLLED, gr.skip()), "status": status, "progress": progress,
+            "loss": views.curves(history, "loss") if history else gr.skip(),
+            "scores": views.score_curves(history) if history else gr.skip(),
+            "per_class": multilabel_view.per_label_table(snapshot["per_class"]),
+            "choices": views.choices_markdown(snapshot),
+            "seen": {"key": key, "run_dir": snapshot["run_dir"], "pair": (None, None), "multilabel": True}}
+
+
+def layout(key: list | None, seen: dict | None = None):
     """stop (the button) and results for a run key: Stop while a run is going, the curves, matrix and photos
-    once an epoch has finished. Follows the run key, which changes with the status and each epoch."""
+    once an epoch has finished. Follows the run key, which changes with the status and each epoch. With `seen`
+    (the poll's): accuracy, scores and the evaluation's confusion, per_class and photos_box for the kind of run
+    (a multi-label one shows its scores and per-label table instead of accuracy and the matrix)."""
     has_epoch = bool(key) and key[1] > 0
-    return {"stop": gr.Button(visible=views.shown_if(bool(key) and key[2] in ACTIVE_STATUSES)),
-            "results": gr.Column(elem_classes=views.classes_if(has_epoch))}
+    shown = {"stop": gr.Button(visible=views.shown_if(bool(key) and key[2] in ACTIVE_STATUSES)),
+             "results": gr.Column(elem_classes=views.classes_if(has_epoch))}
+    if seen is None:
+        return shown
+    several = bool(seen.get("multilabel"))
+    return {**shown, "accuracy": gr.LinePlot(visible=views.shown_if(not several)),
+            "scores": gr.LinePlot(visible=views.shown_if(several)),
+            **evaluation_view.layout(several, keep_table=True)}
 
 
 def remember_pair(seen: dict | None, true_class: str | None, predicted_class: str | None) -> dict:
@@ -285,10 +312,15 @@ def render() -> SimpleNamespace:
                                    color_map=views.SERIES_COLOURS, sort=views.EPOCH_ORDER,
                                    title="Accuracy (higher is better)", height=260, y_lim=[0, 1],
                                    x_title="epoch", y_title="accuracy", elem_classes=polled)
+            # a multi-label run's chart, shown instead of the accuracy one (layout)
+            scores_plot = gr.LinePlot(None, x="epoch", y="value", color="series", color_map=views.SCORE_COLOURS,
+                                      sort=views.EPOCH_ORDER, title="mAP and F1 on validation (higher is better)",
+                                      height=260, y_lim=[0, 1], x_title="epoch", y_title="score", visible="hidden",
+                                      elem_id="train-scores", elem_classes=polled)
         evaluation = evaluation_view.render(polled=True)
     next_button = gr.Button("Next: try it →")
     return SimpleNamespace(epochs=epochs, lr=lr, batch=batch, start=start_button, stop=stop_button,
-                           status=status, progress=progress, loss=loss_plot, accuracy=acc_plot,
+                           status=status, progress=progress, loss=loss_plot, accuracy=acc_plot, scores=scores_plot,
                            confusion=evaluation.confusion, per_class=evaluation.per_class, evaluation=evaluation,
                            choices=choices, next=next_button, results=results,
                            suggest=suggest_button, suggestion=suggestion,
@@ -331,11 +363,12 @@ def bind(ui: SimpleNamespace, data_source: gr.State, model_ui: SimpleNamespace, 
 
     ui.timer.tick(**wire(watch_as_user, run_dir, **of(ui, "status", "progress", "run_key")),
                   api_name="watch_training", show_progress="hidden")
-    polled = {**of(ui, *POLLED[:8]), **of(ev, *POLLED[8:])}
+    polled = {**of(ui, *POLLED[:9]), **of(ev, *POLLED[9:])}
     refreshed = ui.run_key.change(**wire(poll_as_user, [ui.seen, run_dir], **polled), api_name="poll_training",
                                   show_progress="hidden")
     # what shows follows the new values (so a new run's first epoch is not shown beside the last run's charts)
-    refreshed.then(**wire(layout, ui.run_key, **of(ui, "stop", "results")), api_visibility="private",
+    refreshed.then(**wire(layout, [ui.run_key, ui.seen], **of(ui, "stop", "results", "accuracy", "scores"),
+                          **of(ev, "confusion", "per_class", "photos_box")), api_visibility="private",
                    show_progress="hidden")
     evaluation_view.follow_galleries(ev, refreshed)
     evaluation_view.bind(ev, ui.seen, watched_run, api_prefix="train_", latest=True)

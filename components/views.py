@@ -10,6 +10,7 @@ from datetime import datetime
 
 import pandas as pd
 
+from studio.data.samples import MULTI_LABEL
 from studio.training import final_test
 
 # the same colours for the same series on every chart and every run
@@ -42,6 +43,20 @@ def curves(history: list[dict], metric: str) -> pd.DataFrame:
         rows.append({"epoch": entry["epoch"], "value": entry[f"train_{metric}"], "series": "train"})
         rows.append({"epoch": entry["epoch"], "value": entry[f"val_{metric}"], "series": "validation"})
     # typed even when empty (an empty object column would make the y axis a list of categories)
+    return _whole_epochs(pd.DataFrame(rows, columns=["epoch", "value", "series"]).astype(
+        {"epoch": "int64", "value": "float64", "series": "str"}))
+
+
+# A multi-label run's validation scores: one line each, in the same colours on every chart
+SCORE_SERIES = {"val_map": "mAP", "val_micro_f1": "micro-F1", "val_macro_f1": "macro-F1"}
+SCORE_COLOURS = {"mAP": "#7c3aed", "micro-F1": "#0d9488", "macro-F1": "#db2777"}
+
+
+def score_curves(history: list[dict]) -> pd.DataFrame:
+    """A multi-label run's validation mAP, micro-F1 and macro-F1 per epoch, long format (what replaces the
+    accuracy chart: exact-match accuracy hides how many of a photo's labels were right)."""
+    rows = [{"epoch": entry["epoch"], "value": entry[key], "series": name}
+            for entry in history for key, name in SCORE_SERIES.items() if entry.get(key) is not None]
     return _whole_epochs(pd.DataFrame(rows, columns=["epoch", "value", "series"]).astype(
         {"epoch": "int64", "value": "float64", "series": "str"}))
 
@@ -174,6 +189,8 @@ def status_line(snapshot: dict | None) -> str:
         return f"**{html.escape(snapshot.get('phase') or STATUS_WORDS[status])}**"
     if status in ("queued", "preparing") or (status == "running" and not history):
         return f"**{html.escape(snapshot.get('phase') or STATUS_WORDS[status])}…**"
+    if snapshot.get("task") == MULTI_LABEL:
+        return _multilabel_status(snapshot)
     last = history[-1] if history else None
     best = snapshot.get("best_val_accuracy")
     text = (f"Epoch {last['epoch']} of {snapshot['epochs']}, validation accuracy {last['val_accuracy']:.0%}"
@@ -191,6 +208,36 @@ def status_line(snapshot: dict | None) -> str:
         return f"**Finished.** {result}{early} Go on to **Try it** or **Export**.{honest}{advice}"
     if status == "stopped":
         kept = f" The best model so far ({best:.1%}) is kept." if best is not None else ""
+        return f"**Stopped.** {text}.{kept}"
+    return text
+
+
+def best_score(snapshot: dict) -> float | None:
+    """A multi-label run's best mAP so far (the score that picks its best epoch), or None."""
+    score = snapshot.get("best_score") or {}
+    return score.get("value") if score.get("name") == "mAP" else None
+
+
+def _multilabel_status(snapshot: dict) -> str:
+    """status_line for a run with several labels per photo: mAP (and the share with every label right), never
+    a plain accuracy."""
+    status, history = snapshot["status"], snapshot["history"]
+    last, best = (history[-1] if history else None), best_score(snapshot)
+    text = (f"Epoch {last['epoch']} of {snapshot['epochs']}, validation mAP {last.get('val_map') or 0:.3f} "
+            f"(every label right on {last['val_accuracy']:.0%} of the photos)" if last else "")
+    advice = f"\n\n**Note:** {html.escape(snapshot['advice'])}" if snapshot.get("advice") else ""
+    if status == "running":
+        improving = best is None or (last.get("val_map") or 0) >= best
+        return f"**Training.** {text}, {'still improving' if improving else f'best so far mAP {best:.3f}'}.{advice}"
+    if status == "finished":
+        early = f" {html.escape(snapshot['stopped_early'])}" if snapshot.get("stopped_early") else ""
+        result = (f"Best validation mAP {best:.3f} (epoch {snapshot['best_epoch']}; 1.0 is perfect)."
+                  if best is not None else "No epoch finished, so there is no model.")
+        honest = f"\n\n{html.escape(final_test.words(snapshot.get('test')))}" if best is not None else ""
+        return (f"**Finished.** {result}{early} Go on to **Try it** or **Export**; **Runs** shows each label's "
+                f"mistakes.{honest}{advice}")
+    if status == "stopped":
+        kept = f" The best model so far (mAP {best:.3f}) is kept." if best is not None else ""
         return f"**Stopped.** {text}.{kept}"
     return text
 
@@ -255,16 +302,27 @@ def runs_table(rows: list[dict]) -> pd.DataFrame:
         started = row.get("started")
         lines.append([f"{datetime.fromtimestamp(started):%Y-%m-%d %H:%M}" if started else "",
                       row["data"], row["backbone"], row["freeze"],
-                      f"{row['best_val_accuracy']:.1%}" if row.get("best_val_accuracy") is not None else "",
+                      _best_shown(row),
                       _duration(row["duration_seconds"]) if row.get("duration_seconds") is not None else "",
                       run_status_words(row["status"]), row["id"]])
     return pd.DataFrame(lines, columns=columns).astype(str)
+
+
+def _best_shown(row: dict) -> str:
+    """A run's best validation figure in the Runs table: its accuracy, or "mAP 0.990" for a multi-label run
+    (whose accuracy would be the share of photos with every label right)."""
+    if row.get("task") == MULTI_LABEL:
+        best = best_score(row)
+        return f"mAP {best:.3f}" if best is not None else ""
+    return f"{row['best_val_accuracy']:.1%}" if row.get("best_val_accuracy") is not None else ""
 
 
 def run_choice_label(row: dict) -> str:
     """How a run is named in the Runs dropdowns."""
     started = f"{datetime.fromtimestamp(row['started']):%Y-%m-%d %H:%M}" if row.get("started") else "?"
     best = f", {row['best_val_accuracy']:.0%}" if row.get("best_val_accuracy") is not None else ""
+    if row.get("task") == MULTI_LABEL:
+        best = f", mAP {best_score(row):.2f}" if best_score(row) is not None else ""
     return f"{started} · {row['data']} · {row['backbone']}{best} ({run_status_words(row['status']).lower()})"
 
 
@@ -277,10 +335,12 @@ def run_summary_markdown(summary: dict) -> str:
     best = summary.get("best_val_accuracy")
     facts = [f"Data: {html.escape(summary['data'])}", f"backbone: {html.escape(summary['backbone'])}",
              f"freeze: {html.escape(summary['freeze'])}"]
-    if best is not None:
-        epoch = f" (epoch {summary['best_epoch']})" if summary.get("best_epoch") is not None else ""
+    epoch = f" (epoch {summary['best_epoch']})" if summary.get("best_epoch") is not None else ""
+    if summary.get("task") == MULTI_LABEL:
+        facts += _multilabel_facts(summary, epoch)
+    elif best is not None:
         facts.append(f"best validation accuracy {best:.1%}{epoch}")
-    if summary.get("test_accuracy") is not None:
+    if summary.get("test_accuracy") is not None and summary.get("task") != MULTI_LABEL:
         facts.append(f"test accuracy {summary['test_accuracy']:.1%} on {summary['test_images']} photos kept apart")
     if summary.get("duration_seconds") is not None:
         facts.append(f"took {_duration(summary['duration_seconds'])}")
@@ -294,6 +354,17 @@ def run_summary_markdown(summary: dict) -> str:
     return text
 
 
+def _multilabel_facts(summary: dict, epoch: str) -> list[str]:
+    """A multi-label run's best mAP and, when it had a test split, its test figures (run_summary_markdown)."""
+    facts = [f"several labels per photo, best validation mAP {best_score(summary):.3f}{epoch}"
+             if best_score(summary) is not None else "several labels per photo"]
+    test = summary.get("test") or {}
+    if test.get("map") is not None:
+        facts.append(f"test mAP {test['map']:.3f}, every label right on {test['accuracy']:.1%} of "
+                     f"{test['images']} photos kept apart")
+    return facts
+
+
 def run_series_name(row: dict) -> str:
     """A run's name on a comparison chart: short enough for the legend (data and start time)."""
     if not row.get("started"):
@@ -301,9 +372,10 @@ def run_series_name(row: dict) -> str:
     return f"{row['data']} {datetime.fromtimestamp(row['started']):%m-%d %H:%M:%S}"
 
 
-def compare_curves(series: list[tuple[str, list[dict]]]) -> pd.DataFrame:
-    """Validation accuracy per epoch of several runs, one series per run name (long format)."""
-    rows = [{"epoch": entry["epoch"], "value": entry["val_accuracy"], "series": name}
+def compare_curves(series: list[tuple[str, list[dict]]], metric: str = "val_accuracy") -> pd.DataFrame:
+    """Validation accuracy (or `metric`: val_map for multi-label runs) per epoch of several runs, one series per
+    run name (long format)."""
+    rows = [{"epoch": entry["epoch"], "value": entry.get(metric), "series": name}
             for name, history in series for entry in history]
     return _whole_epochs(pd.DataFrame(rows, columns=["epoch", "value", "series"]).astype(
         {"epoch": "int64", "value": "float64", "series": "str"}))

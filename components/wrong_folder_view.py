@@ -18,9 +18,12 @@ from components.named import of, wire
 from components.session import user_of
 from studio.data import wrong_folder
 from studio.data.findings import WARNING
+from studio.data.samples import MULTI_LABEL
 
 KIND = "wrong_folder"   # the Data step's finding kind for the picks
 SHOWN = 24              # photos shown, most certain first (all of them are in the run's wrong-folder.csv)
+MULTILABEL_WORDS = ("Not looked for: with several labels per photo there are no folders to be wrong. A photo with "
+                    "a wrong or missing label shows among that label's surest mistakes (pick the label above).")
 NOTHING = "Choose a run above: the training photos it found probably in the wrong folder show here."
 
 
@@ -34,6 +37,8 @@ def suspects(run_folder: str | None, status: dict | None = None) -> dict:
                                                                                     visible=False)}
     if not run_folder:
         return {"note": NOTHING, **empty}
+    if (status or {}).get("task") == MULTI_LABEL:
+        return {"note": MULTILABEL_WORDS, **empty}
     table = wrong_folder.read(run_folder)
     words = ((status or {}).get("wrong_folder") or {}).get("words")
     if table is None:
@@ -67,7 +72,7 @@ def picked_finding(picked: list[str], run_folder: str | None) -> dict | None:
 
 
 def render() -> SimpleNamespace:
-    with gr.Accordion("Photos probably in the wrong folder", open=True, elem_id="runs-wrong-folder"):
+    with gr.Accordion("Photos probably in the wrong folder", open=True, elem_id="runs-wrong-folder") as box:
         note = gr.Markdown(NOTHING, elem_id="runs-wrong-folder-note")
         gallery = gr.Gallery([], label="Probably in the wrong folder (most certain first)", columns=6, height=300,
                              object_fit="cover", fit_columns=False, visible="hidden",
@@ -76,7 +81,7 @@ def render() -> SimpleNamespace:
                                  elem_id="runs-wrong-folder-picks")
         leave_out = gr.Button("Leave the ticked photos out", size="sm", elem_id="runs-wrong-folder-leave-out")
         left_note = gr.Markdown("", elem_id="runs-wrong-folder-left")
-    return SimpleNamespace(note=note, gallery=gallery, picks=picks, leave_out=leave_out, left_note=left_note)
+    return SimpleNamespace(note=note, gallery=gallery, picks=picks, leave_out=leave_out, left_note=left_note, box=box)
 
 
 def other_data(data_source: dict | None, run_folder: str | None) -> str | None:
