@@ -311,6 +311,10 @@ def extend(data_source: dict | None, request: gr.Request = None) -> dict:
         return view(None, None, _problem("Choose a dataset above first (the example or an upload)."), request)
     source = data_source["source"] if isinstance(data_source, dict) else str(data_source)
     separator = data_source.get("prefix_separator") if isinstance(data_source, dict) else None
+    if isinstance(data_source, dict) and data_source.get("multilabel"):
+        return view(None, None, _problem("A dataset made here has one class per photo (a folder per class), so "
+                                         "data with several labels per photo cannot be copied into one. Edit its "
+                                         "labels CSV instead."), request)
     if wd.is_workspace_dataset(source, user) and not separator:
         return open_one(Path(source).name, None, request)
     name = wd.free_name(f"{Path(source).stem.split('-')[0] or 'dataset'} copy", user)

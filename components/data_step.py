@@ -16,7 +16,7 @@ from components.named import of, wire
 from components.session import user_of
 from studio import paths, scratch
 from studio.data import workspace
-from studio.data.samples import OUTSIDE_CLASS
+from studio.data.samples import MULTI_LABEL, OUTSIDE_CLASS, label_list
 from studio.data.sources import DatasetError, open_dataset, prefix_preview
 from studio.data.checks import DEFAULT_EXCLUDE, diagnose
 from studio.data.imaging import IMAGE_EXTENSIONS, ImageDecodeError, image_files, is_image_name, open_rgb
@@ -54,14 +54,19 @@ def _check_progress(progress):
     return lambda done, total: progress((done, total), desc="Checking images", unit="images")
 
 
-def describe(source: str, progress=None, separator: str | None = None) -> dict:
+TASKS = [("Auto (from the data)", "auto"), ("One class per photo", "single-label"),
+         ("Several labels per photo", MULTI_LABEL)]   # TrainConfig.task's values, in the page's words
+
+
+def describe(source: str, progress=None, separator: str | None = None, task: str = "auto") -> dict:
     """Everything the Data step shows about a dataset, by name (DESCRIBED): data_source
-    ({"source", "prefix_separator"} or None), summary, chart, gallery (samples), skipped (table),
-    findings (markdown), picker, leave_out (choices), report (file), paths ({finding kind: paths}),
+    ({"source", "prefix_separator"} or None; with "task" when one other than Auto was asked for, and
+    "multilabel": True for data with several labels per photo), summary, chart, gallery (samples), skipped
+    (table), findings (markdown), picker, leave_out (choices), report (file), paths ({finding kind: paths}),
     findings_state (the finding dicts).
     """
     try:
-        dataset = open_dataset(source, prefix_separator=separator or None)
+        dataset = open_dataset(source, prefix_separator=separator or None, task=task)
     except DatasetError as exc:
         return _empty(f"### This data can't be used yet\n{html.escape(str(exc))}")
     if len(dataset.classes) == 1 and not separator:
@@ -74,12 +79,18 @@ def describe(source: str, progress=None, separator: str | None = None) -> dict:
     if not report.trainable:
         return _empty(f"### This data can't be used yet\n{html.escape(report.reason)}", dataset.skipped)
     counts = dataset.counts()
-    lines = [f"### {len(dataset.classes)} classes, {len(dataset.samples):,} images",
+    lines = _multilabel_summary(dataset, counts) if dataset.is_multilabel else [
+             f"### {len(dataset.classes)} classes, {len(dataset.samples):,} images",
              "| class | " + " | ".join(counts.columns) + " |", "|---|" + "---|" * len(counts.columns)]
-    for name, row in counts.iterrows():
-        lines.append(f"| {html.escape(name)} | " + " | ".join(str(int(v)) for v in row) + " |")
+    if not dataset.is_multilabel:
+        for name, row in counts.iterrows():
+            lines.append(f"| {html.escape(name)} | " + " | ".join(str(int(v)) for v in row) + " |")
     split = ("Using your own train/validation folders." if dataset.split_source.startswith("folders")
              else "No validation folder found: 20% of each class is held out to measure accuracy honestly.")
+    if dataset.is_multilabel:
+        split = ("Using the CSV's own train/validation split." if dataset.split_source == "csv" else
+                 "No split column in the labels CSV: 20% of the photos, drawn at random, are held out to measure "
+                 "the model honestly.")
     lines.append(f"\n{split}")
     if dataset.skipped:
         # a grouped line (a test split, a __MACOSX folder) stands for every file under its members
@@ -90,11 +101,33 @@ def describe(source: str, progress=None, separator: str | None = None) -> dict:
     findings = [asdict(f) for f in report.findings if f.paths or f.severity != "info"]
     report_file = scratch.new_folder("report-") / "data-report.json"
     report_file.write_text(json.dumps(report.to_dict(dataset), indent=2))
-    source_state = {"source": str(dataset.root), "prefix_separator": separator or None}
+    source_state = {"source": str(dataset.root), "prefix_separator": separator or None,
+                    **({"task": task} if task != "auto" else {}),
+                    **({"multilabel": True} if dataset.is_multilabel else {})}
     return {"data_source": source_state, "summary": "\n".join(lines), "chart": views.counts_frame(counts),
             "gallery": _gallery(dataset), "skipped": _skipped(dataset.skipped),
             **render_findings(findings, list(DEFAULT_EXCLUDE)), "report": str(report_file),
             "findings_state": findings}
+
+
+def _multilabel_summary(dataset, counts: pd.DataFrame) -> list[str]:
+    """The summary's first lines for data with several labels per photo: what it is, the multi-label check's
+    words (labels per photo, labels always together, labels too rare, photos with no label) and photos per label
+    and split, each label's problem beside it (markdown lines)."""
+    check = dataset.multilabel_check or {}
+    rare, together = set(check.get("rare") or []), check.get("always_together") or []
+    partners = {name: [b if a == name else a for a, b in together if name in (a, b)] for name in dataset.classes}
+    lines = [f"### Several labels per photo: a multi-label task ({len(dataset.classes)} labels, "
+             f"{len(dataset.samples):,} photos)",
+             "Each label is a yes/no question the model answers for every photo, so a photo can get any number of "
+             "them. Not what you meant? Change **Kind of task** below.", "", "**Multi-label check:**"]
+    lines += [f"- {html.escape(sentence)}" for sentence in check.get("words") or []]
+    lines += ["", "| label | " + " | ".join(counts.columns) + " | note |", "|---|" + "---|" * (len(counts.columns) + 1)]
+    for name, row in counts.iterrows():
+        note = "; ".join((["too rare to learn well"] if name in rare else []) +
+                         [f"always with {html.escape(other)}" for other in partners.get(name, [])])
+        lines.append(f"| {html.escape(name)} | " + " | ".join(str(int(v)) for v in row) + f" | {note} |")
+    return lines
 
 
 def render_findings(findings: list[dict], ticked: list[str]) -> dict:
@@ -157,8 +190,12 @@ def finding_gallery(kind: str | None, paths_by_kind: dict | None) -> list:
 
 
 def _gallery(dataset) -> list:
+    """Sample training photos of each class; for several labels per photo, of each label, each photo once and
+    captioned with all of its labels."""
     items = []
     train = dataset.split("train")
+    if dataset.is_multilabel:
+        return _multilabel_gallery(train, dataset.classes)
     for name in dataset.classes:
         for path in train[train.label == name].path.head(SAMPLES_PER_CLASS):
             try:
@@ -167,6 +204,23 @@ def _gallery(dataset) -> list:
                 continue
             image.thumbnail((256, 256))
             items.append((image, name))
+    return items
+
+
+def _multilabel_gallery(train: pd.DataFrame, labels: list[str]) -> list:
+    chosen: dict[str, list[str]] = {}
+    sets = [(path, label_list(cell)) for path, cell in zip(train.path, train.label)]
+    for name in labels:
+        having = [(path, has) for path, has in sets if name in has and path not in chosen]
+        chosen.update(having[:SAMPLES_PER_CLASS])
+    items = []
+    for path, has in chosen.items():
+        try:
+            image = open_rgb(path, draft=256)
+        except ImageDecodeError:
+            continue
+        image.thumbnail((256, 256))
+        items.append((image, " + ".join(has)))
     return items
 
 
@@ -242,6 +296,66 @@ def use_sorted(grouping, name: str | None, request: gr.Request = None, progress=
              else "**It can't be trained on yet** (the Data step below says why): add photos to its classes in "
                   "**…or make your own dataset here**, then press **Use this dataset** there.")
     return {**described, "uploaded": None, "saved": f"{result['saved']}\n\n{after}", "create_dataset": picker}
+
+
+# ---- the kind of task (TrainConfig.task): data_source["task"] ----------------------------------------------
+
+TASK_WORDS = dict((value, words.lower()) for words, value in TASKS)
+
+
+def switch_task(data_source: dict | None, task: str, progress=gr.Progress()) -> dict:
+    """Read the chosen data again as another kind of task (what TrainConfig.task asks for): everything describe()
+    shows, and task_note. A kind the data cannot be (several labels on class folders, one class on photos that
+    have several) is refused in the DatasetError's words, and the data stays as it was (task goes back)."""
+    task = task or "auto"
+    if not data_source:
+        return {"task": gr.Radio(value="auto"), "task_note": "Choose data first (above)."}
+    asked_before = data_source.get("task") or "auto"
+    try:
+        open_dataset(data_source["source"], prefix_separator=data_source.get("prefix_separator"), task=task)
+    except DatasetError as exc:
+        return {"task": gr.Radio(value=asked_before), "task_note": _refused(task, str(exc))}
+    described = describe(data_source["source"], progress, data_source.get("prefix_separator"), task)
+    if described["data_source"] is None:   # readable, but not trainable as that kind: the summary says why
+        return {"task": gr.Radio(value=asked_before),
+                "task_note": _refused(task, described["summary"].split("\n", 1)[-1])}
+    kept = {k: data_source[k] for k in ("unlabeled",) if k in data_source}   # the unlabeled photos stay attached
+    return {**described, "data_source": {**described["data_source"], **kept}, "task_note": task_words(
+        described["data_source"])}
+
+
+def _refused(task: str, why: str) -> str:
+    return (f"**Not switched to {html.escape(TASK_WORDS.get(task, task))}:** {html.escape(why, quote=False)} "
+            "The data is read as before.")
+
+
+def task_words(data_source: dict | None) -> str:
+    """What the data is read as, in words, beside the Kind of task control."""
+    if not data_source:
+        return ""
+    several = bool(data_source.get("multilabel"))
+    found = "several labels per photo (multi-label)" if several else "one class per photo"
+    if (data_source.get("task") or "auto") != "auto":
+        return f"Read as **{found}**, as you chose. Training uses the same."
+    why = ("its labels CSV gives photos more than one label." if several else
+           "several labels per photo come from a labels CSV (`photo.jpg,cat;dog`, or one 0/1 column per label).")
+    return f"Auto reads this data as **{found}**: {why}"
+
+
+CHART_WORDS = {False: {"title": "Images per class", "x_title": "class", "y_title": "images"},
+               True: {"title": "Photos per label (a photo counts once per label)", "x_title": "label",
+                      "y_title": "photos"}}
+GALLERY_LABELS = {False: "Sample images per class", True: "Sample photos per label (each with all its labels)"}
+
+
+def show_task(data_source: dict | None) -> dict:
+    """task (the control: shown once data is chosen, at the kind asked for), task_note, and the chart's and the
+    gallery's titles (photos per label for several labels per photo), after the data changes."""
+    several = bool((data_source or {}).get("multilabel"))
+    return {"task": gr.Radio(value=(data_source or {}).get("task") or "auto",
+                             visible=views.shown_if(bool(data_source))),
+            "task_note": task_words(data_source),
+            "chart": gr.BarPlot(**CHART_WORDS[several]), "gallery": gr.Gallery(label=GALLERY_LABELS[several])}
 
 
 # ---- unlabeled photos for training (TrainConfig.unlabeled): data_source["unlabeled"] -------------------
@@ -345,13 +459,18 @@ def render() -> SimpleNamespace:
                                     interactive=False, max_height=220, visible=False, elem_id="prefix-table")
         apply_prefix = gr.Button("Use these classes")
     summary = gr.Markdown("No data chosen yet.", elem_id="data-summary")
+    with gr.Row(equal_height=False):
+        task = gr.Radio(TASKS, value="auto", label="Kind of task", visible="hidden", elem_id="data-task", scale=1,
+                        info="One class per photo (a cat or a dog), or several labels per photo (cat, sofa, "
+                             "indoors: each a yes/no question).")
+        task_note = gr.Markdown("", elem_id="data-task-note", scale=1)
     # Until data is chosen only the summary shows; then each part shows when it has something in it
     # (see show_what_applies).
     with gr.Row(elem_classes=views.classes_if(False), elem_id="data-overview") as overview:
         # a title, not a label: with a label and a fixed height, the legend's entries fall below the box
         chart = gr.BarPlot(None, color_map=views.SPLIT_COLOURS, x="class", y="images", color="split",
-                           title="Images per class", height=260, scale=1)
-        gallery = gr.Gallery(label="Sample images per class", columns=6, height=260, scale=2,
+                           title=CHART_WORDS[False]["title"], height=260, scale=1)
+        gallery = gr.Gallery(label=GALLERY_LABELS[False], columns=6, height=260, scale=2,
                              allow_preview=True, object_fit="cover", fit_columns=False)
     skipped = gr.Dataframe(_skipped(None), label="Files not used, and why", interactive=False,
                            wrap=True, max_height=200, visible=False, elem_id="data-skipped")
@@ -385,7 +504,8 @@ def render() -> SimpleNamespace:
                            outlier_note=outlier_note, findings_state=gr.State([]), create=create,
                            overview=overview, checks=checks, sort=sort, unlabeled_box=unlabeled_box,
                            unlabeled_files=unlabeled_files, unlabeled_note=unlabeled_note,
-                           unlabeled_remove=unlabeled_remove, unlabeled_state=gr.State(None))
+                           unlabeled_remove=unlabeled_remove, unlabeled_state=gr.State(None), task=task,
+                           task_note=task_note)
 
 
 def show_what_applies(data_source: dict | None, kind: str | None, paths_by_kind: dict | None,
@@ -450,6 +570,11 @@ def bind(ui: SimpleNamespace, data_source: gr.State) -> None:
                               api_name="attach_unlabeled")
     ui.unlabeled_remove.click(**wire(remove_unlabeled, data_source, **unlabeled), api_name="remove_unlabeled")
     ui.unlabeled_files.clear(**wire(remove_unlabeled, data_source, **unlabeled), api_visibility="private")
+    ui.task.input(**wire(switch_task, [data_source, ui.task], **described, task=ui.task, task_note=ui.task_note),
+                  api_name="switch_task").then(**show_files)
+    data_source.change(**wire(show_task, data_source, **of(ui, "task", "task_note", "chart", "gallery")),
+                       api_visibility="private",
+                       show_progress="hidden")
     data_source.change(**wire(show_unlabeled, [data_source, ui.unlabeled_state],
                               **of(ui, "unlabeled_state", "unlabeled_note", "unlabeled_box", "unlabeled_files")),
                        api_visibility="private", show_progress="hidden")

@@ -70,6 +70,11 @@ def on_backbone_change(name: str, mode: str = "manual"):
             "explanation": explain(name, mode, total)}
 
 
+MULTILABEL_ADVICE = ("**No ranking for several labels per photo yet:** the backbones are ranked on how well they "
+                     "tell one class from another. The default backbone is a good start; train, then compare runs "
+                     "by their mAP under **Runs**.")
+
+
 def suggest_backbone(data_source, progress=gr.Progress(), *, runner: JobRunner):
     """backbone (the dropdown, set to the best), advice (words) and ranking (table and chart data)."""
     from studio.data.sources import DatasetError
@@ -80,6 +85,8 @@ def suggest_backbone(data_source, progress=gr.Progress(), *, runner: JobRunner):
         return {"advice": "A training is running; rank the backbones when it has finished."}
     if isinstance(data_source, str):
         data_source = {"source": data_source}
+    if data_source.get("multilabel"):
+        return {"advice": MULTILABEL_ADVICE}
     try:
         result = advise(data_source["source"], prefix_separator=data_source.get("prefix_separator"),
                         progress=lambda words: progress(None, desc=words))

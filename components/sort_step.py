@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import gradio as gr
 import pandas as pd
 
-from components import views
+from components import multilabel_view, views
 from components.named import of, wire
 from components.session import user_of
 from studio.data import workspace as wd
@@ -311,7 +311,9 @@ def move_photo(grouping, group, photo: str | None, target) -> dict:
 
 def model_choices(chosen: str | None = None, user: str | None = None) -> dict:
     """next_model: this person's runs that have a model, newest first, to ask which photos it is least sure of."""
-    rows = [row for row in history.list_runs(owner=user) if row["has_model"] and row["status"] == "finished"]
+    # sorting makes one class per photo: a multi-label model's doubts are about other questions, so it is not offered
+    rows = [row for row in map(multilabel_view.with_task, history.list_runs(owner=user))
+            if row["has_model"] and row["status"] == "finished" and not multilabel_view.is_multilabel(row)]
     ids = [row["id"] for row in rows]
     # two runs of the same data in the same minute read alike: the end of the run's id tells them apart
     labels = [f"{views.run_choice_label(row)} · {row['id'].rsplit('-', 1)[-1]}" for row in rows]
