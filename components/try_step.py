@@ -32,11 +32,14 @@ def classify(image, run_dir: str | None, user: str | None = None, *, runner: Job
     if path is None:
         return {"label": None, "advice": "**No trained model yet.** Train one in step 3 first."}
     try:
-        answer = next((loaded or WarmPredictor())(path).predict_each([image], top_k=5, familiarity=True))
+        predictor = (loaded or WarmPredictor())(path)
+        answer = next(predictor.predict_each([image], top_k=5, familiarity=True))
     except (ModelFileError, ImageDecodeError) as exc:
         return {"label": None, "advice": f"**Could not classify this image:** {exc}"}
     if answer.error is not None:
         return {"label": None, "advice": f"**Could not classify this image:** {answer.error}"}
+    if predictor.multilabel:   # several labels: the words list them all (a one-answer box would mislead)
+        return {"label": None, "advice": labels_advice(answer, dict(zip(predictor.classes, predictor.thresholds)))}
     return {"label": dict(answer.top), "advice": advice_for(answer)}
 
 
@@ -51,8 +54,10 @@ def where_it_looked(image, run_dir: str | None, user: str | None = None, *, runn
         found = (explainers or WarmExplainer())(predictor).explain(image)
     except (ModelFileError, ImageDecodeError, ExplainError) as exc:
         return {"heatmap": None, "heatmap_note": f"No heatmap for this photo: {exc}"}
+    answered = (f"for **{found.class_name}** (its likeliest label)" if predictor.multilabel
+                else f"to answer **{found.class_name}**")
     return {"heatmap": found.overlay,
-            "heatmap_note": f"Where the model looked to answer **{found.class_name}**: red is where the photo "
+            "heatmap_note": f"Where the model looked {answered}: red is where the photo "
                             "counted most for that answer, blue where it hardly counted. A model that looks at the "
                             "background or a watermark instead of the thing itself has learnt a shortcut."}
 
@@ -71,6 +76,35 @@ def advice_for(answer) -> str:
         if answer.familiarity:
             advice += " " + photo_words(answer.familiarity)
     return advice
+
+
+def labels_advice(answer, thresholds: dict) -> str:
+    """A multi-label answer in words: every label at or above its own threshold with its score (a calibrated
+    likelihood), then the near-misses below theirs, as two short lists (they fit beside the photo); unsure when
+    no label reached its threshold or the photo is unlike the training photos (as for one class per photo)."""
+    found, near = answer.labels or [], answer.near or []
+    if answer.unfamiliar:
+        lead = f"**Maybe none of these, so the model is unsure:** {photo_words(answer.familiarity)}"
+    elif not found:
+        lead = ("**No label reached its threshold:** the model finds none of its labels in this photo (it may show "
+                "none of them, or something unlike the training photos).")
+    else:
+        plural = "s" if len(found) != 1 else ""
+        lead = f"**The model finds {len(found)} label{plural}:** {', '.join(name for name, _ in found)}."
+        if answer.familiarity:
+            lead += " " + photo_words(answer.familiarity)
+
+    def listed(pairs: list) -> list[str]:
+        return [f"- **{name}** {p:.0%} (its threshold {thresholds.get(name, 0.5):.0%})" for name, p in pairs]
+
+    lines = [lead]
+    if found:
+        lines += ["", "**Found** (each at or above its own threshold):", *listed(found)]
+    if near:
+        lines += ["", "**Below threshold** (the likeliest labels it did not give):", *listed(near)]
+    lines += ["", "Each label is a yes/no question with its own threshold, tuned on the validation photos; the score "
+                  "is how likely the label is."]
+    return "\n".join(lines)
 
 
 CHECK_COLUMNS = ["photo", "shift", "familiar?", "answer", "confidence"]
