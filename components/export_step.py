@@ -72,7 +72,8 @@ def result_markdown(result: bundle.ExportResult, run_id: str) -> str:
               (f" ({report['unreadable']} could not be read)" if report["unreadable"] else ""))
     return (f"{head} ({size:.1f} MB).\n\n**{html.escape(result.verdict())}**\n\n"
             f"Checked on {photos}, each format with its own runtime:\n\n{parity.table_markdown(report)}\n\n"
-            f"Tolerance: {parity.TOLERANCE_WORDS}. Times are for one photo on this machine's CPU.\n\n"
+            f"Tolerance: {report.get('tolerance') or parity.TOLERANCE_WORDS}. Times are for one photo on this "
+            f"machine's CPU.\n\n"
             f"In the zip: {', '.join(sorted(p.name for p in result.folder.iterdir()))}. Classify photos with "
             f"`pip install -r requirements.txt` then `python predict.py photo.jpg` (or a folder), or in your own "
             f"code:\n\n{FORMATS[result.format].usage}")

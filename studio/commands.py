@@ -206,7 +206,7 @@ def train_summary(result: dict, data: str | None = None) -> str:
         else:
             lines.append(f"Best: epoch {result['best_epoch']}, validation accuracy {result['best_val_accuracy']:.1%}.")
         if result["status"] == "finished":
-            lines.append(final_test.words(result.get("test")))
+            lines.append(final_test.words(result.get("test"), multi))
     search = result.get("search") or {}
     for note in (search.get("summary"), result.get("stopped_early"), result.get("advice")):
         if note:

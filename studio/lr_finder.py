@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from studio import augment, backbones, fastpath, hardware
+from studio.data.samples import one_class_only
 from studio.data.sources import check_trainable, open_dataset
 from studio.hardware import pick_device
 from studio.data.pixels import CachedPixels, cache_side, decode_all
@@ -66,6 +67,7 @@ def find_lr(data: str, backbone: str, freeze: str = "auto", steps: int = 60, bat
     target = pick_device(device)
     dataset = open_dataset(data, seed=seed)
     check_trainable(dataset)
+    one_class_only(dataset, "The learning-rate test")
     classes = dataset.classes
     train = dataset.split("train").sample(frac=1.0, random_state=seed).head(max(batch_size * 8, 128))
     name = backbone or backbones.default_backbone()

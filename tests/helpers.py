@@ -52,9 +52,9 @@ def make_multilabel_dataset(root: Path, per_kind: int = 20) -> Path:
         both = Image.new("RGB", (320, 160))
         both.paste(pair[0], (0, 0))
         both.paste(pair[1], (160, 0))
-        for name, image, labels in ((f"ant{i}", pair[0], ["ants"]), (f"bee{i}", pair[1], ["bees"]),
-                                    (f"both{i}", both, ["ants", "bees"])):
-            grey = (i + len(rows)) % 2 == 0
+        for kind, (name, image, labels) in enumerate(((f"ant{i}", pair[0], ["ants"]), (f"bee{i}", pair[1], ["bees"]),
+                                                      (f"both{i}", both, ["ants", "bees"]))):
+            grey = (i + kind) % 2 == 0   # half of each kind, so grey never goes with one other label
             if grey:
                 image = ImageOps.grayscale(image).convert("RGB")
             image.save(root / "images" / f"{name}.jpg", quality=90)

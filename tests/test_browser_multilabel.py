@@ -53,7 +53,7 @@ def test_multilabel_data_train_runs_and_try(browser, server, server_runner, shot
         note.filter(has_text="Auto reads").wait_for()
         text = summary.inner_text()
         assert "a multi-label task (3 labels, 60 photos)" in text and "Multi-label check" in text, text
-        assert "labels per photo on average" in text and "Always together" in text, text
+        assert "labels per photo on average" in text and "grey" in text, text
         assert "several labels per photo" in note.inner_text(), note.inner_text()
         assert "ants + bees" in page.locator("body").inner_text()   # a sample photo captioned with its labels
         shots.take(page, "data-multilabel")

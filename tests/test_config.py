@@ -16,7 +16,8 @@ from studio.training.config import TrainConfig
 
 # one valid value other than the default, per user-facing setting
 OTHER_VALUES = {
-    "val_fraction": 0.3, "test_fraction": 0.15, "prefix_separator": "_", "exclude": ["near_duplicates", "outliers"],
+    "val_fraction": 0.3, "test_fraction": 0.15, "prefix_separator": "_", "task": "multi-label",
+    "exclude": ["near_duplicates", "outliers"],
     "memory_budget_mb": 512, "backbone": "tf_efficientnet_lite0", "freeze": "3", "batchnorm": "adapt",
     "train_size": 192, "feature_views": 3, "epochs": 7, "head_epochs": 2, "lr": 0.0005, "batch_size": 12,
     "optimizer": "sgd", "schedule": "one-cycle", "weight_decay": 0.01, "label_smoothing": 0.2, "patience": 5,

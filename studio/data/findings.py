@@ -153,11 +153,14 @@ def balance_findings(dataset: Dataset, usable) -> list[Finding]:
     val_counts = usable[usable.split == "val"].label.value_counts().reindex(dataset.classes, fill_value=0)
     if len(train_counts) >= 2 and train_counts.min() > 0 and train_counts.max() / train_counts.min() >= IMBALANCE_RATIO:
         big, small = train_counts.idxmax(), train_counts.idxmin()
+        what = "label" if dataset.is_multilabel else "class"
+        guess = (f"A model can score well by mostly saying '{big}' and rarely '{small}'" if dataset.is_multilabel
+                 else f"A model can score well by mostly guessing '{big}'")
         findings.append(Finding("class_imbalance", WARNING,
-                                f"Classes are unbalanced: '{big}' has {train_counts.max()} training images, "
-                                f"'{small}' only {train_counts.min()}. A model can score well by mostly guessing "
-                                f"'{big}'; watch the per-class results, and add images to the small classes "
-                                "if you can."))
+                                f"{what.capitalize()}s are unbalanced: '{big}' has {train_counts.max()} training "
+                                f"images, '{small}' only {train_counts.min()}. {guess}; watch the per-{what} "
+                                f"results, and add images {'of' if dataset.is_multilabel else 'to'} the small "
+                                f"{what}s if you can."))
     few_train = [c for c in dataset.classes if 0 < train_counts[c] < MIN_TRAIN_PER_CLASS]
     if few_train:
         findings.append(Finding("too_few_images", WARNING,

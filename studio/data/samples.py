@@ -35,6 +35,13 @@ def label_list(cell: str) -> list[str]:
     return [part for part in str(cell).split(LABEL_JOIN) if part]
 
 
+def one_class_only(dataset: "Dataset", what: str) -> None:
+    """Refuse, in words, a tool that works with one class per photo when the data is multi-label."""
+    if dataset.is_multilabel:
+        raise DatasetError(f"{what} works with one class per photo; this data gives photos several labels (a "
+                           "multi-label task). Train with Auto, or choose a backbone and depth yourself.")
+
+
 def per_label(samples: pd.DataFrame) -> pd.DataFrame:
     """One row per photo and label it has (a multi-label table's `label` cells split): the shape every count
     per class is made from."""

@@ -16,6 +16,7 @@ import torch
 
 from studio import augment, backbones, fastpath, hardware
 from studio.data.pixels import CachedPixels, cache_side, decode_all
+from studio.data.samples import one_class_only
 from studio.data.sources import check_trainable, open_dataset
 from studio.models import transferability
 from studio.models.features import FeatureExtractor
@@ -94,6 +95,7 @@ def advise(data: str, names: list[str] | None = None, seed: int = 0,
     started = time.perf_counter()
     dataset = open_dataset(data, val_fraction, seed, prefix_separator, test_fraction)
     check_trainable(dataset)
+    one_class_only(dataset, "Ranking the backbones")
     train, val = _sample(dataset.split("train"), SAMPLE_TRAIN, seed), _sample(dataset.split("val"), SAMPLE_VAL, seed)
     ranking, decoded = [], {}
     for name in names or usable():

@@ -61,10 +61,10 @@ def _measure_multilabel(ctx, files: list[str], labels: list[str], logits: torch.
                 "after": round(calibration.calibration_error(probabilities, targets), 4)}}
 
 
-def words(test: dict | None) -> str:
+def words(test: dict | None, multilabel: bool = False) -> str:
     """The test result in one sentence, or why the validation figure is all there is."""
     if not test:
-        return NO_TEST_WORDS
+        return NO_TEST_WORDS.replace("validation accuracy", "validation mAP") if multilabel else NO_TEST_WORDS
     if test.get("map") is not None:
         return (f"Test mAP {test['map']:.3f}, macro-F1 {test['macro_f1']:.2f}, every label right on "
                 f"{test['accuracy']:.1%} of {test['images']} photos kept apart: never trained on and never used "
