@@ -19,10 +19,10 @@ import pandas as pd
 from components import evaluation_view, views
 from components.named import of, wire
 from components.session import user_of
-from studio.data.samples import LABEL_JOIN, MULTI_LABEL
+from studio.data.samples import MULTI_LABEL, label_list
+from studio import evaluation
 from studio.evaluation import SCORE_PREFIX
-from studio.multilabel import decide, metrics
-from studio.multilabel.dataset import label_matrix
+from studio.multilabel import decide
 from studio.multilabel.metrics import DEFAULT_THRESHOLD
 from studio.runs import RunFolder
 
@@ -108,28 +108,19 @@ def thresholds_of(run_dir: str | None, labels: list[str], latest: bool = False) 
     return {name: float(tuned.get(name, DEFAULT_THRESHOLD)) for name in labels}
 
 
-def _has(cell: str) -> list[str]:
-    return [name for name in str(cell).split(LABEL_JOIN) if name]
-
-
 def mistakes(table: pd.DataFrame, labels: list[str], label: str, thresholds: dict,
              limit: int = MISTAKES_SHOWN) -> dict:
     """One label's false positives (said, not there) and false negatives (there, missed), the surest first, as
     rows of the table with their `score`, and how many of each there are (`counts`: said wrongly, missed, photos
-    that have it). The engine's `metrics.mistakes` decides; this only reads the table into its tensors."""
-    import torch
-    probabilities = torch.tensor(table[[SCORE_PREFIX + name for name in labels]].to_numpy(dtype="float32"))
-    targets = label_matrix(table.label.tolist(), labels)
-    cuts = torch.tensor([thresholds[name] for name in labels])
-    found = metrics.mistakes(probabilities, targets, cuts, labels.index(label), table.path.tolist(),
-                             limit=len(table))
+    that have it). The engine decides (`evaluation.multilabel_mistakes`); this only shapes the rows to show."""
+    found = evaluation.multilabel_mistakes(table, labels, thresholds, label, limit=len(table))
     rows = table.set_index("path")
 
     def shown(pairs: list) -> pd.DataFrame:
         return pd.DataFrame([{"path": path, "label": rows.label.get(path, ""), "score": score}
                              for path, score in pairs[:limit]], columns=["path", "label", "score"])
 
-    having = int(targets[:, labels.index(label)].sum())
+    having = sum(label in label_list(cell) for cell in table.label)
     return {"false_positives": shown(found["false_positives"]), "false_negatives": shown(found["false_negatives"]),
             "counts": (len(found["false_positives"]), len(found["false_negatives"]), having)}
 
@@ -141,7 +132,7 @@ def _items(rows: pd.DataFrame) -> list[tuple]:
         image = evaluation_view.thumbnail(row.path)
         if image is None:   # the file changed since training
             continue
-        has = ", ".join(_has(row.label)) or "no label"
+        has = ", ".join(label_list(row.label)) or "no label"
         items.append((image, f"scored {row.score:.0%} · has: {has} · {Path(row.path).name}"))
     return items
 

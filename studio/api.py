@@ -119,21 +119,14 @@ class TrainedModel:
     def label_mistakes(self, label: str, limit: int = 24) -> dict:
         """A multi-label model's mistakes on one label among the validation photos: `false_positives` (said,
         not there) and `false_negatives` (there, not said) as [(path, score)], the surest first."""
-        import torch
-
-        from studio.evaluation import SCORE_PREFIX, read_run_table
-        from studio.multilabel.dataset import label_matrix
-        from studio.multilabel.metrics import mistakes
+        from studio.evaluation import multilabel_mistakes, read_run_table
         if self.task != "multi-label" or self.run_dir is None:
             raise ValueError("label_mistakes is for a multi-label model's run folder; a single-label run's "
                              "mistakes are in its predictions.csv (label against predicted).")
         if label not in self.classes:
             raise ValueError(f"{label!r} is not one of the labels: {', '.join(self.classes)}.")
         table = read_run_table(RunFolder(self.run_dir).predictions)
-        scores = torch.tensor(table[[SCORE_PREFIX + c for c in self.classes]].to_numpy(dtype="float32"))
-        cuts = torch.tensor([self.thresholds[c] for c in self.classes])
-        return mistakes(scores, label_matrix(table.label, self.classes), cuts, self.classes.index(label),
-                        table.path.tolist(), limit)
+        return multilabel_mistakes(table, self.classes, self.thresholds, label, limit)
 
     def _loaded(self):
         if self._predictor is None:

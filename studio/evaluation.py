@@ -192,6 +192,17 @@ def multilabel_table(files: list[str], targets: torch.Tensor, probabilities: tor
     return pd.concat([table, scores], axis=1)
 
 
+def multilabel_mistakes(table, classes: list[str], thresholds: dict, label: str, limit: int = 24) -> dict:
+    """One label's false positives and false negatives in a `multilabel_table` read back (its `p:` columns
+    and `label` cells), at `thresholds` ({label: threshold}), the surest first (`metrics.mistakes`)."""
+    from studio.multilabel.dataset import label_matrix
+    from studio.multilabel.metrics import mistakes
+    scores = torch.tensor(table[[SCORE_PREFIX + c for c in classes]].to_numpy(dtype="float32"))
+    cuts = torch.tensor([float(thresholds[c]) for c in classes])
+    return mistakes(scores, label_matrix(table.label, classes), cuts, classes.index(label), table.path.tolist(),
+                    limit)
+
+
 def cell_photos(table, label: str, predicted: str, limit: int = 48):
     """The photos counted in one confusion-matrix cell, most confident first."""
     rows = table[(table.label == label) & (table.predicted == predicted)]
