@@ -27,16 +27,17 @@ def run(ctx) -> dict:
         decide.undo_weighting(ctx)
     rows = familiarity.reference_sample(len(ctx.train_px), ctx.cfg.seed)
     kept = ctx.kept_features
+    # a multi-label threshold decides yes or no at a line, so it is tuned on the fp32 scores that the model file
+    # and every export compute, not on training's bf16 ones (they differ by up to 0.07 in a score)
+    fp32 = multilabel and ctx.amp
     if kept is not None and kept.fit(ctx.model, rows):   # a head-only model: its backbone's features are known
         val_features, train_features = kept.val.float().cpu(), kept.train.float().cpu()
-        val_logits = _classify(ctx, val_features)
+        val_logits = (_pass(ctx, ctx.val_px, torch.arange(len(ctx.val_px)), amp=False)[0] if fp32 else
+                      _classify(ctx, val_features))
     else:
-        val_logits, val_features = _pass(ctx, ctx.val_px, torch.arange(len(ctx.val_px)))
+        val_logits, val_features = _pass(ctx, ctx.val_px, torch.arange(len(ctx.val_px)),
+                                         amp=False if fp32 else None)
         _, train_features = _pass(ctx, ctx.train_px, torch.tensor(rows, dtype=torch.long))
-    if multilabel and ctx.amp:
-        # a threshold decides yes or no at a line, so it is tuned on the fp32 scores that the model file and
-        # every export compute, not on training's bf16 ones (they differ by up to 0.07 in a score)
-        val_logits, _ = _pass(ctx, ctx.val_px, torch.arange(len(ctx.val_px)), amp=False)
     labels = ctx.val_y.cpu()
     result = calibration.calibrate(val_logits, labels)
     Familiarity.build(train_features, val_features).save(ctx.run.folder.familiarity)
